@@ -1,0 +1,1 @@
+"""The model runtime: base model loading, the adapter registry, switching and generation."""

@@ -1,0 +1,1 @@
+"""unitune's language server (`unitune serve`, `python -m unitune.server`)."""

@@ -1,0 +1,1 @@
+"""Training: mining focal-method/test pairs, fine-tuning adapters, evaluation and scoring."""

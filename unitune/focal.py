@@ -209,12 +209,16 @@ def focal_at(file: SourceFile, offset: int) -> Function | None:
     """The innermost testable function whose span holds byte `offset`, or None.
 
     Walks up from the node at the offset (O(depth), no enumeration) so it stays fast on big files.
-    A cursor just after the last character of a function (end of its last line) still counts."""
+    A cursor just after the last character of a function (end of its last line) still counts, and so
+    does a cursor in the indentation before its first line."""
     found = _focal_at(file, offset)
-    if found is None:
-        nudged = _last_code_byte_before(file, offset)
-        if nudged is not None and nudged != offset:
-            found = _focal_at(file, nudged)
+    # Only when the cursor is not on a token of its own (`}   |int x;` is on the field, not the method).
+    if found is None and (offset >= len(file.data) or file.data[offset] in b" \t\r\n"):
+        for nudged in (_first_code_byte_after_indent(file, offset), _last_code_byte_before(file, offset)):
+            if nudged is not None and nudged != offset:
+                found = _focal_at(file, nudged)
+                if found is not None:
+                    break
     return found
 
 
@@ -227,6 +231,20 @@ def require_focal_at(file: SourceFile, offset: int) -> Function:
             f"{file.name}:{line + 1}:{column + 1}: no function or method here; put the cursor inside one"
         )
     return found
+
+
+def _first_code_byte_after_indent(file: SourceFile, offset: int) -> int | None:
+    """The offset of the first non-blank byte of the line of `offset` when `offset` is in its indentation."""
+    data = file.data
+    start = data.rfind(b"\n", 0, offset) + 1
+    if data[start:offset].strip(b" \t"):
+        return None
+    index = offset
+    while index < len(data) and data[index] in b" \t":
+        index += 1
+    if index >= len(data) or data[index] in b"\r\n":
+        return None
+    return index
 
 
 def _last_code_byte_before(file: SourceFile, offset: int) -> int | None:

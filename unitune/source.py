@@ -81,8 +81,9 @@ class SourceFile:
     def from_path(cls, path: str | Path) -> "SourceFile":
         """Read and parse a file; `BadFileError` for anything that is not a readable source file."""
         path = Path(path)
+        data = read_source_bytes(path)  # a missing file or a directory says so before its extension
         language = language_for_path(path)
-        text = decode_source(read_source_bytes(path), str(path))
+        text = decode_source(data, str(path))
         return cls(text, language, path)
 
     @property

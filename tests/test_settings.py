@@ -1,0 +1,80 @@
+"""Settings: precedence of flags, project and user files; bad values reported, defaults kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from unitune.settings import DEFAULT_MODEL, Settings, load_settings, write_project_setting
+
+
+@pytest.fixture(autouse=True)
+def user_config(tmp_path, monkeypatch):
+    path = tmp_path / "user" / "config.toml"
+    path.parent.mkdir()
+    monkeypatch.setenv("UNITUNE_CONFIG", str(path))
+    return path
+
+
+def test_defaults_without_any_file(tmp_path):
+    loaded = load_settings(tmp_path)
+    assert loaded.settings == Settings()
+    assert loaded.settings.model == DEFAULT_MODEL and loaded.problems == []
+
+
+def test_precedence_flag_over_project_over_user(tmp_path, user_config):
+    user_config.write_text('model = "user/model"\ncandidates = 3\ndevice = "cpu"\n')
+    (tmp_path / "unitune.toml").write_text('model = "project/model"\ncandidates = 2\n')
+    loaded = load_settings(tmp_path, {"candidates": 5})
+    assert loaded.settings.model == "project/model"
+    assert loaded.settings.candidates == 5
+    assert loaded.settings.device == "cpu"
+    assert loaded.sources["device"] == str(user_config)
+
+
+def test_pyproject_tool_table_wins_over_unitune_toml(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.unitune]\nadapter = "mine"\n')
+    (tmp_path / "unitune.toml").write_text('adapter = "other"\n')
+    assert load_settings(tmp_path).settings.adapter == "mine"
+
+
+@pytest.mark.parametrize(
+    "values, key, fragment",
+    [
+        ({"quantization": "3bit"}, "quantization", "is not one of auto, 4bit, 8bit, none"),
+        ({"candidates": 0}, "candidates", "whole number from 1 to 64"),
+        ({"candidates": "two"}, "candidates", "whole number"),
+        ({"context": "all"}, "context", "fm+fc+c+m+f"),
+        ({"trust_remote_code": "yes"}, "trust_remote_code", "true or false"),
+        ({"colour": "red"}, "colour", "unknown setting"),
+    ],
+)
+def test_bad_values_are_reported_and_defaults_used(tmp_path, values, key, fragment):
+    loaded = load_settings(tmp_path, values)
+    assert loaded.settings == Settings()
+    assert len(loaded.problems) == 1
+    assert key in loaded.problems[0] and fragment in loaded.problems[0]
+
+
+def test_broken_project_file_is_reported_not_fatal(tmp_path):
+    (tmp_path / "unitune.toml").write_text("model = \n")
+    loaded = load_settings(tmp_path)
+    assert loaded.settings == Settings() and "cannot read settings" in loaded.problems[0]
+
+
+def test_write_project_setting_keeps_the_rest_of_pyproject(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\n\n[tool.unitune]\nmodel = "m"\n\n[tool.other]\nkey = 1\n')
+    write_project_setting(tmp_path, "adapter", "team-lora")
+    text = pyproject.read_text()
+    assert '[tool.other]\nkey = 1' in text and 'name = "x"' in text
+    assert load_settings(tmp_path).settings.adapter == "team-lora"
+    write_project_setting(tmp_path, "adapter", "other")
+    assert load_settings(tmp_path).settings.adapter == "other"
+    assert text.count("adapter") == 1
+    write_project_setting(tmp_path, "adapter", None)
+    assert load_settings(tmp_path).settings.adapter is None
+
+
+def test_write_project_setting_creates_unitune_toml(tmp_path):
+    path = write_project_setting(tmp_path, "adapter", "x")
+    assert path.name == "unitune.toml" and load_settings(tmp_path).settings.adapter == "x"

@@ -1,0 +1,118 @@
+"""The `unitune` command line.
+
+Usage examples:
+
+    unitune focal src/shop/cart.py --line 42 --json
+    unitune focal src/main/java/shop/Cart.java --line 17 --column 9 --context fm+fc
+
+Each subcommand lives in a small `_cmd_*` function; subcommands that need the model runtime or the
+training code import it lazily, so `unitune focal` and `unitune --help` start without torch.
+Errors are unitune's own exception types, turned into one line on stderr and an exit code:
+1 when the request is well formed but there is nothing to do (no function at the position),
+2 for bad input (a missing, binary or unsupported file, a line past the end, a bad option value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from unitune import __version__
+from unitune.errors import UnituneError
+
+EXIT_OK = 0
+EXIT_NOTHING = 1
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_focal(args: argparse.Namespace) -> int:
+    from unitune.context import parse_context_level, render_context
+    from unitune.focal import require_focal_at
+    from unitune.source import SourceFile, cli_offset
+
+    level = parse_context_level(args.context)
+    file = SourceFile.from_path(args.file)
+    function = require_focal_at(file, cli_offset(file, args.line, args.column))
+    context = render_context(file, function, level)
+    if args.json:
+        record = function.to_json(file)
+        record["context"] = context
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+    else:
+        print(f"{function.qualified_name} ({function.kind}, lines {function.start_line}-{function.end_line})")
+        print()
+        print(context)
+    return EXIT_OK
+
+
+def _add_focal(subparsers) -> None:
+    from unitune.context import CONTEXT_LEVELS, DEFAULT_CONTEXT
+
+    parser = subparsers.add_parser(
+        "focal",
+        help="show the function or method at a position and the context a prompt gives it",
+        description=(
+            "Find the focal method at FILE:LINE[:COLUMN]: the innermost top-level function, method or "
+            "constructor there (a closure, lambda or anonymous-class method resolves to the function "
+            "around it), and render its context. Exit 1 when no function is there, 2 for a bad file "
+            "or position."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="a Python (.py) or Java (.java) source file")
+    parser.add_argument("--line", type=int, required=True, metavar="L", help="1-based line number")
+    parser.add_argument(
+        "--column", type=int, metavar="C",
+        help="1-based column in characters (default: the first non-blank character of the line)",
+    )
+    parser.add_argument(
+        "--context", default=DEFAULT_CONTEXT, metavar="LEVEL",
+        help=f"how much of the surrounding code to include: {', '.join(CONTEXT_LEVELS)} (default {DEFAULT_CONTEXT})",
+    )
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print one JSON object: language, name, qualified_name, class_name, start_line, end_line, source, context",
+    )
+    parser.set_defaults(handler=_cmd_focal)
+
+
+#: Subcommand registrars, in the order `--help` lists them.
+SUBCOMMANDS: list[Callable] = [_add_focal]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitune",
+        description=(
+            "Unit tests for the function under your cursor, written by a local code model tuned on "
+            "your repository. Run `unitune COMMAND --help` for each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"unitune {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except UnituneError as error:
+        print(f"unitune: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("unitune: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `unitune ... | head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,454 @@
+"""The focal context: the code around a focal method that a prompt shows the model.
+
+Levels follow methods2test, each adding to the one before:
+
+- `fm`           the focal method only;
+- `fm+fc`        + the module's imports and the focal class header (every enclosing class of a nested
+                 class, with growing indentation); Java enums also show their constants and records
+                 their components here, since both belong to the type's header;
+- `fm+fc+c`      + constructor signatures (Python `__init__`; a Java compact constructor is shown as
+                 the canonical constructor it declares);
+- `fm+fc+c+m`    + signatures of the other methods of the innermost class (for a top-level Python
+                 function: of the other top-level functions);
+- `fm+fc+c+m+f`  + fields: Python class attributes and the first `self.x = ...` of each attribute in
+                 `__init__` (shown as the body of the `__init__` signature), module constants for a
+                 top-level function; Java field and constant declarations.
+
+Python is laid out as a Python module would be (imports, class attributes, `__init__`, methods in
+source order); Java mirrors the study's prompts (focal method, constructors, methods, fields). The
+output is re-indented with four spaces per class level; long values are elided with `...` and the
+number of signatures is capped, so a huge class cannot blow up a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tree_sitter import Node
+
+from unitune.errors import BadSettingError
+from unitune.focal import FUNCTION, Function, functions
+from unitune.languages import JAVA, PYTHON
+from unitune.source import UTF8, SourceFile
+
+FM = "fm"
+FM_FC = "fm+fc"
+FM_FC_C = "fm+fc+c"
+FM_FC_C_M = "fm+fc+c+m"
+FM_FC_C_M_F = "fm+fc+c+m+f"
+CONTEXT_LEVELS: tuple[str, ...] = (FM, FM_FC, FM_FC_C, FM_FC_C_M, FM_FC_C_M_F)
+DEFAULT_CONTEXT = FM_FC_C_M_F
+
+INDENT = "    "
+#: Values longer than this (or spanning lines) are shown as `...`.
+MAX_VALUE_CHARS = 200
+#: At most this many signatures (and as many fields) per context, the ones nearest the focal method.
+MAX_MEMBERS = 60
+
+_COMMENTS = {PYTHON: frozenset({"comment"}), JAVA: frozenset({"line_comment", "block_comment"})}
+_MULTILINE_STRINGS = {PYTHON: frozenset({"string"}), JAVA: frozenset({"string_literal"})}
+_PY_IMPORTS = frozenset({"import_statement", "import_from_statement", "future_import_statement"})
+# Statements whose blocks still belong to the module's top level (`if TYPE_CHECKING:`, `try:`).
+_PY_IMPORT_BLOCKS = frozenset({
+    "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause", "finally_clause",
+    "block",
+})
+_PY_INIT_BLOCKS = frozenset({
+    "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause", "finally_clause",
+    "with_statement", "for_statement", "while_statement", "block", "expression_statement",
+})
+
+
+def parse_context_level(text: str) -> str:
+    """The context level named by `text` (spaces and case ignored), or `BadSettingError`."""
+    level = re.sub(r"\s+", "", str(text)).lower()
+    if level not in CONTEXT_LEVELS:
+        raise BadSettingError(f"context level {text!r} is not one of: {', '.join(CONTEXT_LEVELS)}")
+    return level
+
+
+# -- text helpers --------------------------------------------------------------------------------
+
+def flatten_span(file: SourceFile, node: Node, start: int, end: int) -> str:
+    """The code in bytes [start, end) of `node` on one line: comments dropped, line breaks collapsed."""
+    drop = sorted((c.start_byte, c.end_byte) for c in _descendants_in(node, start, end, _COMMENTS[file.language]))
+    pieces, cursor = [], start
+    for comment_start, comment_end in drop:
+        pieces.append(file.bytes_text(cursor, comment_start))
+        cursor = comment_end
+    pieces.append(file.bytes_text(cursor, end))
+    text = "".join(pieces)
+    text = re.sub(r"[ \t]*\\\r?\n\s*", " ", text)  # Python line continuations
+    text = re.sub(r"([(\[{])\s*\n\s*", r"\1", text)
+    text = re.sub(r",?\s*\n\s*([)\]}])", r"\1", text)  # a trailing comma only exists for the line break
+    text = re.sub(r"\s*\n\s*", " ", text)
+    return text.strip()
+
+
+def reindent_span(file: SourceFile, node: Node, start: int, end: int, indent: str) -> str:
+    """Bytes [start, end) of `node` as lines re-based to `indent`; lines inside multi-line strings are
+    kept as they are, since their indentation is part of the string's value (docstrings and other
+    bare string statements move with the code: nothing reads their indentation)."""
+    first_row = file.position(start, UTF8)[0]
+    line_prefix = file.bytes_text(file.offset(first_row, 0), start)
+    base = line_prefix[: len(line_prefix) - len(line_prefix.lstrip())]
+    verbatim: set[int] = set()
+    for string in _descendants_in(node, start, end, _MULTILINE_STRINGS[file.language]):
+        parent = string.parent
+        if parent is not None and parent.type == "expression_statement" and parent.named_child_count == 1:
+            continue
+        verbatim.update(range(string.start_point.row + 1, string.end_point.row + 1))
+    lines = file.bytes_text(start, end).split("\n")
+    out = [indent + lines[0].rstrip("\r")]
+    for row, line in enumerate(lines[1:], first_row + 1):
+        line = line.rstrip("\r")
+        if row in verbatim:
+            out.append(line)
+        elif not line.strip():
+            out.append("")
+        elif line.startswith(base):
+            out.append(indent + line[len(base):])
+        else:
+            out.append(indent + line.lstrip())
+    return "\n".join(out)
+
+
+def _descendants_in(node: Node, start: int, end: int, types: frozenset[str]) -> list[Node]:
+    """The outermost descendants of `node` of one of `types` that overlap bytes [start, end)."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if current.end_byte <= start or current.start_byte >= end:
+            continue
+        if current.type in types:
+            found.append(current)
+            continue
+        stack.extend(current.children)
+    return found
+
+
+def _indent_lines(text: str, indent: str) -> str:
+    return "\n".join(indent + line if line else line for line in text.split("\n"))
+
+
+def _nearest(items: list[tuple[int, str]], anchor: int, limit: int = MAX_MEMBERS) -> list[tuple[int, str]]:
+    """At most `limit` of (position, text) items, those nearest `anchor`, in source order."""
+    if len(items) <= limit:
+        return items
+    kept = sorted(items, key=lambda item: abs(item[0] - anchor))[:limit]
+    return sorted(kept, key=lambda item: item[0])
+
+
+# -- imports and signatures ----------------------------------------------------------------------
+
+def module_imports(file: SourceFile) -> list[str]:
+    """The module's imports, one line each, in order and without duplicates.
+
+    Python: `import`/`from` statements at module level, including those under `if TYPE_CHECKING:`
+    and in `try`/`except` blocks. Java: the package declaration, then the imports."""
+    root = file.tree.root_node
+    found: list[str] = []
+    if file.language == PYTHON:
+        stack = list(reversed(root.named_children))
+        while stack:
+            node = stack.pop()
+            if node.type in _PY_IMPORTS:
+                found.append(flatten_span(file, node, node.start_byte, node.end_byte))
+            elif node.type in _PY_IMPORT_BLOCKS:
+                stack.extend(reversed(node.named_children))
+    else:
+        for node in root.named_children:
+            if node.type in ("package_declaration", "import_declaration"):
+                found.append(flatten_span(file, node, node.start_byte, node.end_byte))
+    return list(dict.fromkeys(found))
+
+
+def signature(file: SourceFile, function: Function) -> str:
+    """The function's signature as unindented code: Python `@decorators` + `def name(params) -> ret: ...`,
+    Java modifiers, annotations, type, name, parameters and throws ending in `;`."""
+    if function.language == PYTHON:
+        return _python_signature(file, function) + " ..."
+    return _java_signature(file, function.node)
+
+
+def _python_signature(file: SourceFile, function: Function) -> str:
+    """Decorators and `def ...:` line(s), without a body."""
+    node = function.node
+    if node.type == "assignment":  # `name = lambda params: ...`
+        lam = node.child_by_field_name("right")
+        params = lam.child_by_field_name("parameters")
+        params_text = flatten_span(file, params, params.start_byte, params.end_byte) if params else ""
+        return f"def {function.name}({params_text}):"
+    return definition_header(file, node)
+
+
+def definition_header(file: SourceFile, node: Node) -> str:
+    """A `def` or `class` header with its decorators, one per line, ending in `:`."""
+    lines = []
+    parent = node.parent
+    if parent is not None and parent.type == "decorated_definition":
+        lines = [flatten_span(file, d, d.start_byte, d.end_byte) for d in parent.named_children if d.type == "decorator"]
+    return "\n".join(lines + [flatten_span(file, node, node.start_byte, _python_colon_end(node))])
+
+
+def _python_colon_end(node: Node) -> int:
+    """End of the `:` that closes a def's or class's header."""
+    body = node.child_by_field_name("body")
+    colon_end = body.start_byte if body is not None else node.end_byte
+    for child in node.children:
+        if child.type == ":":
+            colon_end = child.end_byte
+        if body is not None and child.start_byte >= body.start_byte:
+            break
+    return colon_end
+
+
+def _java_signature(file: SourceFile, node: Node) -> str:
+    body = node.child_by_field_name("body")
+    end = body.start_byte if body is not None else node.end_byte
+    return flatten_span(file, node, node.start_byte, end).rstrip(";").rstrip() + ";"
+
+
+def _python_assignment(file: SourceFile, statement: Node) -> str:
+    """An assignment statement on one line; a long or multi-line value becomes `...`."""
+    text = flatten_span(file, statement, statement.start_byte, statement.end_byte)
+    if len(text) <= MAX_VALUE_CHARS and "\n" not in file.node_text(statement):
+        return text
+    assignment = statement.named_children[0]
+    left = assignment.child_by_field_name("left")
+    typed = assignment.child_by_field_name("type")
+    head = file.node_text(left)
+    if typed is not None:
+        head += ": " + flatten_span(file, typed, typed.start_byte, typed.end_byte)
+    if len(head) > MAX_VALUE_CHARS:
+        return ""
+    return head + " = ..." if assignment.child_by_field_name("right") is not None else head
+
+
+def _simple_assignment(statement: Node, targets=("identifier", "pattern_list", "tuple_pattern")) -> Node | None:
+    """The assignment of an `expression_statement` that binds plain names (not a named lambda)."""
+    if statement.type != "expression_statement" or statement.named_child_count != 1:
+        return None
+    assignment = statement.named_children[0]
+    if assignment.type != "assignment":
+        return None
+    left, right = assignment.child_by_field_name("left"), assignment.child_by_field_name("right")
+    if left is None or left.type not in targets or (right is not None and right.type == "lambda"):
+        return None
+    return assignment
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+def render_context(file: SourceFile, function: Function, level: str = DEFAULT_CONTEXT) -> str:
+    """The focal context of `function` at `level`, as code ending with a newline."""
+    level = parse_context_level(level)
+    parts = frozenset(level.split("+"))
+    if level == FM:
+        return reindent_span(file, function.node, function.start_byte, function.end_byte, "") + "\n"
+    imports = module_imports(file)
+    if file.language == PYTHON:
+        blocks = ["\n".join(imports)] if imports else []
+        if function.class_nodes:
+            blocks.append(_python_class_context(file, function, parts))
+        else:
+            blocks.extend(_python_module_context(file, function, parts))
+        return "\n\n\n".join(blocks) + "\n"
+    blocks = []
+    package = [line for line in imports if line.startswith("package ")]
+    others = [line for line in imports if not line.startswith("package ")]
+    if package:
+        blocks.append("\n".join(package))
+    if others:
+        blocks.append("\n".join(others))
+    blocks.append(_java_class_context(file, function, parts))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _python_module_context(file: SourceFile, function: Function, parts) -> list[str]:
+    blocks = []
+    if "f" in parts:
+        constants = []
+        for statement in file.tree.root_node.named_children:
+            if _simple_assignment(statement) is not None:
+                constants.append((statement.start_byte, _python_assignment(file, statement)))
+        constants = [(at, text) for at, text in _nearest(constants, function.start_byte) if text]
+        if constants:
+            blocks.append("\n".join(text for _, text in constants))
+    others = []
+    if "m" in parts:
+        others = [
+            (other.start_byte, signature(file, other))
+            for other in functions(file)
+            if other.kind == FUNCTION and other.start_byte != function.start_byte
+        ]
+    focal = (function.start_byte, reindent_span(file, function.node, function.start_byte, function.end_byte, ""))
+    blocks.extend(text for _, text in sorted(_nearest(others, function.start_byte) + [focal]))
+    return blocks
+
+
+def _python_class_context(file: SourceFile, function: Function, parts) -> str:
+    lines = []
+    for depth, class_node in enumerate(function.class_nodes):
+        indent = INDENT * depth
+        header = definition_header(file, class_node)
+        lines.extend(indent + line for line in header.split("\n"))
+    indent = INDENT * len(function.class_nodes)
+    innermost = function.class_nodes[-1]
+    blocks = []
+    if "f" in parts:
+        body = innermost.child_by_field_name("body")
+        attributes = [
+            _python_assignment(file, statement)
+            for statement in (body.named_children if body is not None else [])
+            if _simple_assignment(statement, ("identifier",)) is not None
+        ]
+        attributes = [text for text in attributes if text][:MAX_MEMBERS]
+        if attributes:
+            blocks.append((-1, "\n".join(indent + text for text in attributes)))
+    members = []
+    for method in functions(file):
+        if not method.class_nodes or method.class_nodes[-1] != innermost:
+            continue
+        if method.start_byte == function.start_byte:
+            blocks.append((method.start_byte, reindent_span(file, method.node, method.start_byte, method.end_byte, indent)))
+        elif method.name == "__init__":
+            if "c" in parts:
+                blocks.append((method.start_byte, _indent_lines(_python_init(file, method, "f" in parts), indent)))
+        elif "m" in parts:
+            members.append((method.start_byte, _indent_lines(signature(file, method), indent)))
+    blocks.extend(_nearest(members, function.start_byte))
+    blocks.sort(key=lambda block: block[0])
+    return "\n".join(lines) + "\n" + "\n\n".join(text for _, text in blocks)
+
+
+def _python_init(file: SourceFile, init: Function, with_fields: bool) -> str:
+    """`__init__`'s signature, followed by its first assignment to each `self.x` when fields are shown."""
+    header = _python_signature(file, init)
+    assignments = _self_assignments(file, init.node) if with_fields else []
+    if not assignments:
+        return header + " ..."
+    return header + "\n" + "\n".join(INDENT + text for text in assignments)
+
+
+def _self_assignments(file: SourceFile, init: Node) -> list[str]:
+    params = init.child_by_field_name("parameters")
+    first = params.named_children[0] if params is not None and params.named_children else None
+    self_name = file.node_text(first) if first is not None and first.type == "identifier" else "self"
+    seen: set[str] = set()
+    found: list[str] = []
+    body = init.child_by_field_name("body")
+    stack = [body] if body is not None else []
+    while stack:  # depth-first in source order, not into nested functions or classes
+        node = stack.pop()
+        if node.type == "expression_statement" and node.named_child_count == 1 and node.named_children[0].type == "assignment":
+            left = node.named_children[0].child_by_field_name("left")
+            targets = left.named_children if left is not None and left.type in ("pattern_list", "tuple_pattern") else [left]
+            names = {
+                file.node_text(target.child_by_field_name("attribute"))
+                for target in targets
+                if target is not None and target.type == "attribute"
+                and file.node_text(target.child_by_field_name("object")) == self_name
+            }
+            if names - seen:
+                seen |= names
+                text = _python_assignment(file, node)
+                if text:
+                    found.append(text)
+        elif node.type in _PY_INIT_BLOCKS:
+            stack.extend(reversed(node.named_children))
+    return found[:MAX_MEMBERS]
+
+
+def _java_class_context(file: SourceFile, function: Function, parts) -> str:
+    if not function.class_nodes:
+        return reindent_span(file, function.node, function.start_byte, function.end_byte, "")
+    depth = len(function.class_nodes)
+    opening = []
+    for level, class_node in enumerate(function.class_nodes):
+        body = class_node.child_by_field_name("body")
+        end = body.start_byte if body is not None else class_node.end_byte
+        opening.append(INDENT * level + flatten_span(file, class_node, class_node.start_byte, end) + " {")
+    indent = INDENT * depth
+    innermost = function.class_nodes[-1]
+    groups: list[list[str]] = []
+    if innermost.type == "enum_declaration":
+        groups.append([indent + _java_enum_constants(file, innermost)])
+    groups.append([reindent_span(file, function.node, function.start_byte, function.end_byte, indent)])
+    constructors, methods, fields = [], [], []
+    for member in _java_members(innermost):
+        if member.start_byte == function.start_byte:
+            continue
+        if member.type == "constructor_declaration":
+            constructors.append((member.start_byte, _java_signature(file, member)))
+        elif member.type == "compact_constructor_declaration":
+            constructors.append((member.start_byte, _java_compact_constructor(file, member, innermost)))
+        elif member.type == "method_declaration":
+            methods.append((member.start_byte, _java_signature(file, member)))
+        elif member.type in ("field_declaration", "constant_declaration"):
+            fields.append((member.start_byte, _java_field(file, member)))
+    for flag, items in (("c", constructors), ("m", methods), ("f", fields)):
+        if flag in parts and items:
+            groups.append([indent + text for _, text in _nearest(items, function.start_byte)])
+    lines = []
+    for level, header in enumerate(opening):
+        lines += [header, ""]
+    lines.append("\n\n".join("\n".join(group) for group in groups if group))
+    for level in reversed(range(depth)):
+        lines += ["", INDENT * level + "}"]
+    return "\n".join(lines)
+
+
+def _java_members(type_node: Node) -> list[Node]:
+    body = type_node.child_by_field_name("body")
+    if body is None:
+        return []
+    members = []
+    for child in body.named_children:
+        if child.type == "enum_body_declarations":
+            members.extend(child.named_children)
+        else:
+            members.append(child)
+    return members
+
+
+def _java_enum_constants(file: SourceFile, enum: Node) -> str:
+    body = enum.child_by_field_name("body")
+    constants = []
+    for constant in (body.named_children if body is not None else []):
+        if constant.type != "enum_constant":
+            continue
+        text = _field_text(file, constant, "name")
+        arguments = constant.child_by_field_name("arguments")
+        if arguments is not None:
+            text += flatten_span(file, arguments, arguments.start_byte, arguments.end_byte)
+        constants.append(text)
+    return ", ".join(constants[:MAX_MEMBERS]) + ";"
+
+
+def _java_compact_constructor(file: SourceFile, constructor: Node, record: Node) -> str:
+    """A record's compact constructor as the canonical constructor it declares: `Point(int x, int y);`."""
+    body = constructor.child_by_field_name("body")
+    head = flatten_span(file, constructor, constructor.start_byte, body.start_byte if body else constructor.end_byte)
+    components = record.child_by_field_name("parameters")
+    params = flatten_span(file, components, components.start_byte, components.end_byte) if components else "()"
+    return f"{head}{params};"
+
+
+def _java_field(file: SourceFile, field: Node) -> str:
+    text = flatten_span(file, field, field.start_byte, field.end_byte)
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    # Too long to show: keep the declaration, drop the initializers.
+    head = [
+        flatten_span(file, child, child.start_byte, child.end_byte)
+        for child in field.children
+        if child.type not in ("variable_declarator", ",", ";") and child.type not in _COMMENTS[JAVA]
+    ]
+    names = [_field_text(file, d, "name") for d in field.children_by_field_name("declarator")]
+    return " ".join(head) + " " + ", ".join(names) + ";"
+
+
+def _field_text(file: SourceFile, node: Node, name: str) -> str:
+    child = node.child_by_field_name(name)
+    return file.node_text(child) if child is not None else ""

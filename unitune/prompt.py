@@ -1,0 +1,399 @@
+"""The prompt format: the only place a prompt is built, for training and for inference alike.
+
+A prompt is plain code in the target language, so any base model can complete it:
+
+    <focal context (unitune.context)>
+    <test file header: the existing test file's imports, fixtures, class header and set-up,
+     or what a new test file needs>
+    <the opening of a new test>
+
+The opening is `def test_<name>(` for a pytest function, `    def test_<name>(self` inside the test
+class for unittest (and for tests that live in a class), and `    @Test` + `    public void
+test<Name>() throws Exception {` + newline for JUnit. The completion is the rest of the test: for
+Python from the parameters on, through the last line of the body (with its newline); for Java the
+body through the method's closing brace. `split_test` cuts a developer's test the same way, so
+training pairs and inference prompts have one shape.
+
+Test names: Python `test_<focal name in snake case>`, Java `test<FocalName>` (a constructor's focal
+name is its class name). Test classes: Python `Test<Class>`, Java `<OutermostClass>Test`.
+
+Generation stops where `StopScanner` says the test ended: in Python at the first code line indented
+no deeper than the test's `def` (a dedent; lines inside brackets, after a backslash or inside strings
+do not count), in Java when the brace opened by the test method is closed (braces in strings, char
+literals and comments do not count).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tree_sitter import Node
+
+from unitune.context import (
+    DEFAULT_CONTEXT, INDENT, definition_header, flatten_span, module_imports, reindent_span, render_context,
+)
+from unitune.errors import UnituneError
+from unitune.frameworks import (  # noqa: F401  (re-exported: the prompt's vocabulary)
+    DEFAULT_FRAMEWORK, FRAMEWORKS_BY_LANGUAGE, JUNIT4, JUNIT5, PYTEST, UNITTEST, parse_framework,
+)
+from unitune.stopping import StopScanner, indent_width, test_has_ended  # noqa: F401
+from unitune.focal import Function
+from unitune.languages import JAVA, PYTHON
+from unitune.source import SourceFile
+
+PROMPT_FORMAT_VERSION = 1
+
+
+_JUNIT_IMPORTS = {
+    JUNIT5: ("import org.junit.jupiter.api.Test;", "import static org.junit.jupiter.api.Assertions.*;"),
+    JUNIT4: ("import org.junit.Test;", "import static org.junit.Assert.*;"),
+}
+_PY_LIFECYCLE = frozenset({
+    "setUp", "tearDown", "setUpClass", "tearDownClass", "asyncSetUp", "asyncTearDown",
+    "setup_method", "teardown_method", "setup_class", "teardown_class", "setup", "teardown",
+})
+_JAVA_LIFECYCLE = frozenset({
+    "BeforeEach", "AfterEach", "BeforeAll", "AfterAll", "Before", "After", "BeforeClass", "AfterClass",
+})
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+def snake_case(name: str) -> str:
+    """`getHTTPValue` -> `get_http_value`; leading and trailing underscores dropped."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.strip("_"))
+    return re.sub(r"_+", "_", spaced).lower()
+
+
+def test_name_for(function: Function) -> str:
+    """The name of a new test of `function`: `test_deposit` (Python), `testDeposit` (Java)."""
+    if function.language == PYTHON:
+        stem = snake_case(function.name)
+        return f"test_{stem}" if stem else "test"
+    return "test" + function.name[:1].upper() + function.name[1:]
+
+
+def test_class_name(function: Function) -> str:
+    """The test class of `function`: `TestAccount` (Python), `AccountTest` (Java, outermost class)."""
+    if function.language == PYTHON:
+        subject = function.class_path[-1] if function.class_path else function.name
+        return "Test" + "".join(part[:1].upper() + part[1:] for part in snake_case(subject).split("_"))
+    return (function.class_path[0] if function.class_path else function.name) + "Test"
+
+
+# -- test file header ----------------------------------------------------------------------------
+
+def test_file_header(
+    language: str,
+    framework: str,
+    focal: Function,
+    focal_file: SourceFile,
+    module_import: str | None,
+    existing_test_source: str | None,
+    test_class: str | None = None,
+) -> str:
+    """The part of a test file a new test goes after, without trailing blank lines.
+
+    From an existing test file: its imports, pytest fixtures, and (for tests in a class) the class
+    header with its attributes and set-up/tear-down methods; Java: package, imports, the test class
+    header, its fields and `@Before*`/`@After*` methods. Otherwise what a new test file needs.
+
+    `module_import` is the dotted module of the focal file for Python (`bank.account`; None: the
+    file's stem), and for Java an optional fully qualified class to import when the test is in
+    another package. `test_class` names the class the test belongs in (Python: only for class-style
+    tests; unittest always uses one)."""
+    framework = parse_framework(framework, language)
+    existing = SourceFile(existing_test_source, language) if existing_test_source and existing_test_source.strip() else None
+    if language == PYTHON:
+        return _python_test_header(framework, focal, focal_file, module_import, existing, test_class)
+    return _java_header(framework, focal, focal_file, module_import, existing, test_class)
+
+
+def _python_test_header(framework, focal, focal_file, module_import, existing, test_class) -> str:
+    subject = focal.class_path[0] if focal.class_path else focal.name
+    module = module_import or (focal_file.path.stem if focal_file.path else None)
+    focal_import = f"from {module} import {subject}" if module else None
+    in_class = framework == UNITTEST or test_class is not None
+    class_name = test_class or test_class_name(focal)
+    blocks: list[str] = []
+    if existing is None:
+        imports = ["import pytest" if framework == PYTEST else "import unittest"]
+        if focal_import:
+            imports += ["", focal_import]
+        blocks.append("\n".join(imports))
+        class_node = None
+    else:
+        imports = module_imports(existing)
+        if framework == UNITTEST and not any(re.search(r"\bunittest\b", line) for line in imports):
+            imports.insert(0, "import unittest")
+        if focal_import and not any(re.search(rf"\b{re.escape(subject)}\b", line) for line in imports):
+            imports.append(focal_import)
+        if imports:
+            blocks.append("\n".join(imports))
+        blocks.extend(_python_fixtures(existing))
+        class_node = _python_test_class(existing, test_class, class_name) if in_class else None
+    if in_class:
+        if class_node is None:
+            base = "(unittest.TestCase)" if framework == UNITTEST else ""
+            blocks.append(f"class {class_name}{base}:")
+        else:
+            blocks.append(_python_class_block(existing, class_node))
+    return "\n\n\n".join(blocks)
+
+
+def _python_fixtures(file: SourceFile) -> list[str]:
+    """The module-level pytest fixtures of a test file, in full."""
+    return [
+        reindent_span(file, node, node.start_byte, node.end_byte, "")
+        for node in file.tree.root_node.named_children
+        if _is_fixture(file, node)
+    ]
+
+
+def _is_fixture(file: SourceFile, node: Node) -> bool:
+    return node.type == "decorated_definition" and any(
+        _decorator_name(file, d).endswith("fixture") for d in node.named_children if d.type == "decorator"
+    )
+
+
+def _decorator_name(file: SourceFile, decorator: Node) -> str:
+    return file.node_text(decorator).lstrip("@").split("(", 1)[0].strip()
+
+
+def _python_test_class(file: SourceFile, exact: str | None, preferred: str) -> Node | None:
+    """The class named `exact`; without one, the class named `preferred`, else the first `TestCase`
+    subclass; None when there is no such class (a new one is written)."""
+    classes = []
+    for node in file.tree.root_node.named_children:
+        definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
+        if definition is not None and definition.type == "class_definition":
+            classes.append((file.node_text(definition.child_by_field_name("name")), definition))
+    for name, node in classes:
+        if name == (exact or preferred):
+            return node
+    if exact is not None:
+        return None
+    for _, node in classes:
+        superclasses = node.child_by_field_name("superclasses")
+        if superclasses is not None and "TestCase" in file.node_text(superclasses):
+            return node
+    return None
+
+
+def _python_class_block(file: SourceFile, class_node: Node) -> str:
+    """A test class's header, class attributes, set-up/tear-down methods and fixtures."""
+    lines = [definition_header(file, class_node)]
+    body = class_node.child_by_field_name("body")
+    members: list[str] = []
+    attributes: list[str] = []
+    for node in body.named_children if body is not None else []:
+        definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
+        if node.type == "expression_statement" and node.named_child_count == 1 and node.named_children[0].type == "assignment":
+            attributes.append(INDENT + flatten_span(file, node, node.start_byte, node.end_byte))
+        elif definition is not None and definition.type == "function_definition":
+            if file.node_text(definition.child_by_field_name("name")) in _PY_LIFECYCLE or _is_fixture(file, node):
+                members.append(reindent_span(file, node, node.start_byte, node.end_byte, INDENT))
+    if attributes:
+        members.insert(0, "\n".join(attributes))
+    return "\n".join(lines) + ("\n" + "\n\n".join(members) if members else "")
+
+
+def _java_header(framework, focal, focal_file, module_import, existing, test_class) -> str:
+    class_name = test_class or test_class_name(focal)
+    test_import, assert_import = _JUNIT_IMPORTS[framework]
+    focal_import = f"import {module_import};" if module_import else None
+    if existing is None:
+        package = [line for line in module_imports(focal_file) if line.startswith("package ")]
+        imports = [test_import] + ([focal_import] if focal_import else [])
+        blocks = package + ["\n".join(imports), assert_import]
+        public = "public " if framework == JUNIT4 else ""
+        blocks.append(f"{public}class {class_name} {{")
+        return "\n\n".join(blocks)
+    lines = module_imports(existing)
+    if not any(line.endswith(".Test;") or line.endswith(".api.*;") or line == "import org.junit.*;" for line in lines):
+        lines.append(test_import)
+    if focal_import and focal_import not in lines:
+        lines.append(focal_import)
+    package = [line for line in lines if line.startswith("package ")]
+    imports = [line for line in lines if not line.startswith("package ")]
+    blocks = package + (["\n".join(imports)] if imports else [])
+    blocks.append(_java_class_block(existing, class_name, framework))
+    return "\n\n".join(blocks)
+
+
+def _java_class_block(file: SourceFile, class_name: str, framework: str) -> str:
+    classes = [node for node in file.tree.root_node.named_children if node.type == "class_declaration"]
+    chosen = next((node for node in classes if file.node_text(node.child_by_field_name("name")) == class_name), None)
+    chosen = chosen or (classes[0] if classes else None)
+    if chosen is None:
+        return ("public " if framework == JUNIT4 else "") + f"class {class_name} {{"
+    body = chosen.child_by_field_name("body")
+    header = flatten_span(file, chosen, chosen.start_byte, body.start_byte if body is not None else chosen.end_byte) + " {"
+    fields, methods = [], []
+    for member in body.named_children if body is not None else []:
+        if member.type == "field_declaration":
+            fields.append(reindent_span(file, member, member.start_byte, member.end_byte, INDENT))
+        elif member.type == "method_declaration" and _is_java_lifecycle(file, member):
+            methods.append(reindent_span(file, member, member.start_byte, member.end_byte, INDENT))
+    groups = (["\n".join(fields)] if fields else []) + methods
+    return header + ("\n\n" + "\n\n".join(groups) if groups else "")
+
+
+def _is_java_lifecycle(file: SourceFile, method: Node) -> bool:
+    name = file.node_text(method.child_by_field_name("name"))
+    if name in ("setUp", "tearDown"):
+        return True
+    modifiers = next((child for child in method.children if child.type == "modifiers"), None)
+    for annotation in modifiers.named_children if modifiers is not None else []:
+        if annotation.type in ("marker_annotation", "annotation"):
+            if file.node_text(annotation.child_by_field_name("name")).rsplit(".", 1)[-1] in _JAVA_LIFECYCLE:
+                return True
+    return False
+
+
+# -- the prompt ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt and what inference needs to turn its completion into a test."""
+
+    text: str
+    language: str
+    framework: str
+    test_name: str
+    prefix: str  # the test's opening line(s): the end of `text`; the whole test is prefix + completion
+    indent: str  # indentation of the test body's lines
+    def_indent: int  # columns of the test's `def` / `@Test` line
+    test_class: str | None = None
+    level: str = DEFAULT_CONTEXT
+    version: int = PROMPT_FORMAT_VERSION
+
+    def stop_scanner(self) -> "StopScanner":
+        """A fresh scanner that finds where a completion of this prompt ends its test."""
+        return StopScanner(self.language, self.def_indent)
+
+    def test_source(self, completion: str) -> str:
+        """The complete test: the prefix and the completion up to where the test ends."""
+        end = test_has_ended(self.language, completion, self.def_indent)
+        return (self.prefix + completion[: end if end is not None else len(completion)]).rstrip() + "\n"
+
+
+def test_prefix(language: str, framework: str, test_name: str, in_class: bool = False) -> str:
+    """The opening of a new test, which every prompt ends with."""
+    if language == PYTHON:
+        return f"{INDENT}def {test_name}(self" if in_class or framework == UNITTEST else f"def {test_name}("
+    return f"{INDENT}@Test\n{INDENT}public void {test_name}() throws Exception {{\n"
+
+
+def build_prompt(
+    focal_file: SourceFile,
+    function: Function,
+    *,
+    framework: str,
+    module_import: str | None,
+    existing_test_source: str | None = None,
+    level: str = DEFAULT_CONTEXT,
+    test_name: str | None = None,
+    test_class: str | None = None,
+    prefix: str | None = None,
+) -> Prompt:
+    """The prompt for a new test of `function`. `prefix` replaces the default test opening (training
+    passes the developer test's own opening from `split_test`)."""
+    language = focal_file.language
+    framework = parse_framework(framework, language)
+    name = test_name or test_name_for(function)
+    in_class = language == JAVA or framework == UNITTEST or test_class is not None
+    header = test_file_header(
+        language, framework, function, focal_file, module_import, existing_test_source,
+        test_class if in_class else None,
+    )
+    opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class)
+    context = render_context(focal_file, function, level).rstrip("\n")
+    if language == PYTHON:
+        separator = "\n\n\n" if not in_class else ("\n" if header.endswith(":") else "\n\n")
+        text = context + "\n\n\n" + header + separator + opening
+    else:
+        text = context + "\n\n" + header + "\n\n" + opening
+    def_line = opening.rstrip("\n").split("\n")[-1]
+    def_indent = indent_width(def_line[: len(def_line) - len(def_line.lstrip())])
+    body_indent = " " * def_indent + INDENT
+    resolved_class = (test_class or test_class_name(function)) if in_class else None
+    return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level)
+
+
+def split_test(test_source: str, language: str, indent: str | None = None) -> tuple[str, str]:
+    """Cut a developer's test into the opening a prompt ends with and the completion.
+
+    Python: the opening runs through `def name(` (and `self` when that is the first parameter);
+    Java: through the method's `{` and a newline. With `indent`, the test is first re-indented so
+    its `def`/annotation line starts with `indent`."""
+    source = SourceFile(test_source, language)
+    definition = _first_definition(source.tree.root_node, language)
+    if definition is None or definition.child_by_field_name("body") is None:
+        raise UnituneError(f"not a test function: {test_source.strip().splitlines()[0][:80] if test_source.strip() else '(empty)'}")
+    span = definition.parent if definition.parent is not None and definition.parent.type == "decorated_definition" else definition
+    if indent is not None:
+        rebased = reindent_span(source, span, span.start_byte, span.end_byte, indent) + "\n"
+        return split_test(rebased, language)
+    start = source.offset(span.start_point.row, 0)
+    if language == PYTHON:
+        params = definition.child_by_field_name("parameters")
+        cut = params.start_byte + 1
+        first = params.named_children[0] if params.named_children else None
+        if first is not None and first.type == "identifier" and source.node_text(first) == "self":
+            cut = first.end_byte
+        return source.bytes_text(start, cut), source.bytes_text(cut, definition.end_byte) + "\n"
+    body = definition.child_by_field_name("body")
+    opening = source.bytes_text(start, body.start_byte + 1) + "\n"
+    rest = source.bytes_text(body.start_byte + 1, definition.end_byte)
+    first_line, newline, remainder = rest.partition("\n")
+    if not first_line.strip() and newline:
+        return opening, remainder
+    # Code on the brace's line: move it to a line of its own.
+    line = source.line_text(span.start_point.row)
+    return opening, line[: len(line) - len(line.lstrip())] + INDENT + rest.lstrip(" \t")
+
+
+def _first_definition(root: Node, language: str) -> Node | None:
+    wanted = "function_definition" if language == PYTHON else "method_declaration"
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == wanted:
+            return node
+        stack.extend(reversed(node.children))
+    return None
+
+
+def training_example(
+    focal_file: SourceFile,
+    function: Function,
+    test_source: str,
+    *,
+    framework: str,
+    module_import: str | None,
+    existing_test_source: str | None = None,
+    level: str = DEFAULT_CONTEXT,
+    test_class: str | None = None,
+) -> tuple[str, str]:
+    """(prompt, completion) for a developer's test of `function`, built exactly as inference builds
+    prompts; `test_class` is the class the test is a method of, if any."""
+    language = focal_file.language
+    framework = parse_framework(framework, language)
+    in_class = language == JAVA or framework == UNITTEST or test_class is not None
+    opening, completion = split_test(test_source, language, INDENT if in_class else "")
+    name_match = re.search(r"(?:def|void)\s+(\w+)\s*\(", opening)
+    prompt = build_prompt(
+        focal_file, function, framework=framework, module_import=module_import,
+        existing_test_source=existing_test_source, level=level,
+        test_name=name_match.group(1) if name_match else None, test_class=test_class, prefix=opening,
+    )
+    return prompt.text, completion
+
+
+# These helpers are named after what they make (tests), not tests themselves: keep pytest from
+# collecting them wherever they are imported into a test module.
+for _helper in (test_name_for, test_class_name, test_file_header, test_prefix):
+    _helper.__test__ = False
+del _helper

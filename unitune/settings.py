@@ -1,0 +1,218 @@
+"""Settings: one typed, fully defaulted schema, and where values come from.
+
+Precedence, highest first: command-line flag or editor setting > project file > user file > defaults.
+- project: `[tool.unitune]` in `pyproject.toml`, else `unitune.toml` at the project root;
+- user: `unitune/config.toml` in the platform's config directory (`UNITUNE_CONFIG` overrides the path);
+- data (adapters, logs, checkpoints): `UNITUNE_HOME`, default the platform's user data directory.
+
+A bad value never stops unitune: it is reported (key, value, what is allowed) and the default is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unitune.context import CONTEXT_LEVELS, DEFAULT_CONTEXT
+from unitune.frameworks import FRAMEWORKS
+
+#: The model used when no `model` is set: the small model shipped inside the package.
+DEFAULT_MODEL = "unitune-mini"
+
+QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
+DEVICES = ("auto", "cuda", "cpu", "mps")
+VALIDATIONS = ("none", "syntax", "run")
+
+PROJECT_FILE = "unitune.toml"
+PYPROJECT_FILE = "pyproject.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its default. `None` means "not set; detect or leave off"."""
+
+    model: str = DEFAULT_MODEL
+    adapter: str | None = None
+    quantization: str = "auto"
+    device: str = "auto"
+    context: str = DEFAULT_CONTEXT
+    max_new_tokens: int = 256
+    candidates: int = 1
+    validate: str = "syntax"
+    test_dir: str | None = None
+    framework: str | None = None
+    trust_remote_code: bool = False
+
+
+#: What each key allows, for validation and for the messages a bad value gets.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "quantization": QUANTIZATIONS,
+    "device": DEVICES,
+    "context": CONTEXT_LEVELS,
+    "validate": VALIDATIONS,
+    "framework": FRAMEWORKS,
+}
+_RANGES: dict[str, tuple[int, int]] = {"max_new_tokens": (1, 8192), "candidates": (1, 64)}
+KEYS = tuple(f.name for f in dataclasses.fields(Settings))
+
+
+@dataclass
+class LoadedSettings:
+    """Settings plus the problems found while reading them (shown to the user, never fatal)."""
+
+    settings: Settings
+    problems: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # key -> where its value came from
+
+
+def validate(values: dict[str, Any], origin: str, problems: list[str]) -> dict[str, Any]:
+    """The valid subset of `values`; every invalid or unknown entry adds a message to `problems`."""
+    valid: dict[str, Any] = {}
+    defaults = Settings()
+    for key, value in values.items():
+        key = key.replace("-", "_")
+        if key not in KEYS:
+            problems.append(f"{origin}: unknown setting {key!r} ignored (known: {', '.join(KEYS)})")
+            continue
+        if value is None:
+            continue
+        default = getattr(defaults, key)
+        if key in _CHOICES:
+            if value not in _CHOICES[key]:
+                problems.append(
+                    f"{origin}: {key} = {value!r} is not one of {', '.join(_CHOICES[key])}; using {default!r}"
+                )
+                continue
+        elif key in _RANGES:
+            low, high = _RANGES[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                problems.append(
+                    f"{origin}: {key} = {value!r} must be a whole number from {low} to {high}; using {default!r}"
+                )
+                continue
+        elif key == "trust_remote_code":
+            if not isinstance(value, bool):
+                problems.append(f"{origin}: {key} = {value!r} must be true or false; using {default!r}")
+                continue
+        elif not isinstance(value, str) or not value.strip():
+            problems.append(f"{origin}: {key} = {value!r} must be a non-empty string; using {default!r}")
+            continue
+        valid[key] = value
+    return valid
+
+
+def user_config_path() -> Path:
+    if os.environ.get("UNITUNE_CONFIG"):
+        return Path(os.environ["UNITUNE_CONFIG"])
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("unitune")) / "config.toml"
+
+
+def data_home() -> Path:
+    """Where adapters, logs and checkpoints live: `UNITUNE_HOME`, else the user data directory."""
+    if os.environ.get("UNITUNE_HOME"):
+        return Path(os.environ["UNITUNE_HOME"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("unitune"))
+
+
+def _read_toml(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        problems.append(f"{path}: cannot read settings ({error}); ignoring this file")
+        return None
+
+
+def project_settings_file(project_root: Path) -> Path:
+    """The file that holds (or will hold) a project's settings."""
+    pyproject = project_root / PYPROJECT_FILE
+    if pyproject.is_file():
+        try:
+            if "unitune" in tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}):
+                return pyproject
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            pass
+    return project_root / PROJECT_FILE
+
+
+def read_project(project_root: Path, problems: list[str]) -> tuple[dict[str, Any], str | None]:
+    """The project's raw settings and the file they came from."""
+    pyproject = _read_toml(project_root / PYPROJECT_FILE, problems)
+    if pyproject and isinstance(pyproject.get("tool", {}).get("unitune"), dict):
+        return pyproject["tool"]["unitune"], str(project_root / PYPROJECT_FILE)
+    path = project_root / PROJECT_FILE
+    table = _read_toml(path, problems)
+    if table is None:
+        return {}, None
+    return table.get("tool", {}).get("unitune", table), str(path)
+
+
+def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | None = None) -> LoadedSettings:
+    """Merge defaults < user file < project file < `overrides` (flags or editor settings)."""
+    problems: list[str] = []
+    sources: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    user_path = user_config_path()
+    user = _read_toml(user_path, problems) or {}
+    layers = [(user, str(user_path))]
+    if project_root is not None:
+        project, origin = read_project(Path(project_root), problems)
+        layers.append((project, origin or str(project_root)))
+    layers.append((overrides or {}, "settings"))
+    for values, origin in layers:
+        if not isinstance(values, dict):
+            problems.append(f"{origin}: settings must be a table of key = value; ignoring it")
+            continue
+        for key, value in validate(values, origin, problems).items():
+            merged[key] = value
+            sources[key] = origin
+    return LoadedSettings(Settings(**merged), problems, sources)
+
+
+def write_project_setting(project_root: Path, key: str, value: str | None) -> Path:
+    """Record one setting in the project's settings file, keeping everything else in it.
+
+    Edits the `key = ...` line in place when present (in `[tool.unitune]` of pyproject.toml or at the
+    top of unitune.toml), else adds it; `None` removes the key. Returns the file written."""
+    if key not in KEYS:
+        raise ValueError(f"unknown setting {key!r}")
+    path = project_settings_file(project_root)
+    text = path.read_text("utf-8") if path.exists() else ""
+    lines = text.splitlines()
+    table = "[tool.unitune]" if path.name == PYPROJECT_FILE else None
+    start = 0
+    if table is not None:
+        start = next(i for i, line in enumerate(lines) if line.strip() == table) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    rendered = None if value is None else f"{key} = {_toml_string(value)}"
+    for index in range(start, end):
+        stripped = lines[index].strip()
+        if stripped.split("=", 1)[0].strip() == key and "=" in stripped:
+            if rendered is None:
+                del lines[index]
+            else:
+                lines[index] = rendered
+            break
+    else:
+        if rendered is not None:
+            lines.insert(end if table is not None else _first_table(lines), rendered)
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def _first_table(lines: list[str]) -> int:
+    return next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

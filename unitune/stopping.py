@@ -1,0 +1,206 @@
+"""Where a generated test ends: the stop rule that matches the prompt format of `unitune.prompt`.
+
+Generation calls `StopScanner.feed` after each token, so it only looks at the new text each time.
+"""
+
+from __future__ import annotations
+
+from unitune.languages import PYTHON
+
+
+def indent_width(whitespace: str) -> int:
+    width = 0
+    for char in whitespace:
+        width = (width // 8 + 1) * 8 if char == "\t" else width + 1
+    return width
+
+
+class StopScanner:
+    """Finds where a generated test ends, fed the completion piece by piece (each call costs only the
+    new text). `feed` returns the index in the whole completion where the test ends, or None.
+
+    Python: the test ends before the first code line indented no deeper than `indent` (the `def`'s
+    columns); a comment-only line does not end it, but a run of such lines right before the end is
+    left out. The returned index is just after the newline of the test's last line. Java: the test
+    ends just after the `}` that balances the method's `{` (already in the prompt)."""
+
+    def __init__(self, language: str, indent: int = 0):
+        self.language = language
+        self.def_indent = indent
+        self._pending = ""  # text not yet scanned (waiting for look-ahead)
+        self._offset = 0  # index of _pending[0] in the whole completion
+        self._end: int | None = None
+        self._depth = 1  # the prompt ends inside `def name(` or after the method's `{`
+        self._string: str | None = None  # the delimiter that closes the current string
+        self._comment: str | None = None  # "line" or "block"
+        self._at_line_start = False
+        self._line_indent = 0
+        self._line_has_content = True
+        self._backslash = False
+        self._content_end = 0  # just after the newline of the last line with content
+        self._comment_run: int | None = None  # _content_end before dedented comment lines
+
+    @property
+    def ended(self) -> int | None:
+        return self._end
+
+    def feed(self, piece: str, final: bool = False) -> int | None:
+        if self._end is not None:
+            return self._end
+        text = self._pending + piece
+        step = self._python_step if self.language == PYTHON else self._java_step
+        index = 0
+        while index < len(text) and self._end is None:
+            used = step(text, index, final)
+            if not used:
+                break  # the next character needs look-ahead that has not arrived yet
+            index += used
+        self._offset += index
+        self._pending = text[index:]
+        return self._end
+
+    def finish(self) -> int | None:
+        """Scan what was held back for look-ahead, at the end of the generation."""
+        return self.feed("", final=True)
+
+    def _python_step(self, text: str, i: int, final: bool) -> int:
+        char = text[i]
+        if self._comment:
+            if char == "\n":
+                self._comment = None
+                return self._newline(i)
+            return 1
+        if self._string:
+            return self._python_string_step(text, i, final)
+        if self._at_line_start:
+            if char in " \t\f\r":
+                self._line_indent = 0 if char == "\f" else indent_width(" " * self._line_indent + char)
+                return 1
+            if char == "\n":
+                self._line_indent = 0
+                return 1
+            self._at_line_start = False
+            if self._line_indent <= self.def_indent:
+                if char != "#":
+                    self._end = self._comment_run if self._comment_run is not None else self._content_end
+                    return 1
+                if self._comment_run is None:
+                    self._comment_run = self._content_end
+            elif char != "#":
+                self._comment_run = None
+        if char == "\n":
+            return self._newline(i)
+        if char in " \t\f\r":
+            return 1
+        self._line_has_content = True
+        self._backslash = char == "\\"
+        if char == "#":
+            self._comment = "line"
+        elif char in "'\"":
+            if i + 3 > len(text) and not final:
+                return 0
+            self._string = char * 3 if text.startswith(char * 3, i) else char
+            return len(self._string)
+        elif char in "([{":
+            self._depth += 1
+        elif char in ")]}":
+            self._depth = max(0, self._depth - 1)
+        return 1
+
+    def _python_string_step(self, text: str, i: int, final: bool) -> int:
+        char, delimiter = text[i], self._string
+        if char == "\\":
+            if i + 2 > len(text) and not final:
+                return 0
+            return 2 if i + 1 < len(text) else 1
+        if char == "\n":
+            if len(delimiter) == 1:  # unterminated: the tokenizer gives up at the line's end
+                self._string = None
+                return self._newline(i)
+            self._content_end = self._offset + i + 1  # lines of a triple-quoted string are content
+            return 1
+        if char == delimiter[0]:
+            if len(delimiter) == 1:
+                self._string = None
+                return 1
+            if i + 3 > len(text) and not final:
+                return 0
+            if text.startswith(delimiter, i):
+                self._string = None
+                return 3
+        return 1
+
+    def _newline(self, i: int) -> int:
+        if self._line_has_content:
+            self._content_end = self._offset + i + 1
+        self._line_has_content = False
+        continued, self._backslash = self._backslash, False
+        if self._depth == 0 and not continued:
+            self._at_line_start = True
+            self._line_indent = 0
+        return 1
+
+    def _java_step(self, text: str, i: int, final: bool) -> int:
+        char = text[i]
+        if self._comment == "line":
+            if char == "\n":
+                self._comment = None
+            return 1
+        if self._comment == "block":
+            if char == "*":
+                if i + 2 > len(text) and not final:
+                    return 0
+                if text.startswith("*/", i):
+                    self._comment = None
+                    return 2
+            return 1
+        if self._string:
+            delimiter = self._string
+            if char == "\\":
+                if i + 2 > len(text) and not final:
+                    return 0
+                return 2 if i + 1 < len(text) else 1
+            if delimiter == '"""':
+                if char == '"':
+                    if i + 3 > len(text) and not final:
+                        return 0
+                    if text.startswith('"""', i):
+                        self._string = None
+                        return 3
+                return 1
+            if char == delimiter or char == "\n":  # a newline ends an unterminated literal
+                self._string = None
+            return 1
+        if char == "/":
+            if i + 2 > len(text) and not final:
+                return 0
+            following = text[i + 1] if i + 1 < len(text) else ""
+            if following in "/*" and following:
+                self._comment = "line" if following == "/" else "block"
+                return 2
+        elif char == '"':
+            if i + 3 > len(text) and not final:
+                return 0
+            self._string = '"""' if text.startswith('"""', i) else '"'
+            return len(self._string)
+        elif char == "'":
+            self._string = "'"
+        elif char == "{":
+            self._depth += 1
+        elif char == "}":
+            self._depth -= 1
+            if self._depth == 0:
+                self._end = self._offset + i + 1
+        return 1
+
+
+def test_has_ended(language: str, generated_text: str, indent: int = 0) -> int | None:
+    """Where the test in `generated_text` (a completion of a prompt) ends, or None if it has not.
+
+    `indent` is the columns of the test's `def` line (Python); see `StopScanner`."""
+    return StopScanner(language, indent).feed(generated_text)
+
+
+# These helpers are named after what they make (tests), not tests themselves: keep pytest from
+# collecting them wherever they are imported into a test module.
+test_has_ended.__test__ = False
