@@ -77,8 +77,26 @@ def _add_focal(subparsers) -> None:
     parser.set_defaults(handler=_cmd_focal)
 
 
+def _add_adapters(subparsers) -> None:
+    from unitune.adapters.cli import add_parser
+
+    add_parser(subparsers)
+
+
+def _add_generate(subparsers) -> None:
+    from unitune.adapters.commands import add_generate_parser
+
+    add_generate_parser(subparsers)
+
+
+def _add_doctor(subparsers) -> None:
+    from unitune.adapters.commands import add_doctor_parser
+
+    add_doctor_parser(subparsers)
+
+
 #: Subcommand registrars, in the order `--help` lists them.
-SUBCOMMANDS: list[Callable] = [_add_focal]
+SUBCOMMANDS: list[Callable] = [_add_focal, _add_generate, _add_adapters, _add_doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"unitune {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (with request ids) to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
@@ -102,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    from unitune.logs import configure
+
+    configure(verbose=args.verbose)
     try:
         return args.handler(args)
     except UnituneError as error:

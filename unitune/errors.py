@@ -37,3 +37,21 @@ class BadSettingError(UnituneError):
     """A setting has a value that is not allowed."""
 
     exit_code = 2
+
+
+class ModelLoadError(UnituneError):
+    """The base model cannot be loaded (missing offline, no CUDA, not enough memory, ...)."""
+
+    exit_code = 2
+
+
+class GenerationCancelled(UnituneError):
+    """The user cancelled a generation; nothing was changed."""
+
+    exit_code = 130
+
+
+class GenerationFailed(UnituneError):
+    """The model ran but produced no usable test."""
+
+    exit_code = 1

@@ -1,0 +1,191 @@
+"""`unitune generate` and `unitune doctor`: the command-line faces of the model runtime.
+
+    unitune generate src/bank/account.py --line 16
+    unitune generate src/bank/account.py --line 16 --model ./my-model --adapter team-lora --candidates 4 --write
+    unitune doctor
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from unitune.settings import load_settings
+
+
+def add_generate_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="write unit tests for the function at a position",
+        description=(
+            "Generate unit tests for the function or method at FILE:LINE[:COLUMN] with the base model and the "
+            "project's adapter. Prints the tests; with --write, inserts them into the test file (created if "
+            "missing, imports added, names made unique, nothing existing replaced) and prints its path."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="a Python or Java source file")
+    parser.add_argument("--line", type=int, required=True, metavar="L", help="1-based line number")
+    parser.add_argument("--column", type=int, metavar="C", help="1-based column in characters")
+    parser.add_argument("--model", metavar="M", help="base model: a Hugging Face id or a local folder (setting `model`)")
+    parser.add_argument("--adapter", metavar="A", help="adapter name or folder (setting `adapter`); `none` for the bare model")
+    parser.add_argument("--candidates", type=int, metavar="N", help="tests to sample; the valid ones are kept, best first")
+    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="longest test, in tokens (default 256)")
+    parser.add_argument("--context", metavar="LEVEL", help="context level, fm ... fm+fc+c+m+f")
+    parser.add_argument("--quantization", metavar="Q", help="auto, 4bit, 8bit or none")
+    parser.add_argument("--device", metavar="D", help="auto, cuda, cpu or mps")
+    parser.add_argument("--framework", metavar="F", help="pytest, unittest, junit5 or junit4 (default: detected)")
+    parser.add_argument("--project", metavar="DIR", type=Path, help="project root (default: found from FILE)")
+    parser.add_argument("--write", action="store_true", help="insert the tests into the test file and print its path")
+    parser.add_argument("--json", action="store_true", help="print one JSON object describing the outcome")
+    parser.set_defaults(handler=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from unitune.adapters.loading import ModelSpec, quiet_libraries
+    from unitune.adapters.registry import AdapterRegistry
+    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.service import GenerationRequest, TestGenerator, prepare  # noqa: F401
+    from unitune.insertion import write_insertion
+    from unitune.placement import find_project_root
+    from unitune.source import SourceFile, cli_offset
+
+    quiet_libraries()
+    file = SourceFile.from_path(args.file)
+    offset = cli_offset(file, args.line, args.column)
+    root = args.project.resolve() if args.project else find_project_root(Path(args.file).resolve())
+    overrides = {
+        "model": args.model, "candidates": args.candidates, "max_new_tokens": args.max_new_tokens,
+        "context": args.context, "quantization": args.quantization, "device": args.device,
+        "framework": args.framework,
+    }
+    loaded = load_settings(root, {k: v for k, v in overrides.items() if v is not None})
+    for problem in loaded.problems:
+        print(f"unitune: {problem}", file=sys.stderr)
+    settings = loaded.settings
+    adapter_name = args.adapter if args.adapter is not None else settings.adapter
+    adapter = None
+    if adapter_name and adapter_name != "none":
+        adapter = AdapterRegistry(root).find_verified(adapter_name)
+    runtime = ModelRuntime(ModelSpec.from_settings(settings))
+    request = GenerationRequest(Path(args.file).resolve(), offset, settings, text=file.text, project_root=root,
+                                adapter=adapter)
+    progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else None
+    outcome = TestGenerator(runtime).generate(request, on_progress=progress)
+    if progress:
+        progress.done()
+    for note in outcome.notes:
+        print(f"unitune: {note}", file=sys.stderr)
+    written = write_insertion(outcome.insertion) if args.write else None
+    if args.json:
+        record = outcome.to_json()
+        record["written"] = str(written) if written else None
+        print(json.dumps(record, indent=2, ensure_ascii=False))
+    elif written:
+        print(written)
+    else:
+        print("\n\n".join(test.source.rstrip("\n") for test in outcome.tests))
+    return 0
+
+
+class _TerminalProgress:
+    """One self-rewriting line on stderr: stage and percentage."""
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        sys.stderr.write(f"\r\x1b[K{stage}: {int(fraction * 100):3d}%  {message}")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+
+def add_doctor_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check this machine: Python, torch, CUDA, bitsandbytes, the model and the adapter stores",
+        description=(
+            "Report what unitune finds here: Python and library versions, CUDA and GPUs, whether bitsandbytes "
+            "works, the model setting and whether it is available offline, and the adapter stores with their "
+            "adapters. Exit 1 when something needed to generate is missing."
+        ),
+    )
+    parser.add_argument("--project", metavar="DIR", type=Path, help="project whose settings to check (default: here)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.set_defaults(handler=run_doctor)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from unitune import __version__
+    from unitune.placement import find_project_root
+
+    root = (args.project or find_project_root(Path.cwd())).resolve()
+    loaded = load_settings(root)
+    checks: list[tuple[str, bool, str]] = []  # (what, ok, detail)
+    checks.append(("unitune", True, __version__))
+    checks.append(("python", sys.version_info >= (3, 10), f"{platform.python_version()} ({sys.executable})"))
+    for problem in loaded.problems:
+        checks.append(("settings", False, problem))
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else "none"
+        checks.append(("torch", True, f"{torch.__version__}; CUDA {'available' if cuda else 'not available'}; GPUs: {gpus}"))
+    except Exception as error:
+        checks.append(("torch", False, f"cannot import torch ({error}); reinstall unitune"))
+    checks.append(_check_bitsandbytes())
+    checks.append(_check_model(loaded.settings.model))
+    checks.extend(_check_adapters(root, loaded.settings.adapter))
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
+    checks.append(("network", True, "HF_HUB_OFFLINE is set: models load from local files only" if offline else
+                   "models not in the local cache are downloaded from the Hugging Face Hub"))
+    if args.json:
+        print(json.dumps([{"check": n, "ok": ok, "detail": d} for n, ok, d in checks], indent=2))
+    else:
+        width = max(len(name) for name, _, _ in checks)
+        for name, ok, detail in checks:
+            print(f"{'ok ' if ok else 'NO '} {name:<{width}}  {detail}")
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _check_bitsandbytes() -> tuple[str, bool, str]:
+    try:
+        import bitsandbytes
+
+        return ("bitsandbytes", True, f"{bitsandbytes.__version__}; 4bit/8bit quantization available")
+    except Exception as error:  # it fails in many ways on unsupported platforms
+        return ("bitsandbytes", True, f"not usable ({type(error).__name__}); quantization = none only")
+
+
+def _check_model(model: str) -> tuple[str, bool, str]:
+    from unitune.adapters.loading import resolve_model_folder
+    from unitune.errors import UnituneError
+
+    try:
+        folder, model_id, revision = resolve_model_folder(model)
+    except UnituneError as error:
+        return ("model", False, str(error))
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    return ("model", True, f"{model_id} at {folder} ({size / 2**20:.1f} MiB of weights, available offline)")
+
+
+def _check_adapters(root: Path, selected: str | None) -> list[tuple[str, bool, str]]:
+    from unitune.adapters.registry import AdapterRegistry
+
+    registry = AdapterRegistry(root)
+    checks = []
+    entries = registry.list()
+    for store, path in registry.stores():
+        names = [e.name + ("" if e.ok else " (damaged)") for e in entries if e.store == store and not e.shadowed]
+        checks.append((f"{store} adapters", True, f"{path}: {', '.join(names) if names else 'none'}"))
+    if selected:
+        ok = any(e.name == selected and e.ok for e in entries)
+        checks.append(("adapter", ok, f"{selected}" + ("" if ok else " is selected but not installed; "
+                                                        "run `unitune adapters list`")))
+    return checks

@@ -1,0 +1,244 @@
+"""Generating completions: `model.generate` with a stop at the end of the test, cancellation and a
+per-token progress callback.
+
+The stop is checked per row with `unitune.stopping.StopScanner` on incrementally decoded text, so each
+step decodes only the new token (the cost stays flat as the test grows). Cancellation is a
+`threading.Event` checked between tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unitune.errors import GenerationCancelled
+from unitune.logs import get_logger, log_event, new_request_id
+from unitune.stopping import StopScanner
+
+log = get_logger("generation")
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to sample: greedy for one candidate, temperature sampling for several."""
+
+    max_new_tokens: int = 256
+    candidates: int = 1
+    temperature: float = 0.8
+    top_p: float = 0.95
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    """One generated completion, cut where its test ended (or where tokens ran out)."""
+
+    text: str
+    tokens: int
+    ended: bool  # the stop rule saw the end of the test
+
+
+@dataclass
+class GenerationStats:
+    request_id: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    truncated_prompt: bool = False
+    completions: list[Completion] = field(default_factory=list)
+
+
+class IncrementalDecoder:
+    """Decodes a growing list of token ids piece by piece without re-decoding the whole sequence.
+
+    Byte-level tokenizers can split one character over several tokens; text is only released once
+    it no longer ends in a partial character (U+FFFD)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix_offset = 0
+        self.read_offset = 0
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        prefix = self.tokenizer.decode(self.ids[self.prefix_offset:self.read_offset], skip_special_tokens=True)
+        text = self.tokenizer.decode(self.ids[self.prefix_offset:], skip_special_tokens=True)
+        if len(text) > len(prefix) and not text.endswith("\ufffd"):
+            self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+            return text[len(prefix):]
+        return ""
+
+
+class _TestEnd:
+    """A transformers stopping criterion: per row, stop when the test has ended; all rows when
+    cancelled. Also reports progress after every generated token."""
+
+    def __init__(self, tokenizer, prompt_length: int, rows: int, make_scanner: Callable[[], StopScanner],
+                 cancel: threading.Event | None, on_token: Callable[[int], None] | None, eos_ids: set[int]):
+        self.prompt_length = prompt_length
+        self.decoders = [IncrementalDecoder(tokenizer) for _ in range(rows)]
+        self.scanners = [make_scanner() for _ in range(rows)]
+        self.texts = ["" for _ in range(rows)]
+        self.end_at: list[int | None] = [None] * rows
+        self.tokens = [0] * rows
+        self.cancel = cancel
+        self.on_token = on_token
+        self.eos_ids = eos_ids
+        self.cancelled = False
+        self.steps = 0
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        self.steps += 1
+        done = []
+        for row in range(input_ids.shape[0]):
+            if self.end_at[row] is not None:
+                done.append(True)
+                continue
+            token = int(input_ids[row, -1])
+            self.tokens[row] += 1
+            if token in self.eos_ids:
+                self.end_at[row] = len(self.texts[row])
+                done.append(True)
+                continue
+            piece = self.decoders[row].push(token)
+            self.texts[row] += piece
+            end = self.scanners[row].feed(piece) if piece else None
+            if end is not None:
+                self.end_at[row] = end
+            done.append(end is not None)
+        if self.on_token is not None:
+            self.on_token(self.steps)
+        if self.cancel is not None and self.cancel.is_set():
+            self.cancelled = True
+            done = [True] * len(done)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def generate_completions(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    options: SamplingOptions,
+    make_scanner: Callable[[], StopScanner],
+    *,
+    context_length: int = 2048,
+    cancel: threading.Event | None = None,
+    on_token: Callable[[int], None] | None = None,
+    request_id: str | None = None,
+    **generate_kwargs,
+) -> GenerationStats:
+    """Sample `options.candidates` completions of `prompt`, each cut where its test ended.
+
+    A prompt longer than the model's context (less the room for new tokens) keeps its end, which holds
+    the test header and the opening of the test; `truncated_prompt` says so. Raises
+    `GenerationCancelled` when `cancel` is set before the end."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    request_id = request_id or new_request_id("gen")
+    started = time.perf_counter()
+    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    input_ids = encoded["input_ids"]
+    room = max(16, context_length - options.max_new_tokens)
+    truncated = input_ids.shape[1] > room
+    if truncated:
+        input_ids = input_ids[:, -room:]
+    device = _device_of(model)
+    input_ids = input_ids.to(device)
+    attention_mask = torch.ones_like(input_ids)
+    eos_ids = _eos_ids(model, tokenizer)
+    criterion = _TestEnd(tokenizer, input_ids.shape[1], options.candidates, make_scanner, cancel, on_token, eos_ids)
+    sampling: dict[str, Any] = {"do_sample": False}
+    if options.candidates > 1:
+        sampling = {"do_sample": True, "temperature": options.temperature, "top_p": options.top_p,
+                    "num_return_sequences": options.candidates}
+        if options.seed is not None:
+            torch.manual_seed(options.seed)
+    log_event(log, "generate.start", request_id=request_id, prompt_tokens=input_ids.shape[1],
+              candidates=options.candidates, max_new_tokens=options.max_new_tokens, truncated=truncated or None)
+    with torch.inference_mode():
+        model.generate(
+            input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=options.max_new_tokens,
+            stopping_criteria=StoppingCriteriaList([criterion]), pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=sorted(eos_ids) or None, **sampling, **generate_kwargs,
+        )
+    seconds = time.perf_counter() - started
+    if criterion.cancelled:
+        log_event(log, "generate.cancelled", request_id=request_id, seconds=seconds)
+        raise GenerationCancelled("generation cancelled; nothing was changed")
+    completions = []
+    for row in range(options.candidates):
+        text = criterion.texts[row]
+        end = criterion.end_at[row]
+        completions.append(Completion(text[:end] if end is not None else text, criterion.tokens[row], end is not None))
+    stats = GenerationStats(request_id, int(input_ids.shape[1]), sum(criterion.tokens), seconds, truncated, completions)
+    log_event(log, "generate.done", request_id=request_id, new_tokens=stats.new_tokens, seconds=seconds,
+              ended=sum(c.ended for c in completions))
+    return stats
+
+
+def _device_of(model) -> Any:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover
+        return "cpu"
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for value in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return ids
+
+
+def generate_batch(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    options: SamplingOptions,
+    make_scanner: Callable[[], StopScanner],
+    *,
+    cancel: threading.Event | None = None,
+    request_id: str | None = None,
+    **generate_kwargs,
+) -> list[Completion]:
+    """Greedy completions of several prompts in one batch (left-padded), e.g. with
+    `adapter_names=[...]` so each row uses its own LoRA adapter."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    request_id = request_id or new_request_id("batch")
+    started = time.perf_counter()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # decoder-only models continue from the last position
+    try:
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    device = _device_of(model)
+    encoded = {key: value.to(device) for key, value in encoded.items()}
+    eos_ids = _eos_ids(model, tokenizer)
+    criterion = _TestEnd(tokenizer, encoded["input_ids"].shape[1], len(prompts), make_scanner, cancel, None, eos_ids)
+    with torch.inference_mode():
+        model.generate(
+            **encoded, max_new_tokens=options.max_new_tokens, do_sample=False,
+            stopping_criteria=StoppingCriteriaList([criterion]), pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=sorted(eos_ids) or None, **generate_kwargs,
+        )
+    if criterion.cancelled:
+        raise GenerationCancelled("generation cancelled; nothing was changed")
+    completions = []
+    for row in range(len(prompts)):
+        text, end = criterion.texts[row], criterion.end_at[row]
+        completions.append(Completion(text[:end] if end is not None else text, criterion.tokens[row], end is not None))
+    log_event(log, "generate.batch", request_id=request_id, rows=len(prompts), seconds=time.perf_counter() - started)
+    return completions

@@ -1,0 +1,436 @@
+"""From raw model completions to valid, named tests: cut, check, repair, de-duplicate, rank, name.
+
+A completion is what the model wrote after `Prompt.text`. Each one is
+  1. cut where the test ends (`Prompt.test_source`, the stop rule of the prompt format), after
+     dropping anything from an end-of-text marker on (`<|endoftext|>`, `</s>`, ...);
+  2. checked with tree-sitter: a Python test is parsed on its own (dedented), a Java test wrapped in
+     `class X { ... }`; valid means no ERROR or MISSING node, exactly one test function, and a body
+     that does something (not only `pass`, `...` or a docstring);
+  3. repaired when it is not valid and was cut off (the stop rule never saw its end): Java gets its
+     missing closing brackets appended; then the last line(s) are dropped, one at a time, until the
+     test parses with a non-empty body. A complete test with an error in the middle is not salvaged:
+     cutting its end off would quietly drop what it checks;
+  4. compared with the others: duplicates (same code once whitespace is collapsed and the test's name
+     is set aside) are dropped;
+  5. ranked, best first: tests that assert something, then more distinct assertions, then tests that
+     call the focal function by name, then shorter ones;
+  6. named so no name clashes with the test file's or another candidate's (`unique_names`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from unitune.errors import UnituneError
+from unitune.languages import JAVA, LANGUAGES, PYTHON, parser_for
+from unitune.prompt import Prompt
+
+#: Text a model emits to say it is done; everything from one on is dropped.
+END_MARKERS = (
+    "<|endoftext|>", "</s>", "<|end|>", "<|EOT|>", "<|eot_id|>", "<|im_end|>", "<eos>", "<|file_separator|>",
+)
+_JAVA_WRAPPER = "class UnituneCheck {\n"
+_PY_ASSERT_CALL = re.compile(
+    r"^((self|cls)\.)?(assert\w*|fail\w*)$|^pytest\.(raises|warns|fail|deprecated_call)$|\.assert_\w+$|^assert_that$"
+)
+_JAVA_ASSERT_CALL = re.compile(r"^(assert\w*|fail|verify\w*|expect\w*)$")
+_PY_NO_OP_STATEMENTS = frozenset({"pass_statement"})
+
+
+@dataclass
+class GeneratedTest:
+    """One candidate test, kept or not, with what was done to it and why it was dropped."""
+
+    __test__ = False  # a data class, not a pytest test class
+
+    name: str
+    source: str  # the whole test function, indented as it sits in the test file, ending in "\n"
+    language: str
+    valid: bool
+    repaired: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    assertions: int = 0  # distinct assertions (the same assertion repeated counts once)
+    score: float = 0.0  # higher is better; see `_score`
+    index: int = 0  # which completion it came from
+    duplicate_of: int | None = None  # the index of the completion it repeats
+    calls_focal: bool = False
+
+    @property
+    def kept(self) -> bool:
+        """Whether this candidate is offered to the user."""
+        return self.valid and self.duplicate_of is None
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"kept": self.kept}
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+def postprocess(
+    prompt: Prompt,
+    completions: Sequence[str],
+    existing_names: Iterable[str] = frozenset(),
+    *,
+    focal_name: str | None = None,
+) -> list[GeneratedTest]:
+    """The valid, distinct tests among `completions`, best first, with names unique against
+    `existing_names` (the tests already in the test file) and each other."""
+    return [test for test in postprocess_all(prompt, completions, existing_names, focal_name=focal_name) if test.kept]
+
+
+def postprocess_all(
+    prompt: Prompt,
+    completions: Sequence[str],
+    existing_names: Iterable[str] = frozenset(),
+    *,
+    focal_name: str | None = None,
+) -> list[GeneratedTest]:
+    """Every candidate, for reporting: the kept ones first (best first, uniquely named), then the
+    dropped ones in completion order, each with its `problems` (or `duplicate_of`).
+
+    `focal_name` is the function under test (default: read off the test's name)."""
+    if prompt.language not in LANGUAGES:
+        raise UnituneError(f"cannot post-process tests in {prompt.language!r}; unitune writes {', '.join(LANGUAGES)}")
+    focal = focal_name or _focal_from_test_name(prompt.test_name)
+    candidates = [_candidate(prompt, completion, index, focal) for index, completion in enumerate(completions)]
+    seen: dict[str, int] = {}
+    for test in candidates:
+        if not test.valid:
+            continue
+        key = _normalized(test.source, test.name)
+        if key in seen:
+            test.duplicate_of = seen[key]
+            test.problems.append(f"duplicate of candidate {seen[key] + 1}")
+        else:
+            seen[key] = test.index
+    kept = sorted((test for test in candidates if test.kept), key=lambda test: (-test.score, test.index))
+    dropped = [test for test in candidates if not test.kept]
+    return unique_names(kept, existing_names) + dropped
+
+
+def _candidate(prompt: Prompt, completion: str, index: int, focal: str) -> GeneratedTest:
+    completion = completion.replace("\r\n", "\n")
+    repaired: list[str] = []
+    marker = _first_end_marker(completion)
+    if marker is not None:
+        cut = completion[:marker]
+        if prompt.test_source(cut) != prompt.test_source(completion):
+            repaired.append(f"dropped text from the end-of-text marker {completion[marker:].split('>', 1)[0]}>")
+        completion = cut
+    ended = prompt.stop_scanner().feed(completion, final=True) is not None
+    source = prompt.test_source(completion)
+    problems = syntax_problems(source, prompt.language)
+    if problems and not ended:
+        fixed = _repair_truncated(source, prompt, completion)
+        if fixed is not None:
+            source, how = fixed
+            repaired.extend(how)
+            problems = []
+    test = GeneratedTest(prompt.test_name, source, prompt.language, not problems, repaired, problems, index=index)
+    if test.valid:
+        _rate(test, focal)
+    return test
+
+
+def _first_end_marker(text: str) -> int | None:
+    found = [position for position in (text.find(marker) for marker in END_MARKERS) if position >= 0]
+    return min(found) if found else None
+
+
+# -- checking ------------------------------------------------------------------------------------
+
+def syntax_problems(source: str, language: str) -> list[str]:
+    """Why `source` (one test function, at any indentation) is not a valid test; empty when it is.
+
+    Python is parsed dedented on its own, Java inside a `class { }`; a test must be exactly one
+    function with no ERROR or MISSING node and a body that does something."""
+    function, root, line_shift = _parse_test(source, language)
+    problems = [_describe_error(node, line_shift) for node in _error_nodes(root)][:3]
+    if problems:
+        return problems
+    if function is None:
+        return ["not exactly one test function"]
+    if not _body_statements(function, language, source):
+        return ["the test body is empty"]
+    return []
+
+
+def _parse_test(source: str, language: str) -> tuple[Node | None, Node, int]:
+    """(the test's function node or None, the root, how many wrapper lines precede the test)."""
+    if language == PYTHON:
+        lines = source.split("\n")
+        base = lines[0][: len(lines[0]) - len(lines[0].lstrip())]
+        dedented = "\n".join(line.removeprefix(base) for line in lines)
+        root = parser_for(PYTHON).parse(dedented.encode("utf-8")).root_node
+        members = [node for node in root.named_children if node.type != "comment"]
+        line_shift = 0
+    else:
+        root = parser_for(JAVA).parse((_JAVA_WRAPPER + source + "\n}\n").encode("utf-8")).root_node
+        body = root.named_children[0].child_by_field_name("body") if root.named_child_count == 1 else None
+        members = [node for node in body.named_children if "comment" not in node.type] if body is not None else []
+        line_shift = _JAVA_WRAPPER.count("\n")
+    if len(members) != 1:
+        return None, root, line_shift
+    node = members[0]
+    if node.type == "decorated_definition":
+        node = node.child_by_field_name("definition")
+    wanted = "function_definition" if language == PYTHON else "method_declaration"
+    return (node if node is not None and node.type == wanted else None), root, line_shift
+
+
+def _error_nodes(root: Node) -> list[Node]:
+    if not root.has_error:
+        return []
+    found, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing:
+            found.append(node)
+            continue
+        if node.has_error:
+            stack.extend(reversed(node.children))
+    return found
+
+
+def _describe_error(node: Node, line_shift: int) -> str:
+    line = node.start_point.row - line_shift + 1
+    if node.is_missing:
+        return f"line {line}: missing `{node.type}`"
+    snippet = node.text.decode("utf-8", errors="replace").strip().split("\n")[0][:40] if node.text else ""
+    return f"line {line}: syntax error at `{snippet}`" if snippet else f"line {line}: syntax error"
+
+
+def _body_statements(function: Node, language: str, source: str) -> list[Node]:
+    """The statements of a test's body that do something (comments, `pass`, `...` and docstrings do not)."""
+    body = function.child_by_field_name("body")
+    if body is None:
+        return []
+    statements = [node for node in body.named_children if "comment" not in node.type]
+    if language == JAVA:
+        return [node for node in statements if node.type != ";"]
+    doing = []
+    for node in statements:
+        if node.type in _PY_NO_OP_STATEMENTS:
+            continue
+        if node.type == "expression_statement" and node.named_child_count == 1 and \
+                node.named_children[0].type in ("string", "ellipsis", "concatenated_string"):
+            continue
+        doing.append(node)
+    return doing
+
+
+# -- repairing -----------------------------------------------------------------------------------
+
+def _repair_truncated(source: str, prompt: Prompt, completion: str) -> tuple[str, list[str]] | None:
+    """A valid version of a test the generation cut off, and what was done; None when none parses."""
+    lines = source.rstrip("\n").split("\n")
+    keep_at_least = prompt.prefix.rstrip("\n").count("\n") + 1  # never drop into the test's opening
+    last_line_complete = completion.endswith("\n") or completion.rstrip()[-1:] in (";", "{", "}")
+    for dropped in range(len(lines) - keep_at_least + 1):
+        if dropped == 0 and prompt.language == PYTHON:
+            continue  # the whole test was already checked
+        if dropped == 0 and not last_line_complete:
+            continue  # closing a half-written line would finish it with made-up code
+        kept = lines[: len(lines) - dropped]
+        while len(kept) > keep_at_least and not kept[-1].strip():
+            kept.pop()
+        text = "\n".join(kept) + "\n"
+        how = [f"dropped {dropped} truncated line{'s' if dropped > 1 else ''} at the end"] if dropped else []
+        if prompt.language == JAVA:
+            closed = close_java_brackets(text)
+            if closed is None:
+                continue
+            text, closers = closed
+            if closers:
+                how.append(f"added the missing {_describe_closers(closers)} at the end")
+        if not syntax_problems(text, prompt.language):
+            return text, how
+    return None
+
+
+def close_java_brackets(source: str) -> tuple[str, str] | None:
+    """`source` with its unclosed brackets closed at the end (braces on lines of their own, indented
+    like the line that opened them; a `;` ends a call that was left open), and the closers added.
+    Brackets inside strings, character literals and comments do not count. None when the brackets
+    are mismatched or the text ends inside a string or block comment (appending cannot fix that)."""
+    source = source.rstrip("\n")  # closers go after the last line, so its comment must be known
+    stack: list[tuple[str, str]] = []  # (opening bracket, indentation of its line)
+    line_start, i, in_line_comment = 0, 0, False
+    pairs = {")": "(", "]": "[", "}": "{"}
+    while i < len(source):
+        char = source[i]
+        if char == "\n":
+            line_start, in_line_comment = i + 1, False
+        elif in_line_comment:
+            pass
+        elif source.startswith("//", i):
+            in_line_comment = True
+        elif source.startswith("/*", i):
+            end = source.find("*/", i + 2)
+            if end < 0:
+                return None
+            i = end + 2
+            continue
+        elif char in "\"'":
+            delimiter = '"""' if source.startswith('"""', i) else char
+            end = _java_literal_end(source, i + len(delimiter), delimiter)
+            if end is None:
+                return None
+            i = end
+            continue
+        elif char in "([{":
+            line = source[line_start:]
+            stack.append((char, line[: len(line) - len(line.lstrip(" \t"))]))
+        elif char in ")]}":
+            if not stack or stack[-1][0] != pairs[char]:
+                return None
+            stack.pop()
+        i += 1
+    text, closers = source, ""
+    if in_line_comment and stack and stack[-1][0] != "{":
+        text += "\n" + stack[-1][1]  # a `)` on a comment's line would be part of the comment
+    for opening, indent in reversed(stack):
+        if opening == "{":
+            if closers[-1:] in (")", "]"):
+                text, closers = text + ";", closers + ";"
+            text += "\n" + indent + "}"
+            closers += "}"
+        else:
+            closer = ")" if opening == "(" else "]"
+            text, closers = text + closer, closers + closer
+    return text + "\n", closers
+
+
+def _java_literal_end(source: str, start: int, delimiter: str) -> int | None:
+    """Index just after the literal that starts before `start`, or None if it never ends."""
+    i = start
+    while i < len(source):
+        if source[i] == "\\":
+            i += 2
+            continue
+        if source.startswith(delimiter, i):
+            return i + len(delimiter)
+        if source[i] == "\n" and delimiter != '"""':
+            return None
+        i += 1
+    return None
+
+
+def _describe_closers(closers: str) -> str:
+    names = {"}": ("closing brace", "closing braces"), ")": ("closing parenthesis", "closing parentheses"),
+             "]": ("closing bracket", "closing brackets"), ";": ("semicolon", "semicolons")}
+    parts = []
+    for char, (one, many) in names.items():
+        count = closers.count(char)
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+    return ", ".join(parts)
+
+
+# -- ranking -------------------------------------------------------------------------------------
+
+def _rate(test: GeneratedTest, focal: str) -> None:
+    function, _, _ = _parse_test(test.source, test.language)
+    assertions: set[str] = set()
+    calls: set[str] = set()
+    stack = [function] if function is not None else []
+    while stack:
+        node = stack.pop()
+        name = _called_name(node, test.language)
+        if node.type == "assert_statement" or (name is not None and _is_assertion_call(node, name, test.language)):
+            assertions.add(re.sub(r"\s+", " ", node.text.decode("utf-8", errors="replace")))
+        if name is not None:
+            calls.add(_identifier_key(name.rsplit(".", 1)[-1]))
+        stack.extend(node.named_children)
+    test.assertions = len(assertions)
+    test.calls_focal = _identifier_key(focal) in calls
+    test.score = _score(test)
+
+
+def _called_name(node: Node, language: str) -> str | None:
+    """The dotted name a call node calls (`self.assertEqual`, `m.plus`, `new Money` -> `Money`)."""
+    if language == PYTHON and node.type == "call":
+        function = node.child_by_field_name("function")
+        return function.text.decode("utf-8", errors="replace") if function is not None else None
+    if language == JAVA and node.type == "method_invocation":
+        name = node.child_by_field_name("name")
+        return name.text.decode("utf-8", errors="replace") if name is not None else None
+    if language == JAVA and node.type == "object_creation_expression":
+        kind = node.child_by_field_name("type")
+        return re.sub(r"<.*", "", kind.text.decode("utf-8", errors="replace")) if kind is not None else None
+    return None
+
+
+def _is_assertion_call(node: Node, name: str, language: str) -> bool:
+    if language == PYTHON:
+        return bool(_PY_ASSERT_CALL.search(name))
+    return node.type == "method_invocation" and bool(_JAVA_ASSERT_CALL.match(name))
+
+
+def _score(test: GeneratedTest) -> float:
+    """Ranks lexicographically: asserts at all, distinct assertions, calls the focal function,
+    shortness (each term outweighs every later one)."""
+    shortness = 99.0 * 400 / (400 + len(_normalized(test.source, test.name)))
+    return round(
+        1_000_000 * (test.assertions > 0) + 1_000 * min(test.assertions, 999) + 100 * test.calls_focal + shortness, 3
+    )
+
+
+def _focal_from_test_name(test_name: str) -> str:
+    stem = re.sub(r"^test_?", "", test_name)
+    return stem or test_name
+
+
+def _identifier_key(name: str) -> str:
+    """Names compared the way test names are derived: `getHTTPValue` ~ `get_http_value`."""
+    return name.replace("_", "").lower()
+
+
+def _normalized(source: str, name: str) -> str:
+    text = re.sub(rf"\b{re.escape(name)}\b", "<test>", source, count=1)
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r" ?([^\w ]) ?", r"\1", text)
+
+
+# -- naming --------------------------------------------------------------------------------------
+
+def unique_names(tests: Sequence[GeneratedTest], existing_names: Iterable[str] = frozenset()) -> list[GeneratedTest]:
+    """Copies of `tests` (in order) renamed where needed so that no name is in `existing_names` or
+    used twice: `test_deposit`, `test_deposit_2`, ... (Java `testDeposit`, `testDeposit2`). The
+    function's name in its source is renamed too."""
+    taken = set(existing_names)
+    renamed = []
+    for test in tests:
+        name = _free_name(test.name, test.language, taken)
+        taken.add(name)
+        if name != test.name:
+            test = dataclasses.replace(
+                test, name=name, source=rename_test(test.source, test.name, name, test.language),
+                repaired=list(test.repaired), problems=list(test.problems),
+            )
+        renamed.append(test)
+    return renamed
+
+
+def _free_name(base: str, language: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    separator = "_" if language == PYTHON or base[-1:].isdigit() else ""
+    number = 2
+    while f"{base}{separator}{number}" in taken:
+        number += 1
+    return f"{base}{separator}{number}"
+
+
+def rename_test(source: str, old: str, new: str, language: str) -> str:
+    """`source` with the test function's declared name `old` changed to `new` (only the declaration)."""
+    keyword = r"\bdef\s+" if language == PYTHON else r"\bvoid\s+"
+    renamed, count = re.subn(rf"({keyword}){re.escape(old)}(?=\s*\()", rf"\g<1>{new}", source, count=1)
+    if not count:
+        raise UnituneError(f"cannot rename test {old!r}: its declaration was not found")
+    return renamed

@@ -1,0 +1,188 @@
+"""From a position in a file to tests ready to insert: the one path `unitune generate` and the
+language server share.
+
+    focal method (tree-sitter) -> test file and framework (placement) -> prompt (unitune.prompt,
+    trimmed to the model's context) -> model (runtime: base + the project's adapter) ->
+    post-processing (cut, check, repair, dedupe, rename) -> an insertion plan for the test file.
+
+Progress is reported as (stage, fraction, message) with the stages below; a `threading.Event`
+cancels between tokens. Nothing is written here: the caller applies the plan (`--write`, or the
+language server's workspace edit).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_completions
+from unitune.adapters.postprocess import GeneratedTest, postprocess_all
+from unitune.adapters.runtime import ModelRuntime
+from unitune.context import CONTEXT_LEVELS
+from unitune.errors import GenerationFailed
+from unitune.focal import Function, require_focal_at
+from unitune.frameworks import parse_framework
+from unitune.insertion import Insertion, existing_test_names, plan_insertion
+from unitune.logs import get_logger, log_event, new_request_id
+from unitune.placement import TestLocation, find_project_root, locate_test_file
+from unitune.prompt import Prompt, build_prompt, test_file_header
+from unitune.settings import Settings
+from unitune.source import SourceFile, decode_source, read_source_bytes
+
+log = get_logger("service")
+
+# Stages of a generation, in order, as progress reports name them.
+LOADING, GENERATING, VALIDATING = "loading model", "generating", "validating"
+ProgressCallback = Callable[[str, float, str], None]
+
+
+@dataclass
+class GenerationRequest:
+    """What to write tests for: a file (with its unsaved text, from an editor) and a position."""
+
+    path: Path
+    offset: int  # byte offset in the file's UTF-8 text
+    settings: Settings
+    text: str | None = None  # the editor's buffer; None reads the file
+    project_root: Path | None = None
+    adapter: Any = None  # a registry entry; None: the bare base model
+    request_id: str = field(default_factory=lambda: new_request_id("gen"))
+
+
+@dataclass
+class GenerationOutcome:
+    request_id: str
+    function: Function
+    prompt: Prompt
+    location: TestLocation
+    tests: list[GeneratedTest]  # valid, best first, uniquely named
+    rejected: list[GeneratedTest]
+    insertion: Insertion
+    stats: GenerationStats
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "request_id": self.request_id,
+            "function": self.function.qualified_name,
+            "test_file": str(self.location.path),
+            "creates_file": self.insertion.creates_file,
+            "framework": self.prompt.framework,
+            "tests": [test.to_json() for test in self.tests],
+            "rejected": [test.to_json() for test in self.rejected],
+            "prompt_tokens": self.stats.prompt_tokens,
+            "new_tokens": self.stats.new_tokens,
+            "timings": {key: round(value, 4) for key, value in self.timings.items()},
+            "notes": self.notes,
+        }
+
+
+def prepare(request: GenerationRequest) -> tuple[SourceFile, Function, TestLocation, str, str | None]:
+    """The cheap part (no model): focal method, test location, framework and the test file's text."""
+    path = Path(request.path)
+    if request.text is not None:
+        from unitune.languages import language_for_path
+
+        file = SourceFile(request.text, language_for_path(path), path)
+    else:
+        file = SourceFile.from_path(path)
+    function = require_focal_at(file, request.offset)
+    root = Path(request.project_root) if request.project_root else find_project_root(path)
+    location = locate_test_file(path, root, test_dir=request.settings.test_dir)
+    framework = parse_framework(request.settings.framework, file.language) if request.settings.framework else location.framework
+    existing = decode_source(read_source_bytes(location.path), str(location.path)) if location.exists else None
+    return file, function, location, framework, existing
+
+
+def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str) -> tuple[Prompt, list[str]]:
+    """The richest prompt at or below `level` that fits `budget` tokens (then the generation keeps
+    the prompt's end if even the focal method alone is too long)."""
+    notes: list[str] = []
+    levels = CONTEXT_LEVELS[: CONTEXT_LEVELS.index(level) + 1][::-1] if level in CONTEXT_LEVELS else [level]
+    prompt = None
+    for candidate in levels:
+        prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
+                              existing_test_source=existing, level=candidate)
+        if len(tokenizer(prompt.text, add_special_tokens=False)["input_ids"]) <= budget:
+            if candidate != level:
+                notes.append(f"context reduced to {candidate} to fit the model's {budget}-token prompt budget")
+            return prompt, notes
+    notes.append("the focal method alone is longer than the model's context; its beginning was cut")
+    return prompt, notes
+
+
+class TestGenerator:
+    """Generates tests with one `ModelRuntime` (shared by every request of a process)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, runtime: ModelRuntime):
+        self.runtime = runtime
+
+    def generate(self, request: GenerationRequest, on_progress: ProgressCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationOutcome:
+        report = on_progress or (lambda stage, fraction, message: None)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        file, function, location, framework, existing = prepare(request)
+        timings["prepare"] = time.perf_counter() - started
+
+        report(LOADING, 0.0, f"loading {self.runtime.spec.model}")
+        mark = time.perf_counter()
+        base = self.runtime.load()
+        self.runtime.activate(request.adapter)
+        timings["load"] = time.perf_counter() - mark
+
+        settings = request.settings
+        budget = max(64, base.context_length - settings.max_new_tokens)
+        prompt, notes = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
+                                   settings.context)
+        options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=settings.candidates)
+        report(GENERATING, 0.0, f"generating tests for {function.qualified_name}")
+
+        def on_token(step: int) -> None:
+            report(GENERATING, min(1.0, step / settings.max_new_tokens), f"generating: {step} tokens")
+
+        mark = time.perf_counter()
+        with self.runtime.active_model() as (model, tokenizer):
+            stats = generate_completions(
+                model, tokenizer, prompt.text, options, prompt.stop_scanner, context_length=base.context_length,
+                cancel=cancel, on_token=on_token, request_id=request.request_id,
+            )
+        timings["generate"] = time.perf_counter() - mark
+
+        report(VALIDATING, 0.0, "checking the tests")
+        mark = time.perf_counter()
+        candidates = postprocess_all(
+            prompt, [completion.text for completion in stats.completions],
+            existing_test_names(existing, file.language), focal_name=function.name,
+        )
+        kept = [test for test in candidates if test.kept]
+        rejected = [test for test in candidates if not test.kept]
+        if settings.validate == "none":
+            kept = [test for test in candidates if test.duplicate_of is None]
+            rejected = [test for test in candidates if test.duplicate_of is not None]
+        elif settings.validate == "run":
+            notes.append("validate = run is not available in this version; the tests were checked for syntax only")
+        timings["validate"] = time.perf_counter() - mark
+        if not kept:
+            reasons = "; ".join(sorted({problem for test in rejected for problem in test.problems})) or "no test"
+            log_event(log, "generate.failed", request_id=request.request_id, reasons=reasons)
+            raise GenerationFailed(
+                f"the model wrote {len(candidates)} candidate(s) for {function.qualified_name} but none is a valid "
+                f"test ({reasons}); try again with more candidates, or a larger model or an adapter"
+            )
+        header = test_file_header(file.language, framework, function, file, location.module_import, None,
+                                  test_class=prompt.test_class)
+        insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
+                                   header=header, test_class=prompt.test_class)
+        timings["total"] = time.perf_counter() - started
+        log_event(log, "generate.outcome", request_id=request.request_id, function=function.qualified_name,
+                  kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
+        return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
+                                 timings, notes)

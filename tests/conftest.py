@@ -1,0 +1,101 @@
+"""Shared fixtures: tiny local models and adapters built in-process (no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random Llama-style model and tokenizer saved to a local folder."""
+    import tinymodels
+
+    return tinymodels.save_model(tmp_path_factory.mktemp("models") / "tiny-base", seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_base(tmp_path_factory) -> Path:
+    """Another tiny model of the same shape but different weights (for wrong-base checks)."""
+    import tinymodels
+
+    return tinymodels.save_model(tmp_path_factory.mktemp("models") / "other-base", seed=7)
+
+
+@pytest.fixture(scope="session")
+def peft_adapters(tiny_base, tmp_path_factory) -> dict[str, Path]:
+    """One adapter of each PEFT type for `tiny_base`, saved by plain PEFT (two LoRA adapters)."""
+    import tinymodels
+
+    root = tmp_path_factory.mktemp("peft")
+    return {
+        "lora": tinymodels.save_peft_adapter(tiny_base, root / "lora-a", "lora", seed=1),
+        "lora2": tinymodels.save_peft_adapter(tiny_base, root / "lora-b", "lora", seed=2),
+        "ia3": tinymodels.save_peft_adapter(tiny_base, root / "ia3-a", "ia3", seed=3),
+        "prompt-tuning": tinymodels.save_peft_adapter(tiny_base, root / "pt-a", "prompt-tuning", seed=4),
+    }
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PY_FOCAL = ("python/bank/account.py", 17)  # Account.deposit
+JAVA_FOCAL = ("java/src/main/java/com/example/bank/Account.java", 13)  # Account.deposit
+PY_COMPLETION = '):\n    account = Account("ada")\n    assert account.deposit(5) == 5\n\n\ndef test_other():\n'
+JAVA_COMPLETION = (
+    '        Account account = new Account("ada", 0);\n        assertEquals(5, account.deposit(5));\n    }\n\n'
+    "    @Test\n"
+)
+
+
+EXISTING_PY_TESTS = (
+    "# hand-written tests: keep me\n"
+    "from bank.account import Account, add\n\n\n"
+    "def test_add():\n    assert add(2, 2) == 4\n\n\n"
+    "def test_deposit():\n    assert Account('x').deposit(1) == 1  # same name as the new one\n"
+)
+
+
+def example_prompt(relative: str, line: int, root: Path | None = None, existing: str | None = None):
+    """The prompt unitune builds for the example focal method at `relative:line` (under `root`)."""
+    from unitune.focal import require_focal_at
+    from unitune.placement import locate_test_file
+    from unitune.prompt import build_prompt
+    from unitune.source import SourceFile, cli_offset
+
+    path = (root or EXAMPLES) / relative
+    file = SourceFile.from_path(path)
+    function = require_focal_at(file, cli_offset(file, line, None))
+    location = locate_test_file(path)
+    if existing is None and location.exists:
+        existing = location.path.read_text()
+    return build_prompt(file, function, framework=location.framework, module_import=location.module_import,
+                        existing_test_source=existing)
+
+
+@pytest.fixture(scope="session")
+def trained_base(tmp_path_factory) -> Path:
+    """A tiny model trained until it answers the examples' prompts with a known, valid test: a real
+    model whose output we know, for end-to-end tests of generation, stopping and writing."""
+    import tinymodels
+
+    pairs = [
+        (example_prompt(*PY_FOCAL).text, PY_COMPLETION),
+        (example_prompt(*JAVA_FOCAL).text, JAVA_COMPLETION),
+        (example_prompt(*PY_FOCAL, existing=EXISTING_PY_TESTS).text, PY_COMPLETION),
+    ]
+    return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "trained-base", pairs, steps=500)
+
+
+@pytest.fixture
+def example_project(tmp_path) -> Path:
+    """A fresh copy of the examples folder (Python project under python/, Maven layout under java/)."""
+    import shutil
+
+    target = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    return target

@@ -1,0 +1,133 @@
+"""`unitune generate` end to end, from the command line, on a local model folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import EXISTING_PY_TESTS, JAVA_FOCAL, PY_FOCAL
+
+from unitune.cli import main
+
+EXPECTED_PY_TEST = 'def test_deposit():\n    account = Account("ada")\n    assert account.deposit(5) == 5\n'
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
+
+
+def generate(capsys, project, focal, *extra):
+    relative, line = focal
+    code = main(["generate", str(project / relative), "--line", str(line), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prints_the_generated_test(capsys, example_project, trained_base):
+    code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base))
+    assert code == 0, err
+    assert out == EXPECTED_PY_TEST
+
+
+def test_write_creates_the_test_file_and_the_test_passes(capsys, example_project, trained_base):
+    code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--write")
+    assert code == 0, err
+    test_file = example_project / "python" / "tests" / "test_account.py"
+    assert out.strip() == str(test_file)
+    text = test_file.read_text()
+    assert "from bank.account import Account" in text and EXPECTED_PY_TEST in text
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                         cwd=example_project / "python", capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+def test_write_into_an_existing_test_file_keeps_every_line(capsys, example_project, trained_base):
+    test_file = example_project / "python" / "tests" / "test_account.py"
+    test_file.parent.mkdir()
+    existing = EXISTING_PY_TESTS
+    test_file.write_text(existing)
+    code, _, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--write")
+    assert code == 0, err
+    text = test_file.read_text()
+    assert text.startswith(existing)  # nothing before or inside the old content changed
+    assert "def test_deposit_2(" in text  # the new test got a name of its own
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                         cwd=example_project / "python", capture_output=True, text=True)
+    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
+
+
+def test_java_new_test_file_has_package_imports_and_class(capsys, example_project, trained_base):
+    code, out, err = generate(capsys, example_project, JAVA_FOCAL, "--model", str(trained_base), "--write")
+    assert code == 0, err
+    test_file = example_project / "java/src/test/java/com/example/bank/AccountTest.java"
+    assert out.strip() == str(test_file)
+    text = test_file.read_text()
+    assert text.startswith("package com.example.bank;")
+    assert "import org.junit.jupiter.api.Test;" in text
+    assert "class AccountTest {" in text and "@Test" in text
+    assert 'assertEquals(5, account.deposit(5));' in text
+    from unitune.adapters.postprocess import syntax_problems
+
+    assert syntax_problems(text, "java") == [] or text.rstrip().endswith("}")
+
+
+def test_json_outcome(capsys, example_project, trained_base):
+    code, out, _ = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--json")
+    assert code == 0
+    record = json.loads(out)
+    assert record["function"] == "Account.deposit"
+    assert record["framework"] == "pytest" and record["creates_file"] is True
+    assert record["tests"][0]["name"] == "test_deposit" and record["tests"][0]["valid"] is True
+    assert record["written"] is None and record["request_id"]
+
+
+def test_missing_model_is_one_line_exit_2(capsys, example_project, tmp_path):
+    code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(tmp_path / "nope"))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "neither a folder" in err
+
+
+def test_unknown_adapter_is_one_line_exit_2(capsys, example_project, trained_base):
+    code, _, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "ghost")
+    assert code == 2 and "no adapter named 'ghost'" in err and err.count("\n") == 1
+
+
+def test_wrong_base_adapter_is_refused_naming_both(capsys, example_project, trained_base, peft_adapters, tiny_base):
+    from unitune.adapters.card import AdapterCard, BaseModelRef, base_fingerprint
+    from unitune.adapters.registry import AdapterRegistry
+    from unitune.prompt import PROMPT_FORMAT_VERSION
+
+    card = AdapterCard(name="for-tiny", method="lora", prompt_format_version=PROMPT_FORMAT_VERSION,
+                       base_model=BaseModelRef("tiny-base", None, base_fingerprint(tiny_base)))
+    AdapterRegistry(None).save(peft_adapters["lora"], "for-tiny", card)
+    code, _, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "for-tiny")
+    assert code == 2 and "tiny-base" in err and "trained-base" in err
+
+
+def test_adapter_of_the_same_base_is_used(capsys, example_project, trained_base, tmp_path):
+    import tinymodels
+
+    from unitune.adapters.card import AdapterCard, BaseModelRef, base_fingerprint
+    from unitune.adapters.registry import AdapterRegistry
+    from unitune.prompt import PROMPT_FORMAT_VERSION
+
+    # an (IA)³ adapter at its identity initialisation: it must load and leave the output unchanged
+    from peft import IA3Config, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(trained_base),
+                           IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
+                                     task_type="CAUSAL_LM"))
+    model.save_pretrained(tmp_path / "ia3")
+    card = AdapterCard(name="same", method="ia3", prompt_format_version=PROMPT_FORMAT_VERSION,
+                       base_model=BaseModelRef("trained-base", None, base_fingerprint(trained_base)))
+    AdapterRegistry(None).save(tmp_path / "ia3", "same", card)
+    assert tinymodels  # the tiny models module is what built `trained_base`
+    code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "same")
+    assert code == 0, err
+    assert out == EXPECTED_PY_TEST

@@ -1,0 +1,330 @@
+"""Tests of unitune.adapters.postprocess: raw completions in, valid, distinct, ranked, named tests out."""
+
+from pathlib import Path
+
+import pytest
+from unitune.adapters.postprocess import (
+    GeneratedTest,
+    close_java_brackets,
+    postprocess,
+    postprocess_all,
+    rename_test,
+    syntax_problems,
+    unique_names,
+)
+
+from unitune.errors import UnituneError
+from unitune.focal import functions
+from unitune.listing import list_tests
+from unitune.prompt import build_prompt
+from unitune.source import SourceFile
+
+FIXTURES = Path(__file__).parent / "fixtures" / "generation"
+
+
+def prompt_for(file_name: str, qualified_name: str, framework: str, **options):
+    focal_file = SourceFile.from_path(FIXTURES / file_name)
+    function = next(f for f in functions(focal_file) if f.qualified_name == qualified_name)
+    module = "wallet" if file_name.endswith(".py") else None
+    return build_prompt(focal_file, function, framework=framework, module_import=module, level="fm", **options)
+
+
+@pytest.fixture(scope="module")
+def pytest_prompt():
+    return prompt_for("wallet.py", "Wallet.deposit", "pytest")
+
+
+@pytest.fixture(scope="module")
+def unittest_prompt():
+    return prompt_for("wallet.py", "Wallet.deposit", "unittest")
+
+
+@pytest.fixture(scope="module")
+def junit_prompt():
+    return prompt_for("Wallet.java", "Wallet.deposit", "junit5")
+
+
+PROMPTS = {"pytest": "pytest_prompt", "unittest": "unittest_prompt", "junit": "junit_prompt"}
+
+
+def only(prompt, completion, **options) -> GeneratedTest:
+    [test] = postprocess_all(prompt, [completion], **options)
+    return test
+
+
+# -- valid completions pass through --------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, completion, expected", [
+    (
+        "pytest",
+        "):\n    wallet = Wallet('ann')\n    assert wallet.deposit(5) == 5\n",
+        "def test_deposit():\n    wallet = Wallet('ann')\n    assert wallet.deposit(5) == 5\n",
+    ),
+    (
+        "unittest",
+        "):\n        wallet = Wallet('ann')\n        self.assertEqual(wallet.deposit(5), 5)\n",
+        "    def test_deposit(self):\n        wallet = Wallet('ann')\n        self.assertEqual(wallet.deposit(5), 5)\n",
+    ),
+    (
+        "junit",
+        "        Wallet wallet = new Wallet(0);\n        assertEquals(5, wallet.deposit(5));\n    }\n",
+        (
+            "    @Test\n    public void testDeposit() throws Exception {\n"
+            "        Wallet wallet = new Wallet(0);\n        assertEquals(5, wallet.deposit(5));\n    }\n"
+        ),
+    ),
+])
+def test_valid_completions_pass_through(request, kind, completion, expected):
+    [test] = postprocess(request.getfixturevalue(PROMPTS[kind]), [completion])
+    assert (test.source, test.valid, test.repaired, test.problems, test.assertions) == (expected, True, [], [], 1)
+    assert test.calls_focal
+
+
+# -- cutting -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, completion, expected", [
+    (  # the model went on with another test after the dedent
+        "pytest",
+        "):\n    assert Wallet('a').deposit(1) == 1\n\n\ndef test_other():\n    assert False\n",
+        "def test_deposit():\n    assert Wallet('a').deposit(1) == 1\n",
+    ),
+    (  # prose after the test
+        "unittest",
+        "):\n        self.assertEqual(Wallet('a').deposit(1), 1)\n\nThis test checks the deposit.\n",
+        "    def test_deposit(self):\n        self.assertEqual(Wallet('a').deposit(1), 1)\n",
+    ),
+    (  # the rest of the test class and more
+        "junit",
+        "        assertEquals(1, new Wallet(0).deposit(1));\n    }\n}\n\nclass Other {}\n",
+        "    @Test\n    public void testDeposit() throws Exception {\n        assertEquals(1, new Wallet(0).deposit(1));\n    }\n",
+    ),
+    (  # an end-of-text marker in the middle of the body
+        "pytest",
+        "):\n    assert Wallet('a').deposit(1) == 1\n<|endoftext|>    oops(\n",
+        "def test_deposit():\n    assert Wallet('a').deposit(1) == 1\n",
+    ),
+])
+def test_text_after_the_test_is_cut(request, kind, completion, expected):
+    test = only(request.getfixturevalue(PROMPTS[kind]), completion)
+    assert test.valid and test.source == expected
+
+
+# -- repairs -------------------------------------------------------------------------------------
+
+def test_java_missing_two_closing_braces_are_added(junit_prompt):
+    completion = (
+        "        Wallet wallet = new Wallet(0);\n"
+        "        if (wallet != null) {\n"
+        "            assertEquals(5, wallet.deposit(5));\n"
+    )
+    test = only(junit_prompt, completion)
+    assert test.valid
+    assert test.repaired == ["added the missing 2 closing braces at the end"]
+    assert test.source == (
+        "    @Test\n    public void testDeposit() throws Exception {\n"
+        "        Wallet wallet = new Wallet(0);\n"
+        "        if (wallet != null) {\n"
+        "            assertEquals(5, wallet.deposit(5));\n"
+        "        }\n"
+        "    }\n"
+    )
+    assert syntax_problems(test.source, "java") == []
+
+
+def test_java_open_lambda_and_call_are_closed(junit_prompt):
+    completion = (
+        "        assertThrows(IllegalArgumentException.class, () -> {\n"
+        "            new Wallet(0).deposit(-1);\n"
+    )
+    test = only(junit_prompt, completion)
+    assert test.valid and test.assertions == 1
+    assert test.source.endswith("            new Wallet(0).deposit(-1);\n        });\n    }\n")
+
+
+@pytest.mark.parametrize("kind, completion, expected_body", [
+    (
+        "pytest",
+        "):\n    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n    assert wallet.deposit(3",
+        "    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n",
+    ),
+    (  # cut inside a multi-line call: the lines of the unfinished statement go
+        "unittest",
+        "):\n        wallet = Wallet('a')\n        self.assertEqual(\n            wallet.deposit(2),\n",
+        "        wallet = Wallet('a')\n",
+    ),
+    (
+        "junit",
+        "        Wallet wallet = new Wallet(0);\n        assertEquals(5, wallet.deposit(5));\n        assertEquals(5, wallet.dep",
+        "        Wallet wallet = new Wallet(0);\n        assertEquals(5, wallet.deposit(5));\n    }\n",
+    ),
+    (  # an unterminated string on the last line
+        "junit",
+        '        Wallet wallet = new Wallet(0);\n        String s = "abc',
+        "        Wallet wallet = new Wallet(0);\n    }\n",
+    ),
+])
+def test_truncated_last_line_is_dropped(request, kind, completion, expected_body):
+    prompt = request.getfixturevalue(PROMPTS[kind])
+    test = only(prompt, completion)
+    assert test.valid, test.problems
+    assert test.repaired[0] in ("dropped 1 truncated line at the end", "dropped 2 truncated lines at the end")
+    body = test.source.split("\n", prompt.prefix.rstrip("\n").count("\n") + 1)[-1]
+    assert body == expected_body
+    assert syntax_problems(test.source, prompt.language) == []
+
+
+def test_truncation_that_leaves_an_empty_body_is_invalid(pytest_prompt):
+    test = only(pytest_prompt, "):\n    wallet = Wallet('a'")
+    assert not test.valid and test.problems
+
+
+def test_a_complete_test_with_an_error_inside_is_not_salvaged(pytest_prompt):
+    test = only(pytest_prompt, "):\n    wallet = Wallet('a'\n    assert wallet\n\n\ndef test_next():\n    pass\n")
+    assert not test.valid
+    assert test.problems and test.repaired == []
+
+
+@pytest.mark.parametrize("kind, completion", [
+    ("pytest", "):\n    pass\n"),
+    ("pytest", "):\n    ...\n"),
+    ("pytest", '):\n    """Deposits money."""\n    pass\n'),
+    ("pytest", "):\n    # TODO\n    pass\n"),
+    ("unittest", "):\n        pass\n"),
+    ("junit", "    }\n"),
+    ("junit", "        // nothing yet\n    }\n"),
+])
+def test_empty_tests_are_dropped(request, kind, completion):
+    prompt = request.getfixturevalue(PROMPTS[kind])
+    assert postprocess(prompt, [completion]) == []
+    assert only(prompt, completion).problems == ["the test body is empty"]
+
+
+def test_unparseable_python_is_reported_with_its_line(pytest_prompt):
+    test = only(pytest_prompt, "):\n    assert Wallet(\n1 2)\n\n\nx = 1\n")
+    assert not test.valid
+    assert test.problems[0].startswith("line ")
+
+
+# -- duplicates, ranking, names --------------------------------------------------------------------
+
+def test_duplicates_are_dropped(pytest_prompt):
+    completions = [
+        "):\n    assert Wallet('a').deposit(1) == 1\n",
+        "):\n    assert Wallet('a').deposit(1)   ==   1\n\n",
+        "):\n    assert Wallet( 'a' ).deposit( 1 ) == 1\n",
+        "):\n    assert Wallet('a').deposit(2) == 2\n",
+    ]
+    everything = postprocess_all(pytest_prompt, completions)
+    kept = [test for test in everything if test.kept]
+    assert [test.index for test in kept] == [0, 3]
+    assert {test.index: test.duplicate_of for test in everything if not test.kept} == {1: 0, 2: 0}
+    assert all(test.valid for test in everything)
+
+
+def test_ranking_prefers_tests_that_assert(pytest_prompt):
+    completions = [
+        "):\n    Wallet('a').deposit(1)\n",  # no assertion
+        "):\n    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n",
+        (
+            "):\n    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.balance == 1\n"
+            "    with pytest.raises(ValueError):\n        wallet.deposit(0)\n"
+        ),
+        "):\n    assert parse_amount('1') == 1\n",  # asserts, but not about deposit
+        "):\n    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.deposit(1) == 1\n",  # repeats itself
+    ]
+    ranked = postprocess(pytest_prompt, completions)
+    assert [test.index for test in ranked] == [2, 1, 4, 3, 0]  # repeating an assertion does not count
+    assert [test.assertions for test in ranked] == [3, 1, 1, 1, 0]
+    assert [test.calls_focal for test in ranked] == [True, True, True, False, True]
+    assert [test.name for test in ranked] == ["test_deposit"] + [f"test_deposit_{n}" for n in range(2, 6)]
+    assert ranked == sorted(ranked, key=lambda test: -test.score)
+
+
+def test_java_ranking_counts_assertion_calls(junit_prompt):
+    completions = [
+        "        new Wallet(0).deposit(1);\n    }\n",
+        (
+            "        Wallet w = new Wallet(0);\n        assertEquals(1, w.deposit(1));\n"
+            "        assertThrows(IllegalArgumentException.class, () -> w.deposit(0));\n    }\n"
+        ),
+    ]
+    ranked = postprocess(junit_prompt, completions)
+    assert [(test.index, test.assertions, test.name) for test in ranked] == [(1, 2, "testDeposit"), (0, 0, "testDeposit2")]
+
+
+def test_names_are_unique_against_the_existing_test_file(pytest_prompt, junit_prompt):
+    existing = SourceFile((FIXTURES / "existing_test_wallet.txt").read_text(), "python")
+    names = {test.name for test in list_tests(existing)}
+    assert names == {"test_parse_amount", "test_deposit"}
+    ranked = postprocess(pytest_prompt, [
+        "):\n    assert Wallet('a').deposit(1) == 1\n", "):\n    assert Wallet('a').deposit(2) == 2\n",
+    ], existing_names=names)
+    assert [test.name for test in ranked] == ["test_deposit_2", "test_deposit_3"]
+    assert ranked[0].source.startswith("def test_deposit_2():\n")
+    assert "test_deposit_3():" in ranked[1].source
+
+    java = SourceFile((FIXTURES / "ExistingWalletTest.txt").read_text(), "java")
+    java_names = {test.name for test in list_tests(java)} | {"testDeposit"}
+    [test] = postprocess(junit_prompt, ["        assertEquals(1, new Wallet(0).deposit(1));\n    }\n"], java_names)
+    assert test.name == "testDeposit2"
+    assert "public void testDeposit2() throws Exception {" in test.source
+
+
+@pytest.mark.parametrize("name, language, taken, expected", [
+    ("test_deposit", "python", set(), "test_deposit"),
+    ("test_deposit", "python", {"test_deposit", "test_deposit_2"}, "test_deposit_3"),
+    ("testDeposit", "java", {"testDeposit"}, "testDeposit2"),
+    ("testLog10", "java", {"testLog10"}, "testLog10_2"),  # `testLog102` would read as another number
+])
+def test_unique_names(name, language, taken, expected):
+    opening = f"def {name}():\n    assert x\n" if language == "python" else f"    @Test\n    void {name}() {{\n        f();\n    }}\n"
+    test = GeneratedTest(name, opening, language, True)
+    [renamed] = unique_names([test], taken)
+    assert renamed.name == expected
+    assert expected in renamed.source and (expected == name or test.source != renamed.source)
+
+
+def test_rename_touches_only_the_declaration():
+    source = "def test_a():\n    test_a_helper()\n    assert test_a\n"
+    assert rename_test(source, "test_a", "test_a_2", "python") == "def test_a_2():\n    test_a_helper()\n    assert test_a\n"
+    with pytest.raises(UnituneError):
+        rename_test(source, "test_b", "test_c", "python")
+
+
+# -- the building blocks -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source, expected", [
+    ("void f() {\n    g(\"}{\", '{');\n", "void f() {\n    g(\"}{\", '{');\n}\n"),
+    ("void f() {\n    // { not this one\n    /* { nor this */\n", "void f() {\n    // { not this one\n    /* { nor this */\n}\n"),
+    ("void f() {\n    int[] a = {1, 2};\n    call(a, x", "void f() {\n    int[] a = {1, 2};\n    call(a, x);\n}\n"),
+    ("void f() {\n    g(1 // why\n", "void f() {\n    g(1 // why\n    );\n}\n"),
+])
+def test_close_java_brackets_ignores_strings_and_comments(source, expected):
+    assert close_java_brackets(source)[0] == expected
+
+
+@pytest.mark.parametrize("source", ["void f() {\n    g(];\n", 'void f() {\n    g("abc\n', "void f() {\n    /* open"])
+def test_close_java_brackets_gives_up_when_appending_cannot_help(source):
+    assert close_java_brackets(source) is None
+
+
+def test_syntax_problems_checks_one_function():
+    assert syntax_problems("    def test_a(self):\n        assert 1\n", "python") == []
+    assert syntax_problems("def test_a():\n    assert 1\ndef test_b():\n    assert 2\n", "python") == [
+        "not exactly one test function"
+    ]
+    assert syntax_problems("    @Test\n    void a() {\n        f();\n    }\n", "java") == []
+    assert syntax_problems("    @Test\n    void a() {\n        f()\n    }\n", "java")[0].startswith("line 3:")
+
+
+def test_kept_tests_serialize(pytest_prompt):
+    [test] = postprocess(pytest_prompt, ["):\n    assert Wallet('a').deposit(1) == 1\n"])
+    data = test.to_json()
+    assert data["kept"] is True and data["name"] == "test_deposit" and data["assertions"] == 1
+
+
+def test_unknown_language_is_refused(pytest_prompt):
+    from dataclasses import replace
+
+    with pytest.raises(UnituneError):
+        postprocess(replace(pytest_prompt, language="cobol"), ["x"])
