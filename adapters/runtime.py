@@ -271,4 +271,5 @@ class ModelRuntime:
             "active_adapter": self.active,
             "resident_adapters": self.resident_adapters(),
             "injected_method": self._group_method,
+            "base_loads": self.base_loads,
         }

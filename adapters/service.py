@@ -50,6 +50,7 @@ class GenerationRequest:
     text: str | None = None  # the editor's buffer; None reads the file
     project_root: Path | None = None
     adapter: Any = None  # a registry entry; None: the bare base model
+    open_text: Callable[[Path], str | None] | None = None  # an editor's unsaved text of a file, if open
     request_id: str = field(default_factory=lambda: new_request_id("gen"))
 
 
@@ -95,7 +96,9 @@ def prepare(request: GenerationRequest) -> tuple[SourceFile, Function, TestLocat
     root = Path(request.project_root) if request.project_root else find_project_root(path)
     location = locate_test_file(path, root, test_dir=request.settings.test_dir)
     framework = parse_framework(request.settings.framework, file.language) if request.settings.framework else location.framework
-    existing = decode_source(read_source_bytes(location.path), str(location.path)) if location.exists else None
+    existing = request.open_text(location.path) if request.open_text else None
+    if existing is None and location.exists:
+        existing = decode_source(read_source_bytes(location.path), str(location.path))
     return file, function, location, framework, existing
 
 

@@ -22,6 +22,10 @@ from collections.abc import Callable, Sequence
 from unitune import __version__
 from unitune.errors import UnituneError
 
+
+class BadTcpAddress(UnituneError):
+    exit_code = 2
+
 EXIT_OK = 0
 EXIT_NOTHING = 1
 EXIT_BAD_INPUT = 2
@@ -89,6 +93,40 @@ def _add_generate(subparsers) -> None:
     add_generate_parser(subparsers)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from unitune.logs import configure
+    from unitune.settings import data_home
+
+    log_file = args.log_file or data_home() / "logs" / "server.log"
+    configure(verbose=False, file=log_file)
+    from unitune.server.server import create_server
+
+    server = create_server()
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            raise BadTcpAddress(f"--tcp takes HOST:PORT, e.g. 127.0.0.1:2087; got {args.tcp!r}")
+        server.start_tcp(host, int(port))
+    else:
+        server.start_io()
+    return EXIT_OK
+
+
+def _add_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the language server (stdio; --tcp HOST:PORT for debugging)",
+        description=(
+            "Run unitune's language server for an editor: the code action \"Generate unit tests\" and the "
+            "commands unitune.generateTests, listAdapters, selectAdapter, trainAdapter and status. It talks on "
+            "stdin/stdout unless --tcp is given, and logs to the data directory's logs/server.log."
+        ),
+    )
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead of stdio (for debugging)")
+    parser.add_argument("--log-file", metavar="FILE", help="where to log (default: <data dir>/logs/server.log)")
+    parser.set_defaults(handler=_cmd_serve)
+
+
 def _add_doctor(subparsers) -> None:
     from unitune.adapters.commands import add_doctor_parser
 
@@ -96,7 +134,7 @@ def _add_doctor(subparsers) -> None:
 
 
 #: Subcommand registrars, in the order `--help` lists them.
-SUBCOMMANDS: list[Callable] = [_add_focal, _add_generate, _add_adapters, _add_doctor]
+SUBCOMMANDS: list[Callable] = [_add_focal, _add_generate, _add_adapters, _add_serve, _add_doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,6 +77,35 @@ class SourceFile:
         self._line_starts = _line_starts(self.data)
         self.tree = parser_for(self.language).parse(self.data)
 
+    def edited(self, start: tuple[int, int], end: tuple[int, int], new_text: str, unit: str = UTF32) -> "SourceFile":
+        """A new SourceFile with the text between 0-based positions `start` and `end` (columns in
+        `unit`) replaced by `new_text`, re-parsed incrementally from this file's tree."""
+        start_byte = self.offset(*start, unit=unit) if start[0] < self.line_count else len(self.data)
+        end_byte = self.offset(*end, unit=unit) if end[0] < self.line_count else len(self.data)
+        end_byte = max(start_byte, end_byte)
+        inserted = new_text.encode("utf-8")
+        data = self.data[:start_byte] + inserted + self.data[end_byte:]
+        start_point = self._point(start_byte)
+        old_end_point = self._point(end_byte)
+        rows = inserted.count(b"\n")
+        last_line = inserted.rsplit(b"\n", 1)[-1]
+        new_end_point = (start_point[0] + rows, (start_point[1] if rows == 0 else 0) + len(last_line))
+        tree = self.tree.copy()
+        tree.edit(start_byte=start_byte, old_end_byte=end_byte, new_end_byte=start_byte + len(inserted),
+                  start_point=start_point, old_end_point=old_end_point, new_end_point=new_end_point)
+        edited = object.__new__(SourceFile)
+        edited.text = data.decode("utf-8")
+        edited.language = self.language
+        edited.path = self.path
+        edited.data = data
+        edited._line_starts = _line_starts(data)
+        edited.tree = parser_for(self.language).parse(data, tree)
+        return edited
+
+    def _point(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self._line_starts, offset) - 1
+        return line, offset - self._line_starts[line]
+
     @classmethod
     def from_path(cls, path: str | Path) -> "SourceFile":
         """Read and parse a file; `BadFileError` for anything that is not a readable source file."""

@@ -1,0 +1,146 @@
+"""`unitune.generateTests(uri, position)`: progress, cancellation, then the test file edit and
+showing the new test. A failed or cancelled generation changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from unitune.server.documents import ENCODING_UNITS
+from unitune.server.edits import new_test_range, workspace_edit
+from unitune.server.engine import Job
+from unitune.server.features.code_actions import GENERATE_COMMAND
+from unitune.server.features.progress import Progress, cancel_on_request_cancel
+from unitune.server.server import UnituneServer, uri_to_path
+from unitune.errors import GenerationCancelled, UnituneError
+from unitune.focal import focal_at
+from unitune.logs import get_logger, log_event, new_request_id
+from unitune.source import SourceFile
+
+log = get_logger("server.generate")
+
+
+class BadArguments(UnituneError):
+    """A command was called with arguments of the wrong shape."""
+
+
+def parse_position_arguments(args: tuple) -> tuple[str, int, int]:
+    if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], dict):
+        raise BadArguments(f"{GENERATE_COMMAND} takes (uri, position) where position is {{line, character}}; got {list(args)!r}")
+    line, character = args[1].get("line"), args[1].get("character")
+    if not isinstance(line, int) or not isinstance(character, int) or isinstance(line, bool) or line < 0 or character < 0:
+        raise BadArguments(f"{GENERATE_COMMAND}: position needs whole numbers line and character >= 0; got {args[1]!r}")
+    return args[0], line, character
+
+
+def _source_for(ls: UnituneServer, uri: str) -> tuple[SourceFile, int | None]:
+    document = ls.documents.get(uri)
+    if document is not None:
+        return document.file, document.version
+    path = uri_to_path(uri)
+    if path is None:
+        raise BadArguments(f"{uri} is not a file on disk; save it first")
+    return SourceFile.from_path(path), None  # a file the client never opened: read it from disk
+
+
+def _open_text(ls: UnituneServer):
+    def read(path: Path) -> str | None:
+        document = ls.documents.get(path.resolve().as_uri())
+        return document.file.text if document is not None else None
+    return read
+
+
+def _generate_blocking(ls: UnituneServer, folder, request, report, cancel):
+    """On the model thread: pick the runtime and adapter for the folder, then generate."""
+    from unitune.adapters.loading import ModelSpec, quiet_libraries
+    from unitune.adapters.registry import AdapterRegistry
+    from unitune.adapters.service import TestGenerator
+
+    quiet_libraries()
+    settings = folder.settings
+    runtime = ls.engine.runtime_for(ModelSpec.from_settings(settings))
+    if settings.adapter and settings.adapter != "none":
+        request.adapter = AdapterRegistry(folder.path).find_verified(settings.adapter)
+    outcome = TestGenerator(runtime).generate(request, on_progress=report, cancel=cancel)
+    ls.engine.generations += 1
+    return outcome
+
+
+async def generate_tests(ls: UnituneServer, *args):
+    request_id = new_request_id("lsp")
+    try:
+        uri, line, character = parse_position_arguments(args)
+        file, _version = _source_for(ls, uri)
+        offset = file.offset(line, character, ENCODING_UNITS.get(ls.position_encoding))
+        function = focal_at(file, offset)
+        if function is None:
+            raise UnituneError(f"no function or method at line {line + 1}; put the cursor inside one")
+    except UnituneError as error:
+        ls.notify_user(f"unitune: {error}")
+        return {"ok": False, "error": str(error)}
+
+    from unitune.adapters.service import GenerationRequest  # light: no torch at import
+
+    folder = ls.folder_for_uri(uri)
+    job = ls.engine.start_job(Job(request_id, "generate", function.qualified_name))
+    cancel_on_request_cancel(ls, job.cancel)
+    progress = Progress(ls, f"unitune: tests for {function.qualified_name}", job.cancel)
+    await progress.begin("loading model")
+    request = GenerationRequest(file.path or Path(uri_to_path(uri)), offset, folder.settings, text=file.text,
+                                project_root=folder.path, open_text=_open_text(ls), request_id=request_id)
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        job.stage = stage
+        progress.report(stage, fraction, message)
+
+    log_event(log, "generate.request", request_id=request_id, function=function.qualified_name, folder=folder.path)
+    try:
+        outcome = await ls.engine.run(_generate_blocking, ls, folder, request, report, job.cancel)
+    except GenerationCancelled:
+        progress.end("cancelled")
+        ls.notify_user("unitune: generation cancelled; nothing was changed", types.MessageType.Info)
+        return {"ok": False, "cancelled": True}
+    except UnituneError as error:
+        progress.end("failed")
+        ls.notify_user(f"unitune: {error}")
+        return {"ok": False, "error": str(error)}
+    except Exception as error:  # a library failure: report it, keep serving
+        log.exception("generation failed request_id=%s", request_id)
+        progress.end("failed")
+        message = f"unitune: generation failed ({type(error).__name__}: {error}); see the server log"
+        ls.notify_user(message)
+        return {"ok": False, "error": message}
+    finally:
+        ls.engine.end_job(job)
+
+    if job.cancel.is_set():
+        progress.end("cancelled")
+        return {"ok": False, "cancelled": True}
+    test_uri = outcome.insertion.path.resolve().as_uri()
+    open_test = ls.documents.get(test_uri)
+    edit = workspace_edit(outcome.insertion, test_uri, ls.client_capabilities,
+                          ENCODING_UNITS.get(ls.position_encoding), open_test.version if open_test else None)
+    progress.end(f"{len(outcome.tests)} test(s) written")
+    result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="unitune: add tests"))
+    if not result.applied:
+        reason = result.failure_reason or "no reason given"
+        ls.notify_user(f"unitune: the editor did not apply the tests to {outcome.insertion.path} ({reason})")
+        return {"ok": False, "error": f"edit not applied: {reason}"}
+    window = ls.client_capabilities.window
+    if window and window.show_document and window.show_document.support:
+        selection = new_test_range(outcome.insertion, outcome.tests[0].name)
+        try:
+            await ls.window_show_document_async(types.ShowDocumentParams(uri=test_uri, take_focus=True, selection=selection))
+        except Exception as error:  # showing is a courtesy; the tests are in
+            log_event(log, "show_document.failed", request_id=request_id, error=str(error))
+    for note in outcome.notes:
+        ls.notify_user(f"unitune: {note}", types.MessageType.Info)
+    return {
+        "ok": True, "request_id": request_id, "function": function.qualified_name, "test_file": test_uri,
+        "tests": [test.name for test in outcome.tests], "created": outcome.insertion.creates_file,
+    }
+
+
+def register(ls: UnituneServer) -> None:
+    ls.command(GENERATE_COMMAND)(generate_tests)

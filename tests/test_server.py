@@ -1,0 +1,281 @@
+"""The language server end to end with pytest-lsp: VS Code's and Neovim's recorded capabilities, a
+real tiny model (trained to answer the examples), the test file written through the client."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from conftest import EXAMPLES, JAVA_FOCAL, PY_FOCAL
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+SERVER = [sys.executable, "-m", "unitune.server"]
+
+
+def apply_edit_to_disk(client: LanguageClient, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+    """What an editor does with the edit (then saves): insertions only; CreateFile only if announced."""
+    edit = params.edit
+    client.edits.append(edit)
+    from pygls.uris import to_fs_path
+
+    def apply(uri: str, edits) -> None:
+        path = Path(to_fs_path(uri))
+        text = path.read_text() if path.exists() else ""
+        lines = text.split("\n")
+        for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+            assert e.range.start == e.range.end, "unitune must only insert"
+            line = e.range.start.line
+            before = "\n".join(lines[:line]) + ("\n" if line else "")
+            offset = len(before) + e.range.start.character
+            text = text[:offset] + e.new_text + text[offset:]
+            lines = text.split("\n")
+        path.write_text(text)
+
+    caps = client.capabilities.workspace.workspace_edit
+    if edit.document_changes:
+        if not caps.document_changes:
+            return types.ApplyWorkspaceEditResult(applied=False, failure_reason="documentChanges not supported")
+        for change in edit.document_changes:
+            if isinstance(change, types.CreateFile):
+                Path(to_fs_path(change.uri)).parent.mkdir(parents=True, exist_ok=True)
+                Path(to_fs_path(change.uri)).touch()
+            else:
+                apply(change.text_document.uri, change.edits)
+    for uri, edits in (edit.changes or {}).items():
+        path = Path(to_fs_path(uri))
+        if not path.parent.exists():
+            return types.ApplyWorkspaceEditResult(applied=False, failure_reason="folder missing: cannot save")
+        apply(uri, edits)
+    return types.ApplyWorkspaceEditResult(applied=True)
+
+
+async def start(lsp_client: LanguageClient, caps: str, folders: list[Path], init: dict | None = None) -> None:
+    lsp_client.edits = []
+    lsp_client.feature(types.WORKSPACE_APPLY_EDIT)(lambda params: apply_edit_to_disk(lsp_client, params))
+    params = types.InitializeParams(
+        capabilities=client_capabilities(caps),
+        workspace_folders=[types.WorkspaceFolder(uri=f.as_uri(), name=f.name) for f in folders],
+        root_uri=folders[0].as_uri(),
+        initialization_options=init or {},
+    )
+    lsp_client.init_result = await lsp_client.initialize_session(params)
+
+
+def server_env(home: Path) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "UNITUNE_HOME": str(home / "home"),
+            "UNITUNE_CONFIG": str(home / "config.toml"), "PYTHONUNBUFFERED": "1"}
+
+
+HOME = Path(tempfile.mkdtemp(prefix="unitune-lsp-"))
+CONFIG = ClientServerConfig(server_command=SERVER, server_env=server_env(HOME))
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def fresh_workspace() -> Path:
+    target = Path(tempfile.mkdtemp(prefix="unitune-ws-", dir=HOME)) / "examples"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    return target
+
+
+@pytest_lsp.fixture(config=CONFIG, params=["visual-studio-code", "neovim@v0.7.0"], scope="module")
+async def client(lsp_client: LanguageClient, request, trained_base):
+    workspace = fresh_workspace()
+    lsp_client.workspace_root = workspace
+    lsp_client.client_name = request.param
+    await start(lsp_client, request.param, [workspace / "python", workspace / "java"], {"model": str(trained_base)})
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_file(client: LanguageClient, path: Path, language: str) -> str:
+    uri = path.as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=path.read_text())))
+    return uri
+
+
+def focal_position(relative: str, line: int) -> types.Position:
+    """The first code character of a 1-based line, as an LSP position."""
+    text = (EXAMPLES / relative).read_text().split("\n")[line - 1]
+    return types.Position(line=line - 1, character=len(text) - len(text.lstrip()))
+
+
+async def code_actions(client, uri, position) -> list[types.CodeAction]:
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=position, end=position),
+        context=types.CodeActionContext(diagnostics=[])))
+    # lsprotocol's client-side hook reads any object with a `command` key as a Command, so a CodeAction
+    # carrying a command arrives as Command(command=<repr of the dict>): undo that here.
+    fixed = []
+    for action in actions or []:
+        if isinstance(action, types.Command) and action.command.startswith("{"):
+            raw = ast.literal_eval(action.command)
+            action = types.CodeAction(title=action.title, command=types.Command(**raw))
+        fixed.append(action)
+    return fixed
+
+
+async def command(client, name, *arguments):
+    return await client.workspace_execute_command_async(types.ExecuteCommandParams(command=name, arguments=list(arguments)))
+
+
+# -- the tests -----------------------------------------------------------------------------------
+
+async def test_server_info_and_sync(client: LanguageClient):
+    from unitune import __version__
+
+    init = client.init_result
+    assert (init.server_info.name, init.server_info.version) == ("unitune", __version__)
+    sync = init.capabilities.text_document_sync
+    assert sync.change == types.TextDocumentSyncKind.Incremental and sync.open_close
+    assert set(init.capabilities.execute_command_provider.commands) >= {
+        "unitune.generateTests", "unitune.listAdapters", "unitune.selectAdapter", "unitune.status",
+        "unitune.trainAdapter"}
+    assert init.capabilities.position_encoding in (None, "utf-16", types.PositionEncodingKind.Utf16)
+    result = await command(client, "unitune.status")
+    assert result["position_encoding"] == "utf-16"
+    assert result["runtime"]["state"] == "idle"  # nothing loaded before the first generation
+
+
+async def test_code_action_offered_inside_a_function_only(client: LanguageClient):
+    path = client.workspace_root / PY_FOCAL[0]
+    uri = open_file(client, path, "python")
+    actions = await code_actions(client, uri, focal_position(*PY_FOCAL))
+    assert [a.title for a in actions] == ["Generate unit tests for `Account.deposit`"]
+    assert actions[0].command.command == "unitune.generateTests"
+    assert actions[0].command.arguments[0] == uri
+    assert not await code_actions(client, uri, types.Position(line=0, character=0))  # the module docstring
+
+
+async def test_generate_applies_the_edit_with_progress(client: LanguageClient):
+    path = client.workspace_root / PY_FOCAL[0]
+    uri = open_file(client, path, "python")
+    test_file = client.workspace_root / "python/tests/test_account.py"
+    if test_file.exists():
+        test_file.unlink()
+    before = set(client.progress_reports)
+    result = await command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8})
+    assert result["ok"] is True, client.messages
+    assert result["tests"] == ["test_deposit"] and result["created"] is True
+    assert 'assert account.deposit(5) == 5' in test_file.read_text()
+    edit = client.edits[-1]
+    if client.client_name.startswith("neovim"):
+        assert edit.document_changes is None and list(edit.changes) == [test_file.as_uri()]
+    else:
+        assert isinstance(edit.document_changes[0], types.CreateFile)
+        assert client.shown_documents[-1].uri == test_file.as_uri()
+    tokens = [t for t in client.progress_reports if t not in before]
+    assert len(tokens) == 1
+    reports = client.progress_reports[tokens[0]]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    stages = " ".join(r.message for r in reports[1:-1] if r.message)
+    assert "generating" in stages and any(r.percentage for r in reports[1:-1])
+
+
+async def test_generate_into_an_existing_file_only_inserts(client: LanguageClient, tmp_path):
+    from conftest import EXISTING_PY_TESTS
+
+    path = client.workspace_root / PY_FOCAL[0]
+    uri = open_file(client, path, "python")
+    test_file = client.workspace_root / "python/tests/test_account.py"
+    test_file.parent.mkdir(exist_ok=True)
+    test_file.write_text(EXISTING_PY_TESTS)
+    result = await command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8})
+    assert result["ok"] is True, client.messages
+    text = test_file.read_text()
+    assert text.startswith(EXISTING_PY_TESTS) and "def test_deposit_2():" in text
+
+
+async def test_java_generation_creates_the_maven_test_file(client: LanguageClient):
+    path = client.workspace_root / JAVA_FOCAL[0]
+    uri = open_file(client, path, "java")
+    result = await command(client, "unitune.generateTests", uri, {"line": JAVA_FOCAL[1] - 1, "character": 8})
+    assert result["ok"] is True, client.messages
+    test_file = client.workspace_root / "java/src/test/java/com/example/bank/AccountTest.java"
+    text = test_file.read_text()
+    assert text.startswith("package com.example.bank;") and "assertEquals(5, account.deposit(5));" in text
+
+
+async def test_file_never_opened_is_read_from_disk(client: LanguageClient):
+    # a copy of the project outside the workspace folders, never opened: read from disk, its own project
+    copy = client.workspace_root.parent / f"unopened-{client.client_name.replace('@', '-')}"
+    shutil.copytree(client.workspace_root / "python", copy, ignore=shutil.ignore_patterns("tests"))
+    uri = (copy / "bank/account.py").as_uri()
+    result = await command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8})
+    assert result["ok"] is True, client.messages
+    assert "assert account.deposit(5) == 5" in (copy / "tests/test_account.py").read_text()
+
+
+async def test_code_actions_follow_incremental_edits(client: LanguageClient):
+    path = client.workspace_root / PY_FOCAL[0]
+    uri = open_file(client, path, "python")
+    # insert a new function with non-ASCII text at the top (two lines), then ask below it
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(line=2, character=0), end=types.Position(line=2, character=0)),
+            text='def grüße(x="😀"):\n    return x\n')]))
+    actions = await code_actions(client, uri, types.Position(line=3, character=4))
+    assert [a.title for a in actions] == ["Generate unit tests for `grüße`"]
+    moved = focal_position(*PY_FOCAL)
+    actions = await code_actions(client, uri, types.Position(line=moved.line + 2, character=moved.character))
+    assert [a.title for a in actions] == ["Generate unit tests for `Account.deposit`"]
+    # after the emoji (2 UTF-16 units), still inside grüße
+    actions = await code_actions(client, uri, types.Position(line=2, character=17))
+    assert [a.title for a in actions] == ["Generate unit tests for `grüße`"]
+
+
+async def test_list_and_select_adapters(client: LanguageClient):
+    assert await command(client, "unitune.listAdapters") == []
+    folder = (client.workspace_root / "python").as_uri()
+    result = await command(client, "unitune.selectAdapter", "ghost", folder)
+    assert result["ok"] is False and "no adapter named 'ghost'" in result["error"]
+    result = await command(client, "unitune.selectAdapter", None, folder)
+    assert result["ok"] is True and result["adapter"] is None
+    assert (client.workspace_root / "python/unitune.toml").exists() or "tool.unitune" in (
+        client.workspace_root / "python/pyproject.toml").read_text()
+    result = await command(client, "unitune.selectAdapter", 42)
+    assert result["ok"] is False and "name is a string" in result["error"]
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        ([], "takes (uri, position)"),
+        (["file:///nowhere/missing.py", {"line": 0, "character": 0}], "no such file"),
+        (["file:///tmp/x.py", {"line": "one", "character": 0}], "whole numbers"),
+        (["file:///tmp/x.py", [0, 0]], "takes (uri, position)"),
+    ],
+)
+async def test_bad_generate_arguments_get_a_message(client: LanguageClient, arguments, fragment):
+    result = await command(client, "unitune.generateTests", *arguments)
+    assert result["ok"] is False and fragment in result["error"]
+    assert fragment in client.messages[-1].message and client.messages[-1].type == types.MessageType.Error
+
+
+async def test_no_function_at_position(client: LanguageClient):
+    path = client.workspace_root / PY_FOCAL[0]
+    uri = open_file(client, path, "python")
+    result = await command(client, "unitune.generateTests", uri, {"line": 0, "character": 0})
+    assert result["ok"] is False and "no function or method" in result["error"]
+
+
+async def test_unknown_command_is_an_error_response(client: LanguageClient):
+    with pytest.raises(Exception, match="not defined"):
+        await command(client, "unitune.doesNotExist")
+    assert (await command(client, "unitune.status"))["version"]  # still serving
+
+
+async def test_training_reports_it_is_unavailable_or_validates(client: LanguageClient):
+    result = await command(client, "unitune.trainAdapter", {"method": "bogus", "name": "x"})
+    assert result["ok"] is False
+    assert "training is not available" in result["error"] or "method 'bogus'" in result["error"]
