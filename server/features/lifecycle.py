@@ -24,9 +24,10 @@ async def initialized(ls: UnituneServer, params: types.InitializedParams) -> Non
 
 
 async def did_change_configuration(ls: UnituneServer, params: types.DidChangeConfigurationParams) -> None:
-    pushed = normalize_editor_settings(params.settings)
-    if pushed:
-        ls.folders.global_editor = pushed
+    # A pushed `unitune` section replaces the previous one, even when empty (the user cleared every
+    # setting); a notification without it only tells us to pull the configuration again.
+    if isinstance(params.settings, dict) and SECTION in params.settings:
+        ls.folders.global_editor = normalize_editor_settings(params.settings)
     await _pull_configuration(ls)
     ls.reload_settings()
 
