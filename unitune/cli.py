@@ -127,6 +127,12 @@ def _add_serve(subparsers) -> None:
     parser.set_defaults(handler=_cmd_serve)
 
 
+def _add_train(subparsers) -> None:
+    from unitune.training.train_command import add_train_parser
+
+    add_train_parser(subparsers)
+
+
 def _add_doctor(subparsers) -> None:
     from unitune.adapters.commands import add_doctor_parser
 
@@ -134,7 +140,7 @@ def _add_doctor(subparsers) -> None:
 
 
 #: Subcommand registrars, in the order `--help` lists them.
-SUBCOMMANDS: list[Callable] = [_add_focal, _add_generate, _add_adapters, _add_serve, _add_doctor]
+SUBCOMMANDS: list[Callable] = [_add_focal, _add_generate, _add_adapters, _add_train, _add_serve, _add_doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,7 @@ _FLAGS = {"epochs": int, "lr": float, "rank": int, "alpha": int, "virtual_tokens
 
 
 def training_available() -> bool:
-    return importlib.util.find_spec("unitune.training.cli") is not None
+    return importlib.util.find_spec("unitune.training.train_command") is not None
 
 
 def train_command(options: dict, folder_path) -> list[str]:

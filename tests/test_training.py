@@ -1,0 +1,165 @@
+"""Fine-tuning on tiny models: each method trains only its own parameters and lowers the loss; a
+killed run resumes to the same losses; the adapter loads with plain PEFT and with `unitune generate`;
+bad input gets one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PY_FOCAL, example_prompt
+
+from unitune.cli import main
+
+METHODS = ["lora", "ia3", "prompt-tuning", "full"]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory) -> Path:
+    """Eight pairs for the example's Account.deposit: six to train on, two to validate."""
+    prompt = example_prompt(*PY_FOCAL).text
+    rows = []
+    for i in range(8):
+        completion = f'):\n    account = Account("u{i}")\n    assert account.deposit({i + 1}) == {i + 1}\n'
+        rows.append({"language": "python", "test_file": "tests/test_account.py", "test_name": f"test_deposit_{i}",
+                     "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
+                     "test_code": "", "focal_code": "", "prompt": prompt, "completion": completion,
+                     "split": "train" if i < 6 else "valid"})
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_changes_only_the_adapter_and_lowers_the_loss(method, tiny_base, pairs_file, tmp_path):
+    import torch
+
+    from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.training import trainer
+    from unitune.training.config import TrainConfig
+    from unitune.training.data import read_pairs, tokenize_pairs
+
+    base = load_model(ModelSpec(model=str(tiny_base), quantization="none"))
+    original = {name: p.detach().clone() for name, p in base.model.named_parameters()}
+    # (IA)³ scalings and virtual tokens move a random tiny model's loss slowly: larger steps for them.
+    lr = {"lora": 1e-2, "ia3": 0.3, "prompt-tuning": 0.3, "full": 1e-3}[method]
+    config = TrainConfig(method=method, name=f"t-{method}", lr=lr, epochs=4,
+                         grad_accum=2, warmup=0.0, virtual_tokens=8, dropout=0.0)
+    model = trainer.build_model(config, base, base.model.config.model_type)
+    pairs = read_pairs(pairs_file)
+    train = tokenize_pairs([p for p in pairs if p["split"] == "train"], base.tokenizer, 2048, 8 if method == "prompt-tuning" else 0)
+    valid = tokenize_pairs([p for p in pairs if p["split"] == "valid"], base.tokenizer, 2048, 8 if method == "prompt-tuning" else 0)
+    trainable, total = trainer.count_parameters(model)
+    state = trainer.train_loop(config, model, train, valid, base.tokenizer.pad_token_id, tmp_path / "run", False,
+                               lambda event: None)
+    losses = [h["loss"] for h in state.history]
+    assert losses[-1] < losses[0] - 0.01, losses  # a real decrease, far above float noise
+    assert state.history[-1]["eval_loss"] < state.eval_before
+    changed = {name for name, p in base.model.named_parameters()
+               if name in original and not torch.equal(p.detach(), original[name])}
+    if method == "full":
+        assert trainable == total and changed
+    else:
+        assert 0 < trainable < total / 2
+        assert changed == set(), f"{method} changed base weights: {sorted(changed)[:3]}"
+
+
+def _train_process(pairs_file: Path, base: Path, name: str, env: dict, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "unitune", "train", str(pairs_file), "--method", "lora", "--name", name,
+         "--model", str(base), "--max-steps", "8", "--grad-accum", "1", "--checkpoint-every", "2", "--epochs", "2",
+         "--progress", "json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _history(home: Path, name: str) -> list[dict]:
+    return json.loads((home / "adapters" / name / "history.json").read_text())["history"]
+
+
+def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_base, pairs_file, home):
+    env = {**os.environ, "UNITUNE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    straight = _train_process(pairs_file, tiny_base, "straight", env)
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()
+    killed = _train_process(pairs_file, tiny_base, "resumed", env)
+    for line in killed.stdout:
+        if json.loads(line).get("step") == 5:  # checkpoints exist for steps 2 and 4
+            os.kill(killed.pid, signal.SIGKILL)
+            break
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (home / "adapters" / "resumed").exists()  # no half adapter
+    again = subprocess.run([sys.executable, "-m", "unitune", "train", str(pairs_file), "--method", "lora", "--name",
+                            "resumed", "--model", str(tiny_base)], capture_output=True, text=True, env=env)
+    assert again.returncode == 2 and "--resume" in again.stderr  # refuses to silently start over
+    resumed = _train_process(pairs_file, tiny_base, "resumed", env, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    a, b = _history(home, "straight"), _history(home, "resumed")
+    assert [h["step"] for h in a] == [h["step"] for h in b] == list(range(1, 9))
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-6, abs=1e-7)
+        assert x.get("eval_loss") == pytest.approx(y.get("eval_loss"), rel=1e-6, abs=1e-7) if x.get("eval_loss") else True
+
+
+def test_adapter_card_plot_and_plain_peft_loading(tiny_base, pairs_file, home, capsys):
+    code = main(["train", str(pairs_file), "--method", "lora", "--name", "card-check", "--model", str(tiny_base),
+                 "--max-steps", "2", "--grad-accum", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "adapter card-check (lora) written to" in out and "validation loss" in out
+    folder = home / "adapters" / "card-check"
+    card = json.loads((folder / "unitune-adapter.json").read_text())
+    assert card["method"] == "lora" and card["prompt_format_version"] == 1
+    assert card["library_versions"]["peft"] and card["training"]["pairs"] == {"train": 6, "valid": 2}
+    assert card["training"]["trainable_parameters"] > 0 and card["training"]["peak_memory_mib"] > 0
+    assert card["metrics"]["eval_loss_before"] is not None and card["metrics"]["eval_loss_after"] is not None
+    assert (folder / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((folder / "train-config.json").read_text())["rank"] == 16
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base), str(folder))
+    assert model.peft_config["default"].r == 16
+
+
+def test_trained_adapter_is_used_by_unitune_generate(trained_base, pairs_file, home, capsys, example_project):
+    code = main(["train", str(pairs_file), "--method", "lora", "--name", "gen-check", "--model", str(trained_base),
+                 "--max-steps", "1", "--grad-accum", "1", "--lr", "1e-7"])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    code = main(["generate", str(example_project / PY_FOCAL[0]), "--line", str(PY_FOCAL[1]), "--model",
+                 str(trained_base), "--adapter", "gen-check"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "assert account.deposit(5) == 5" in out
+
+
+@pytest.mark.parametrize(
+    "argv, code, fragment",
+    [
+        (["train", "/nonexistent/repo", "--name", "x"], 2, "no such repository or pairs file"),
+        (["train", "{pairs}", "--name", "Bad Name"], 2, "not a valid adapter name"),
+        (["train", "{empty}", "--name", "x"], 2, "holds no pairs"),
+        (["train", "{broken}", "--name", "x"], 2, "not JSON"),
+        (["train", "{pairs}", "--name", "x", "--model", "/nonexistent/model"], 2, "neither a folder nor"),
+        (["train", "{pairs}", "--name", "x", "--language", "java"], 2, "holds no pairs for java"),
+    ],
+)
+def test_bad_input_is_one_line(argv, code, fragment, pairs_file, tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    argv = [a.format(pairs=pairs_file, empty=tmp_path / "empty.jsonl", broken=tmp_path / "broken.jsonl") for a in argv]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err

@@ -1,0 +1,77 @@
+"""The training configuration: one dataclass with the study's defaults and a help text per field,
+saved as `train-config.json` next to the adapter it produced.
+
+Defaults from "Parameter-Efficient Fine-Tuning of LLMs for Unit Test Generation" (Storhaug & Li):
+LoRA r=16, alpha=32, dropout 0.1 on the attention query/value projections; (IA)³ on key/value and the
+MLP down-projection; prompt tuning with 20 virtual tokens; learning rate 3e-4 (full fine-tuning 5e-5),
+3 epochs, linear schedule with 10% warm-up; loss on the completion only; examples longer than the
+block size dropped, not truncated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unitune.adapters.constants import FULL, METHODS
+
+CONFIG_FILE = "train-config.json"
+
+
+def _f(default, help: str, **kwargs):
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    method: str = _f("lora", f"training method: {', '.join(METHODS)}")
+    name: str = _f("", "adapter name in the registry ([a-z0-9][a-z0-9._-]{0,63})")
+    model: str | None = _f(None, "base model (default: the `model` setting)")
+    epochs: float = _f(3, "passes over the training pairs")
+    lr: float | None = _f(None, "learning rate (default 3e-4; 5e-5 for full fine-tuning)")
+    rank: int = _f(16, "LoRA rank r")
+    alpha: int = _f(32, "LoRA alpha")
+    dropout: float = _f(0.1, "LoRA dropout")
+    target_modules: str | None = _f(None, "comma-separated module names to adapt (default: chosen per architecture)")
+    virtual_tokens: int = _f(20, "prompt tuning: number of virtual tokens")
+    block_size: int | None = _f(None, "longest example in tokens; longer ones are dropped (default: min(context, 2048))")
+    batch_size: int = _f(1, "examples per forward pass")
+    grad_accum: int = _f(8, "forward passes per optimizer step")
+    warmup: float = _f(0.1, "fraction of the steps spent warming the learning rate up")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    max_steps: int | None = _f(None, "stop after this many optimizer steps (default: all epochs)")
+    checkpoint_every: int = _f(50, "save a checkpoint every N optimizer steps (for --resume)")
+    seed: int = _f(42, "seed for initialisation and data order")
+    language: str | None = _f(None, "train on one language only: python or java")
+    store: str = _f("user", "registry store for the adapter: user or project")
+    quantization: str | None = _f(None, "base model quantization (default: 4-bit on CUDA for LoRA/(IA)³, i.e. QLoRA)")
+    device: str | None = _f(None, "device (default: the `device` setting)")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (5e-5 if self.method == FULL else 3e-4)
+
+    def to_dict(self) -> dict:
+        record = dataclasses.asdict(self)
+        record["learning_rate"] = self.learning_rate
+        return record
+
+    def save(self, folder: Path) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", "utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        record = json.loads(Path(path).read_text("utf-8"))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+
+def help_of(name: str) -> str:
+    for item in dataclasses.fields(TrainConfig):
+        if item.name == name:
+            return item.metadata.get("help", "")
+    return ""

@@ -1,0 +1,240 @@
+"""`unitune train REPO|PAIRS.jsonl --method lora|ia3|prompt-tuning|full --name NAME`.
+
+    unitune train . --method lora --name my-project
+    unitune train pairs.jsonl --method prompt-tuning --name quick --epochs 1
+    unitune train . --method lora --name my-project --resume        # after a crash or kill
+    unitune train . --method ia3 --name x --progress json           # one JSON object per step (editors)
+
+A repository is mined first (its pairs are written to the run folder for inspection); a pairs file
+from `unitune mine` is used as it is. The run folder is `$UNITUNE_HOME/runs/NAME/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from unitune.adapters.constants import FULL, IA3, LORA, METHODS
+from unitune.errors import UnituneError
+from unitune.logs import get_logger, log_event
+from unitune.training.config import CONFIG_FILE, TrainConfig, help_of
+
+log = get_logger("training.command")
+PAIRS_FILE = "pairs.jsonl"
+_FLAG_TYPES = {name: float for name in ("epochs", "lr", "dropout", "warmup", "weight_decay")} | {
+    name: int for name in ("rank", "alpha", "virtual_tokens", "block_size", "batch_size", "grad_accum", "max_steps",
+                           "checkpoint_every", "seed")}
+
+
+class TrainInputError(UnituneError):
+    exit_code = 2
+
+
+def add_train_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="fine-tune an adapter on a repository's tests (or a pairs file)",
+        description=("Fine-tune an adapter (LoRA, (IA)³, prompt tuning) or the whole model on the focal-method/test "
+                     "pairs of a repository, with the defaults of the study by Storhaug & Li, and store it in the "
+                     "adapter registry with its card, config and loss plot. A repository is mined first; its pairs "
+                     "are written to the run folder ($UNITUNE_HOME/runs/NAME/) for inspection."),
+        epilog="examples:\n" + "\n".join(line for line in __doc__.splitlines() if line.startswith("    unitune")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", metavar="REPO|PAIRS.jsonl", type=Path, help="a repository to mine, or pairs from `unitune mine`")
+    parser.add_argument("--method", choices=METHODS, default="lora", help=help_of("method"))
+    parser.add_argument("--name", required=True, help=help_of("name"))
+    for item in dataclasses.fields(TrainConfig):
+        if item.name in ("method", "name"):
+            continue
+        kind = _FLAG_TYPES.get(item.name, str)
+        default = "" if item.default is None else f" (default: {item.default})"
+        parser.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=None,
+                            help=item.metadata.get("help", "") + default)
+    parser.add_argument("--resume", action="store_true", help="continue the run NAME from its last checkpoint")
+    parser.add_argument("--fresh", action="store_true", help="discard an unfinished run NAME and start over")
+    parser.add_argument("--project", type=Path, help="project whose settings and store to use (default: REPO or the cwd)")
+    parser.add_argument("--progress", choices=("bar", "json", "none"), default=None,
+                        help="progress display: a bar on a terminal (default), one JSON object per step, or nothing")
+    parser.set_defaults(handler=run_train_command)
+
+
+def run_train_command(args: argparse.Namespace) -> int:
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    config = TrainConfig(**overrides)
+    progress = args.progress or ("bar" if sys.stderr.isatty() else "none")
+    project = args.project or (args.source if args.source.is_dir() else Path.cwd())
+    summary = train(args.source, config, project_root=project.resolve(), resume=args.resume, fresh=args.fresh,
+                    progress=progress)
+    if progress == "json":
+        print(json.dumps({"event": "done", **summary}), flush=True)
+    else:
+        print(_summary_text(summary))
+    return 0
+
+
+def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool = False, fresh: bool = False,
+          progress: str = "none", stop_after_step=None) -> dict:
+    """Mine or read pairs, fine-tune, and write the adapter into the registry. Returns a summary."""
+    from unitune.adapters.registry import validate_name
+
+    validate_name(config.name)
+    if config.method not in METHODS:
+        raise TrainInputError(f"--method {config.method!r} is not one of {', '.join(METHODS)}")
+    from unitune.training.trainer import run_dir_for
+
+    run_dir = run_dir_for(config.name)
+    config = _settle_config(run_dir, config, resume, fresh)
+    pairs, repo = _load_pairs(source, config, run_dir)
+    return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step)
+
+
+def _settle_config(run_dir: Path, config: TrainConfig, resume: bool, fresh: bool) -> TrainConfig:
+    from unitune.training import checkpoints
+
+    found = checkpoints.latest(run_dir)
+    saved = run_dir / CONFIG_FILE
+    if found is not None and not resume and not fresh:
+        raise TrainInputError(
+            f"an unfinished run named {config.name!r} stopped at {found.name}; continue it with --resume or "
+            "discard it with --fresh"
+        )
+    if fresh and (run_dir / "checkpoints").exists():
+        import shutil
+
+        shutil.rmtree(run_dir / "checkpoints")
+    if resume and found is not None and saved.is_file():
+        return TrainConfig.load(saved)  # the run continues with the settings it started with
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir)
+    return config
+
+
+def _load_pairs(source: Path, config: TrainConfig, run_dir: Path) -> tuple[list[dict], Path | None]:
+    from unitune.training.data import read_pairs
+
+    if not source.exists():
+        raise TrainInputError(f"{source}: no such repository or pairs file")
+    if source.is_dir():
+        from unitune.training.mining import mine, write_pairs
+
+        result = mine(source, language=config.language)
+        if not result.pairs:
+            raise TrainInputError(f"{source}: no focal-method/test pairs found to train on; run `unitune mine {source}` "
+                                  "to see which tests could not be matched")
+        write_pairs(result.pairs, run_dir / PAIRS_FILE)
+        pairs = read_pairs(run_dir / PAIRS_FILE, config.language)
+        return pairs, source.resolve()
+    pairs = read_pairs(source, config.language)
+    if not pairs:
+        raise TrainInputError(f"{source}: holds no pairs{' for ' + config.language if config.language else ''}")
+    return pairs, None
+
+
+def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step) -> dict:
+    from unitune.adapters.card import AdapterCard, BaseModelRef
+    from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries, resolve_device
+    from unitune.adapters.registry import AdapterRegistry
+    from unitune.prompt import PROMPT_FORMAT_VERSION
+    from unitune.settings import load_settings
+    from unitune.training import trainer
+    from unitune.training.data import tokenize_pairs
+
+    quiet_libraries()
+    started = time.perf_counter()
+    settings = load_settings(project_root).settings
+    device = resolve_device(config.device or settings.device)
+    quantization = config.quantization or ("4bit" if device == "cuda" and config.method in (LORA, IA3) else "none")
+    if config.method == FULL and quantization != "none":
+        raise TrainInputError("full fine-tuning needs an unquantized model; use --quantization none")
+    base = load_model(ModelSpec(config.model or settings.model, device, quantization, settings.trust_remote_code))
+    tokenizer = base.tokenizer
+    block = config.block_size or min(base.context_length, trainer.DEFAULT_BLOCK_SIZE)
+    reserved = config.virtual_tokens if config.method == "prompt-tuning" else 0
+    train_split = tokenize_pairs([p for p in pairs if p["split"] == "train"], tokenizer, block, reserved)
+    valid_pairs = [p for p in pairs if p["split"] == "valid"]
+    valid_split = tokenize_pairs(valid_pairs, tokenizer, block, reserved)
+    model = trainer.build_model(config, base, base.model.config.model_type)
+    trainable, total = trainer.count_parameters(model)
+    log_event(log, "train.start", name=config.name, method=config.method, model=base.model_id, trainable=trainable,
+              total=total, train=len(train_split.examples), valid=len(valid_split.examples),
+              dropped=train_split.dropped + valid_split.dropped)
+    reporter = _reporter(progress)
+    state = trainer.train_loop(config, model, train_split, valid_split, tokenizer.pad_token_id, run_dir, resume,
+                               reporter, stop_after_step)
+    reporter.close() if hasattr(reporter, "close") else None
+    eval_after = state.history[-1].get("eval_loss") if state.history else None
+    languages = sorted({p["language"] for p in pairs})
+    summary = {
+        "name": config.name, "method": config.method, "base_model": base.model_id, "repository": str(repo) if repo else None,
+        "commit": trainer.git_commit(repo), "pairs": {"train": train_split.pairs, "valid": valid_split.pairs},
+        "examples": {"train": len(train_split.examples), "valid": len(valid_split.examples)},
+        "dropped_over_length": train_split.dropped + valid_split.dropped, "block_size": block,
+        "steps": state.step, "epochs": config.epochs, "hyperparameters": config.to_dict(),
+        "trainable_parameters": trainable, "total_parameters": total,
+        "trainable_percent": round(100 * trainable / max(total, 1), 4),
+        "seconds": round(state.seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
+        "peak_memory_mib": round(trainer.peak_memory_mib(), 1), "device": device, "quantization": quantization,
+    }
+    metrics = {"eval_loss_before": state.eval_before, "eval_loss_after": eval_after,
+               "final_train_loss": state.history[-1]["loss"] if state.history else None}
+    card = AdapterCard(name=config.name, method=config.method, prompt_format_version=PROMPT_FORMAT_VERSION,
+                       base_model=BaseModelRef(base.model_id, base.revision, base.fingerprint), languages=languages,
+                       training=summary, metrics=metrics)
+    folder = trainer.temporary_folder(run_dir)
+    try:
+        trainer.save_artifacts(folder, model, tokenizer, config, state)
+        entry = AdapterRegistry(project_root).save(folder, config.name, card, store=config.store, overwrite=True)
+    finally:
+        trainer.remove(folder)
+    trainer.remove(run_dir / "checkpoints")  # finished: nothing left to resume
+    log_event(log, "train.done", name=config.name, path=entry.path, seconds=state.seconds)
+    return {**summary, "metrics": metrics, "adapter_path": str(entry.path)}
+
+
+class _JsonProgress:
+    def __call__(self, event: dict) -> None:
+        print(json.dumps(event), flush=True)
+
+
+class _BarProgress:
+    def __call__(self, event: dict) -> None:
+        done = int(30 * event["fraction"])
+        eta = f" eta {event['eta']:.0f}s" if event.get("eta") is not None else ""
+        evaluation = f" eval {event['eval_loss']:.4f}" if event.get("eval_loss") is not None else ""
+        sys.stderr.write(f"\r\x1b[K[{'#' * done}{'.' * (30 - done)}] step {event['step']}/{event['total_steps']} "
+                         f"epoch {event['epoch']:.2f} loss {event['loss']:.4f}{evaluation}{eta}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+def _reporter(kind: str):
+    if kind == "json":
+        return _JsonProgress()
+    if kind == "bar":
+        return _BarProgress()
+    return lambda event: None
+
+
+def _summary_text(summary: dict) -> str:
+    metrics = summary["metrics"]
+    before, after = metrics["eval_loss_before"], metrics["eval_loss_after"]
+    evaluation = (f"validation loss {before:.4f} -> {after:.4f}" if before is not None and after is not None
+                  else "no validation pairs: validation loss not measured")
+    return "\n".join([
+        f"adapter {summary['name']} ({summary['method']}) written to {summary['adapter_path']}",
+        f"  base model      {summary['base_model']}",
+        f"  pairs           {summary['pairs']['train']} train, {summary['pairs']['valid']} valid; "
+        f"{summary['dropped_over_length']} dropped as longer than {summary['block_size']} tokens",
+        f"  trainable       {summary['trainable_parameters']:,} of {summary['total_parameters']:,} parameters "
+        f"({summary['trainable_percent']}%)",
+        f"  training        {summary['steps']} steps in {summary['seconds']:.1f}s; peak memory "
+        f"{summary['peak_memory_mib']:.0f} MiB",
+        f"  {evaluation}",
+    ])

@@ -1,0 +1,270 @@
+"""Fine-tuning an adapter (LoRA, (IA)³, prompt tuning) or the whole model on mined pairs.
+
+    pairs -> tokens (loss on the completion only) -> AdamW, linear schedule with warm-up ->
+    checkpoints (resumable) -> evaluation loss on the validation split before and after ->
+    the adapter, its card, its config and its loss plot, written atomically into the registry.
+
+The loop is our own, not `transformers.Trainer`, so that a resumed run continues with the same data
+order, optimizer, scheduler and random state, and reproduces the uninterrupted run's losses.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unitune.adapters.constants import FULL, IA3, LORA, PROMPT_TUNING
+from unitune.errors import UnituneError
+from unitune.logs import get_logger, log_event
+from unitune.settings import data_home
+from unitune.training import checkpoints
+from unitune.training.config import TrainConfig
+from unitune.training.data import TokenizedSplit, collate, tokenize_pairs
+from unitune.training.targets import ia3_targets, lora_targets
+
+log = get_logger("training")
+DEFAULT_BLOCK_SIZE = 2048
+PLOT_FILE = "loss.png"
+HISTORY_FILE = "history.json"
+
+
+class TrainingError(UnituneError):
+    exit_code = 1
+
+
+class TrainingInterrupted(UnituneError):
+    exit_code = 130
+
+
+@dataclass
+class RunState:
+    """What a checkpoint holds besides tensors: where the run is and what it measured."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # micro-batches of `epoch` already consumed
+    history: list = field(default_factory=list)  # {"step", "epoch", "loss", "lr", "eval_loss"?}
+    eval_before: float | None = None
+    seconds: float = 0.0
+
+
+def run_dir_for(name: str) -> Path:
+    return data_home() / "runs" / name
+
+
+def build_model(config: TrainConfig, base, model_type: str):
+    """The model to train: a PEFT model around the base, or the base itself for full fine-tuning."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    if config.method == FULL:
+        model = base.model
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        return model
+    from peft import IA3Config, LoraConfig, PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if base.quantization in ("4bit", "8bit"):
+        base.model = prepare_model_for_kbit_training(base.model, use_gradient_checkpointing=False)
+    if config.method == LORA:
+        peft_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                 target_modules=lora_targets(model_type, config.target_modules), task_type="CAUSAL_LM")
+    elif config.method == IA3:
+        targets, feedforward = ia3_targets(model_type, config.target_modules)
+        peft_config = IA3Config(target_modules=targets, feedforward_modules=feedforward, task_type="CAUSAL_LM")
+    elif config.method == PROMPT_TUNING:
+        peft_config = PromptTuningConfig(num_virtual_tokens=config.virtual_tokens, task_type="CAUSAL_LM")
+    else:
+        raise TrainingError(f"unknown method {config.method!r}")
+    return get_peft_model(base.model, peft_config)
+
+
+def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int) -> float | None:
+    """Mean loss per completion token over `split` (None when it is empty)."""
+    import torch
+
+    if not split.examples:
+        return None
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(split.examples), batch_size):
+            batch = collate(split.examples[start:start + batch_size], pad_id)
+            batch = {k: v.to(_device(model)) for k, v in batch.items()}
+            count = int((batch["labels"][:, 1:] != -100).sum())
+            loss = model(**batch).loss
+            total += float(loss) * count
+            tokens += count
+    model.train()
+    return total / max(tokens, 1)
+
+
+def _device(model):
+    return next(model.parameters()).device
+
+
+def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: TokenizedSplit, pad_id: int,
+               run_dir: Path, resume: bool, on_step: Callable[[dict], None],
+               stop_after_step: Callable[[int], bool] | None = None) -> RunState:
+    """Optimise `model` on `train`; checkpoints in `run_dir`. Returns the final run state."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    if not train.examples:
+        raise TrainingError("no training example fits the block size; raise --block-size or use shorter tests")
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    micro_per_epoch = math.ceil(len(train.examples) / config.batch_size)
+    steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total_steps), total_steps)
+    state = RunState()
+    found = checkpoints.latest(run_dir) if resume else None
+    if found is not None:
+        saved = checkpoints.load(found, model, optimizer, scheduler)
+        state = RunState(**{k: saved[k] for k in RunState.__dataclass_fields__ if k in saved})
+        log_event(log, "train.resumed", step=state.step, checkpoint=found)
+    else:
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        state.eval_before = evaluate(model, valid, pad_id, config.batch_size)
+    model.train()
+    started = time.perf_counter() - state.seconds
+    device = _device(model)
+    running_loss, micro_in_step = 0.0, 0
+    while state.step < total_steps:
+        order = torch.randperm(len(train.examples), generator=torch.Generator().manual_seed(config.seed + state.epoch))
+        batches = [order[i:i + config.batch_size].tolist() for i in range(0, len(order), config.batch_size)]
+        while state.batch < len(batches) and state.step < total_steps:
+            batch = collate([train.examples[i] for i in batches[state.batch]], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = model(**batch).loss / config.grad_accum
+            loss.backward()
+            running_loss += float(loss.detach())
+            micro_in_step += 1
+            state.batch += 1
+            last_of_epoch = state.batch == len(batches)
+            if micro_in_step == config.grad_accum or last_of_epoch:
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                record = {"step": state.step, "epoch": round(state.epoch + state.batch / len(batches), 4),
+                          "loss": running_loss * config.grad_accum / micro_in_step, "lr": scheduler.get_last_lr()[0]}
+                running_loss, micro_in_step = 0.0, 0
+                if last_of_epoch or state.step == total_steps:
+                    record["eval_loss"] = evaluate(model, valid, pad_id, config.batch_size)
+                state.history.append(record)
+                state.seconds = time.perf_counter() - started
+                if last_of_epoch:
+                    state.epoch, state.batch = state.epoch + 1, 0
+                if state.step % config.checkpoint_every == 0 or state.step == total_steps:
+                    checkpoints.save(run_dir, state.step, model, optimizer, scheduler, _state_dict(state))
+                eta = state.seconds / state.step * (total_steps - state.step) if state.step else None
+                on_step({"event": "step", **record, "total_steps": total_steps, "fraction": state.step / total_steps,
+                         "elapsed": round(state.seconds, 2), "eta": round(eta, 1) if eta is not None else None})
+                if stop_after_step is not None and stop_after_step(state.step):
+                    raise TrainingInterrupted(f"training stopped after step {state.step}; continue with --resume")
+        if state.batch >= len(batches):
+            state.epoch, state.batch = state.epoch + 1, 0
+    return state
+
+
+def _state_dict(state: RunState) -> dict:
+    return {"step": state.step, "epoch": state.epoch, "batch": state.batch, "history": state.history,
+            "eval_before": state.eval_before, "seconds": state.seconds}
+
+
+def peak_memory_mib() -> float:
+    """The process's peak resident memory (CUDA: peak allocated on the GPU) in MiB."""
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+            return torch.cuda.max_memory_allocated() / 2**20
+    except ImportError:  # pragma: no cover
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def git_commit(repo: Path | None) -> str | None:
+    if repo is None:
+        return None
+    try:
+        result = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def plot_losses(history: list[dict], eval_before: float | None, path: Path) -> Path | None:
+    """Training and validation loss against steps, as a PNG (None when matplotlib is missing)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    axes.plot([h["step"] for h in history], [h["loss"] for h in history], label="training loss")
+    evals = [(h["step"], h["eval_loss"]) for h in history if h.get("eval_loss") is not None]
+    if eval_before is not None:
+        evals.insert(0, (0, eval_before))
+    if evals:
+        axes.plot([s for s, _ in evals], [v for _, v in evals], marker="o", label="validation loss")
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("loss per completion token")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def save_artifacts(folder: Path, model, tokenizer, config: TrainConfig, state: RunState) -> None:
+    """Weights (PEFT's files, or the model's for a full fine-tune), config, history and plot into `folder`."""
+    import json
+
+    if config.method == FULL:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    else:
+        model.save_pretrained(folder)
+    config.save(folder)
+    (folder / HISTORY_FILE).write_text(json.dumps({"eval_before": state.eval_before, "history": state.history},
+                                                  indent=1) + "\n", "utf-8")
+    plot_losses(state.history, state.eval_before, folder / PLOT_FILE)
+
+
+def temporary_folder(run_dir: Path) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".adapter-", dir=run_dir))
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
