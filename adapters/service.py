@@ -149,7 +149,7 @@ class TestGenerator:
         report(GENERATING, 0.0, f"generating tests for {function.qualified_name}")
 
         def on_token(step: int) -> None:
-            report(GENERATING, min(1.0, step / settings.max_new_tokens), f"generating: {step} tokens")
+            report(GENERATING, min(1.0, step / settings.max_new_tokens), f"{step} tokens")
 
         mark = time.perf_counter()
         with self.runtime.active_model() as (model, tokenizer):
