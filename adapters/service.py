@@ -170,8 +170,11 @@ class TestGenerator:
         if settings.validate == "none":
             kept = [test for test in candidates if test.duplicate_of is None]
             rejected = [test for test in candidates if test.duplicate_of is not None]
-        elif settings.validate == "run":
-            notes.append("validate = run is not available in this version; the tests were checked for syntax only")
+        elif settings.validate == "run" and kept:
+            kept, failing, run_notes = run_candidates(request, file, function, location, framework, existing, prompt,
+                                                      kept, report, cancel)
+            rejected = failing + rejected
+            notes.extend(run_notes)
         timings["validate"] = time.perf_counter() - mark
         if not kept:
             reasons = "; ".join(sorted({problem for test in rejected for problem in test.problems})) or "no test"
@@ -189,3 +192,103 @@ class TestGenerator:
                   kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
                                  timings, notes)
+
+
+# -- validate = "run" ----------------------------------------------------------------------------
+
+#: Seconds one candidate may run in the sandbox (`validate = "run"`).
+RUN_TIMEOUT = 30.0
+
+
+def run_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
+                   framework: str, existing: str | None, prompt: Prompt, tests: list[GeneratedTest],
+                   report: ProgressCallback, cancel: threading.Event | None,
+                   ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str]]:
+    """`validate = "run"`: (passing tests, failing tests, notes).
+
+    Each candidate is inserted alone into its test file (as `--write` would, the editor's unsaved
+    focal file included) and run in the sandbox (`unitune.sandbox`: a temporary copy of
+    the project, limits, no network), with only that test selected. The passing ones are kept,
+    those covering more of the focal function's branches, then lines, first; a failing one is
+    dropped with the failure in its `problems`. When none passes, `GenerationFailed` says why: a
+    failing test is never offered as if it had been checked (`validate = "syntax"` offers tests
+    without running them). When the tests cannot be run at all (Java, no pytest, a test file
+    outside the project, a project too large to copy), the tests are kept as checked for syntax,
+    with a note. There is no repair attempt from a failure."""
+    from unitune.errors import GenerationCancelled, UnituneError
+    from unitune.insertion import apply
+    from unitune.languages import PYTHON
+    from unitune import sandbox
+
+    if file.language != PYTHON:
+        return tests, [], [f"validate = run runs Python tests only; these {file.language} tests were checked for syntax"]
+    root = (Path(request.project_root) if request.project_root else find_project_root(request.path)).resolve()
+    try:
+        test_rel = location.path.resolve().relative_to(root).as_posix()
+        focal_rel = Path(request.path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return tests, [], [(f"validate = run: {location.path} is outside the project {root}; the tests were "
+                            "checked for syntax only")]
+    header = test_file_header(file.language, framework, function, file, location.module_import, None,
+                              test_class=prompt.test_class)
+    unsaved = {focal_rel: file.text} if request.text is not None else {}
+    passing: list[tuple[GeneratedTest, Any]] = []
+    failing: list[GeneratedTest] = []
+    for index, test in enumerate(tests):
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("generation cancelled; nothing was changed")
+        report(VALIDATING, index / len(tests), f"running {test.name} ({index + 1}/{len(tests)})")
+        plan = plan_insertion(location, existing, [test], language=file.language, framework=framework,
+                              header=header, test_class=prompt.test_class)
+        text = apply(existing, plan)
+        try:
+            result = sandbox.run_tests(root, test_rel, {**unsaved, test_rel: text}, focal_file=focal_rel,
+                                       focal_lines=(function.start_line, function.end_line),
+                                       select=[_node_id(text, test.name)], timeout=RUN_TIMEOUT)
+        except UnituneError as error:
+            return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"]
+        log_event(log, "generate.run", request_id=request.request_id, test=test.name, status=result.status,
+                  seconds=round(result.duration, 3), line_coverage=result.line_coverage,
+                  branch_coverage=result.branch_coverage)
+        if result.ok:
+            passing.append((test, result))
+        else:
+            test.valid = False
+            test.problems.append(f"{result.status} when run: {result.summary()}")
+            failing.append(test)
+    report(VALIDATING, 1.0, f"{len(passing)} of {len(tests)} passed")
+    if not passing:
+        reasons = "; ".join(f"{test.name} {test.problems[-1]}" for test in failing)
+        raise GenerationFailed(
+            f"none of the {len(tests)} test(s) written for {function.qualified_name} passed when run ({reasons}); "
+            "try again with more candidates, or set validate = syntax to see tests that were not run"
+        )
+    passing.sort(key=lambda item: (-(item[1].branch_coverage or 0.0), -(item[1].line_coverage or 0.0)))
+    notes = []
+    for test, result in passing:
+        coverage = [f"{label} coverage {value:.0%}" for label, value in
+                    (("line", result.line_coverage), ("branch", result.branch_coverage)) if value is not None]
+        detail = f" ({', '.join(coverage)} of {function.qualified_name})" if coverage else ""
+        notes.append(f"{test.name} passed when run in the sandbox in {result.duration:.1f}s{detail}")
+    return [test for test, _ in passing], failing, notes
+
+
+def _node_id(text: str, name: str) -> str:
+    """The test `name` in the test file `text` as pytest selects it (`Class::name` inside classes)."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return name
+    found: list[str] = []
+
+    def visit(body, classes: tuple[str, ...]) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, (*classes, node.name))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+                found.append("::".join((*classes, name)))
+
+    visit(tree.body, ())
+    return found[-1] if found else name

@@ -4,7 +4,6 @@ real tiny model (trained to answer the examples), the test file written through 
 from __future__ import annotations
 
 import ast
-import asyncio
 import os
 import shutil
 import sys

@@ -29,7 +29,7 @@ from unitune.logs import get_logger, log_event
 from unitune.settings import data_home
 from unitune.training import checkpoints
 from unitune.training.config import TrainConfig
-from unitune.training.data import TokenizedSplit, collate, tokenize_pairs
+from unitune.training.data import TokenizedSplit, collate
 from unitune.training.targets import ia3_targets, lora_targets
 
 log = get_logger("training")

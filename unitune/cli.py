@@ -127,10 +127,34 @@ def _add_serve(subparsers) -> None:
     parser.set_defaults(handler=_cmd_serve)
 
 
+def _add_mine(subparsers) -> None:
+    from unitune.training.cli import add_mine_parser
+
+    add_mine_parser(subparsers)
+
+
 def _add_train(subparsers) -> None:
     from unitune.training.train_command import add_train_parser
 
     add_train_parser(subparsers)
+
+
+def _add_pretrain(subparsers) -> None:
+    from unitune.training.pretrain import add_pretrain_parser
+
+    add_pretrain_parser(subparsers)
+
+
+def _add_score(subparsers) -> None:
+    from unitune.training.score_command import add_score_parser
+
+    add_score_parser(subparsers)
+
+
+def _add_eval(subparsers) -> None:
+    from unitune.training.eval_command import add_eval_parser
+
+    add_eval_parser(subparsers)
 
 
 def _add_doctor(subparsers) -> None:
@@ -140,7 +164,10 @@ def _add_doctor(subparsers) -> None:
 
 
 #: Subcommand registrars, in the order `--help` lists them.
-SUBCOMMANDS: list[Callable] = [_add_focal, _add_generate, _add_adapters, _add_train, _add_serve, _add_doctor]
+SUBCOMMANDS: list[Callable] = [
+    _add_focal, _add_generate, _add_adapters, _add_mine, _add_train, _add_pretrain, _add_score, _add_eval,
+    _add_serve, _add_doctor,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,139 @@
+"""Benchmark of mining and training.
+
+    python bench/training.py [--steps 20] [--hidden 256] [--layers 4] [--skip-mining]
+
+Prints, measured side by side in this one run:
+- mining throughput on the running interpreter's standard library (its `test/` package against its
+  modules): files per second and pairs found, by split;
+- for each method (LoRA, (IA)³, prompt tuning, full fine-tuning) on a small Llama-style model:
+  trainable parameters (% of the model), seconds per optimizer step and peak memory, each as a ratio
+  to full fine-tuning (each method runs in its own process, so peak memory is its own);
+- our training loop vs. a bare PEFT + `transformers.Trainer` loop on the same data and steps (LoRA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+METHODS = ["lora", "ia3", "prompt-tuning", "full"]
+
+
+def make_pairs(path: Path, count: int = 32) -> Path:
+    from conftest import PY_FOCAL, example_prompt
+
+    prompt = example_prompt(*PY_FOCAL).text
+    with path.open("w") as handle:
+        for i in range(count):
+            completion = f'):\n    account = Account("u{i}")\n    assert account.deposit({i + 1}) == {i + 1}\n'
+            handle.write(json.dumps({"language": "python", "test_file": "t.py", "focal_file": "a.py", "prompt": prompt,
+                                     "completion": completion, "split": "train" if i % 8 else "valid"}) + "\n")
+    return path
+
+
+def one_method(method: str, base: Path, pairs: Path, steps: int, trainer_loop: bool) -> dict:
+    """Run in a child process: train `steps` optimizer steps and report."""
+    import torch
+
+    from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
+    from unitune.training import trainer
+    from unitune.training.config import TrainConfig
+    from unitune.training.data import collate, read_pairs, tokenize_pairs
+
+    quiet_libraries()
+    torch.set_num_threads(2)
+    loaded = load_model(ModelSpec(model=str(base), quantization="none"))
+    config = TrainConfig(method=method, name="bench", max_steps=steps, grad_accum=1, batch_size=4,
+                         checkpoint_every=10**6, epochs=100)
+    model = trainer.build_model(config, loaded, loaded.model.config.model_type)
+    trainable, total = trainer.count_parameters(model)
+    rows = read_pairs(pairs)
+    reserved = config.virtual_tokens if method == "prompt-tuning" else 0
+    train = tokenize_pairs([p for p in rows if p["split"] == "train"], loaded.tokenizer, 1024, reserved)
+    valid = tokenize_pairs([], loaded.tokenizer, 1024, reserved)
+    started = time.perf_counter()
+    if trainer_loop:
+        from transformers import Trainer, TrainingArguments
+
+        class Examples(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(train.examples)
+
+            def __getitem__(self, index):
+                return train.examples[index]
+
+        arguments = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=4, max_steps=steps,
+                                      learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=max(1, steps // 10),
+                                      logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True,
+                                      dataloader_num_workers=0, seed=config.seed, disable_tqdm=True)
+        Trainer(model=model, args=arguments, train_dataset=Examples(),
+                data_collator=lambda batch: collate(batch, loaded.tokenizer.pad_token_id)).train()
+    else:
+        trainer.train_loop(config, model, train, valid, loaded.tokenizer.pad_token_id, Path(tempfile.mkdtemp()), False,
+                           lambda event: None)
+    seconds = time.perf_counter() - started
+    return {"method": method, "trainable": trainable, "total": total, "seconds_per_step": seconds / steps,
+            "peak_mib": trainer.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune"}
+
+
+def child(method: str, base: Path, pairs: Path, steps: int, trainer_loop: bool = False) -> dict:
+    command = [sys.executable, __file__, "--child", method, "--base", str(base), "--pairs", str(pairs),
+               "--steps", str(steps)] + (["--trainer"] if trainer_loop else [])
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--skip-mining", action="store_true")
+    parser.add_argument("--child")
+    parser.add_argument("--base", type=Path)
+    parser.add_argument("--pairs", type=Path)
+    parser.add_argument("--trainer", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_method(args.child, args.base, args.pairs, args.steps, args.trainer)))
+        return
+
+    if not args.skip_mining:
+        from unitune.training.stdlib import mine_stdlib
+
+        seconds, files, pairs, summary = mine_stdlib()
+        splits = summary.get("by_split", {}) if isinstance(summary, dict) else getattr(summary, "by_split", {})
+        print(f"mining the standard library ({sys.version.split()[0]}): {files} files in {seconds:.1f}s = "
+              f"{files / seconds:.1f} files/s; {pairs} pairs {splits}\n")
+
+    import tinymodels
+
+    work = Path(tempfile.mkdtemp(prefix="unitune-bench-train-"))
+    base = tinymodels.save_model(work / "base", hidden=args.hidden, layers=args.layers)
+    pairs = make_pairs(work / "pairs.jsonl")
+    results = {method: child(method, base, pairs, args.steps) for method in METHODS}
+    full = results["full"]
+    print(f"training {args.steps} steps, batch 4, Llama-style hidden {args.hidden}, {args.layers} layers, "
+          f"{full['total'] / 1e6:.1f}M parameters, CPU\n")
+    print(f"{'method':<15}{'trainable':>12}{'% of model':>12}{'s/step':>10}{'vs full':>9}{'peak MiB':>10}{'vs full':>9}")
+    for method, r in results.items():
+        print(f"{method:<15}{r['trainable']:>12,}{100 * r['trainable'] / r['total']:>11.3f}%"
+              f"{r['seconds_per_step']:>10.3f}{r['seconds_per_step'] / full['seconds_per_step']:>9.2f}"
+              f"{r['peak_mib']:>10.0f}{r['peak_mib'] / full['peak_mib']:>9.2f}")
+    bare = child("lora", base, pairs, args.steps, trainer_loop=True)
+    ours = results["lora"]
+    print(f"\nLoRA, {args.steps} steps: our loop {ours['seconds_per_step']:.3f} s/step, PEFT + Trainer "
+          f"{bare['seconds_per_step']:.3f} s/step: ratio {ours['seconds_per_step'] / bare['seconds_per_step']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""The sandbox that runs generated tests (`unitune.sandbox`) and `validate = "run"`.
+
+Every test runs a tiny project's tests in the sandbox; the dangerous ones (a loop, a fork bomb,
+writes outside the copy, network calls) carry their own guard, so even a broken sandbox could not
+harm the machine: the fork bomb stops after a few hundred processes, writes are cleaned up, and
+nothing is ever sent anywhere but to a socket of this test on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from unitune import sandbox
+from unitune.sandbox import NETWORK_MESSAGE, SandboxError, run_tests
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs a POSIX system")
+
+FOCAL = '''\
+"""A tiny module."""
+
+
+def sign(x):
+    if x >= 0:
+        return "non-negative"
+    return "negative"
+
+
+def twice(x):
+    return 2 * x
+'''
+SIGN_LINES = (4, 7)
+GENERATED = "tests/test_generated.py"
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    root = tmp_path / "project"
+    (root / "tiny").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0.1"\n')
+    (root / "tiny" / "__init__.py").write_text("")
+    (root / "tiny" / "calc.py").write_text(FOCAL)
+    (root / "tests" / "test_calc.py").write_text("from tiny.calc import twice\n\n\ndef test_twice():\n    assert twice(2) == 4\n")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]\n")
+    return root
+
+
+def run(project: Path, test_source: str, **options) -> sandbox.SandboxResult:
+    """Run `test_source` as the project's tests/test_generated.py (plugins off: fast)."""
+    options.setdefault("plugins", False)
+    options.setdefault("timeout", 20)
+    options.setdefault("focal_file", "tiny/calc.py")
+    options.setdefault("focal_lines", SIGN_LINES)
+    return run_tests(project, GENERATED, {GENERATED: textwrap.dedent(test_source)}, **options)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def isolation() -> dict:
+    return sandbox.sandbox_isolation()
+
+
+def unprivileged() -> bool:
+    """Whether the tests run as another user than unitune's (root's) own."""
+    return isolation()["root"] and isolation()["user"] != "root"
+
+
+def users_files_protected() -> bool:
+    """An unprivileged sandbox user (unitune as root), or a read-only file system around the copy."""
+    return unprivileged() or isolation()["read_only_outside_copy"]
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+# -- outcomes and coverage -----------------------------------------------------------------------
+
+def test_a_passing_test_reports_the_focal_functions_coverage(project):
+    before = snapshot(project)
+    result = run(project, """\
+        from tiny.calc import sign
+
+
+        def test_sign_of_a_positive_number():
+            assert sign(3) == "non-negative"
+    """)
+    assert result.status == "passed", result.output
+    assert (result.passed, result.failed, result.errors) == (1, 0, 0)
+    # sign's body: `if` (5), `return "non-negative"` (6) ran; `return "negative"` (7) did not.
+    assert result.covered_lines == [5, 6] and result.missing_lines == [7]
+    assert result.line_coverage == pytest.approx(2 / 3)
+    assert result.covered_branches == [(5, 6)] and result.missing_branches == [(5, 7)]
+    assert result.branch_coverage == pytest.approx(0.5)
+    assert snapshot(project) == before  # the generated file went into the copy only
+
+
+def test_both_branches_and_only_the_selected_tests(project):
+    result = run(project, """\
+        from tiny.calc import sign
+
+
+        def test_positive():
+            assert sign(1) == "non-negative"
+
+
+        def test_negative():
+            assert sign(-1) == "negative"
+
+
+        def test_not_selected():
+            assert False
+    """, select=["test_positive", "test_negative"])
+    assert result.status == "passed", result.output
+    assert result.passed == 2 and not result.failed
+    assert result.line_coverage == 1.0 and result.branch_coverage == 1.0
+
+
+def test_a_function_without_branches_has_no_branch_coverage(project):
+    result = run_tests(project, GENERATED, {GENERATED: "from tiny.calc import twice\n\n\ndef test_t():\n    assert twice(1) == 2\n"},
+                       focal_file=project / "tiny" / "calc.py", focal_lines=(10, 11), plugins=False)
+    assert result.status == "passed", result.output
+    assert result.line_coverage == 1.0 and result.branch_coverage is None
+
+
+def test_a_failing_test_is_failed_with_its_assertion(project):
+    result = run(project, """\
+        from tiny.calc import sign
+
+
+        def test_wrong():
+            assert sign(-2) == "non-negative"
+    """)
+    assert result.status == "failed"
+    assert (result.passed, result.failed) == (0, 1)
+    assert "test_wrong" in result.summary() and "non-negative" in result.summary()
+    assert result.line_coverage == pytest.approx(2 / 3)  # coverage is measured for failing tests too
+
+
+def test_a_syntax_error_is_an_error(project):
+    result = run(project, "def test_broken(:\n    assert True\n")
+    assert result.status == "error"
+    assert "SyntaxError" in result.output or "SyntaxError" in result.summary()
+
+
+def test_unittest_test_cases_run_too(project):
+    result = run(project, """\
+        import unittest
+
+        from tiny.calc import sign
+
+
+        class SignTest(unittest.TestCase):
+            def test_negative(self):
+                self.assertEqual(sign(-5), "negative")
+    """, select=["SignTest::test_negative"])
+    assert result.status == "passed", result.output
+    assert result.covered_lines == [5, 7] and result.branch_coverage == 0.5
+
+
+def test_the_project_copy_leaves_out_version_control_and_bad_paths_are_refused(project):
+    result = run(project, """\
+        import os
+
+
+        def test_copy():
+            assert not os.path.exists(".git")
+            assert os.path.exists("tiny/calc.py") and os.path.exists("tests/test_calc.py")
+    """)
+    assert result.status == "passed", result.output
+    for bad in ("../outside.py", "/etc/passwd", ""):
+        with pytest.raises(SandboxError):
+            run_tests(project, "tests/test_calc.py", {bad: "x = 1\n"}, plugins=False)
+    with pytest.raises(SandboxError):
+        run_tests(project, "tests/test_missing.py", plugins=False)
+
+
+# -- containment ---------------------------------------------------------------------------------
+
+def test_an_infinite_loop_times_out_and_its_processes_are_killed(project):
+    marker = f"unitune-loop-{os.getpid()}-{time.monotonic_ns()}"
+    started = time.monotonic()
+    result = run(project, f"""\
+        import os
+        import subprocess
+        import sys
+
+
+        def test_forever():
+            # a child that would outlive the test, and a loop that never ends
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "{marker}"])
+            while True:
+                pass
+    """, timeout=4)
+    elapsed = time.monotonic() - started
+    assert result.status == "timeout"
+    assert 4 <= result.duration < 7 and elapsed < 9
+    assert "timed out" in result.summary()
+    time.sleep(0.2)
+    assert processes_with(marker) == []
+
+
+def test_a_process_that_leaves_the_group_is_killed_after_the_run(project):
+    marker = f"unitune-escapee-{os.getpid()}-{time.monotonic_ns()}"
+    result = run(project, f"""\
+        import os
+        import sys
+
+
+        def test_escape():
+            if os.fork() == 0:
+                os.setsid()  # out of the run's process group
+                os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", "{marker}"])
+            assert True
+    """)
+    assert result.status == "passed", result.output
+    time.sleep(0.2)
+    assert processes_with(marker) == []
+
+
+def test_a_fork_bomb_is_contained(project):
+    # Every process forks (the bomb); the guard: the main test stops at 200 forks and each child
+    # forks at most 3 times, so even without limits there would be at most 800 sleeping processes.
+    source = """\
+        import os
+        import time
+
+
+        def test_fork_bomb():
+            main = os.getpid()
+            for _ in range(200):
+                if os.fork() == 0:
+                    try:
+                        for _ in range(3):
+                            if os.fork() == 0:
+                                break
+                    except OSError:
+                        pass
+                    finally:
+                        if os.getpid() != main:
+                            time.sleep(5)
+                            os._exit(0)
+    """
+    started = time.monotonic()
+    result = run(project, source, max_processes=32, timeout=15)
+    assert time.monotonic() - started < 9
+    assert result.status in ("failed", "error", "timeout")
+    assert "BlockingIOError" in result.output or "Resource temporarily unavailable" in result.output
+    assert result.isolation["limits"]["RLIMIT_NPROC"] > 0  # a finite limit was set
+    if unprivileged():  # nothing of the run is left: every process of the sandbox's user is gone
+        time.sleep(0.2)
+        assert sandbox._task_count(result.isolation["uid"]) == 0
+
+
+def test_memory_is_limited(project):
+    result = run(project, """\
+        def test_hog():
+            blob = bytearray(3 * 1024 * 1024 * 1024)
+            assert len(blob)
+    """, memory_mb=512)
+    assert result.status == "failed"
+    assert "MemoryError" in result.output
+
+
+@pytest.mark.skipif(not users_files_protected(), reason="no unprivileged user and no mount namespace here: only "
+                    "HOME and TMPDIR keep the tests' writes in the copy")
+def test_writes_outside_the_copy_fail_and_the_users_files_stay_unchanged(project, tmp_path):
+    before = snapshot(project)
+    real_home = Path.home()
+    probe_name = f"unitune-sandbox-probe-{os.getpid()}.txt"
+    try:
+        result = run(project, f"""\
+            import os
+
+            import pytest
+
+            PROJECT = {str(project)!r}
+            HOME = {str(real_home)!r}
+
+
+            def test_overwrite_the_original_focal_file():
+                with open(os.path.join(PROJECT, "tiny", "calc.py"), "w") as handle:
+                    handle.write("broken")
+
+
+            def test_create_a_file_in_the_original_project():
+                with open(os.path.join(PROJECT, "{probe_name}"), "w") as handle:
+                    handle.write("x")
+
+
+            def test_write_into_the_real_home():
+                with open(os.path.join(HOME, "{probe_name}"), "w") as handle:
+                    handle.write("x")
+
+
+            def test_remove_an_original_file():
+                os.remove(os.path.join(PROJECT, "tests", "test_calc.py"))
+
+
+            def test_writing_inside_the_copy_works():
+                with open("tiny/scratch.txt", "w") as handle:
+                    handle.write("fine")
+                with open(os.path.join(os.environ["HOME"], "note"), "w") as handle:
+                    handle.write("fine")
+        """)
+        assert result.status == "failed"
+        outcomes = {test.name: test.outcome for test in result.tests}
+        assert outcomes == {
+            "test_overwrite_the_original_focal_file": "failed", "test_create_a_file_in_the_original_project": "failed",
+            "test_write_into_the_real_home": "failed", "test_remove_an_original_file": "failed",
+            "test_writing_inside_the_copy_works": "passed",
+        }, result.output
+        assert "PermissionError" in result.output or "Read-only file system" in result.output
+        assert snapshot(project) == before
+        assert not (real_home / probe_name).exists()
+    finally:
+        (real_home / probe_name).unlink(missing_ok=True)
+        (project / probe_name).unlink(missing_ok=True)
+
+
+def test_network_calls_are_blocked_before_anything_is_sent(project):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        result = run(project, f"""\
+            import socket
+            import urllib.request
+
+            import pytest
+
+
+            def guarded():
+                # never try an outside address unless the guard is in place: nothing may leave
+                assert getattr(socket.socket.connect, "__unitune_guard__", False), "no network guard"
+
+
+            def test_connect_to_localhost():
+                socket.create_connection(("127.0.0.1", {port}), timeout=2)
+
+
+            def test_connect_to_an_outside_address():
+                guarded()
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(1)
+                    sock.connect(("192.0.2.1", 80))
+
+
+            def test_udp_to_an_outside_address():
+                guarded()
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.sendto(b"x", ("192.0.2.1", 53))
+
+
+            def test_host_name_lookup():
+                guarded()
+                socket.getaddrinfo("example.com", 80)
+
+
+            def test_http_download():
+                guarded()
+                urllib.request.urlopen("http://example.com/", timeout=1)
+
+
+            def test_unix_sockets_still_work():
+                left, right = socket.socketpair()
+                left.sendall(b"ping")
+                assert right.recv(4) == b"ping"
+        """)
+        outcomes = {test.name: test.outcome for test in result.tests}
+        assert outcomes.pop("test_unix_sockets_still_work") == "passed", result.output
+        assert set(outcomes.values()) == {"failed"}, result.output
+        assert NETWORK_MESSAGE in result.output and "no network guard" not in result.output
+        assert result.isolation["network_guard"] is True
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing reached the listener
+    finally:
+        listener.close()
+
+
+@pytest.mark.skipif("net" not in isolation()["namespaces"], reason="no network namespace on this machine")
+def test_the_network_namespace_holds_when_the_guard_is_bypassed(project):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        result = run(project, f"""\
+            import _socket
+            import socket
+
+
+            def test_raw_connect_to_localhost():
+                # _socket.socket is the C type under the guarded socket.socket; only localhost is tried
+                sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.settimeout(2)
+                sock.connect(("127.0.0.1", {port}))
+
+
+            def test_only_a_loopback_interface():
+                assert [name for _, name in socket.if_nameindex()] == ["lo"]
+        """)
+        outcomes = {test.name: test.outcome for test in result.tests}
+        assert outcomes == {"test_raw_connect_to_localhost": "failed", "test_only_a_loopback_interface": "passed"}, result.output
+        assert result.isolation["network_namespace"] is True and result.isolation["pid_namespace"] is True
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+
+
+def test_the_environment_is_clean(project, monkeypatch):
+    monkeypatch.setenv("UNITUNE_SECRET", "do-not-leak")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "nope")
+    real_home = str(Path.home())
+    result = run(project, f"""\
+        import os
+        import site
+        import sys
+        import tempfile
+
+
+        def test_nothing_leaks():
+            assert "UNITUNE_SECRET" not in os.environ
+            assert "AWS_SECRET_ACCESS_KEY" not in os.environ
+            assert not any("proxy" in key.lower() for key in os.environ)
+            assert os.environ["HOME"] != {real_home!r} and os.path.isdir(os.environ["HOME"])
+            assert os.path.expanduser("~") == os.environ["HOME"]
+            assert tempfile.gettempdir().startswith(os.path.dirname(os.environ["HOME"]))
+            assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1"
+            assert not site.ENABLE_USER_SITE
+            assert os.getcwd() == os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """, focal_file=None, focal_lines=None)
+    assert result.status == "passed", result.output
+    assert result.line_coverage is None and result.branch_coverage is None  # no focal file: nothing measured
+
+
+# -- validate = "run" in generation --------------------------------------------------------------
+
+def _generate(example_project, trained_base, monkeypatch, **settings):
+    from conftest import PY_FOCAL
+    from unitune.adapters.loading import ModelSpec
+    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.service import GenerationRequest, TestGenerator
+
+    from unitune.settings import Settings
+    from unitune.source import SourceFile, cli_offset
+
+    real = sandbox.run_tests
+    monkeypatch.setattr(sandbox, "run_tests", lambda *args, **kw: real(*args, **kw, plugins=False))
+    relative, line = PY_FOCAL
+    path = example_project / relative
+    file = SourceFile.from_path(path)
+    options = Settings(model=str(trained_base), validate="run", **settings)
+    request = GenerationRequest(path, cli_offset(file, line, None), options, project_root=example_project / "python")
+    return TestGenerator(ModelRuntime(ModelSpec.from_settings(options))).generate(request)
+
+
+def test_validate_run_keeps_the_passing_test(example_project, trained_base, monkeypatch):
+    before = snapshot(example_project)
+    outcome = _generate(example_project, trained_base, monkeypatch)
+    assert [test.name for test in outcome.tests] == ["test_deposit"]
+    note = next(note for note in outcome.notes if "passed when run" in note)
+    assert "line coverage 75%" in note and "branch coverage 50%" in note and "Account.deposit" in note
+    assert not any("not available" in note for note in outcome.notes)
+    assert snapshot(example_project) == before  # nothing written: the caller applies the plan
+
+
+def test_validate_run_refuses_tests_that_fail(example_project, trained_base, monkeypatch):
+    from unitune.errors import GenerationFailed
+
+    # Outside the prompt (bank/__init__.py): deposit is off by one, so the model's test fails.
+    (example_project / "python" / "bank" / "__init__.py").write_text(
+        "from bank import account as _account\n\n_deposit = _account.Account.deposit\n"
+        "_account.Account.deposit = lambda self, amount: _deposit(self, amount) + 1\n"
+    )
+    with pytest.raises(GenerationFailed) as caught:
+        _generate(example_project, trained_base, monkeypatch)
+    message = str(caught.value)
+    assert "passed when run" in message and "test_deposit failed when run" in message and "6 == 5" in message

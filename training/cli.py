@@ -1,0 +1,132 @@
+"""The training subcommands of the `unitune` command line.
+
+    unitune mine REPO [--out PAIRS.jsonl] [--language python|java] [--json]
+
+`unitune mine` writes the pairs of a repository as JSONL (by default to `REPO/.unitune/pairs.jsonl`,
+beside the project's adapters in `REPO/.unitune/`) and prints what it scanned and found: files
+scanned, tests found, pairs, unmatched tests (with the reason of each), by language and by split; or
+all of it as one JSON object with `--json`. The file is written atomically, and only when there are
+pairs. Exit 2 when REPO is not a directory, holds no source files or no tests; exit 1 when it has
+tests but none could be paired.
+
+Each subcommand is an `add_<name>_parser(subparsers)` function that `unitune.cli` calls lazily; more
+training subcommands go at the end of this module, in the same shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from unitune.languages import LANGUAGES
+
+DEFAULT_PAIRS_PATH = Path(".unitune") / "pairs.jsonl"  # relative to the mined repository
+_UNMATCHED_SHOWN = 10
+
+
+# -- unitune mine ----------------------------------------------------------------------------------
+
+def add_mine_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "mine",
+        help="find focal-method/test pairs in a repository and write them as training data (JSONL)",
+        description=(
+            "Pair each test of REPO with the function it tests (by name, else by the one function it calls) "
+            "and write one training example per pair: the prompt unitune would build for that function and "
+            "the developer's test as the completion. Files are git's tracked and untracked files (.gitignore "
+            "respected) or, outside git, a walk that skips virtual environments, dependencies and build "
+            "output. Exit 2 when REPO is not a directory or holds no tests, 1 when no test could be paired."
+        ),
+    )
+    parser.add_argument("repo", metavar="REPO", type=Path, help="the repository (a directory) to mine")
+    parser.add_argument(
+        "--out", metavar="PAIRS.jsonl", type=Path,
+        help=f"where to write the pairs (default: REPO/{DEFAULT_PAIRS_PATH.as_posix()})",
+    )
+    parser.add_argument("--language", choices=LANGUAGES, help="mine only this language (default: all)")
+    parser.add_argument(
+        "--json", action="store_true",
+        help="print one JSON object (summary, pairs file, unmatched tests) instead of the table",
+    )
+    parser.set_defaults(handler=_cmd_mine)
+
+
+def _cmd_mine(args: argparse.Namespace) -> int:
+    from unitune.training.mining import mine, require_pairs, write_pairs
+
+    progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else None
+    try:
+        result = mine(args.repo, language=args.language, on_progress=progress)
+    finally:
+        if progress is not None:
+            progress.clear()
+    require_pairs(result, args.language)
+    out = args.out if args.out is not None else Path(result.summary.repo) / DEFAULT_PAIRS_PATH
+    written = write_pairs(result.pairs, out)
+    if args.json:
+        print(json.dumps({
+            "summary": result.summary.to_json(),
+            "pairs_file": str(written),
+            "unmatched": [test.to_json() for test in result.unmatched],
+            "unreadable": result.unreadable,
+        }, ensure_ascii=False, indent=2))
+    else:
+        print(format_summary(result))
+        print()
+        print(f"wrote {len(result.pairs)} pairs to {written}")
+    return 0
+
+
+def format_summary(result) -> str:
+    """The summary of a mining run as a small table, with the first unmatched tests and why."""
+    s = result.summary
+    commit = f" at {s.commit[:12]}" if s.commit else ""
+    lines = [
+        f"mined {s.repo}{commit} in {s.seconds:.2f} s",
+        "",
+        f"  files scanned  {s.files_scanned:>7}",
+        f"  source files   {s.source_files:>7}",
+        f"  test files     {s.test_files:>7}",
+        f"  tests found    {s.tests_found:>7}",
+        f"  pairs          {s.pairs:>7}" + (f"   ({s.duplicates} duplicates removed)" if s.duplicates else ""),
+        f"  unmatched      {s.unmatched:>7}",
+    ]
+    if s.unreadable:
+        lines.append(f"  unreadable     {s.unreadable:>7}   (not UTF-8 or cannot be read)")
+    lines += ["", "  language   source files  test files    tests    pairs  unmatched"]
+    for language, c in s.by_language.items():
+        lines.append(f"  {language:<9}{c.source_files:>14}{c.test_files:>12}{c.tests:>9}{c.pairs:>9}{c.unmatched:>11}")
+    lines += ["", "  split      pairs"]
+    lines += [f"  {split:<9}{count:>7}" for split, count in s.by_split.items()]
+    if result.unmatched:
+        lines += ["", "unmatched tests:"]
+        for test in result.unmatched[:_UNMATCHED_SHOWN]:
+            lines.append(f"  {test.test_file}::{test.test_name}: {test.reason}")
+        if len(result.unmatched) > _UNMATCHED_SHOWN:
+            lines.append(f"  ... and {len(result.unmatched) - _UNMATCHED_SHOWN} more (all of them with --json)")
+    return "\n".join(lines)
+
+
+class _TerminalProgress:
+    """One line on stderr, rewritten as test files are mined."""
+
+    def __init__(self) -> None:
+        self._width = 0
+
+    def __call__(self, done: int, total: int, current: str) -> None:
+        text = f"mining {done}/{total} test files: {current}"[:110]
+        sys.stderr.write("\r" + text.ljust(self._width))
+        sys.stderr.flush()
+        self._width = len(text)
+
+    def clear(self) -> None:
+        if self._width:
+            sys.stderr.write("\r" + " " * self._width + "\r")
+            sys.stderr.flush()
+
+
+# -- further training subcommands ------------------------------------------------------------------
+# `add_train_parser(subparsers)` and the other training subcommands are registered here, each an
+# `add_<name>_parser` plus its `_cmd_<name>` handler, and listed in `unitune.cli.SUBCOMMANDS`.

@@ -1,0 +1,157 @@
+"""`unitune eval`: how good are the generated tests, with the study's measures and the ones users feel.
+
+    unitune eval --base --dataset humaneval --limit 20
+    unitune eval --adapter my-project --dataset pairs.jsonl --repo .
+    unitune eval --compare base my-lora my-ia3 --dataset humaneval --limit 20 --chart compare.png
+
+Results are saved next to the adapter's card (`eval-<dataset>.json` in its folder; for the bare model
+under `$UNITUNE_HOME/evals/`), and `--compare` reuses saved results of the same dataset and limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from unitune.errors import UnituneError
+from unitune.settings import data_home, load_settings
+
+METRICS = [("valid_syntax", "valid syntax"), ("pass_at_1", "pass@1"), ("line_coverage", "line cov"),
+           ("branch_coverage", "branch cov"), ("mutation_score", "mutation"), ("codebleu", "CodeBLEU")]
+BASE = "base"
+
+
+def add_eval_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate generated tests: valid syntax, pass@1, coverage, mutation score, CodeBLEU",
+        description=("Generate a test for each focal function of a dataset and judge it: valid syntax, pass@1 "
+                     "(passes against the correct code and asserts something), line and branch coverage of the "
+                     "focal function, mutation score, and for a pairs file CodeBLEU against the developer's test. "
+                     "Tests run in unitune's sandbox."),
+        epilog="examples:\n" + "\n".join(l for l in __doc__.splitlines() if l.startswith("    unitune")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--adapter", metavar="NAME", help="evaluate the base model with this adapter")
+    who.add_argument("--base", action="store_true", help="evaluate the bare base model")
+    who.add_argument("--compare", nargs="+", metavar="NAME", help=f"evaluate several side by side ({BASE!r} = bare model)")
+    parser.add_argument("--dataset", required=True, help="humaneval, or a pairs JSONL from `unitune mine` (its test split)")
+    parser.add_argument("--repo", type=Path, help="the mined repository, for a pairs file (default: the cwd)")
+    parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--model", help="base model (default: the `model` setting)")
+    parser.add_argument("--candidates", type=int, help="tests sampled per problem (default: the setting)")
+    parser.add_argument("--chart", type=Path, default=Path("unitune-compare.png"), help="PNG chart of --compare")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(handler=run_eval_command)
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    if args.dataset != "humaneval" and not Path(args.dataset).is_file():
+        raise UnituneError(f"--dataset {args.dataset}: not `humaneval` and not a pairs file")
+    names = args.compare or ([args.adapter] if args.adapter else [BASE])
+    reports = [_evaluate(name, args, reuse=bool(args.compare)) for name in names]
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports] if args.compare else reports[0].to_json(), indent=2))
+    else:
+        print(table(reports))
+    if args.compare:
+        chart(reports, args.chart)
+        if not args.json:
+            print(f"\nchart: {args.chart}")
+    return 0
+
+
+def _evaluate(name: str, args, reuse: bool):
+    from unitune.adapters.loading import ModelSpec, quiet_libraries
+    from unitune.adapters.registry import AdapterRegistry
+    from unitune.adapters.runtime import ModelRuntime
+    from unitune.training.evaluation import Report, run_evaluation
+
+    quiet_libraries()
+    project = (args.repo or Path.cwd()).resolve()
+    overrides = {k: v for k, v in {"model": args.model, "candidates": args.candidates}.items() if v is not None}
+    settings = load_settings(project, overrides).settings
+    adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
+    dataset_key = "humaneval" if args.dataset == "humaneval" else Path(args.dataset).stem
+    target = _results_path(adapter, settings.model, dataset_key, args.limit)
+    if reuse and target.is_file():
+        saved = json.loads(target.read_text("utf-8"))
+        return _report_from_json(saved)
+    runtime = ModelRuntime(ModelSpec.from_settings(settings))
+    label = name if name != BASE else f"{BASE} ({Path(settings.model).name})"
+    progress = sys.stderr.isatty() and not args.json
+
+    def on_problem(index, total, result):
+        if progress:
+            sys.stderr.write(f"\r\x1b[K{label}: {index}/{total} {result.id} {result.status}")
+            sys.stderr.flush()
+
+    report: Report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem)
+    if progress:
+        sys.stderr.write("\r\x1b[K")
+    _save(target, report.to_json())
+    return report
+
+
+def _results_path(adapter, model: str, dataset: str, limit: int | None) -> Path:
+    suffix = f"-{limit}" if limit else ""
+    if adapter is not None:
+        return Path(adapter.path) / f"eval-{dataset}{suffix}.json"
+    return data_home() / "evals" / f"base-{Path(model).name}-{dataset}{suffix}.json"
+
+
+def _save(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(f".tmp-{os.getpid()}")
+    temp.write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    os.replace(temp, path)
+
+
+def _report_from_json(record: dict):
+    from unitune.training.evaluation import ProblemResult, Report
+
+    results = [ProblemResult(**r) for r in record.pop("results", [])]
+    return Report(**record, results=results)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%" if isinstance(value, float) else str(value)
+
+
+def table(reports) -> str:
+    header = ["", "problems"] + [label for _, label in METRICS]
+    rows = [[r.label, str(r.problems)] + [_fmt(getattr(r, key)) for key, _ in METRICS] for r in reports]
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+             for row in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def chart(reports, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    keys = [(k, l) for k, l in METRICS if any(getattr(r, k) is not None for r in reports)]
+    figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(keys) * len(reports) / 2), 4), dpi=100)
+    width = 0.8 / max(1, len(reports))
+    for index, report in enumerate(reports):
+        values = [100 * (getattr(report, k) or 0.0) for k, _ in keys]
+        axes.bar([i + index * width for i in range(len(keys))], values, width, label=report.label)
+    axes.set_xticks([i + width * (len(reports) - 1) / 2 for i in range(len(keys))], [l for _, l in keys])
+    axes.set_ylabel("%")
+    axes.set_ylim(0, 100)
+    axes.legend()
+    axes.set_title(f"{reports[0].dataset}: {reports[0].problems} problems")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -1,0 +1,215 @@
+"""Evaluating generated tests: `unitune eval (--adapter NAME | --base) --dataset humaneval|PAIRS.jsonl`.
+
+For each focal function: generate a test with the runtime (base model, or base + adapter), then judge it
+- valid syntax: the best candidate parses (tree-sitter) before anything is dropped;
+- pass@1: the best test passes against the correct code (run in the sandbox) and asserts something;
+- line and branch coverage of the focal function by that test (coverage.py, in the sandbox);
+- mutation score: of a handful of simple mutants of the focal function, the share a passing test fails on;
+- for a pairs file (the `test` split of `unitune mine`), CodeBLEU against the developer's test.
+HumanEval problems are written as a one-module project (`problem.py`) with `prompt + canonical_solution`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from unitune.errors import GenerationFailed, UnituneError
+from unitune.logs import get_logger, log_event
+
+log = get_logger("evaluation")
+DATASETS_DIR = Path(__file__).resolve().parent / "datasets"
+HUMANEVAL = DATASETS_DIR / "HumanEval.jsonl.gz"
+MUTANTS_PER_PROBLEM = 5
+
+
+class EvaluationError(UnituneError):
+    exit_code = 2
+
+
+@dataclass
+class Problem:
+    id: str
+    module: str  # the focal module's source
+    function: str  # the focal function's name
+    reference_test: str | None = None  # the developer's test (pairs), for CodeBLEU
+
+
+@dataclass
+class ProblemResult:
+    id: str
+    valid_syntax: bool
+    passed: bool = False
+    asserts: bool = False
+    line_coverage: float | None = None
+    branch_coverage: float | None = None
+    mutants: int = 0
+    mutants_killed: int = 0
+    codebleu: float | None = None
+    status: str = "no test"
+    test: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    label: str
+    dataset: str
+    problems: int
+    valid_syntax: float
+    pass_at_1: float
+    line_coverage: float | None
+    branch_coverage: float | None
+    mutation_score: float | None
+    codebleu: float | None
+    seconds: float
+    results: list[ProblemResult] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["results"] = [asdict(r) for r in self.results]
+        return record
+
+    def row(self) -> dict:
+        return {k: v for k, v in self.to_json().items() if k != "results"}
+
+
+def load_humaneval(limit: int | None = None, path: Path = HUMANEVAL) -> list[Problem]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()]
+    problems = [Problem(r["task_id"], r["prompt"] + r["canonical_solution"], r["entry_point"]) for r in records]
+    return problems[:limit] if limit else problems
+
+
+def load_pairs_problems(path: Path, repo: Path, limit: int | None = None) -> list[tuple[Problem, dict]]:
+    from unitune.training.data import read_pairs
+
+    pairs = [p for p in read_pairs(path, "python") if p["split"] == "test"]
+    if not pairs:
+        raise EvaluationError(f"{path}: no Python pairs in the test split")
+    found = []
+    for pair in pairs[:limit] if limit else pairs:
+        focal = repo / pair["focal_file"]
+        if not focal.is_file():
+            raise EvaluationError(f"{focal}: the pair's focal file is missing; pass --repo with the mined repository")
+        found.append((Problem(f"{pair['focal_file']}::{pair['focal_qualified_name']}", focal.read_text("utf-8"),
+                              pair["focal_qualified_name"], pair.get("test_code")), pair))
+    return found
+
+
+def _offset_of(source, function_name: str) -> tuple[int, tuple[int, int]]:
+    from unitune.focal import functions
+
+    for function in functions(source):
+        if function.qualified_name == function_name:
+            return function.node.start_byte, (function.start_line, function.end_line)
+    raise EvaluationError(f"{function_name} is not a testable function of its module")
+
+
+def evaluate_problem(runtime, settings, adapter, problem: Problem, work: Path, project: Path | None = None,
+                     focal_rel: str = "problem.py") -> ProblemResult:
+    """Generate a test for one problem and judge it."""
+    from unitune.adapters.service import GenerationRequest, TestGenerator
+    from unitune.insertion import apply
+    from unitune.source import SourceFile
+
+    started = time.perf_counter()
+    if project is None:
+        project = work / problem.id.replace("/", "_")
+        project.mkdir(parents=True, exist_ok=True)
+        (project / "pyproject.toml").write_text('[project]\nname = "problem"\n')
+        (project / focal_rel).write_text(problem.module, "utf-8")
+    focal_path = project / focal_rel
+    source = SourceFile(problem.module, "python", focal_path)
+    offset, lines = _offset_of(source, problem.function)
+    request = GenerationRequest(focal_path, offset, settings, text=problem.module, project_root=project, adapter=adapter)
+    try:
+        outcome = TestGenerator(runtime).generate(request)
+    except GenerationFailed:
+        return ProblemResult(problem.id, valid_syntax=False, status="no valid test",
+                             seconds=time.perf_counter() - started)
+    best = outcome.tests[0]
+    test_text = apply(outcome.insertion.original_text or None, outcome.insertion)
+    test_rel = outcome.insertion.path.relative_to(project).as_posix()
+    result = judge(problem, project, focal_rel, lines, test_rel, test_text, best.name, best.assertions > 0, best.source)
+    result.seconds = time.perf_counter() - started
+    log_event(log, "eval.problem", id=problem.id, status=result.status, passed=result.passed,
+              line_coverage=result.line_coverage, seconds=result.seconds)
+    return result
+
+
+def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int], test_rel: str, test_text: str,
+          test_name: str, asserts: bool, test_source: str = "") -> ProblemResult:
+    """Run one test (`test_name` in the file `test_rel` whose text is `test_text`) against the focal
+    code and its mutants, in the sandbox; CodeBLEU against the developer's test when there is one."""
+    from unitune.training.mutants import mutants
+    from unitune.sandbox import run_tests
+
+    result = ProblemResult(problem.id, valid_syntax=True, asserts=asserts, test=test_source)
+    run = run_tests(project, test_rel, {test_rel: test_text}, focal_file=focal_rel, focal_lines=lines,
+                    select=[test_name], timeout=20)
+    result.status = run.status
+    result.passed = run.status == "passed" and asserts
+    result.line_coverage, result.branch_coverage = run.line_coverage, run.branch_coverage
+    if result.passed:
+        for mutant in mutants(problem.module, problem.function.split(".")[-1], MUTANTS_PER_PROBLEM):
+            mutated = run_tests(project, test_rel, {test_rel: test_text, focal_rel: mutant.source},
+                                select=[test_name], timeout=10)
+            result.mutants += 1
+            result.mutants_killed += mutated.status != "passed"
+    if problem.reference_test and test_source:
+        from unitune.training.scoring import codebleu_scores
+
+        try:
+            result.codebleu = codebleu_scores([problem.reference_test], [test_source], "python")["codebleu"]
+        except UnituneError:
+            result.codebleu = None
+    return result
+
+
+def summarize(label: str, dataset: str, results: list[ProblemResult], seconds: float) -> Report:
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return statistics.fmean(values) if values else None
+
+    n = len(results)
+    ran = [r for r in results if r.valid_syntax]
+    killed = [r.mutants_killed / r.mutants for r in results if r.passed and r.mutants]
+    return Report(
+        label=label, dataset=dataset, problems=n,
+        valid_syntax=sum(r.valid_syntax for r in results) / n if n else 0.0,
+        pass_at_1=sum(r.passed for r in results) / n if n else 0.0,
+        line_coverage=mean([r.line_coverage or 0.0 for r in ran]) if ran else None,
+        branch_coverage=mean([r.branch_coverage for r in ran]),
+        mutation_score=mean(killed),
+        codebleu=mean([r.codebleu for r in results]),
+        seconds=seconds, results=results,
+    )
+
+
+def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, repo: Path | None,
+                   label: str, on_problem=None) -> Report:
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="unitune-eval-") as temp:
+        work = Path(temp)
+        if dataset == "humaneval":
+            items = [(problem, None) for problem in load_humaneval(limit)]
+        else:
+            items = load_pairs_problems(Path(dataset), repo or Path.cwd(), limit)
+        for index, (problem, pair) in enumerate(items, 1):
+            if pair is None:
+                result = evaluate_problem(runtime, settings, adapter, problem, work)
+            else:
+                result = evaluate_problem(runtime, settings, adapter, problem, work, project=repo,
+                                          focal_rel=pair["focal_file"])
+            results.append(result)
+            if on_problem:
+                on_problem(index, len(items), result)
+    return summarize(label, "humaneval" if dataset == "humaneval" else Path(dataset).name, results,
+                     time.perf_counter() - started)

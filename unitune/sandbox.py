@@ -1,0 +1,1092 @@
+"""Running generated tests where they cannot hurt: a temporary copy, limits, no network, clean env.
+
+`run_tests` runs one test file of a project against its focal code and reports pass / fail / error /
+timeout with the line and branch coverage of the focal function. It backs `validate = "run"` in
+generation and can serve evaluation. Nothing here imports torch.
+
+How a run is contained, layer by layer (`sandbox_isolation()` says which are active here; each
+result's `isolation` says what the tests themselves saw):
+
+1. A temporary copy. The project's files (no `.git`, virtual environments, `node_modules`, caches,
+   `.unitune`, files over 10 MB) are copied into a fresh folder, `extra_files` written over them;
+   the tests run with that copy as their working folder, `HOME` and `TMPDIR` inside the temporary
+   folder, and the folder is deleted afterwards.
+2. A clean environment: `PATH`, `HOME`, `TMPDIR`, `LANG`, `PYTHONPATH` (the copy, its `src/`),
+   `PYTHONDONTWRITEBYTECODE`, `PYTHONNOUSERSITE` and little else (of the caller's variables only
+   `LD_LIBRARY_PATH` and `TZ`): no proxies, tokens or secrets of the caller; the interpreter runs
+   with `-s` (no user site-packages).
+3. Limits (`setrlimit`, set by util-linux `prlimit` before anything of the run starts, else in the
+   child before exec; inherited by every process the tests start): address space (`memory_mb`),
+   processes (`max_processes` more than the sandbox user already has), CPU seconds (a little over
+   `timeout`), file size (128 MB), open files, no core dumps.
+4. A time limit on the wall clock: the run gets its own session and process group, and the whole
+   group is killed (SIGKILL) at `timeout`; whatever is left afterwards (a process that left the
+   group with `setsid`) is found by a marker in its environment and killed too.
+5. No network, twice: a `sitecustomize` (first on `PYTHONPATH`, so every Python process of the run
+   loads it) makes `connect`/`connect_ex`/`sendto`/`sendmsg` on internet sockets and host-name
+   lookups raise `PermissionError("network disabled by unitune's sandbox")` before anything is sent;
+   and, where the kernel allows it, the run gets new network and PID namespaces (util-linux
+   `unshare --net --pid --fork --kill-child`): no interface but a loopback that is down, so even
+   code that goes around Python's `socket` (a C library, `curl`) reaches nothing; the PID namespace
+   ends every process of the run when it ends. Root needs CAP_SYS_ADMIN (which some containers
+   withhold); other users need unprivileged user namespaces (`unshare --user`), which most
+   distributions allow. Without util-linux `unshare`, root gets the network namespace from
+   `unshare(2)` in the child.
+6. The user's files out of reach:
+   - unitune running as root: the tests run as `nobody` (util-linux `setpriv`, no supplementary
+     groups, `no_new_privs`), so they cannot write the user's files, and RLIMIT_NPROC, which the
+     kernel never enforces for root, holds. Only the copy belongs to `nobody`. When the interpreter
+     is out of `nobody`'s reach (a pyenv under `/root`), `nobody` keeps one capability,
+     CAP_DAC_READ_SEARCH: it may read any file, never write one;
+   - any other user: in the user namespace (where the run's first process is root) a mount
+     namespace, in which every file system but the temporary folder (and /proc, /sys, /dev) is
+     remounted read-only; then every capability is dropped and the tests run without any.
+
+Limits of the containment: without user namespaces (a kernel or a policy that forbids them to
+users other than root), the tests of a non-root user run as that user, so files the user can write
+(outside the copy; `HOME` and `TMPDIR` point into it) are writable by an absolute path; the limits,
+the process-group kill and the `sitecustomize` guard still hold. World-writable places (`/tmp`,
+`/dev/shm`) stay writable to `nobody`. Nothing here is a defence against code written to escape (a
+kernel exploit); it keeps the mistakes of generated tests (a loop, a fork, a write to a hard-coded
+path, a download) away from the user's machine.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from xml.etree import ElementTree
+
+from unitune.errors import UnituneError
+
+try:  # POSIX only; on other systems `run_tests` refuses to run
+    import pwd
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    pwd = resource = None  # type: ignore[assignment]
+
+PASSED, FAILED, ERROR, TIMEOUT = "passed", "failed", "error", "timeout"
+NETWORK_MESSAGE = "network disabled by unitune's sandbox"
+
+#: Folders never copied into the sandbox (nor any folder holding a `pyvenv.cfg`: a virtual environment).
+SKIPPED_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".bzr", ".tox", ".nox", ".venv", "venv", "node_modules",
+    "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".unitune", ".idea",
+    ".eggs", "site-packages", "htmlcov", ".ipynb_checkpoints", ".gradle", ".m2",
+})
+SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+MAX_FILE_BYTES = 10 * 1024 * 1024  # larger files are not copied
+MAX_COPY_FILES = 50_000
+MAX_COPY_BYTES = 512 * 1024 * 1024
+MAX_WRITTEN_FILE_BYTES = 128 * 1024 * 1024  # RLIMIT_FSIZE
+MAX_OPEN_FILES = 1024
+OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 10_000  # characters of the run's output kept
+_ENV_MARKER = "UNITUNE_SANDBOX"
+#: The only variables of the caller's environment a run inherits: what an interpreter may need to start.
+PASSED_THROUGH_ENV = ("LD_LIBRARY_PATH", "TZ")
+
+
+class SandboxError(UnituneError):
+    """The tests cannot be run at all (no pytest, a project too large to copy, a bad path)."""
+
+
+@dataclass
+class TestOutcome:
+    """One test case of a run, as the JUnit report gives it."""
+
+    __test__ = False  # a data class, not a pytest test class
+
+    name: str
+    classname: str
+    outcome: str  # passed, failed, error or skipped
+    message: str = ""
+
+
+@dataclass
+class SandboxResult:
+    """What running the tests gave. Coverage is of the focal function only (fractions 0..1), None
+    when it was not measured (no focal file, coverage.py missing, a run that did not finish) or,
+    for branches, when the function has no branch."""
+
+    status: str  # passed, failed, error or timeout
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    output: str = ""  # pytest's output (head and tail when long)
+    duration: float = 0.0  # seconds, the run itself (not the copy)
+    line_coverage: float | None = None
+    branch_coverage: float | None = None
+    covered_lines: list[int] = field(default_factory=list)
+    missing_lines: list[int] = field(default_factory=list)
+    covered_branches: list[tuple[int, int]] = field(default_factory=list)
+    missing_branches: list[tuple[int, int]] = field(default_factory=list)
+    tests: list[TestOutcome] = field(default_factory=list)
+    returncode: int | None = None
+    isolation: dict = field(default_factory=dict)  # what the tests saw: user, namespaces, guard, limits
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASSED
+
+    def summary(self, limit: int = 300) -> str:
+        """One line: the status and the first problems (for messages and for a repair prompt)."""
+        if self.status == TIMEOUT:
+            text = f"timed out after {self.duration:.1f}s"
+        elif self.status == PASSED:
+            text = f"{self.passed} passed"
+        else:
+            problems = [f"{test.name}: {test.message}" if test.message else f"{test.name}: {test.outcome}"
+                        for test in self.tests if test.outcome in (FAILED, ERROR)]
+            text = f"{self.status}: " + ("; ".join(problems) if problems else _last_meaningful_line(self.output))
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+def run_tests(
+    project_root: str | os.PathLike,
+    test_relpath: str,
+    extra_files: Mapping[str, str] | None = None,
+    *,
+    focal_file: str | os.PathLike | None = None,
+    focal_lines: tuple[int, int] | None = None,
+    select: Sequence[str] | None = None,
+    timeout: float = 30,
+    memory_mb: int = 1024,
+    max_processes: int = 64,
+    network: bool = False,
+    plugins: bool = True,
+    python: str | os.PathLike | None = None,
+) -> SandboxResult:
+    """Run the tests of `test_relpath` (relative to `project_root`) in a sandbox.
+
+    `extra_files` (relative path -> text) are written into the copy over the project's files: the
+    generated test file, an editor's unsaved buffers. `focal_file` (absolute, or relative to the
+    root) and `focal_lines` (1-based, inclusive: the focal function's span, decorators included)
+    choose what coverage is reported for. `select` runs only some tests: names (`test_x`) or
+    `Class::test_x` inside the test file. `plugins=False` turns off the autoloading of installed
+    pytest plugins (faster; for projects whose tests need none). `python` is the interpreter
+    (default: the project's `.venv`/`venv`, else the one running unitune); it needs pytest, and
+    coverage.py for coverage. `network=True` lifts the network layers (not the others).
+
+    pytest runs the file, so unittest test cases run too. Raises `SandboxError` when nothing can
+    be run (bad paths, pytest missing, a project over the copy limits)."""
+    if resource is None or os.name != "posix":
+        raise SandboxError("running tests in a sandbox needs a POSIX system (Linux or macOS)")
+    root = Path(project_root).resolve()
+    if not root.is_dir():
+        raise SandboxError(f"{root}: not a folder")
+    test_rel = _relative(test_relpath, "test file")
+    interpreter = str(python) if python else project_python(root)
+    plan = _plan(interpreter)
+    if not plan.has_pytest:
+        raise SandboxError(f"pytest is not installed for {interpreter}; install it to run tests (pip install pytest)")
+    focal_rel = None
+    if focal_file is not None:
+        focal_path = Path(focal_file)
+        if focal_path.is_absolute():
+            try:
+                focal_rel = focal_path.resolve().relative_to(root).as_posix()
+            except ValueError:
+                raise SandboxError(f"{focal_path}: the focal file is not inside the project {root}") from None
+        else:
+            focal_rel = _relative(str(focal_file), "focal file")
+
+    work = Path(tempfile.mkdtemp(prefix="unitune-sandbox-"))
+    try:
+        return _run_in(work, root, test_rel, extra_files or {}, focal_rel, focal_lines, select, timeout,
+                       memory_mb, max_processes, network, plugins, interpreter, plan)
+    finally:
+        _remove_tree(work)
+
+
+def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, timeout, memory_mb,
+            max_processes, network, plugins, interpreter, plan) -> SandboxResult:
+    copy, home, tmp, out, site = (work / name for name in ("project", "home", "tmp", "out", "site"))
+    copy_project(root, copy)
+    for relative, text in extra_files.items():
+        target = copy / _relative(relative, "extra file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            _remove_tree(target)
+        elif target.is_symlink():
+            target.unlink()
+        target.write_text(text, encoding="utf-8")
+    if not (copy / test_rel).is_file():
+        raise SandboxError(f"{test_rel}: no such test file in {root} (nor among the files given)")
+    for folder in (home, tmp, out, site):
+        folder.mkdir()
+
+    # The focal function's body, read from the copy before anything runs there.
+    span = body_start = None
+    focal_copy = copy / focal_rel if focal_rel else None
+    if focal_copy is not None and focal_copy.is_file() and focal_lines:
+        span = (int(focal_lines[0]), int(focal_lines[1]))
+        body_start = _body_start(focal_copy.read_text(encoding="utf-8", errors="replace"), *span)
+
+    token = secrets.token_hex(8)
+    config = {
+        "cwd": str(copy),
+        "out": str(out),
+        "pytest_args": _pytest_args(copy, out, test_rel, select),
+        "coverage_source": str(focal_copy.parent) if focal_copy is not None else None,
+        "coverage_include": str(focal_copy) if focal_copy is not None else None,
+        # remounted read-only around the temporary folder (a user namespace's root only)
+        "read_only_except": [str(work)] if plan.read_only_fs else [],
+        "outer_mount_namespace": _mount_namespace(),  # never remount in this one
+    }
+    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE if not network else "", encoding="utf-8")
+    (site / "unitune_sandbox_driver.py").write_text(_DRIVER, encoding="utf-8")
+    (site / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    os.chmod(work, 0o711)
+    for path in (site, *site.iterdir()):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    uid = os.geteuid()
+    if plan.user is not None:
+        uid = plan.user.uid
+        for folder in (copy, home, tmp, out):
+            _chown_tree(folder, plan.user.uid, plan.user.gid)
+
+    python_path = [str(site), str(copy)] + ([str(copy / "src")] if (copy / "src").is_dir() else [])
+    env = {
+        "PATH": os.pathsep.join(dict.fromkeys([str(Path(interpreter).parent), "/usr/local/bin", "/usr/bin", "/bin"])),
+        "HOME": str(home),
+        "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp),
+        "LANG": "C.UTF-8",
+        "USER": plan.user.name if plan.user else _current_user(),
+        "LOGNAME": plan.user.name if plan.user else _current_user(),
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONUNBUFFERED": "1",
+        "MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would eat the address-space limit
+        "NO_COLOR": "1",
+        _ENV_MARKER: token,
+        **_passed_through(),
+    }
+    if not plugins:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+    command = [*(plan.namespace_prefix if not network else plan.namespace_prefix_with_network),
+               *plan.drop_prefix, interpreter, "-s", "-B", str(site / "unitune_sandbox_driver.py"),
+               str(site / "config.json")]
+    limits = _limits(timeout, memory_mb, max_processes + _task_count(uid))
+    unshare_net = plan.preexec_unshare_net and not network
+    preexec = None  # no Python between fork and exec where possible: unitune's server has threads
+    if plan.prlimit and plan.preexec_user is None and not unshare_net:
+        command = _prlimit_prefix(plan.prlimit, limits) + command
+    else:
+        preexec = functools.partial(_preexec, limits, plan.preexec_user, unshare_net)
+    log_path = work / "output.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=copy, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, preexec_fn=preexec, start_new_session=True,  # noqa: PLW1509
+                                   close_fds=True)
+        timed_out = not _wait_exited(process.pid, timeout)
+        _kill_group(process.pid)  # the leader is not reaped yet: its group id is still ours
+        returncode = process.wait()
+    duration = time.monotonic() - started
+    _kill_stragglers(token, uid)
+
+    output = _read_output(log_path)
+    result = SandboxResult(status=ERROR, output=output, duration=duration, returncode=returncode)
+    result.isolation = _read_json(out / "isolation.json") or plan.describe(network)
+    _read_junit(out / "junit.xml", result)
+    if timed_out:
+        result.status = TIMEOUT
+        result.output = _truncate(output + f"\n[unitune sandbox] timed out after {timeout:g}s; every process of the run was killed\n")
+        return result
+    result.status = _status(result, returncode)
+    if focal_copy is not None:
+        report = _read_json(out / "coverage.json")
+        if report:
+            _focal_coverage(report, copy, focal_copy, span, body_start, result)
+    return result
+
+
+def _pytest_args(copy: Path, out: Path, test_rel: str, select: Sequence[str] | None) -> list[str]:
+    targets = [f"{test_rel}::{name}" for name in select] if select else [test_rel]
+    return ["-q", "--tb=short", "-rfE", "--no-header", "-p", "no:cacheprovider", f"--junitxml={out / 'junit.xml'}",
+            "-o", "junit_family=xunit2", f"--confcutdir={copy}", *targets]
+
+
+def _status(result: SandboxResult, returncode: int) -> str:
+    if result.errors or returncode not in (0, 1) or not result.tests:
+        return ERROR
+    if result.failed:
+        return FAILED
+    return PASSED if result.passed else ERROR  # everything skipped: nothing was shown to work
+
+
+def _wait_exited(pid: int, timeout: float) -> bool:
+    """Wait until `pid` exits, without reaping it; False when `timeout` passed first."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    delay = 0.005
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill_stragglers(token: str, uid: int) -> None:
+    """Kill processes of the run that left its process group (`setsid`), found by their marker."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    needle = f"{_ENV_MARKER}={token}".encode()
+    for _ in range(5):
+        found = False
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid != uid:
+                    continue
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if needle in environ.split(b"\0"):
+                found = True
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                except OSError:
+                    pass
+        if not found:
+            return
+        time.sleep(0.05)
+
+
+# -- limits and privileges -----------------------------------------------------------------------
+
+_PRLIMIT_NAMES = {"RLIMIT_AS": "as", "RLIMIT_CPU": "cpu", "RLIMIT_FSIZE": "fsize", "RLIMIT_CORE": "core",
+                  "RLIMIT_NOFILE": "nofile", "RLIMIT_NPROC": "nproc"}
+
+
+def _limits(timeout: float, memory_mb: int, processes: int) -> list[tuple[str, int, int]]:
+    """(resource name, soft, hard) for the run, never above the caller's own hard limits."""
+    wanted = [
+        ("RLIMIT_AS", int(memory_mb) * 1024 * 1024, None),
+        ("RLIMIT_CPU", int(timeout) + 5, int(timeout) + 10),  # SIGXCPU, then SIGKILL
+        ("RLIMIT_FSIZE", MAX_WRITTEN_FILE_BYTES, None),
+        ("RLIMIT_CORE", 0, None),
+        ("RLIMIT_NOFILE", MAX_OPEN_FILES, None),
+        ("RLIMIT_NPROC", int(processes), None),
+    ]
+    limits = []
+    for name, soft, hard in wanted:
+        kind = getattr(resource, name, None)
+        if kind is None:
+            continue
+        hard = soft if hard is None else hard
+        _, current = resource.getrlimit(kind)
+        if current != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current), min(hard, current)
+        limits.append((name, soft, hard))
+    return limits
+
+
+def _prlimit_prefix(prlimit: str, limits) -> list[str]:
+    return [prlimit, *(f"--{_PRLIMIT_NAMES[name]}={soft}:{hard}" for name, soft, hard in limits), "--"]
+
+
+def _preexec(limits, user, unshare_net: bool) -> None:  # pragma: no cover - runs in the child
+    """In the child before exec (only where util-linux `prlimit` is missing, or for the fallbacks):
+    limits, then a network namespace and the user."""
+    for name, soft, hard in limits:
+        try:
+            resource.setrlimit(getattr(resource, name), (soft, hard))
+        except (ValueError, OSError):
+            pass
+    if unshare_net:
+        _unshare_net()
+    if user is not None:
+        os.setgroups([])
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+
+
+def _unshare_net() -> None:  # pragma: no cover - fallback when util-linux `unshare` is missing
+    clone_newnet = 0x40000000
+    try:
+        if hasattr(os, "unshare"):
+            os.unshare(clone_newnet)
+        else:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).unshare(clone_newnet)
+    except (OSError, AttributeError):
+        pass  # the sitecustomize guard still holds; the run reports what it saw
+
+
+def _task_count(uid: int) -> int:
+    """Processes and threads `uid` has now: RLIMIT_NPROC counts them all, so the run's budget is
+    added to them."""
+    count = 0
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return 256 if uid == os.geteuid() else 0
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += max(1, len(os.listdir(entry / "task")))
+            except OSError:
+                continue
+    return count
+
+
+@dataclass(frozen=True)
+class _User:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The isolation this machine allows for one interpreter (probed once per process)."""
+
+    root: bool
+    has_pytest: bool
+    namespace_prefix: tuple[str, ...] = ()  # unshare ... --
+    namespace_prefix_with_network: tuple[str, ...] = ()  # the same without --net
+    drop_prefix: tuple[str, ...] = ()  # setpriv ... --
+    user: _User | None = None  # whom the tests run as, when not the caller
+    preexec_user: _User | None = None  # fallback: setuid in the child (no setpriv)
+    preexec_unshare_net: bool = False  # fallback: unshare(CLONE_NEWNET) in the child (no `unshare`)
+    read_any_file: bool = False  # the user keeps CAP_DAC_READ_SEARCH
+    read_only_fs: bool = False  # a mount namespace where all but the temporary folder is read-only
+    prlimit: str | None = None  # util-linux `prlimit`, which sets the limits (else a preexec function)
+
+    def describe(self, network: bool = False) -> dict:
+        namespaces = []
+        if self.namespace_prefix:
+            namespaces = ["pid"] if network else ["net", "pid"]
+            if "--user" in self.namespace_prefix:
+                namespaces.insert(0, "user")
+            if self.read_only_fs:
+                namespaces.append("mount")
+        elif self.preexec_unshare_net and not network:
+            namespaces = ["net"]
+        return {
+            "root": self.root,
+            "user": self.user.name if self.user else _current_user(),
+            "namespaces": namespaces,
+            "network_guard": not network,
+            "read_any_file": self.read_any_file,
+            "read_only_outside_copy": self.read_only_fs,
+            "limits": ["address space", "processes", "cpu time", "file size", "open files", "no core dumps"],
+        }
+
+
+def sandbox_isolation(python: str | os.PathLike | None = None) -> dict:
+    """The layers `run_tests` sets up on this machine (probed once per interpreter): `root` (whether
+    unitune runs as root), `user` (whom the tests run as), `namespaces` (`net`, `pid`; for a non-root
+    caller also `user` and `mount`), `network_guard` (the `sitecustomize`), `read_any_file` (the
+    tests' user keeps CAP_DAC_READ_SEARCH), `read_only_outside_copy` (the mount namespace's
+    read-only file systems) and `limits`."""
+    return _plan(str(python) if python else sys.executable).describe()
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(python: str) -> _Plan:
+    plan = _isolation_plan(python)
+    prlimit = shutil.which("prlimit")
+    if prlimit and _probe([prlimit, f"--nofile={MAX_OPEN_FILES}:{MAX_OPEN_FILES}", "--", python, "-s", "-c", ""]):
+        plan = dataclasses.replace(plan, prlimit=prlimit)
+    return plan
+
+
+def _isolation_plan(python: str) -> _Plan:
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    has_pytest = _probe([python, "-s", "-c", "import pytest"])
+    prefix = prefix_with_network = ()
+    read_only = False
+    unshare = shutil.which("unshare") if sys.platform.startswith("linux") else None
+    if unshare:
+        tail = ["--pid", "--fork", "--kill-child"]
+        # As another user than root: a user namespace; best as its root, which may remount the
+        # file system read-only (then gives up every capability before the tests run).
+        variants = [([], False)] if root else [
+            (["--user", "--map-root-user", "--mount"], True), (["--user", "--map-current-user"], False), (["--user"], False),
+        ]
+        for variant, can_mount in variants:
+            candidate = (unshare, *variant, "--net", *tail, "--")
+            if _probe([*candidate, python, "-s", "-c", ""]):
+                prefix, prefix_with_network = candidate, (unshare, *variant, *tail, "--")
+                read_only = can_mount
+                break
+    preexec_unshare_net = bool(root and not prefix and sys.platform.startswith("linux"))
+    if not root:
+        return _Plan(False, has_pytest, prefix, prefix_with_network, read_only_fs=read_only)
+    user = _nobody()
+    if user is None:
+        return _Plan(True, has_pytest, prefix, prefix_with_network, preexec_unshare_net=preexec_unshare_net)
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        base = (setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--no-new-privs")
+        plain = (*base, "--inh-caps=-all", "--bounding-set=-all", "--")
+        reading = (*base, "--inh-caps=-all,+dac_read_search", "--ambient-caps=+dac_read_search",
+                   "--bounding-set=-all,+dac_read_search", "--")
+        for drop, read_any in ((plain, False), (reading, True)):
+            if _probe([*drop, python, "-s", "-c", "import pytest"]):
+                return _Plan(True, has_pytest, prefix, prefix_with_network, drop, user,
+                             preexec_unshare_net=preexec_unshare_net, read_any_file=read_any)
+    elif _probe([python, "-s", "-c", "import pytest"], preexec=functools.partial(_preexec, [], user, False)):
+        return _Plan(True, has_pytest, prefix, prefix_with_network, (), user, preexec_user=user,
+                     preexec_unshare_net=preexec_unshare_net)
+    # No way to run the interpreter as another user: the tests run as root (documented limit).
+    return _Plan(True, has_pytest, prefix, prefix_with_network, preexec_unshare_net=preexec_unshare_net)
+
+
+def _mount_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return None
+
+
+def _passed_through() -> dict[str, str]:
+    return {name: os.environ[name] for name in PASSED_THROUGH_ENV if os.environ.get(name)}
+
+
+def _probe(command: list[str], preexec=None) -> bool:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", **_passed_through()}
+    try:
+        return subprocess.run(command, cwd="/", env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=60, preexec_fn=preexec, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _nobody() -> _User | None:
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return _User("nobody", entry.pw_uid, entry.pw_gid)
+
+
+def _current_user() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, AttributeError):
+        return "user"
+
+
+def project_python(root: str | os.PathLike) -> str:
+    """The project's own interpreter (`.venv` or `venv` at its root), else the one running unitune."""
+    for folder in (".venv", "venv"):
+        candidate = Path(root) / folder / "bin" / "python"
+        if candidate.exists():
+            return str(candidate)
+    return sys.executable
+
+
+# -- the copy ------------------------------------------------------------------------------------
+
+def copy_project(root: Path, target: Path) -> int:
+    """Copy the project's files under `root` into `target` (created), leaving out version control,
+    virtual environments, caches, `node_modules`, build output beside a build file and files over
+    `MAX_FILE_BYTES`; symbolic links are copied as the file they point to when that is inside the
+    project, else left out. Returns the number of files copied."""
+    root = Path(root).resolve()
+    target.mkdir(parents=True)
+    files = size = 0
+    has_build_file = any((root / name).exists() for name in ("pyproject.toml", "setup.py", "setup.cfg"))
+    for folder, dirs, names in os.walk(root):
+        here = Path(folder)
+        relative = here.relative_to(root)
+        keep = []
+        for name in dirs:
+            path = here / name
+            if (name in SKIPPED_DIRS or name.endswith(SKIPPED_SUFFIXES) or path.is_symlink()
+                    or (here == root and has_build_file and name in ("build", "dist"))
+                    or (path / "pyvenv.cfg").exists()):
+                continue
+            keep.append(name)
+        dirs[:] = keep
+        (target / relative).mkdir(exist_ok=True)
+        for name in names:
+            if name.endswith(SKIPPED_SUFFIXES):
+                continue
+            source = here / name
+            try:
+                if source.is_symlink():
+                    resolved = source.resolve()
+                    if not resolved.is_relative_to(root) or not resolved.is_file():
+                        continue
+                    source = resolved
+                info = source.stat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+                continue
+            files += 1
+            size += info.st_size
+            if files > MAX_COPY_FILES or size > MAX_COPY_BYTES:
+                raise SandboxError(
+                    f"{root}: the project is too large to copy into a sandbox (over {MAX_COPY_FILES} files or "
+                    f"{MAX_COPY_BYTES // (1024 * 1024)} MB without caches and virtual environments)"
+                )
+            destination = target / relative / name
+            try:
+                shutil.copyfile(source, destination)
+                os.chmod(destination, (info.st_mode & 0o777) | 0o600)
+            except OSError:
+                continue
+    return files
+
+
+def _relative(path: str, what: str) -> str:
+    """`path` as a relative POSIX path that stays inside the copy."""
+    pure = PurePosixPath(str(path).replace("\\", "/"))
+    if not str(path) or pure.is_absolute() or ".." in pure.parts or str(pure) in ("", "."):
+        raise SandboxError(f"{path!r}: the {what} must be a path relative to the project, inside it")
+    return pure.as_posix()
+
+
+def _chown_tree(folder: Path, uid: int, gid: int) -> None:
+    os.chown(folder, uid, gid)
+    for current, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            try:
+                os.chown(os.path.join(current, name), uid, gid, follow_symlinks=False)
+            except OSError:
+                pass
+
+
+def _remove_tree(folder: Path) -> None:
+    def unlock(function, path, _):
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+            function(path)
+        except OSError:
+            pass
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(folder, onexc=unlock)
+    else:
+        shutil.rmtree(folder, onerror=unlock)
+
+
+# -- reading the results -------------------------------------------------------------------------
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        if path.is_file() and not path.is_symlink():
+            return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _read_junit(path: Path, result: SandboxResult) -> None:
+    try:
+        if path.is_symlink() or not path.is_file():
+            return
+        tree = ElementTree.parse(path)
+    except (OSError, ElementTree.ParseError):
+        return
+    for case in tree.iter("testcase"):
+        outcome, message = PASSED, ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = FAILED if child.tag == "failure" else ERROR
+                message = _problem_line(child.get("message") or "", child.text or "")
+                break
+            if child.tag == "skipped":
+                outcome, message = "skipped", (child.get("message") or "").strip()
+        result.tests.append(TestOutcome(case.get("name", ""), case.get("classname", ""), outcome, message))
+    result.passed = sum(test.outcome == PASSED for test in result.tests)
+    result.failed = sum(test.outcome == FAILED for test in result.tests)
+    result.errors = sum(test.outcome == ERROR for test in result.tests)
+    result.skipped = sum(test.outcome == "skipped" for test in result.tests)
+
+
+def _problem_line(message: str, text: str) -> str:
+    """The most telling line of a failure: the last `E   ...` line of the traceback, else the message."""
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    raised = [line for line in errors if ":" in line and line.split(":", 1)[0].replace(".", "").isidentifier()]
+    if raised:  # `ValueError: ...`, `SyntaxError: ...`
+        return raised[-1][:500]
+    if message.strip():  # an assertion: `assert 6 == 5`
+        return message.strip().splitlines()[0][:500]
+    return errors[0][:500] if errors else ""
+
+
+def _last_meaningful_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not set(line.strip()) <= set("=-_ ")]
+    return lines[-1][:300] if lines else "no test ran"
+
+
+def _read_output(path: Path) -> str:
+    """The run's output, its head and tail only when long (it may be up to the file-size limit)."""
+    size = path.stat().st_size
+    budget = 4 * (OUTPUT_HEAD + OUTPUT_TAIL)  # bytes: up to 4 per character
+    with open(path, "rb") as handle:
+        if size <= budget:
+            return _truncate(handle.read().decode("utf-8", errors="replace"))
+        head = handle.read(4 * OUTPUT_HEAD).decode("utf-8", errors="replace")[:OUTPUT_HEAD]
+        handle.seek(size - 4 * OUTPUT_TAIL)
+        tail = handle.read().decode("utf-8", errors="replace")[-OUTPUT_TAIL:]
+    return head + f"\n[... about {size - len(head) - len(tail)} bytes left out ...]\n" + tail
+
+
+def _truncate(text: str) -> str:
+    if len(text) <= OUTPUT_HEAD + OUTPUT_TAIL:
+        return text
+    cut = len(text) - OUTPUT_HEAD - OUTPUT_TAIL
+    return text[:OUTPUT_HEAD] + f"\n[... {cut} characters left out ...]\n" + text[-OUTPUT_TAIL:]
+
+
+def _body_start(source: str, start: int, end: int) -> int | None:
+    """The first line of the body of the outermost function defined in lines start..end (its
+    decorators and signature run at import, not in a test)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    best = None
+    for node in ast.walk(tree):
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and start <= node.lineno <= end
+                and (best is None or node.lineno < best.lineno)):
+            best = node
+    if best is None or not best.body:
+        return None
+    return max(best.lineno, best.body[0].lineno)
+
+
+def _focal_coverage(report: dict, copy: Path, focal: Path, span, body_start, result: SandboxResult) -> None:
+    entry = None
+    for name, data in (report.get("files") or {}).items():
+        path = Path(name) if Path(name).is_absolute() else copy / name
+        if os.path.normpath(path) == os.path.normpath(focal):
+            entry = data
+            break
+    if entry is None:
+        return
+    executed = set(entry.get("executed_lines") or [])
+    missing = set(entry.get("missing_lines") or [])
+    if span is not None:
+        low, high = (body_start or span[0]), span[1]
+    else:
+        low, high = 1, max(executed | missing, default=0)
+
+    def inside(line: int) -> bool:
+        return low <= line <= high
+
+    result.covered_lines = sorted(line for line in executed if inside(line))
+    result.missing_lines = sorted(line for line in missing if inside(line))
+    statements = len(result.covered_lines) + len(result.missing_lines)
+    result.line_coverage = len(result.covered_lines) / statements if statements else None
+    result.covered_branches = sorted(tuple(arc) for arc in entry.get("executed_branches") or [] if inside(arc[0]))
+    result.missing_branches = sorted(tuple(arc) for arc in entry.get("missing_branches") or [] if inside(arc[0]))
+    branches = len(result.covered_branches) + len(result.missing_branches)
+    if branches and report.get("meta", {}).get("branch_coverage", True):
+        result.branch_coverage = len(result.covered_branches) / branches
+
+
+# -- what runs inside ----------------------------------------------------------------------------
+
+_SITECUSTOMIZE = '''\
+"""Written by unitune's sandbox: no network for the tests it runs (every Python process loads it)."""
+import socket as _socket_module
+import _socket
+
+_MESSAGE = "network disabled by unitune's sandbox"
+_INTERNET = {_socket.AF_INET, getattr(_socket, "AF_INET6", _socket.AF_INET)}
+_LOCAL_NAMES = {None, "", "localhost", b"localhost", "localhost.localdomain"}
+
+
+def _refuse(what):
+    raise PermissionError(f"{_MESSAGE} ({what})")
+
+
+def _guard_method(name):
+    original = getattr(_socket_module.socket, name, None)
+    if original is None:
+        return
+
+    def guarded(self, *args, **kwargs):
+        if self.family in _INTERNET:
+            _refuse(f"socket.{name}")
+        return original(self, *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__unitune_guard__ = True
+    setattr(_socket_module.socket, name, guarded)
+
+
+def _numeric(host):
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).split("%", 1)[0]
+    for family in (_socket.AF_INET, getattr(_socket, "AF_INET6", None)):
+        if family is None:
+            continue
+        try:
+            _socket.inet_pton(family, host)
+            return True
+        except (OSError, ValueError):
+            pass
+    return False
+
+
+def _guard_lookup(module, name):
+    original = getattr(module, name, None)
+    if original is None:
+        return
+
+    def guarded(host, *args, **kwargs):
+        if host not in _LOCAL_NAMES and not _numeric(host):
+            _refuse(f"looking up {host!r}")
+        return original(host, *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = name
+    guarded.__unitune_guard__ = True
+    setattr(module, name, guarded)
+
+
+for _name in ("connect", "connect_ex", "sendto", "sendmsg"):
+    _guard_method(_name)
+for _module in (_socket_module, _socket):
+    for _name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
+        _guard_lookup(_module, _name)
+del _name, _module
+'''
+
+_DRIVER = r'''"""Written by unitune's sandbox. The first process (PID 1 of the run's PID namespace, where there is
+one) sets up what only it can (a read-only file system around the temporary folder, as a user
+namespace's root, then drops every capability), starts the run as a new program and reaps orphans
+until it ends. The run reports the isolation it sees and runs pytest under coverage."""
+import json
+import os
+import re
+import sys
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
+KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+              "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+
+
+def unescape(text):
+    """A path of /proc/self/mountinfo, where space, tab, newline and backslash are octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), text)
+
+
+def read_only_world(writable):
+    """Remount every file system read-only in this mount namespace, except `writable` (bound onto
+    themselves first, so they are mounts of their own) and /proc, /sys, /dev. True when all worked."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+
+    def mount(source, target, flags):
+        if libc.mount(source, target.encode(), None, flags, None) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), target)
+
+    try:
+        mount(None, "/", MS_REC | MS_PRIVATE)
+        for path in writable:
+            mount(path.encode(), path, MS_BIND | MS_REC)
+        with open("/proc/self/mountinfo") as handle:
+            mounts = [line.split() for line in handle]
+    except OSError:
+        return False
+    complete = True
+    for fields in mounts:
+        point, options = unescape(fields[4]), fields[5].split(",")
+        if any(point == path or point.startswith(path.rstrip("/") + "/") for path in writable):
+            continue
+        if point in ("/proc", "/sys", "/dev") or point.startswith(("/proc/", "/sys/", "/dev/")):
+            continue
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for option in options:
+            flags |= KEPT_FLAGS.get(option, 0)
+        try:
+            mount(None, point, flags)
+        except OSError:
+            complete = False
+    return complete
+
+
+def mount_namespace():
+    try:
+        return os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return None
+
+
+def drop_capabilities():
+    """Empty the bounding set and forbid gaining privileges: the next program has no capability."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in range(64):
+        if libc.prctl(24, capability, 0, 0, 0) != 0 and ctypes.get_errno() == 22:  # PR_CAPBSET_DROP; EINVAL: no more
+            break
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+
+
+def isolation(seen):
+    seen = dict(seen, uid=os.getuid())
+    try:
+        import pwd
+        seen["user"] = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        seen["user"] = str(os.getuid())
+    try:
+        import socket
+        names = {name for _, name in socket.if_nameindex()}
+        seen["network_namespace"] = names <= {"lo"}
+        seen["network_guard"] = bool(getattr(socket.socket.connect, "__unitune_guard__", False))
+    except (ImportError, OSError):
+        seen["network_namespace"] = None
+    try:
+        import resource
+        seen["limits"] = {name: resource.getrlimit(getattr(resource, name))[0]
+                          for name in ("RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_CORE")
+                          if hasattr(resource, name)}
+    except ImportError:
+        pass
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    seen["capabilities"] = line.split()[1]
+    except OSError:
+        pass
+    return seen
+
+
+def run(config):
+    out = config["out"]
+    try:
+        import pytest
+    except ImportError:
+        print(f"[unitune sandbox] pytest is not installed for {sys.executable}", flush=True)
+        return 4
+    cov = None
+    if config.get("coverage_source"):
+        try:
+            import coverage
+        except ImportError:
+            print("[unitune sandbox] coverage.py is not installed: coverage is not measured", flush=True)
+        else:
+            cov = coverage.Coverage(data_file=os.path.join(out, ".coverage"), branch=True,
+                                    source=[config["coverage_source"]], config_file=False)
+
+    class Measure:
+        """Coverage on while the tests run only: plugin and collection imports are not traced
+        (they cost seconds; the focal function's body runs in the tests)."""
+
+        @staticmethod
+        def pytest_collection_finish(session):
+            if cov is not None:
+                cov.start()
+
+        @staticmethod
+        def pytest_sessionfinish(session, exitstatus):
+            if cov is not None:
+                cov.stop()
+
+    code = pytest.main(config["pytest_args"], plugins=[Measure()])
+    if cov is not None:
+        try:
+            cov.save()
+            cov.json_report(outfile=os.path.join(out, "coverage.json"), include=[config["coverage_include"]])
+        except Exception as error:  # no data, a file that vanished: the run still counts
+            print(f"[unitune sandbox] no coverage report: {error}", flush=True)
+    return int(code)
+
+
+def child(config, seen):
+    try:
+        with open(os.path.join(config["out"], "isolation.json"), "w") as handle:
+            json.dump(isolation(seen), handle)
+    except OSError:
+        pass
+    try:
+        code = run(config)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 3
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # not waiting for threads or atexit handlers a test left behind
+
+
+def main():
+    with open(sys.argv[1]) as handle:
+        config = json.load(handle)
+    if sys.argv[2:3] == ["--run"]:
+        child(config, json.loads(sys.argv[3]))
+    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False}
+    if config.get("read_only_except") and os.getuid() == 0 and mount_namespace() not in (None, config.get("outer_mount_namespace")):
+        seen["read_only_outside_copy"] = read_only_world(config["read_only_except"])
+        drop_capabilities()
+        os.chdir(config["cwd"])  # the old working folder is on the old (now read-only) mount
+    argv = [sys.executable, "-s", "-B", sys.argv[0], sys.argv[1], "--run", json.dumps(seen)]
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare: become the run, without a reaper
+        os.execv(sys.executable, argv)
+    if pid == 0:
+        try:
+            os.execv(sys.executable, argv)  # a new program: it starts without the capabilities dropped above
+        finally:
+            os._exit(3)
+    while True:
+        try:
+            ended, status = os.wait()
+        except ChildProcessError:
+            os._exit(3)
+        except InterruptedError:
+            continue
+        if ended == pid:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(code if code >= 0 else 128 - code)
+
+
+main()
+'''
