@@ -391,3 +391,13 @@ def test_split_refuses_source_without_a_test_function():
     with pytest.raises(UnituneError) as error:
         split_test("x = 1\n", "python")
     assert "x = 1" in str(error.value)
+
+
+def test_java_class_in_the_default_package_is_not_imported(tmp_path):
+    from unitune.focal import functions
+    from unitune.prompt import test_file_header
+    from unitune.source import SourceFile
+
+    file = SourceFile("class Solution {\n    int twice(int x) { return 2 * x; }\n}\n", "java", tmp_path / "Solution.java")
+    header = test_file_header("java", "junit5", functions(file)[0], file, "Solution", None)
+    assert "import Solution;" not in header and "import org.junit.jupiter.api.Test;" in header

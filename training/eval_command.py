@@ -1,6 +1,7 @@
 """`unitune eval`: how good are the generated tests, with the study's measures and the ones users feel.
 
     unitune eval --base --dataset humaneval --limit 20
+    unitune eval --base --dataset humaneval-java --limit 20
     unitune eval --adapter my-project --dataset pairs.jsonl --repo .
     unitune eval --compare base my-lora my-ia3 --dataset humaneval --limit 20 --chart compare.png
 
@@ -22,6 +23,7 @@ from unitune.settings import data_home, load_settings
 METRICS = [("valid_syntax", "valid syntax"), ("pass_at_1", "pass@1"), ("line_coverage", "line cov"),
            ("branch_coverage", "branch cov"), ("mutation_score", "mutation"), ("codebleu", "CodeBLEU")]
 BASE = "base"
+JAVA_DATASET = "humaneval-java"
 
 
 def add_eval_parser(subparsers) -> None:
@@ -38,7 +40,8 @@ def add_eval_parser(subparsers) -> None:
     who.add_argument("--adapter", metavar="NAME", help="evaluate the base model with this adapter")
     who.add_argument("--base", action="store_true", help="evaluate the bare base model")
     who.add_argument("--compare", nargs="+", metavar="NAME", help=f"evaluate several side by side ({BASE!r} = bare model)")
-    parser.add_argument("--dataset", required=True, help="humaneval, or a pairs JSONL from `unitune mine` (its test split)")
+    parser.add_argument("--dataset", required=True, help=("humaneval, humaneval-java (HumanEval-X Java, JUnit 5; needs a JDK and Debian's junit5), "
+                              "or a pairs JSONL from `unitune mine` (its test split)"))
     parser.add_argument("--repo", type=Path, help="the mined repository, for a pairs file (default: the cwd)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
     parser.add_argument("--model", help="base model (default: the `model` setting)")
@@ -49,8 +52,15 @@ def add_eval_parser(subparsers) -> None:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    if args.dataset != "humaneval" and not Path(args.dataset).is_file():
-        raise UnituneError(f"--dataset {args.dataset}: not `humaneval` and not a pairs file")
+    if args.dataset not in ("humaneval", JAVA_DATASET) and not Path(args.dataset).is_file():
+        raise UnituneError(f"--dataset {args.dataset}: not `humaneval`, not `{JAVA_DATASET}` and not a pairs file")
+    if args.dataset == JAVA_DATASET:
+        from unitune.training.java_runner import java_available
+
+        reason = java_available()
+        if reason:
+            print(f"unitune eval: --dataset {JAVA_DATASET} skipped: {reason}", file=sys.stderr)
+            return 2
     names = args.compare or ([args.adapter] if args.adapter else [BASE])
     reports = [_evaluate(name, args, reuse=bool(args.compare)) for name in names]
     if args.json:
@@ -75,7 +85,7 @@ def _evaluate(name: str, args, reuse: bool):
     overrides = {k: v for k, v in {"model": args.model, "candidates": args.candidates}.items() if v is not None}
     settings = load_settings(project, overrides).settings
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
-    dataset_key = "humaneval" if args.dataset == "humaneval" else Path(args.dataset).stem
+    dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit)
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
@@ -89,7 +99,12 @@ def _evaluate(name: str, args, reuse: bool):
             sys.stderr.write(f"\r\x1b[K{label}: {index}/{total} {result.id} {result.status}")
             sys.stderr.flush()
 
-    report: Report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem)
+    if args.dataset == JAVA_DATASET:
+        from unitune.training.java_eval import run_java_evaluation
+
+        report: Report = run_java_evaluation(runtime, settings, adapter, args.limit, label, on_problem)
+    else:
+        report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem)
     if progress:
         sys.stderr.write("\r\x1b[K")
     _save(target, report.to_json())

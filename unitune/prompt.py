@@ -202,7 +202,8 @@ def _python_class_block(file: SourceFile, class_node: Node) -> str:
 def _java_header(framework, focal, focal_file, module_import, existing, test_class) -> str:
     class_name = test_class or test_class_name(focal)
     test_import, assert_import = _JUNIT_IMPORTS[framework]
-    focal_import = f"import {module_import};" if module_import else None
+    # A class in the default package cannot be imported (nor needs to be, from a test in that package).
+    focal_import = f"import {module_import};" if module_import and "." in module_import else None
     if existing is None:
         package = [line for line in module_imports(focal_file) if line.startswith("package ")]
         imports = [test_import] + ([focal_import] if focal_import else [])

@@ -1,0 +1,195 @@
+"""Compiling and running JUnit 5 tests of a Java project in a sandbox: `run_java_tests`.
+
+The project (Maven layout: `src/main/java`, `src/test/java`; else every `.java` file of it) is
+copied into a temporary folder, compiled with `javac` against the JUnit Platform console launcher
+(`junit-platform-console-standalone.jar`, which holds the Jupiter API, from Debian's `junit5`), and
+one test class is run with `java -jar junit-platform-console-standalone.jar`; the XML report gives
+the outcome. The containment is `unitune.sandbox`'s, minus what is Python-only:
+
+- a temporary copy, a clean environment (`HOME`, `TMPDIR` and `java.io.tmpdir` inside it);
+- limits (`prlimit`: processes, CPU seconds, file size, open files, no core dumps; memory by the
+  JVM's `-Xmx` rather than the address space, which a JVM reserves far beyond what it uses);
+- its own session and process group, killed at `timeout`, stragglers found by a marker;
+- no network where the kernel allows a network namespace (`unshare --net`); there is no
+  `sitecustomize`-like guard inside the JVM;
+- as root, the compiler and the tests run as `nobody` (`setpriv`), owning only the copy.
+
+Coverage and mutation testing are not measured for Java.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from unitune import sandbox
+
+PASSED, FAILED, ERROR, TIMEOUT, COMPILE_ERROR = "passed", "failed", "error", "timeout", "compile_error"
+JUNIT_JAR_ENV = "UNITUNE_JUNIT_JAR"
+JUNIT_JAR_CANDIDATES = ("/usr/share/java/junit-platform-console-standalone.jar",
+                        "/usr/share/java/junit-platform-console-standalone-*.jar",
+                        "/usr/share/maven-repo/org/junit/platform/junit-platform-console-standalone/*/*.jar")
+JVM_OPTIONS = ("-Xmx512m", "-Xss4m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
+               "-Xshare:auto")
+MAX_THREADS = 256  # RLIMIT_NPROC counts threads: a JVM starts a few dozen
+
+
+@dataclass
+class JavaResult:
+    status: str  # passed, failed, error, timeout or compile_error
+    passed: int = 0
+    failed: int = 0  # failed or threw
+    skipped: int = 0
+    output: str = ""  # the compiler's or the launcher's output (head and tail when long)
+    duration: float = 0.0  # seconds: compiling and running
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASSED
+
+
+def junit_jar() -> Path | None:
+    """The JUnit Platform console launcher (standalone) jar: `$UNITUNE_JUNIT_JAR`, else Debian's."""
+    candidates = [os.environ[JUNIT_JAR_ENV]] if os.environ.get(JUNIT_JAR_ENV) else []
+    for pattern in JUNIT_JAR_CANDIDATES:
+        candidates.extend(sorted(glob.glob(pattern)))
+    return next((Path(c) for c in candidates if Path(c).is_file()), None)
+
+
+def java_available() -> str | None:
+    """None when Java tests can run here; else why not (one line)."""
+    missing = [tool for tool in ("javac", "java") if shutil.which(tool) is None]
+    if missing:
+        return (f"{' and '.join(missing)} not found: Java tests need a JDK (Debian: apt-get install "
+                "default-jdk-headless junit5)")
+    if junit_jar() is None:
+        return ("the JUnit 5 console launcher (junit-platform-console-standalone.jar) was not found: "
+                f"apt-get install junit5, or set {JUNIT_JAR_ENV} to its path")
+    return None
+
+
+def run_java_tests(project_dir: str | os.PathLike, test_class_fqn: str, timeout: float = 60,
+                   extra_files: Mapping[str, str] | None = None, methods: Sequence[str] | None = None,
+                   network: bool = False) -> JavaResult:
+    """Compile the project's Java sources (and `extra_files`, relative path -> text, written over
+    them) and run the JUnit 5 test class `test_class_fqn` (only `methods` of it, when given).
+    `timeout` bounds compiling and running together. Raises `SandboxError` when Java or JUnit is
+    missing or the paths are wrong."""
+    reason = java_available()
+    if reason:
+        raise sandbox.SandboxError(reason)
+    root = Path(project_dir).resolve()
+    if not root.is_dir():
+        raise sandbox.SandboxError(f"{root}: not a folder")
+    work = Path(tempfile.mkdtemp(prefix="unitune-java-"))
+    try:
+        return _run_in(work, root, test_class_fqn, timeout, extra_files or {}, methods, network)
+    finally:
+        sandbox._remove_tree(work)
+
+
+def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files, methods, network) -> JavaResult:
+    started = time.monotonic()
+    copy, classes, out, home, tmp = (work / name for name in ("project", "classes", "out", "home", "tmp"))
+    sandbox.copy_project(root, copy)
+    for relative, text in extra_files.items():
+        target = copy / sandbox._relative(relative, "extra file")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    for folder in (classes, out, home, tmp):
+        folder.mkdir()
+    trees = [copy / "src" / kind / "java" for kind in ("main", "test")]
+    trees = [tree for tree in trees if tree.is_dir()] or [copy]
+    sources = sorted(str(path) for tree in trees for path in tree.rglob("*.java"))
+    if not sources:
+        raise sandbox.SandboxError(f"{root}: no Java source to compile")
+    (work / "sources.txt").write_text("\n".join(f'"{s}"' for s in sources) + "\n", encoding="utf-8")
+
+    plan = sandbox._plan(sys.executable)
+    uid = os.geteuid()
+    if plan.user is not None and plan.drop_prefix:
+        uid = plan.user.uid
+        os.chmod(work, 0o711)
+        os.chmod(work / "sources.txt", 0o644)
+        for folder in (copy, classes, out, home, tmp):
+            sandbox._chown_tree(folder, plan.user.uid, plan.user.gid)
+    jar = str(junit_jar())
+    jvm = [*JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}", f"-Duser.home={home}"]
+    javac = ["javac", *(f"-J{option}" for option in jvm), "-proc:none", "-nowarn", "-encoding", "UTF-8",
+             "-g", "-d", str(classes), "-cp", jar, f"@{work / 'sources.txt'}"]
+    code, output, timed_out = _spawn(javac, copy, home, tmp, plan, uid, timeout, network, work / "javac.log")
+    if timed_out:
+        return JavaResult(TIMEOUT, output=output + f"\n[unitune] compiling timed out after {timeout:g}s",
+                          duration=time.monotonic() - started)
+    if code != 0:
+        return JavaResult(COMPILE_ERROR, output=output, duration=time.monotonic() - started)
+
+    selectors = ([f"--select-method={test_class}#{m}" for m in methods] if methods
+                 else [f"--select-class={test_class}"])
+    launcher = ["java", *jvm, "-jar", jar, "--disable-banner", "--disable-ansi-colors", "--details=tree",
+                "--include-engine=junit-jupiter",
+                f"--class-path={classes}", *selectors, f"--reports-dir={out}"]
+    remaining = max(1.0, timeout - (time.monotonic() - started))
+    code, output, timed_out = _spawn(launcher, copy, home, tmp, plan, uid, remaining, network, work / "junit.log")
+    result = JavaResult(ERROR, output=output, duration=time.monotonic() - started)
+    _read_report(out, result)
+    if timed_out:
+        result.status = TIMEOUT
+        result.output = sandbox._truncate(output + f"\n[unitune] timed out after {timeout:g}s; every process of the run was killed\n")
+    elif result.failed:
+        result.status = FAILED
+    elif result.passed and code == 0:
+        result.status = PASSED
+    return result  # else ERROR: no test ran (none found, the launcher failed)
+
+
+def _spawn(command, cwd: Path, home: Path, tmp: Path, plan, uid: int, timeout: float, network: bool,
+           log_path: Path) -> tuple[int, str, bool]:
+    """Run `command` contained (namespaces, another user, limits, its own process group killed at
+    `timeout`): (return code, output, timed out)."""
+    token = secrets.token_hex(8)
+    java_bin = Path(os.path.realpath(shutil.which(command[0]) or command[0])).parent
+    env = {"PATH": os.pathsep.join(dict.fromkeys([str(java_bin), "/usr/local/bin", "/usr/bin", "/bin"])),
+           "HOME": str(home), "TMPDIR": str(tmp), "LANG": "C.UTF-8", "NO_COLOR": "1",
+           "USER": plan.user.name if plan.user and plan.drop_prefix else sandbox._current_user(),
+           "MALLOC_ARENA_MAX": "2", sandbox._ENV_MARKER: token, **sandbox._passed_through()}
+    prefix = list(plan.namespace_prefix if not network else plan.namespace_prefix_with_network)
+    drop = list(plan.drop_prefix) if plan.user is not None else []
+    limits = [limit for limit in sandbox._limits(timeout, 1 << 20, MAX_THREADS + sandbox._task_count(uid))
+              if limit[0] != "RLIMIT_AS"]
+    full = [*prefix, *drop, *command]
+    if plan.prlimit:
+        full = sandbox._prlimit_prefix(plan.prlimit, limits) + full
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(full, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        timed_out = not sandbox._wait_exited(process.pid, timeout)
+        sandbox._kill_group(process.pid)
+        code = process.wait()
+    sandbox._kill_stragglers(token, uid)
+    return code, sandbox._read_output(log_path), timed_out
+
+
+def _read_report(out: Path, result: JavaResult) -> None:
+    for report in sorted(out.glob("TEST-*.xml")):
+        try:
+            tree = ElementTree.parse(report)
+        except (ElementTree.ParseError, OSError):
+            continue
+        for case in tree.iter("testcase"):
+            if case.find("skipped") is not None:
+                result.skipped += 1
+            elif case.find("failure") is not None or case.find("error") is not None:
+                result.failed += 1
+            else:
+                result.passed += 1
