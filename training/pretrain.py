@@ -591,6 +591,11 @@ def reproduce_command(config: PretrainConfig, pretrain_steps: int | None, tune_s
 def model_card(record: dict) -> str:
     m, c, p, t = record["model"], record["corpus"], record["pretrain"], record["tune"]
     mb = m.get("weights_bytes", 0) / 2**20
+    timed = p.get("schedule") == "time budget" or t.get("schedule") == "time budget"
+    schedule_note = ("This model was trained with time budgets (`--minutes`), so its cosine decay followed "
+                     "the wall clock; the learning rate of every step is in `loss.jsonl`, and the command "
+                     "below repeats the same number of steps with a step-based decay" if timed else
+                     "This model was trained with fixed step counts")
     return f"""# unitune-mini
 
 A small decoder (Llama architecture) trained from scratch by unitune's own `training/` code on the
@@ -600,8 +605,8 @@ work offline, out of the box, with nothing to download.
 
 **It is small, and its tests are weak.** {m['parameters'] / 1e6:.1f}M parameters trained for about
 {(p['seconds'] + t.get('seconds', 0)) / 60:.0f} minutes on two CPU cores cannot understand code the way a
-real code model does: expect tests that are syntactically plausible, call the function under test with
-made-up arguments and often assert the wrong thing. For real use set `model` to a real code model (a
+real code model does: expect most candidates not to parse (unitune drops those, so ask for several with
+`--candidates`), and the rest to call things that do not exist or assert nothing useful. For real use set `model` to a real code model (a
 Hugging Face id such as a 1B+ code LLM, or a local folder) and train a project adapter on it.
 
 | | |
@@ -633,7 +638,9 @@ Hugging Face id such as a 1B+ code LLM, or a local folder) and train a project a
   what is left is often wrong.
 
 ## How it was made
-Reproduce (same seed and step counts give the same tokenizer and the same losses on the same machine):
+Reproduce (same seed and step counts give the same tokenizer, the same initial weights and the same
+batches; with `--steps`/`--tune-steps` the learning-rate schedule is step-based and the losses repeat
+on the same machine. {schedule_note}):
 
 ```bash
 {record['reproduce']}
