@@ -104,6 +104,61 @@ def test_same_seed_gives_same_tokenizer_and_losses(tmp_path):
     assert first["corpus"]["tokens"] == second["corpus"]["tokens"]
 
 
+_CALC = """def double(x):
+    return 2 * x
+
+
+def half(x):
+    if x % 2:
+        raise ValueError(x)
+    return x // 2
+"""
+_CALC_TESTS = """import unittest
+
+from calc import double, half
+
+
+class TestCalc(unittest.TestCase):
+    def setUp(self):
+        self.base = 4
+
+    def test_double(self):
+        self.assertEqual(double(2), 4)
+
+    def test_half(self):
+        self.assertRaises(ValueError, half, 3)
+
+    def test_half_of_base(self):
+        self.assertEqual(half(self.base), 2)
+"""
+
+
+def test_unittest_tests_also_train_as_pytest_functions(tmp_path):
+    """The stdlib tests with unittest; the test-shaped stage also gets their pytest rewrites (where
+    faithful), so the model learns to continue `def test_x(` too."""
+    stdlib = tmp_path / "stdlib"
+    (stdlib / "test").mkdir(parents=True)
+    (stdlib / "calc.py").write_text(_CALC, "utf-8")
+    (stdlib / "test" / "test_calc.py").write_text(_CALC_TESTS, "utf-8")
+    import textwrap  # enough code for a block of tokens (the last file, test_calc, is the validation stream)
+
+    (stdlib / "_textwrap.py").write_text(Path(textwrap.__file__).read_text("utf-8"), "utf-8")
+    config = _tiny(tmp_path, "v", pairs=None, stdlib=str(stdlib), data_limit_mb=None, steps=1, tune_steps=1)
+    record = run_pretrain(config, echo=False)
+    source = record["tune"]["pairs_source"]
+    assert source["pairs"] == 3
+    assert source["pytest_variants"]["variants"] == 2  # test_half_of_base uses set-up state: not rewritten
+    assert source["pytest_variants"]["not_convertible"] == 1
+    pairs = [json.loads(line) for line in (tmp_path / "v-work" / "stdlib-pairs.jsonl").read_text("utf-8").splitlines()]
+    assert len(pairs) == 3  # the mined file holds what the miner found; variants are made from it
+    # Every pair lands in train (too few focal files to hold any out): 3 mined + 2 rewrites.
+    assert record["tune"]["train_pairs"] == 5
+
+    without = run_pretrain(_tiny(tmp_path, "w", pairs=None, stdlib=str(stdlib), data_limit_mb=None, steps=1,
+                                 tune_steps=1, pytest_variants=False), echo=False)
+    assert "pytest_variants" not in without["tune"]["pairs_source"] and without["tune"]["train_pairs"] == 3
+
+
 def test_held_out_package_covers_code_and_tests():
     assert is_held_out("email/utils.py", "email")
     assert is_held_out("test/test_email/test_email.py", "email")

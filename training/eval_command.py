@@ -6,7 +6,10 @@
     unitune eval --compare base my-lora my-ia3 --dataset humaneval --limit 20 --chart compare.png
 
 Results are saved next to the adapter's card (`eval-<dataset>.json` in its folder; for the bare model
-under `$UNITUNE_HOME/evals/`), and `--compare` reuses saved results of the same dataset and limit.
+under `$UNITUNE_HOME/evals/`), and `--compare` reuses saved results of the same dataset and limit as
+long as the base model's files (and the adapter) are unchanged. Under the scores, `--compare` shows how
+each adapter was trained, from its card: trainable parameters, training time, peak memory and the
+validation loss before and after.
 """
 
 from __future__ import annotations
@@ -63,10 +66,16 @@ def run_eval_command(args: argparse.Namespace) -> int:
             return 2
     names = args.compare or ([args.adapter] if args.adapter else [BASE])
     reports = [_evaluate(name, args, reuse=bool(args.compare)) for name in names]
+    trainings = [training_row(name, args.repo) for name in names] if args.compare else []
     if args.json:
-        print(json.dumps([r.to_json() for r in reports] if args.compare else reports[0].to_json(), indent=2))
+        if args.compare:
+            print(json.dumps([{**r.to_json(), "training": t} for r, t in zip(reports, trainings)], indent=2))
+        else:
+            print(json.dumps(reports[0].to_json(), indent=2))
     else:
         print(table(reports))
+        if any(t for t in trainings):
+            print("\n" + training_table([r.label for r in reports], trainings))
     if args.compare:
         chart(reports, args.chart)
         if not args.json:
@@ -87,9 +96,11 @@ def _evaluate(name: str, args, reuse: bool):
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit)
+    stamp = model_stamp(settings.model, adapter.path if adapter else None)
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
-        return _report_from_json(saved)
+        if saved.pop("model_stamp", None) == stamp:
+            return _report_from_json(saved)
     runtime = ModelRuntime(ModelSpec.from_settings(settings))
     label = name if name != BASE else f"{BASE} ({Path(settings.model).name})"
     progress = sys.stderr.isatty() and not args.json
@@ -107,8 +118,68 @@ def _evaluate(name: str, args, reuse: bool):
         report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem)
     if progress:
         sys.stderr.write("\r\x1b[K")
-    _save(target, report.to_json())
+    _save(target, {**report.to_json(), "model_stamp": stamp})
     return report
+
+
+def model_stamp(model: str, adapter_path: Path | None = None) -> str:
+    """What saved results were measured with: for a local model folder (and an adapter folder) the
+    names, sizes and modification times of their files, so retraining either invalidates the results;
+    for a Hugging Face id, the id."""
+    import hashlib
+
+    from unitune.adapters.loading import bundled_model_folder
+
+    digest = hashlib.sha256()
+    for folder in (bundled_model_folder(model) or Path(model).expanduser(), adapter_path):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            digest.update(str(folder).encode())
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith("eval-"):  # our own results do not count
+                info = path.stat()
+                digest.update(f"{path.relative_to(folder)}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def training_row(name: str, repo: Path | None) -> dict:
+    """How an adapter was trained, from its card ({} for the bare model or a card without it)."""
+    if name == BASE:
+        return {}
+    from unitune.adapters.registry import AdapterRegistry
+
+    card = AdapterRegistry((repo or Path.cwd()).resolve()).find_verified(name).card
+    training, metrics = card.training or {}, card.metrics or {}
+    return {"method": card.method, "trainable_parameters": training.get("trainable_parameters"),
+            "trainable_percent": training.get("trainable_percent"), "train_seconds": training.get("seconds"),
+            "peak_memory_mib": training.get("peak_memory_mib"), "steps": training.get("steps"),
+            "valid_loss_before": metrics.get("eval_loss_before"), "valid_loss_after": metrics.get("eval_loss_after")}
+
+
+def training_table(labels: list[str], rows: list[dict]) -> str:
+    """The training side of a comparison: one line per adapter ("-" for the bare model)."""
+    def number(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    header = ["", "method", "trainable", "%", "train time", "peak MiB", "valid loss before", "after"]
+    lines = [header]
+    for label, row in zip(labels, rows):
+        seconds = row.get("train_seconds")
+        lines.append([label, row.get("method", "-"), number(row.get("trainable_parameters"), ","),
+                      number(row.get("trainable_percent"), ".3f"),
+                      "-" if seconds is None else f"{seconds / 60:.1f} min", number(row.get("peak_memory_mib"), ".0f"),
+                      number(row.get("valid_loss_before"), ".3f"), number(row.get("valid_loss_after"), ".3f")])
+    return _render(lines)
+
+
+def _render(lines: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+            for row in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(text)
 
 
 def _results_path(adapter, model: str, dataset: str, limit: int | None) -> Path:
@@ -139,11 +210,7 @@ def _fmt(value) -> str:
 def table(reports) -> str:
     header = ["", "problems"] + [label for _, label in METRICS]
     rows = [[r.label, str(r.problems)] + [_fmt(getattr(r, key)) for key, _ in METRICS] for r in reports]
-    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
-             for row in [header] + rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return _render([header] + rows)
 
 
 def chart(reports, path: Path) -> Path | None:

@@ -20,7 +20,10 @@ Steps, each written to the work folder (`--work`, default `<data dir>/pretrain/<
    Losses go to `loss.jsonl`; a checkpoint is saved every few minutes (`--resume` continues from it).
 5. test-shaped training: focal-method/test pairs mined from the standard library (split `train`
    only, the held-out package left out), prompts and completions from `unitune.prompt` via the
-   miner, examples longer than the context dropped (and counted), loss on the completion only.
+   miner, examples longer than the context dropped (and counted), loss on the completion only. The
+   standard library tests with unittest only, so each test that can be rewritten faithfully as a
+   pytest function (`training/pytest_variants.py`) also gives a pytest-shaped pair: the model learns
+   to continue `def test_x(` with plain `assert`s as well as `def test_x(self` with `self.assert*`.
 6. the model folder (`--out`): bf16 safetensors, tokenizer, generation config, `training.json`,
    `loss.png` and a model card (`README.md`).
 """
@@ -80,6 +83,7 @@ class PretrainConfig:
     tokenizer_sample_mb: float = 8.0
     held_out: str = "email"
     pairs: str | None = None  # a pairs JSONL (from `unitune mine`); default: mine the stdlib
+    pytest_variants: bool = True  # also train on pytest rewrites of the (unittest) stdlib tests
     threads: int = 2
     probe_steps: int = 5
     checkpoint_minutes: float = 5.0
@@ -397,12 +401,29 @@ def _save_checkpoint(folder: Path, model, optimizer, step, total, seconds, rng) 
 # -- 5. test-shaped training ----------------------------------------------------------------------
 
 def stdlib_pairs(config: PretrainConfig, work: Path, log: LossLog) -> tuple[list[dict], dict]:
-    """All Python pairs mined from the standard library (dicts as `unitune mine` writes them)."""
+    """All Python pairs mined from the standard library (dicts as `unitune mine` writes them), with
+    their pytest variants when `config.pytest_variants`."""
     from unitune.training.data import read_pairs
 
     if config.pairs:
         pairs = read_pairs(Path(config.pairs), language="python")
-        return pairs, {"source": str(config.pairs), "pairs": len(pairs)}
+        info = {"source": str(config.pairs), "pairs": len(pairs)}
+    else:
+        pairs, info = _mine_stdlib(config, work, log)
+    if config.pytest_variants:
+        from unitune.training.pytest_variants import pytest_variants
+
+        started = time.perf_counter()
+        # The pairs' paths are relative to the stdlib (or to its copy, which has the same layout).
+        root = work / "stdlib" if (work / "stdlib").is_dir() else stdlib_dir(config)
+        variants, counts = pytest_variants(pairs, root)
+        pairs = pairs + variants
+        info["pytest_variants"] = {**counts, "seconds": round(time.perf_counter() - started, 1)}
+        log({"stage": "pytest-variants", **info["pytest_variants"]})
+    return pairs, info
+
+
+def _mine_stdlib(config: PretrainConfig, work: Path, log: LossLog) -> tuple[list[dict], dict]:
     started = time.perf_counter()
     from unitune.training.mining import mine
 
@@ -763,6 +784,8 @@ def add_pretrain_parser(subparsers) -> None:
                         help=f"stdlib package left out of both stages (its code and tests) (default {d.held_out})")
     parser.add_argument("--pairs", default=None, metavar="PAIRS.jsonl",
                         help="pairs from `unitune mine` to use instead of mining the stdlib")
+    parser.add_argument("--no-pytest-variants", dest="pytest_variants", action="store_false",
+                        help="train on the mined unittest tests only, without their pytest rewrites")
     parser.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default=d.bf16,
                         help="bf16 autocast of the forward pass: auto = where the CPU has bf16 units (default auto)")
@@ -777,6 +800,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         tune_steps=args.tune_steps, seed=args.seed, vocab=args.vocab, hidden=args.hidden, layers=args.layers,
         intermediate=args.intermediate, context=args.context, batch=args.batch, lr=args.lr, tune_lr=args.tune_lr,
         data_limit_mb=args.data_limit_mb, bf16=args.bf16, held_out=args.held_out or None, pairs=args.pairs, threads=args.threads,
+        pytest_variants=args.pytest_variants,
     )
     record = run_pretrain(config, resume=args.resume, echo=not args.quiet)
     m = record["model"]

@@ -1,0 +1,89 @@
+"""`unitune eval`: saved results are reused only for the same model files, and `--compare` shows how
+each adapter was trained."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from unitune.cli import main
+from unitune.training.eval_command import model_stamp, training_table
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def test_stamp_changes_when_the_model_or_adapter_changes(tmp_path):
+    model, adapter = tmp_path / "model", tmp_path / "adapter"
+    model.mkdir()
+    adapter.mkdir()
+    (model / "model.safetensors").write_bytes(b"a")
+    (adapter / "adapter_model.safetensors").write_bytes(b"b")
+    first = model_stamp(str(model), adapter)
+    assert model_stamp(str(model), adapter) == first
+    (adapter / "eval-humaneval.json").write_text("{}")  # our own results do not change the stamp
+    assert model_stamp(str(model), adapter) == first
+    (model / "model.safetensors").write_bytes(b"aa")
+    second = model_stamp(str(model), adapter)
+    assert second != first
+    (adapter / "adapter_model.safetensors").write_bytes(b"bb")
+    assert model_stamp(str(model), adapter) != second
+    assert model_stamp("org/some-model") == model_stamp("org/some-model") != model_stamp("org/other")
+
+
+def test_bundled_model_is_stamped_by_its_files():
+    from unitune.adapters.loading import bundled_model_folder
+    from unitune.settings import DEFAULT_MODEL
+
+    folder = bundled_model_folder(DEFAULT_MODEL)
+    assert folder is not None
+    assert model_stamp(DEFAULT_MODEL) == model_stamp(str(folder)) != model_stamp("no-such-model-xyz")
+
+
+def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_base, model)
+    args = ["eval", "--compare", "base", "--dataset", "humaneval", "--limit", "1", "--model", str(model)]
+    assert main(args + ["--json"]) == 0
+    saved = home / "evals" / "base-model-humaneval-1.json"
+    record = json.loads(saved.read_text())
+    assert record["model_stamp"] == model_stamp(str(model))
+    report = json.loads(capsys.readouterr().out)
+    assert report[0]["problems"] == 1 and report[0]["training"] == {}
+
+    # Reused: a marker planted in the saved results comes back.
+    record["seconds"] = 12345.0
+    saved.write_text(json.dumps(record))
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["seconds"] == 12345.0
+
+    # The model changed (retrained): measured again.
+    weights = next(model.glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["seconds"] != 12345.0
+
+
+def test_training_table_shows_each_adapter():
+    text = training_table(
+        ["base (m)", "p-lora", "p-full"],
+        [{}, {"method": "lora", "trainable_parameters": 65536, "trainable_percent": 2.245, "train_seconds": 90.0,
+              "peak_memory_mib": 607.4, "valid_loss_before": 2.5, "valid_loss_after": 1.25},
+         {"method": "full", "trainable_parameters": 2853120, "trainable_percent": 100.0, "train_seconds": 300.0,
+          "peak_memory_mib": 700.0, "valid_loss_before": 2.5, "valid_loss_after": None}],
+    )
+    lines = text.splitlines()
+    assert lines[0].split() == ["method", "trainable", "%", "train", "time", "peak", "MiB", "valid", "loss",
+                                "before", "after"]
+    assert lines[2].split()[:2] == ["base", "(m)"] and lines[2].split()[2:] == ["-"] * 7
+    assert lines[3].split() == ["p-lora", "lora", "65,536", "2.245", "1.5", "min", "607", "2.500", "1.250"]
+    assert lines[4].split()[-2:] == ["2.500", "-"]
