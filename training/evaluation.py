@@ -114,19 +114,32 @@ def _offset_of(source, function_name: str) -> tuple[int, tuple[int, int]]:
 def evaluate_problem(runtime, settings, adapter, problem: Problem, work: Path, project: Path | None = None,
                      focal_rel: str = "problem.py") -> ProblemResult:
     """Generate a test for one problem and judge it."""
-    from unitune.adapters.service import GenerationRequest, TestGenerator
-    from unitune.insertion import apply
     from unitune.source import SourceFile
 
-    started = time.perf_counter()
     if project is None:
         project = work / problem.id.replace("/", "_")
         project.mkdir(parents=True, exist_ok=True)
         (project / "pyproject.toml").write_text('[project]\nname = "problem"\n')
         (project / focal_rel).write_text(problem.module, "utf-8")
     focal_path = project / focal_rel
-    source = SourceFile(problem.module, "python", focal_path)
-    offset, lines = _offset_of(source, problem.function)
+    offset, lines = _offset_of(SourceFile(problem.module, "python", focal_path), problem.function)
+
+    def judge_python(test_rel, test_text, best) -> ProblemResult:
+        return judge(problem, project, focal_rel, lines, test_rel, test_text, best.name, best.assertions > 0,
+                     best.source)
+
+    return generate_and_judge(runtime, settings, adapter, problem, project, focal_path, offset, judge_python)
+
+
+def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Path, focal_path: Path, offset: int,
+                       judge_test) -> ProblemResult:
+    """The steps every dataset shares: generate for the function at `offset` of `focal_path` as the
+    editor would, write the best test into its test file, and judge it with
+    `judge_test(test_rel, test_text, best_test)` (Python: pytest, coverage, mutants; Java: JUnit)."""
+    from unitune.adapters.service import GenerationRequest, TestGenerator
+    from unitune.insertion import apply
+
+    started = time.perf_counter()
     request = GenerationRequest(focal_path, offset, settings, text=problem.module, project_root=project, adapter=adapter)
     try:
         outcome = TestGenerator(runtime).generate(request)
@@ -136,7 +149,7 @@ def evaluate_problem(runtime, settings, adapter, problem: Problem, work: Path, p
     best = outcome.tests[0]
     test_text = apply(outcome.insertion.original_text or None, outcome.insertion)
     test_rel = outcome.insertion.path.relative_to(project).as_posix()
-    result = judge(problem, project, focal_rel, lines, test_rel, test_text, best.name, best.assertions > 0, best.source)
+    result = judge_test(test_rel, test_text, best)
     result.seconds = time.perf_counter() - started
     log_event(log, "eval.problem", id=problem.id, status=result.status, passed=result.passed,
               line_coverage=result.line_coverage, seconds=result.seconds)

@@ -22,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from unitune.errors import GenerationFailed
-from unitune.logs import get_logger, log_event
-from unitune.training.evaluation import DATASETS_DIR, EvaluationError, Problem, ProblemResult, Report, summarize
+from unitune.logs import get_logger
+from unitune.training.evaluation import (
+    DATASETS_DIR, EvaluationError, Problem, ProblemResult, Report, generate_and_judge, summarize,
+)
 from unitune.training.java_runner import java_available, run_java_tests
 
 log = get_logger("evaluation")
@@ -93,28 +94,14 @@ def judge_java(problem: Problem, project: Path, test_rel: str, test_text: str, t
 
 def evaluate_java_problem(runtime, settings, adapter, problem: Problem, work: Path) -> ProblemResult:
     """Generate a test for one problem and judge it."""
-    from unitune.adapters.service import GenerationRequest, TestGenerator
-    from unitune.insertion import apply
-
-    started = time.perf_counter()
     project = write_project(problem, work)
     focal_path = project / FOCAL_REL
     offset = _focal_offset(problem.module, problem.function, focal_path)
-    request = GenerationRequest(focal_path, offset, settings, text=problem.module, project_root=project,
-                                adapter=adapter)
-    try:
-        outcome = TestGenerator(runtime).generate(request)
-    except GenerationFailed:
-        return ProblemResult(problem.id, valid_syntax=False, status="no valid test",
-                             seconds=time.perf_counter() - started)
-    best = outcome.tests[0]
-    test_text = apply(outcome.insertion.original_text or None, outcome.insertion)
-    test_rel = outcome.insertion.path.relative_to(project).as_posix()
-    result = judge_java(problem, project, test_rel, test_text, best.name, best.assertions > 0, best.source)
-    result.seconds = time.perf_counter() - started
-    log_event(log, "eval.problem", id=problem.id, status=result.status, passed=result.passed,
-              seconds=result.seconds)
-    return result
+
+    def judge_junit(test_rel, test_text, best) -> ProblemResult:
+        return judge_java(problem, project, test_rel, test_text, best.name, best.assertions > 0, best.source)
+
+    return generate_and_judge(runtime, settings, adapter, problem, project, focal_path, offset, judge_junit)
 
 
 def run_java_evaluation(runtime, settings, adapter, limit: int | None, label: str, on_problem=None) -> Report:
