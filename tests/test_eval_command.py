@@ -66,6 +66,11 @@ def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_pa
     assert main(args + ["--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["seconds"] == 12345.0
 
+    # Another candidate count is another measurement: run, and saved apart.
+    assert main(args + ["--json", "--candidates", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["seconds"] != 12345.0
+    assert (home / "evals" / "base-model-humaneval-1-c2.json").is_file()
+
     # The model changed (retrained): measured again.
     weights = next(model.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))

@@ -153,6 +153,7 @@ def test_unittest_tests_also_train_as_pytest_functions(tmp_path):
     assert len(pairs) == 3  # the mined file holds what the miner found; variants are made from it
     # Every pair lands in train (too few focal files to hold any out): 3 mined + 2 rewrites.
     assert record["tune"]["train_pairs"] == 5
+    assert "plus 2 pytest rewrites of their unittest tests" in (tmp_path / "v" / "README.md").read_text("utf-8")
 
     without = run_pretrain(_tiny(tmp_path, "w", pairs=None, stdlib=str(stdlib), data_limit_mb=None, steps=1,
                                  tune_steps=1, pytest_variants=False), echo=False)

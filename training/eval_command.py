@@ -95,7 +95,7 @@ def _evaluate(name: str, args, reuse: bool):
     settings = load_settings(project, overrides).settings
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
-    target = _results_path(adapter, settings.model, dataset_key, args.limit)
+    target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
     stamp = model_stamp(settings.model, adapter.path if adapter else None)
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
@@ -182,8 +182,9 @@ def _render(lines: list[list[str]]) -> str:
     return "\n".join(text)
 
 
-def _results_path(adapter, model: str, dataset: str, limit: int | None) -> Path:
-    suffix = f"-{limit}" if limit else ""
+def _results_path(adapter, model: str, dataset: str, limit: int | None, candidates: int = 1) -> Path:
+    # Results of another problem count or candidate count are other results: never reused for these.
+    suffix = (f"-{limit}" if limit else "") + (f"-c{candidates}" if candidates != 1 else "")
     if adapter is not None:
         return Path(adapter.path) / f"eval-{dataset}{suffix}.json"
     return data_home() / "evals" / f"base-{Path(model).name}-{dataset}{suffix}.json"

@@ -24,13 +24,14 @@ Steps, each written to the work folder (`--work`, default `<data dir>/pretrain/<
    standard library tests with unittest only, so each test that can be rewritten faithfully as a
    pytest function (`training/pytest_variants.py`) also gives a pytest-shaped pair: the model learns
    to continue `def test_x(` with plain `assert`s as well as `def test_x(self` with `self.assert*`.
-6. the model folder (`--out`): bf16 safetensors, tokenizer, generation config, `training.json`,
-   `loss.png` and a model card (`README.md`).
+6. the model folder (`--out`, training/model_folder.py): bf16 safetensors, tokenizer, generation
+   config, `training.json`, `loss.png` and a model card (`README.md`).
+
+The command line is training/pretrain_command.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -43,12 +44,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.training.model_folder import LOSS_FILE, RECORD_FILE, save_model_folder
 
 EOS = "<|endoftext|>"
 MODEL_NAME = "unitune-mini"
 #: Where the shipped model lives in the source tree (the default `--out`).
 SHIPPED_FOLDER = Path(__file__).resolve().parent.parent / "unitune" / "models" / MODEL_NAME
-LOSS_FILE = "loss.jsonl"
 CORPUS_FILE = "corpus.npy"
 CORPUS_STATS = "corpus.json"
 CHECKPOINT = "checkpoint"
@@ -541,61 +542,7 @@ def tune_stage(model, tokenizer, pairs: list[dict], config: PretrainConfig, log:
     return summary
 
 
-# -- 6. the model folder --------------------------------------------------------------------------
-
-def save_model_folder(model, tokenizer, out: Path, record: dict, loss_file: Path) -> None:
-    import torch
-    from transformers import GenerationConfig
-
-    temp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir(parents=True)
-    model = model.to(torch.bfloat16)
-    model.config.torch_dtype = torch.bfloat16
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
-        max_new_tokens=256,
-    )
-    model.save_pretrained(temp, safe_serialization=True)
-    tokenizer.model_max_length = record["model"]["context"]
-    tokenizer.save_pretrained(temp)
-    shutil.copyfile(loss_file, temp / LOSS_FILE)
-    weights = sum(p.stat().st_size for p in temp.glob("*.safetensors"))
-    record["model"]["weights_bytes"] = weights
-    (temp / "training.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
-    plot_losses(loss_file, temp / "loss.png")
-    (temp / "README.md").write_text(model_card(record), "utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.rename(temp, out)
-
-
-def plot_losses(loss_file: Path, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = [json.loads(line) for line in loss_file.read_text("utf-8").splitlines() if line.strip()]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for axis, stage, title in ((axes[0], "pretrain", "pre-training (stdlib code)"),
-                               (axes[1], "tune", "test-shaped training (completion loss)")):
-        train = [(r["step"], r["loss"]) for r in records if r.get("stage") == stage and "loss" in r]
-        valid = [(r["step"], r["valid_loss"]) for r in records
-                 if r.get("stage") == stage and r.get("valid_loss") is not None]
-        if train:
-            axis.plot(*zip(*train), label="train", linewidth=0.8)
-        if valid:
-            axis.plot(*zip(*valid), "o-", label="validation", markersize=3)
-        axis.set_title(title)
-        axis.set_xlabel("optimizer step")
-        axis.set_ylabel("cross-entropy (nats/token)")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(png, dpi=80)
-    plt.close(figure)
-
+# -- 6. the record and the model folder (training/model_folder.py) -------------------------------
 
 def reproduce_command(config: PretrainConfig, pretrain_steps: int | None, tune_steps: int | None) -> str:
     parts = ["unitune pretrain", f"--seed {config.seed}", f"--vocab {config.vocab}", f"--hidden {config.hidden}",
@@ -609,77 +556,14 @@ def reproduce_command(config: PretrainConfig, pretrain_steps: int | None, tune_s
     return " ".join(parts)
 
 
-def model_card(record: dict) -> str:
-    m, c, p, t = record["model"], record["corpus"], record["pretrain"], record["tune"]
-    mb = m.get("weights_bytes", 0) / 2**20
-    timed = p.get("schedule") == "time budget" or t.get("schedule") == "time budget"
-    schedule_note = ("This model was trained with time budgets (`--minutes`), so its cosine decay followed "
-                     "the wall clock; the learning rate of every step is in `loss.jsonl`, and the command "
-                     "below repeats the same number of steps with a step-based decay" if timed else
-                     "This model was trained with fixed step counts")
-    return f"""# unitune-mini
-
-A small decoder (Llama architecture) trained from scratch by unitune's own `training/` code on the
-Python standard library, then on focal-method/test pairs mined from it, so that it continues a
-unitune prompt with a pytest-style test. It is unitune's default `model`: it makes `unitune generate`
-work offline, out of the box, with nothing to download.
-
-**It is small, and its tests are weak.** {m['parameters'] / 1e6:.1f}M parameters trained for about
-{(p['seconds'] + t.get('seconds', 0)) / 60:.0f} minutes on two CPU cores cannot understand code the way a
-real code model does: expect most candidates not to parse (unitune drops those, so ask for several with
-`--candidates`), and the rest to call things that do not exist or assert nothing useful. For real use set `model` to a real code model (a
-Hugging Face id such as a 1B+ code LLM, or a local folder) and train a project adapter on it.
-
-| | |
-|---|---|
-| architecture | LlamaForCausalLM: {m['layers']} layers, hidden {m['hidden']}, {m['heads']} heads of 64, MLP {m['intermediate']}, tied embeddings, RoPE, context {m['context']} tokens |
-| parameters | {m['parameters']:,} |
-| weights | {mb:.1f} MiB (bf16 safetensors) |
-| tokenizer | byte-level BPE, {m['vocab']:,} tokens, `<|endoftext|>` ends a document and a test |
-| pre-training data | the `.py` files of the Python {c['python']} standard library (its `test/` package included): {c['files']:,} files, {c['bytes'] / 2**20:.1f} MiB, {c['tokens']:,} tokens |
-| pre-training | {p['steps']} steps x {p['batch']} blocks of {p['block']} tokens = {p['tokens_seen']:,} tokens seen, {p['seconds'] / 60:.1f} min; final train loss {p['final_loss']}, validation loss {p['final_valid_loss']} |
-| test-shaped data | {t.get('train_examples', 0):,} focal-method/test pairs (split `train`) mined from the standard library with `unitune mine`'s miner, prompts from `unitune/prompt.py` (format {record.get('prompt_format_version')}); {t.get('dropped_longer_than_context', 0)} longer than the context dropped |
-| test-shaped training | {t.get('steps', 0)} steps x {t.get('batch', 0)} pairs ({t.get('epochs', 0)} epochs), {t.get('seconds', 0) / 60:.1f} min, loss on the completion only; final train loss {t.get('final_loss')}, validation loss {t.get('valid_loss_before')} -> {t.get('valid_loss_after')} |
-| held-out package | `{record['held_out_package']}` (its code and its tests): in neither stage, so it can serve as an unseen project |
-| license | the data is the Python standard library, under the PSF License Agreement (Python Software Foundation License Version 2); the weights are distributed with unitune under its MIT license |
-| seed | {record['config']['seed']} |
-
-![loss curves](loss.png)
-
-## Good for
-- making `unitune generate` run offline with no setup: the editor integration, the tests and the demos;
-- a base for trying `unitune train` quickly on a CPU (every adapter method trains in minutes);
-- seeing the shape of what unitune does end to end.
-
-## Not good for
-- real tests of real code: it has seen only the standard library, knows no third-party library, and is
-  far too small to reason about what a function does;
-- Java (it has never seen any);
-- anything where correctness matters: unitune's post-processing drops candidates that do not parse, but
-  what is left is often wrong.
-
-## How it was made
-Reproduce (same seed and step counts give the same tokenizer, the same initial weights and the same
-batches; with `--steps`/`--tune-steps` the learning-rate schedule is step-based and the losses repeat
-on the same machine. {schedule_note}):
-
-```bash
-{record['reproduce']}
-```
-
-`unitune pretrain` (training/pretrain.py) collects the stdlib files, trains the tokenizer, tokenizes the
-corpus, pre-trains on random {m['context']}-token blocks (AdamW, warm-up then cosine decay), mines the
-stdlib's tests for pairs and continues on them, then writes this folder. `training.json` has every number
-above; `loss.jsonl` every logged step.
-"""
-
-
 # -- the command ----------------------------------------------------------------------------------
 
 def run_pretrain(config: PretrainConfig, resume: bool = False, echo: bool = True) -> dict:
     import numpy as np
     import torch
+    import transformers
 
+    import unitune
     from unitune.adapters.loading import quiet_libraries
     from unitune.prompt import PROMPT_FORMAT_VERSION
     from unitune.settings import data_home
@@ -739,73 +623,12 @@ def run_pretrain(config: PretrainConfig, resume: bool = False, echo: bool = True
         "config": asdict(config), "model": model_record,
         "corpus": {**corpus, **{k: v for k, v in stats.items() if k != "valid_files"}},
         "pretrain": pre, "tune": tune, "threads": config.threads, "torch": torch.__version__,
+        "transformers": transformers.__version__, "unitune": unitune.__version__,
         "total_seconds": round(time.perf_counter() - started, 1),
         "reproduce": reproduce_command(config, pre["steps"], tune.get("steps")),
     }
     record["config"]["out"] = out.name
     record["config"]["work"] = None
-    (work / "training.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    (work / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
     save_model_folder(model, tokenizer, out, record, loss_file)
     return record
-
-
-def add_pretrain_parser(subparsers) -> None:
-    d = PretrainConfig()
-    parser = subparsers.add_parser(
-        "pretrain",
-        help="train the small bundled model (unitune-mini) from scratch on the Python standard library",
-        description=(
-            "Train a tokenizer and a small Llama-style decoder from scratch on the running interpreter's standard "
-            "library (PSF license), then continue on focal-method/test pairs mined from it, and write a model "
-            "folder (bf16 safetensors, tokenizer, training.json, loss.png, model card). With --minutes the step "
-            "counts are computed from a measured probe so the run ends at the budget."
-        ),
-    )
-    parser.add_argument("--out", default=d.out, metavar="DIR", help="model folder to write (default: the shipped unitune-mini)")
-    parser.add_argument("--work", default=None, metavar="DIR",
-                        help="folder for the corpus, tokens, losses and checkpoints (default: <data dir>/pretrain/<out name>)")
-    parser.add_argument("--minutes", type=float, default=d.minutes, help=f"pre-training time budget (default {d.minutes:g})")
-    parser.add_argument("--tune-minutes", type=float, default=d.tune_minutes,
-                        help=f"test-shaped training time budget; 0 skips it (default {d.tune_minutes:g})")
-    parser.add_argument("--steps", type=int, default=None, help="pre-training steps (overrides --minutes; exactly reproducible)")
-    parser.add_argument("--tune-steps", type=int, default=None, help="test-shaped steps (overrides --tune-minutes)")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
-    parser.add_argument("--vocab", type=int, default=d.vocab, help=f"tokenizer vocabulary size (default {d.vocab})")
-    parser.add_argument("--hidden", type=int, default=d.hidden, help=f"hidden size, a multiple of 64 (default {d.hidden})")
-    parser.add_argument("--layers", type=int, default=d.layers, help=f"decoder layers (default {d.layers})")
-    parser.add_argument("--intermediate", type=int, default=None, help="MLP size, a multiple of 64 (default 3 x hidden)")
-    parser.add_argument("--context", type=int, default=d.context, help=f"context length in tokens (default {d.context})")
-    parser.add_argument("--batch", type=int, default=d.batch, help=f"pre-training blocks per step (default {d.batch})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"pre-training peak learning rate (default {d.lr:g})")
-    parser.add_argument("--tune-lr", type=float, default=d.tune_lr, help=f"test-shaped peak learning rate (default {d.tune_lr:g})")
-    parser.add_argument("--data-limit-mb", type=float, default=None, metavar="N",
-                        help="use a seeded sample of about N MiB of the stdlib (default: all of it)")
-    parser.add_argument("--held-out", default=d.held_out, metavar="PACKAGE",
-                        help=f"stdlib package left out of both stages (its code and tests) (default {d.held_out})")
-    parser.add_argument("--pairs", default=None, metavar="PAIRS.jsonl",
-                        help="pairs from `unitune mine` to use instead of mining the stdlib")
-    parser.add_argument("--no-pytest-variants", dest="pytest_variants", action="store_false",
-                        help="train on the mined unittest tests only, without their pytest rewrites")
-    parser.add_argument("--threads", type=int, default=d.threads, help=f"torch CPU threads (default {d.threads})")
-    parser.add_argument("--bf16", choices=("auto", "on", "off"), default=d.bf16,
-                        help="bf16 autocast of the forward pass: auto = where the CPU has bf16 units (default auto)")
-    parser.add_argument("--resume", action="store_true", help="continue pre-training from the work folder's checkpoint")
-    parser.add_argument("--quiet", action="store_true", help="do not echo the loss records to stderr")
-    parser.set_defaults(handler=_cmd_pretrain)
-
-
-def _cmd_pretrain(args: argparse.Namespace) -> int:
-    config = PretrainConfig(
-        out=args.out, work=args.work, minutes=args.minutes, tune_minutes=args.tune_minutes, steps=args.steps,
-        tune_steps=args.tune_steps, seed=args.seed, vocab=args.vocab, hidden=args.hidden, layers=args.layers,
-        intermediate=args.intermediate, context=args.context, batch=args.batch, lr=args.lr, tune_lr=args.tune_lr,
-        data_limit_mb=args.data_limit_mb, bf16=args.bf16, held_out=args.held_out or None, pairs=args.pairs, threads=args.threads,
-        pytest_variants=args.pytest_variants,
-    )
-    record = run_pretrain(config, resume=args.resume, echo=not args.quiet)
-    m = record["model"]
-    print(f"wrote {config.out}: {m['parameters']:,} parameters, {m['weights_bytes'] / 2**20:.1f} MiB; "
-          f"{record['corpus']['tokens']:,} tokens; pre-training {record['pretrain']['steps']} steps "
-          f"(loss {record['pretrain']['final_loss']}), test-shaped {record['tune'].get('steps', 0)} steps "
-          f"(loss {record['tune'].get('final_loss')}); {record['total_seconds'] / 60:.1f} min")
-    return 0

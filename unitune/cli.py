@@ -140,7 +140,7 @@ def _add_train(subparsers) -> None:
 
 
 def _add_pretrain(subparsers) -> None:
-    from unitune.training.pretrain import add_pretrain_parser
+    from unitune.training.pretrain_command import add_pretrain_parser
 
     add_pretrain_parser(subparsers)
 

@@ -1,0 +1,53 @@
+"""The README's first command, run as a newcomer would (the install step aside: this environment
+has unitune installed): offline, with the bundled model, it must print a generated test."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL = "pip install -e ."
+
+
+def first_commands() -> list[str]:
+    """The lines of the README's first bash block, their trailing comments removed."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block, "the README has no bash block"
+    return [line.split("   #", 1)[0].strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_readme_opens_with_install_and_generate_then_the_tests():
+    main, tests = first_commands()[:2]
+    assert main.startswith(INSTALL + " && ")
+    assert " unitune generate " in f" {main} "
+    assert "python -m pytest" in tests
+
+
+def test_the_readme_first_command_prints_a_generated_test_offline(tmp_path):
+    main = first_commands()[0].removeprefix(INSTALL + " && ")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "UNITUNE_HOME": str(tmp_path / "home"),
+           "UNITUNE_CONFIG": str(tmp_path / "no-user-config.toml"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("UNITUNE_MODEL", None)
+    # `cd DIR && unitune ...`: run the unitune part in DIR with this interpreter's unitune.
+    cwd = ROOT
+    for part in main.split(" && "):
+        words = shlex.split(part)
+        if words[0] == "cd":
+            cwd = cwd / words[1]
+            continue
+        assert words[0] == "unitune", part
+        done = subprocess.run([sys.executable, "-m", "unitune", *words[1:]], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    tree = ast.parse(done.stdout)  # what it prints is Python that parses
+    tests = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test")]
+    assert tests, done.stdout
+    assert "deposit" in done.stdout  # a test of the function under the cursor, not of something else
