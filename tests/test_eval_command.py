@@ -92,3 +92,21 @@ def test_training_table_shows_each_adapter():
     assert lines[2].split()[:2] == ["base", "(m)"] and lines[2].split()[2:] == ["-"] * 7
     assert lines[3].split() == ["p-lora", "lora", "65,536", "2.245", "1.5", "min", "607", "2.500", "1.250"]
     assert lines[4].split()[-2:] == ["2.500", "-"]
+
+
+def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project, home, monkeypatch, capsys):
+    """`unitune eval --dataset pairs.jsonl --repo .` from inside the mined project, as a user types it:
+    the model's test for `Account.deposit` is written into the project copy and run."""
+    project = example_project / "python"
+    pair = {"language": "python", "test_file": "tests/test_account.py", "test_name": "test_deposit",
+            "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
+            "test_code": "def test_deposit():\n    assert Account('a').deposit(2) == 2\n",
+            "focal_code": "", "prompt": "", "completion": "", "split": "test"}
+    (project / "pairs.jsonl").write_text(json.dumps(pair) + "\n", "utf-8")
+    monkeypatch.chdir(project)
+    code = main(["eval", "--base", "--dataset", "pairs.jsonl", "--repo", ".", "--model", str(trained_base), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["problems"] == 1
+    assert report["valid_syntax"] == 1.0 and report["pass_at_1"] == 1.0, report["results"]
+    assert not (project / "tests" / "test_account.py").exists()  # judged in a copy, the project untouched

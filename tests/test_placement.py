@@ -84,6 +84,8 @@ PKG = {"pyproject.toml": "", "pkg/__init__.py": "", "pkg/sub/__init__.py": "", "
     "pkg/sub/tests/test_mod.py",
     "tests/unit/test_mod.py",
     "tests/unit/sub/test_mod.py",
+    "test/test_sub/test_mod.py",  # CPython's layout: test/test_email/test_utils.py tests email/utils.py
+    "tests/sub_tests/test_mod.py",
 ])
 def test_python_existing_test_file(tmp_path, test_file):
     tree(tmp_path, {**PKG, test_file: PYTEST_TEST})
@@ -96,11 +98,14 @@ def test_python_mirror_wins_over_flat(tmp_path):
     assert locate_test_file(tmp_path / "pkg/sub/mod.py").path == tmp_path / "tests/pkg/sub/test_mod.py"
 
 
-def test_python_test_of_another_package_is_not_taken(tmp_path):
-    tree(tmp_path, {**PKG, "pkg/other/__init__.py": "", "tests/other/test_mod.py": ""})
+@pytest.mark.parametrize("other", ["tests/other/test_mod.py", "test/test_other/test_mod.py"])
+def test_python_test_of_another_package_is_not_taken(tmp_path, other):
+    tree(tmp_path, {**PKG, "pkg/other/__init__.py": "", other: ""})
     location = locate_test_file(tmp_path / "pkg/sub/mod.py")
     assert not location.exists
-    assert location.path == tmp_path / "tests/sub/test_mod.py"
+    assert location.path != tmp_path / other
+    if other.startswith("tests/"):
+        assert location.path == tmp_path / "tests/sub/test_mod.py"
 
 
 @pytest.mark.parametrize("test_file", ["tests/test_mod.py", "tests/pkg/test_mod.py"])

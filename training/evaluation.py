@@ -214,7 +214,8 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
         if dataset == "humaneval":
             items = [(problem, None) for problem in load_humaneval(limit)]
         else:
-            items = load_pairs_problems(Path(dataset), repo or Path.cwd(), limit)
+            repo = (repo or Path.cwd()).resolve()  # `--repo .`: test files are placed by absolute path
+            items = load_pairs_problems(Path(dataset), repo, limit)
         for index, (problem, pair) in enumerate(items, 1):
             if pair is None:
                 result = evaluate_problem(runtime, settings, adapter, problem, work)

@@ -138,7 +138,7 @@ def _existing_python_test(focal: Path, root: Path, package: list[str], names) ->
     for tests in _root_test_dirs(root):
         for found in _walk_files(tests, names):
             dirs = list(found.parent.relative_to(tests).parts)
-            matched = _common_suffix(dirs, package)
+            matched = _common_suffix([_tested_package(d) for d in dirs], package)
             if all(part.lower() in _GROUPING_DIRS for part in dirs[: len(dirs) - matched]):
                 key = (-matched, len(found.parts), found)
                 best = min(best, key) if best else key
@@ -491,6 +491,18 @@ def _java_focal_candidates(test: Path, root: Path, code: list[Path]) -> list[Pat
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+def _tested_package(folder: str) -> str:
+    """The package a Python test folder is named after: `test_email` (CPython's own layout) and
+    `email_tests` test `email`; any other folder stands for itself."""
+    for prefix in ("test_", "tests_"):
+        if folder.startswith(prefix) and len(folder) > len(prefix):
+            return folder[len(prefix):]
+    for suffix in ("_tests", "_test"):
+        if folder.endswith(suffix) and len(folder) > len(suffix):
+            return folder[: -len(suffix)]
+    return folder
+
 
 def _common_suffix(a: Sequence[str], b: Sequence[str]) -> int:
     count = 0
