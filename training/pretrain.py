@@ -1,6 +1,6 @@
 """Training `unitune-mini` from scratch: `unitune pretrain`.
 
-    unitune pretrain                                   # the shipped model: ~30 + 10 minutes on 2 CPU cores
+    unitune pretrain                                   # the shipped model: 60 + 18 minutes on 2 CPU cores
     unitune pretrain --out /tmp/mini --minutes 1 --tune-minutes 0.5 --data-limit-mb 2
 
 Steps, each written to the work folder (`--work`, default `<data dir>/pretrain/<out name>`):
@@ -64,8 +64,8 @@ class PretrainError(UnituneError):
 class PretrainConfig:
     out: str = str(SHIPPED_FOLDER)
     work: str | None = None
-    minutes: float = 30.0
-    tune_minutes: float = 10.0
+    minutes: float = 60.0
+    tune_minutes: float = 18.0
     steps: int | None = None  # pre-training steps; default: from --minutes
     tune_steps: int | None = None  # test-shaped steps; default: from --tune-minutes
     seed: int = 0
