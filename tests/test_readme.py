@@ -33,19 +33,12 @@ def test_the_readme_opens_with_install_and_generate_then_the_tests():
 def test_the_readme_first_command_prints_a_generated_test_offline(tmp_path):
     main = first_commands()[0].removeprefix(INSTALL + " && ")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "UNITUNE_HOME": str(tmp_path / "home"),
-           "UNITUNE_CONFIG": str(tmp_path / "no-user-config.toml"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("UNITUNE_MODEL", None)
-    # `cd DIR && unitune ...`: run the unitune part in DIR with this interpreter's unitune.
-    cwd = ROOT
-    for part in main.split(" && "):
-        words = shlex.split(part)
-        if words[0] == "cd":
-            cwd = cwd / words[1]
-            continue
-        assert words[0] == "unitune", part
-        done = subprocess.run([sys.executable, "-m", "unitune", *words[1:]], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=600)
+           "UNITUNE_CONFIG": str(tmp_path / "no-user-config.toml")}
+    words = shlex.split(main)
+    assert words[0] == "unitune", main
+    # Run from the clone's root, as the README is read, with this interpreter's unitune.
+    done = subprocess.run([sys.executable, "-m", "unitune", *words[1:]], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     tree = ast.parse(done.stdout)  # what it prints is Python that parses
     tests = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test")]

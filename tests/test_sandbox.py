@@ -79,15 +79,18 @@ def users_files_protected() -> bool:
     return unprivileged() or isolation()["read_only_outside_copy"]
 
 
+def processes() -> list[Path]:
+    return [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def processes_with(marker: str) -> list[int]:
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+    for entry in processes():
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
     return found
 
 
@@ -98,9 +101,7 @@ def running_processes_of(uid: int, settle: float = 3.0) -> int:
     deadline = time.monotonic() + settle
     while True:
         count = 0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        for entry in processes():
             try:
                 if entry.stat().st_uid != uid:
                     continue

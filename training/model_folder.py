@@ -124,7 +124,7 @@ project adapter on it.
 | license | the data is the Python standard library, under the PSF License Agreement (Python Software Foundation License Version 2); the weights are distributed with unitune under its MIT license |
 | seed | {record['config']['seed']} |
 
-![loss curves](loss.png)
+![loss curves]({CURVES_FILE})
 
 ## Good for
 - making `unitune generate` run offline with no setup: the editor integration, the tests and the demos;

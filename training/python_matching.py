@@ -34,7 +34,7 @@ from tree_sitter import Query, QueryCursor
 from unitune.focal import FUNCTION, Function
 from unitune.languages import PYTHON, tree_sitter_language
 from unitune.listing import TestFunction
-from unitune.placement import TEST_DIR_NAMES, focal_candidates_for_test
+from unitune.placement import TEST_DIR_NAMES, focal_candidates_for_test, tested_name
 from unitune.prompt import snake_case
 from unitune.source import SourceFile
 from unitune.training.matching import CALL, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
@@ -111,7 +111,7 @@ class PythonMatcher:
         anchor = max((i for i, part in enumerate(parts) if part in TEST_DIR_NAMES), default=-1)
         named = []
         for part in parts[anchor + 1:]:
-            name = part[len("test_"):] if part.startswith("test_") else part[: -len("_test")] if part.endswith("_test") else part
+            name = tested_name(part) or part
             if name:
                 named.append(name)
         return named
@@ -265,7 +265,7 @@ class PythonMatcher:
 
 def _candidate_stems(stem: str) -> set[str]:
     """The module stems a test file's name may point to (`test_account_deposit` -> account_deposit, account)."""
-    name = stem[len("test_"):] if stem.startswith("test_") else stem[: -len("_test")] if stem.endswith("_test") else ""
+    name = tested_name(stem)
     words = name.split("_")
     return {"_".join(words[:n]) for n in range(1, len(words) + 1)} - {""}
 

@@ -138,7 +138,7 @@ def _existing_python_test(focal: Path, root: Path, package: list[str], names) ->
     for tests in _root_test_dirs(root):
         for found in _walk_files(tests, names):
             dirs = list(found.parent.relative_to(tests).parts)
-            matched = _common_suffix([_tested_package(d) for d in dirs], package)
+            matched = _common_suffix([tested_name(d) or d for d in dirs], package)
             if all(part.lower() in _GROUPING_DIRS for part in dirs[: len(dirs) - matched]):
                 key = (-matched, len(found.parts), found)
                 best = min(best, key) if best else key
@@ -438,7 +438,7 @@ def project_files(root: str | Path, language: str) -> list[Path]:
 
 def _python_focal_candidates(test: Path, root: Path, code: list[Path]) -> list[Path]:
     stem = test.stem
-    name = stem[len("test_"):] if stem.startswith("test_") else stem[: -len("_test")] if stem.endswith("_test") else ""
+    name = tested_name(stem)
     # `test_account_deposit.py` may test `account.py`: shorten from the end until something matches.
     words = name.split("_")
     stems = ["_".join(words[:n]) for n in range(len(words), 0, -1) if "_".join(words[:n]).strip("_")]
@@ -492,16 +492,16 @@ def _java_focal_candidates(test: Path, root: Path, code: list[Path]) -> list[Pat
 
 # -- helpers -------------------------------------------------------------------------------------
 
-def _tested_package(folder: str) -> str:
-    """The package a Python test folder is named after: `test_email` (CPython's own layout) and
-    `email_tests` test `email`; any other folder stands for itself."""
+def tested_name(name: str) -> str:
+    """What a test file's stem or a test folder's name says it tests: `test_email`, `tests_email`,
+    `email_test` and `email_tests` name `email`; any other name names nothing ("")."""
     for prefix in ("test_", "tests_"):
-        if folder.startswith(prefix) and len(folder) > len(prefix):
-            return folder[len(prefix):]
+        if name.startswith(prefix):
+            return name[len(prefix):]
     for suffix in ("_tests", "_test"):
-        if folder.endswith(suffix) and len(folder) > len(suffix):
-            return folder[: -len(suffix)]
-    return folder
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return ""
 
 
 def _common_suffix(a: Sequence[str], b: Sequence[str]) -> int:
