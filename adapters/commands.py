@@ -108,11 +108,12 @@ class _TerminalProgress:
 def add_doctor_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "doctor",
-        help="check this machine: Python, torch, CUDA, bitsandbytes, the model and the adapter stores",
+        help="check this machine: Python, torch, CUDA, bitsandbytes, the model, the adapter stores, the sandbox",
         description=(
             "Report what unitune finds here: Python and library versions, CUDA and GPUs, whether bitsandbytes "
-            "works, the model setting and whether it is available offline, and the adapter stores with their "
-            "adapters. Exit 1 when something needed to generate is missing."
+            "works, the model setting and whether it is available offline, the adapter stores with their "
+            "adapters, and whether validate = \"run\" works (a tiny test is run in the sandbox, with the "
+            "reason when it fails). Exit 1 when something needed to generate is missing."
         ),
     )
     parser.add_argument("--project", metavar="DIR", type=Path, help="project whose settings to check (default: here)")
@@ -142,6 +143,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     checks.append(_check_bitsandbytes())
     checks.append(_check_model(loaded.settings.model))
     checks.extend(_check_adapters(root, loaded.settings.adapter))
+    checks.append(_check_sandbox(root, loaded.settings.validate))
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
     checks.append(("network", True, "HF_HUB_OFFLINE is set: models load from local files only" if offline else
                    "models not in the local cache are downloaded from the Hugging Face Hub"))
@@ -167,12 +169,50 @@ def _check_model(model: str) -> tuple[str, bool, str]:
     from unitune.adapters.loading import resolve_model_folder
     from unitune.errors import UnituneError
 
+    from unitune.adapters.builtin_models import BUILTIN_MODELS, describe_builtin
+
+    if model in BUILTIN_MODELS:  # never convert from doctor: say whether the first use can
+        ok, detail = describe_builtin(BUILTIN_MODELS[model])
+        return ("model", ok, detail)
     try:
         folder, model_id, revision = resolve_model_folder(model)
     except UnituneError as error:
         return ("model", False, str(error))
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     return ("model", True, f"{model_id} at {folder} ({size / 2**20:.1f} MiB of weights, available offline)")
+
+
+def _check_sandbox(root: Path, validate: str) -> tuple[str, bool, str]:
+    """Whether `validate = "run"` works here: a tiny passing test, run in the sandbox with the
+    interpreter generation would use (the project's), with the reason when it does not pass. pytest's
+    plugins stay off (loading them all may take seconds): what is checked is the sandbox itself.
+    A failure counts as a missing need only when the project validates by running."""
+    import tempfile
+
+    from unitune import sandbox
+    from unitune.errors import UnituneError
+
+    python = sandbox.project_python(root)
+    result = None
+    with tempfile.TemporaryDirectory(prefix="unitune-doctor-") as folder:
+        project = Path(folder)
+        (project / "doctor_check.py").write_text("def twice(x):\n    return 2 * x\n", encoding="utf-8")
+        (project / "test_doctor_check.py").write_text(
+            "from doctor_check import twice\n\n\ndef test_twice():\n    assert twice(2) == 4\n", encoding="utf-8")
+        try:
+            result = sandbox.run_tests(project, "test_doctor_check.py", focal_file="doctor_check.py",
+                                       focal_lines=(1, 2), timeout=30, python=python, plugins=False)
+            reason = None if result.ok else result.summary()
+        except UnituneError as error:
+            reason = str(error)
+    if reason is not None:
+        return ("sandbox", validate != "run", f'validate = "run" does not work here: {reason}')
+    seen = result.isolation
+    detail = (f'validate = "run" works: a test passed in the sandbox in {result.duration:.1f}s, '
+              f"run by {python} as {seen.get('user', 'this user')}")
+    if result.line_coverage is None:
+        detail += "; coverage is not measured (install coverage.py for that interpreter)"
+    return ("sandbox", True, detail)
 
 
 def _check_adapters(root: Path, selected: str | None) -> list[tuple[str, bool, str]]:

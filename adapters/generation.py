@@ -96,24 +96,27 @@ class _TestEnd:
 
         self.steps += 1
         done = []
+        length = input_ids.shape[1]
         for row in range(input_ids.shape[0]):
             if self.end_at[row] is not None:
                 done.append(True)
                 continue
-            token = int(input_ids[row, -1])
-            self.tokens[row] += 1
-            if token in self.eos_ids:
-                self.end_at[row] = len(self.texts[row])
-                done.append(True)
-                continue
-            piece = self.decoders[row].push(token)
-            self.texts[row] += piece
-            end = self.scanners[row].feed(piece) if piece else None
-            if end is not None:
-                self.end_at[row] = end
-            done.append(end is not None)
+            # Prompt-lookup decoding can accept several tokens in one step: read every new one.
+            start = self.prompt_length + self.tokens[row]
+            for token in input_ids[row, start:length].tolist():
+                self.tokens[row] += 1
+                if token in self.eos_ids:
+                    self.end_at[row] = len(self.texts[row])
+                    break
+                piece = self.decoders[row].push(token)
+                self.texts[row] += piece
+                end = self.scanners[row].feed(piece) if piece else None
+                if end is not None:
+                    self.end_at[row] = end
+                    break
+            done.append(self.end_at[row] is not None)
         if self.on_token is not None:
-            self.on_token(self.steps)
+            self.on_token(max(self.tokens))
         if self.cancel is not None and self.cancel.is_set():
             self.cancelled = True
             done = [True] * len(done)
@@ -131,13 +134,18 @@ def generate_completions(
     cancel: threading.Event | None = None,
     on_token: Callable[[int], None] | None = None,
     request_id: str | None = None,
+    share_prefill: bool = True,
+    prompt_lookup_tokens: int = 0,
     **generate_kwargs,
 ) -> GenerationStats:
     """Sample `options.candidates` completions of `prompt`, each cut where its test ended.
 
     A prompt longer than the model's context (less the room for new tokens) keeps its end, which holds
-    the test header and the opening of the test; `truncated_prompt` says so. Raises
-    `GenerationCancelled` when `cancel` is set before the end."""
+    the test header and the opening of the test; `truncated_prompt` says so. Several candidates share
+    one prefill of the prompt (`share_prefill`: the prompt's keys and values are computed once and
+    copied to every row, instead of once per row). `prompt_lookup_tokens` > 0 turns on prompt-lookup
+    decoding for a single greedy candidate (tests copy names from the prompt, so drafts taken from it
+    are often accepted). Raises `GenerationCancelled` when `cancel` is set before the end."""
     import torch
     from transformers import StoppingCriteriaList
 
@@ -151,20 +159,30 @@ def generate_completions(
         input_ids = input_ids[:, -room:]
     device = _device_of(model)
     input_ids = input_ids.to(device)
-    attention_mask = torch.ones_like(input_ids)
     eos_ids = _eos_ids(model, tokenizer)
-    criterion = _TestEnd(tokenizer, input_ids.shape[1], options.candidates, make_scanner, cancel, on_token, eos_ids)
+    rows = options.candidates
+    criterion = _TestEnd(tokenizer, input_ids.shape[1], rows, make_scanner, cancel, on_token, eos_ids)
     sampling: dict[str, Any] = {"do_sample": False}
-    if options.candidates > 1:
-        sampling = {"do_sample": True, "temperature": options.temperature, "top_p": options.top_p,
-                    "num_return_sequences": options.candidates}
+    if rows > 1:
+        sampling = {"do_sample": True, "temperature": options.temperature, "top_p": options.top_p}
         if options.seed is not None:
             torch.manual_seed(options.seed)
+    elif prompt_lookup_tokens > 0 and not _is_prompt_learning(model):
+        sampling["prompt_lookup_num_tokens"] = prompt_lookup_tokens
+    shared = rows > 1 and share_prefill and input_ids.shape[1] > 1 and not _is_prompt_learning(model)
     log_event(log, "generate.start", request_id=request_id, prompt_tokens=input_ids.shape[1],
-              candidates=options.candidates, max_new_tokens=options.max_new_tokens, truncated=truncated or None)
+              candidates=rows, max_new_tokens=options.max_new_tokens, truncated=truncated or None,
+              shared_prefill=shared or None, prompt_lookup=sampling.get("prompt_lookup_num_tokens"))
     with torch.inference_mode():
+        if shared:
+            cache = _prefill(model, input_ids[:, :-1])
+            cache.batch_repeat_interleave(rows)
+            sampling["past_key_values"] = cache
+            input_ids = input_ids.repeat(rows, 1)
+        elif rows > 1:
+            sampling["num_return_sequences"] = rows
         model.generate(
-            input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=options.max_new_tokens,
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=options.max_new_tokens,
             stopping_criteria=StoppingCriteriaList([criterion]), pad_token_id=tokenizer.pad_token_id,
             eos_token_id=sorted(eos_ids) or None, **sampling, **generate_kwargs,
         )
@@ -173,7 +191,7 @@ def generate_completions(
         log_event(log, "generate.cancelled", request_id=request_id, seconds=seconds)
         raise GenerationCancelled("generation cancelled; nothing was changed")
     completions = []
-    for row in range(options.candidates):
+    for row in range(rows):
         text = criterion.texts[row]
         end = criterion.end_at[row]
         completions.append(Completion(text[:end] if end is not None else text, criterion.tokens[row], end is not None))
@@ -181,6 +199,22 @@ def generate_completions(
     log_event(log, "generate.done", request_id=request_id, new_tokens=stats.new_tokens, seconds=seconds,
               ended=sum(c.ended for c in completions))
     return stats
+
+
+def _prefill(model, input_ids):
+    """The key/value cache of `input_ids` (one row), computed once."""
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), past_key_values=cache, use_cache=True)
+    return cache
+
+
+def _is_prompt_learning(model) -> bool:
+    """A PEFT prompt-tuning model prepends virtual tokens inside `generate`: no shared cache, no lookup."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
 
 
 def _device_of(model) -> Any:

@@ -1,5 +1,6 @@
-"""Loading a base model: from the bundled model, a local folder or a Hugging Face id; on a device;
-quantized with bitsandbytes where that is possible.
+"""Loading a base model: a built-in name (`unitune.adapters.builtin_models`), the bundled test model, a
+local folder, a `.gguf` file or a Hugging Face id; on a device; quantized with bitsandbytes where that
+is possible.
 
 Every failure a user can fix (no CUDA, a model missing offline, not enough memory, a missing
 bitsandbytes) becomes a `ModelLoadError` with one actionable sentence.
@@ -15,6 +16,7 @@ from typing import Any
 
 from unitune.errors import ModelLoadError
 from unitune.logs import get_logger, log_event
+from unitune.adapters.builtin_models import BUILTIN_MODELS, Progress, is_gguf_model, resolve_builtin, resolve_gguf
 from unitune.settings import DEFAULT_MODEL
 
 log = get_logger("loading")
@@ -70,10 +72,12 @@ def bundled_model_folder(name: str) -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
-def resolve_model_folder(model: str) -> tuple[Path, str, str | None]:
+def resolve_model_folder(model: str, progress: Progress | None = None) -> tuple[Path, str, str | None]:
     """(local folder, id for the card, revision) of the `model` setting, downloading from the Hub
-    only when the network is allowed."""
-    if model == DEFAULT_MODEL or model in _bundled_names():
+    only when the network is allowed; a built-in model or a GGUF file is converted on first use."""
+    if model in BUILTIN_MODELS:
+        return resolve_builtin(BUILTIN_MODELS[model], progress)
+    if model in _bundled_names():
         folder = bundled_model_folder(model)
         if folder is None:
             raise ModelLoadError(
@@ -82,12 +86,14 @@ def resolve_model_folder(model: str) -> tuple[Path, str, str | None]:
             )
         return folder, model, None
     path = Path(model).expanduser()
+    if path.exists() and is_gguf_model(model):
+        return resolve_gguf(path, progress)
     if path.exists() or not _looks_like_hub_id(model):
         if not path.exists():
             raise ModelLoadError(f"model {model!r} is neither a folder nor a Hugging Face id (`org/name`)")
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{path} is not a model folder (no config.json in it); set `model` to a folder "
-                                 "written by save_pretrained or to a Hugging Face id")
+                                 "written by save_pretrained, a .gguf file or a Hugging Face id")
         return path.resolve(), path.resolve().name, None
     return _hub_snapshot(model)
 
@@ -173,13 +179,14 @@ def quantization_config(quantization: str):
     return None
 
 
-def load_model(spec: ModelSpec, folder: Path | None = None) -> LoadedModel:
-    """Load the base model of `spec` (or the model in `folder`, for a full fine-tune)."""
+def load_model(spec: ModelSpec, folder: Path | None = None, progress: Progress | None = None) -> LoadedModel:
+    """Load the base model of `spec` (or the model in `folder`, for a full fine-tune). `progress`
+    hears of the slow first use of a built-in model or a GGUF file (checking and converting it)."""
     import torch
 
     started = time.perf_counter()
     if folder is None:
-        folder, model_id, revision = resolve_model_folder(spec.model)
+        folder, model_id, revision = resolve_model_folder(spec.model, progress)
     else:
         model_id, revision = folder.name, None
     device = resolve_device(spec.device)

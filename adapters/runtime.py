@@ -92,13 +92,14 @@ class ModelRuntime:
     def base(self) -> LoadedModel:
         return self.load()
 
-    def load(self) -> LoadedModel:
-        """Load the base model once (lazily); later calls return it."""
+    def load(self, progress=None) -> LoadedModel:
+        """Load the base model once (lazily); later calls return it. `progress(stage, done, total)`
+        hears of a first use that converts the model."""
         with self.lock:
             if self._base is None:
                 self.state = LOADING
                 try:
-                    self._base = load_model(self.spec)
+                    self._base = load_model(self.spec, progress=progress)
                     self.base_loads += 1
                 except UnituneError as error:
                     self.state, self.error = FAILED, str(error)

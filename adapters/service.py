@@ -29,7 +29,7 @@ from unitune.frameworks import parse_framework
 from unitune.insertion import Insertion, existing_test_names, plan_insertion
 from unitune.logs import get_logger, log_event, new_request_id
 from unitune.placement import TestLocation, find_project_root, locate_test_file
-from unitune.prompt import Prompt, build_prompt, test_file_header
+from unitune.prompt import Prompt, build_prompt, model_input, test_file_header
 from unitune.settings import Settings
 from unitune.source import SourceFile, decode_source, read_source_bytes
 
@@ -102,6 +102,17 @@ def prepare(request: GenerationRequest) -> tuple[SourceFile, Function, TestLocat
     return file, function, location, framework, existing
 
 
+#: Most prompt tokens a request reads, per device: the model's window is larger (32k for the default),
+#: but a CPU prefills about a few hundred tokens a second, so a longer prompt costs more than it helps
+#: (the context is reduced level by level to fit; see `fit_prompt`).
+PROMPT_TOKENS = {"cpu": 2048, "mps": 4096, "cuda": 8192}
+
+
+def prompt_budget(base, max_new_tokens: int) -> int:
+    """Prompt tokens a request may use on `base`: the device's budget, within the model's window."""
+    return max(64, min(PROMPT_TOKENS.get(base.device, 2048), base.context_length - max_new_tokens))
+
+
 def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str) -> tuple[Prompt, list[str]]:
     """The richest prompt at or below `level` that fits `budget` tokens (then the generation keeps
     the prompt's end if even the focal method alone is too long)."""
@@ -111,7 +122,7 @@ def fit_prompt(file, function, location, framework, existing, tokenizer, budget:
     for candidate in levels:
         prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                               existing_test_source=existing, level=candidate)
-        if len(tokenizer(prompt.text, add_special_tokens=False)["input_ids"]) <= budget:
+        if len(tokenizer(model_input(tokenizer, prompt.text, prompt.language), add_special_tokens=False)["input_ids"]) <= budget:
             if candidate != level:
                 notes.append(f"context reduced to {candidate} to fit the model's {budget}-token prompt budget")
             return prompt, notes
@@ -137,14 +148,16 @@ class TestGenerator:
 
         report(LOADING, 0.0, f"loading {self.runtime.spec.model}")
         mark = time.perf_counter()
-        base = self.runtime.load()
+        base = self.runtime.load(progress=lambda stage, done, total: report(
+            LOADING, done / total if total else 1.0, f"{stage} {self.runtime.spec.model} (first use only)"))
         self.runtime.activate(request.adapter)
         timings["load"] = time.perf_counter() - mark
 
         settings = request.settings
-        budget = max(64, base.context_length - settings.max_new_tokens)
+        budget = prompt_budget(base, settings.max_new_tokens)
         prompt, notes = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
                                    settings.context)
+        text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget)
         options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=settings.candidates)
         report(GENERATING, 0.0, f"generating tests for {function.qualified_name}")
 
@@ -154,7 +167,7 @@ class TestGenerator:
         mark = time.perf_counter()
         with self.runtime.active_model() as (model, tokenizer):
             stats = generate_completions(
-                model, tokenizer, prompt.text, options, prompt.stop_scanner, context_length=base.context_length,
+                model, tokenizer, text, options, prompt.stop_scanner, context_length=budget + settings.max_new_tokens,
                 cancel=cancel, on_token=on_token, request_id=request.request_id,
             )
         timings["generate"] = time.perf_counter() - mark

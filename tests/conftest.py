@@ -45,7 +45,8 @@ def peft_adapters(tiny_base, tmp_path_factory) -> dict[str, Path]:
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PY_FOCAL = ("python/bank/account.py", 17)  # Account.deposit
 JAVA_FOCAL = ("java/src/main/java/com/example/bank/Account.java", 13)  # Account.deposit
-PY_COMPLETION = '):\n    account = Account("ada")\n    assert account.deposit(5) == 5\n\n\ndef test_other():\n'
+# The body of the example prompts' closed `def test_deposit():` line, then the start of another test.
+PY_COMPLETION = '    account = Account("ada")\n    assert account.deposit(5) == 5\n\n\ndef test_other():\n'
 JAVA_COMPLETION = (
     '        Account account = new Account("ada", 0);\n        assertEquals(5, account.deposit(5));\n    }\n\n'
     "    @Test\n"
@@ -99,3 +100,24 @@ def example_project(tmp_path) -> Path:
     target = tmp_path / "examples"
     shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     return target
+
+
+@pytest.fixture(scope="session")
+def real_model_home(tmp_path_factory) -> Path:
+    """A `UNITUNE_HOME` holding the default model (Qwen2.5-Coder-0.5B-Instruct), converted once per
+    test session from the packages unitune installs, as a user's first run converts it. Set
+    `UNITUNE_TEST_HOME` to an existing home to reuse its converted copy between sessions."""
+    from unitune.adapters.builtin_models import BUILTIN_MODELS, resolve_builtin
+    from unitune.settings import DEFAULT_MODEL
+
+    home = Path(os.environ.get("UNITUNE_TEST_HOME") or tmp_path_factory.mktemp("real-home"))
+    previous = os.environ.get("UNITUNE_HOME")
+    os.environ["UNITUNE_HOME"] = str(home)
+    try:
+        resolve_builtin(BUILTIN_MODELS[DEFAULT_MODEL])
+    finally:
+        if previous is None:
+            os.environ.pop("UNITUNE_HOME", None)
+        else:
+            os.environ["UNITUNE_HOME"] = previous
+    return home

@@ -40,11 +40,11 @@ def test_stamp_changes_when_the_model_or_adapter_changes(tmp_path):
 
 def test_bundled_model_is_stamped_by_its_files():
     from unitune.adapters.loading import bundled_model_folder
-    from unitune.settings import DEFAULT_MODEL
+    from unitune.settings import BUNDLED_TEST_MODEL
 
-    folder = bundled_model_folder(DEFAULT_MODEL)
+    folder = bundled_model_folder(BUNDLED_TEST_MODEL)
     assert folder is not None
-    assert model_stamp(DEFAULT_MODEL) == model_stamp(str(folder)) != model_stamp("no-such-model-xyz")
+    assert model_stamp(BUNDLED_TEST_MODEL) == model_stamp(str(folder)) != model_stamp("no-such-model-xyz")
 
 
 def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_path, capsys):

@@ -444,7 +444,8 @@ def test_prompt_and_insertion_agree_on_indentation():
     focal_file, function = focal("wallet.py", "Wallet.deposit")
     prompt = build_prompt(focal_file, function, framework="unittest", module_import="wallet", level="fm",
                           existing_test_source=EXISTING_UNITTEST)
-    source = prompt.prefix + "):\n" + prompt.indent + "self.assertTrue(True)\n"
+    source = prompt.test_source(prompt.indent + "self.assertTrue(True)\n")
+    assert source == "    def test_deposit(self):\n        self.assertTrue(True)\n"
     _, text = plan("tests/test_wallet.py", EXISTING_UNITTEST, [("test_deposit", source)], "python", "unittest", prompt.test_class)
     assert source in text
 

@@ -57,12 +57,12 @@ def only(prompt, completion, **options) -> GeneratedTest:
 @pytest.mark.parametrize("kind, completion, expected", [
     (
         "pytest",
-        "):\n    wallet = Wallet('ann')\n    assert wallet.deposit(5) == 5\n",
+        "    wallet = Wallet('ann')\n    assert wallet.deposit(5) == 5\n",
         "def test_deposit():\n    wallet = Wallet('ann')\n    assert wallet.deposit(5) == 5\n",
     ),
     (
         "unittest",
-        "):\n        wallet = Wallet('ann')\n        self.assertEqual(wallet.deposit(5), 5)\n",
+        "        wallet = Wallet('ann')\n        self.assertEqual(wallet.deposit(5), 5)\n",
         "    def test_deposit(self):\n        wallet = Wallet('ann')\n        self.assertEqual(wallet.deposit(5), 5)\n",
     ),
     (
@@ -85,12 +85,12 @@ def test_valid_completions_pass_through(request, kind, completion, expected):
 @pytest.mark.parametrize("kind, completion, expected", [
     (  # the model went on with another test after the dedent
         "pytest",
-        "):\n    assert Wallet('a').deposit(1) == 1\n\n\ndef test_other():\n    assert False\n",
+        "    assert Wallet('a').deposit(1) == 1\n\n\ndef test_other():\n    assert False\n",
         "def test_deposit():\n    assert Wallet('a').deposit(1) == 1\n",
     ),
     (  # prose after the test
         "unittest",
-        "):\n        self.assertEqual(Wallet('a').deposit(1), 1)\n\nThis test checks the deposit.\n",
+        "        self.assertEqual(Wallet('a').deposit(1), 1)\n\nThis test checks the deposit.\n",
         "    def test_deposit(self):\n        self.assertEqual(Wallet('a').deposit(1), 1)\n",
     ),
     (  # the rest of the test class and more
@@ -100,13 +100,40 @@ def test_valid_completions_pass_through(request, kind, completion, expected):
     ),
     (  # an end-of-text marker in the middle of the body
         "pytest",
-        "):\n    assert Wallet('a').deposit(1) == 1\n<|endoftext|>    oops(\n",
+        "    assert Wallet('a').deposit(1) == 1\n<|endoftext|>    oops(\n",
         "def test_deposit():\n    assert Wallet('a').deposit(1) == 1\n",
     ),
 ])
 def test_text_after_the_test_is_cut(request, kind, completion, expected):
     test = only(request.getfixturevalue(PROMPTS[kind]), completion)
     assert test.valid and test.source == expected
+    assert not any("truncated" in how for how in test.repaired)  # the stop rule cut it: nothing to repair
+
+
+
+FIXTURE_TESTS = (
+    "import pytest\n\nfrom wallet import Wallet\n\n\n"
+    "@pytest.fixture\ndef wallet():\n    return Wallet('a')\n\n\n"
+    "def test_parse_amount():\n    assert True\n"
+)
+
+
+def test_with_fixtures_in_the_test_file_the_model_picks_the_parameters():
+    """The prompt stops at `def test_deposit(`: what the model writes there is the test's parameters."""
+    prompt = prompt_for("wallet.py", "Wallet.deposit", "pytest", existing_test_source=FIXTURE_TESTS)
+    assert prompt.text.endswith("    return Wallet('a')\n\n\ndef test_deposit(")
+    test = only(prompt, "wallet):\n    assert wallet.deposit(1) == 1\n\n\ndef test_other():\n    assert False\n")
+    assert test.valid and test.source == "def test_deposit(wallet):\n    assert wallet.deposit(1) == 1\n"
+    assert only(prompt, "):\n    assert Wallet('a').deposit(1) == 1\n").source == (
+        "def test_deposit():\n    assert Wallet('a').deposit(1) == 1\n"
+    )
+
+
+def test_a_completion_that_starts_with_another_test_leaves_an_empty_body(pytest_prompt):
+    """After the closed `def test_deposit():` line, a line at the `def`'s indentation ends the test."""
+    test = only(pytest_prompt, "def test_other():\n    assert Wallet('a').deposit(1) == 1\n")
+    assert not test.valid and test.problems == ["the test body is empty"]
+    assert postprocess(pytest_prompt, ["def test_other():\n    assert Wallet('a').deposit(1) == 1\n"]) == []
 
 
 # -- repairs -------------------------------------------------------------------------------------
@@ -144,12 +171,12 @@ def test_java_open_lambda_and_call_are_closed(junit_prompt):
 @pytest.mark.parametrize("kind, completion, expected_body", [
     (
         "pytest",
-        "):\n    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n    assert wallet.deposit(3",
+        "    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n    assert wallet.deposit(3",
         "    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n",
     ),
     (  # cut inside a multi-line call: the lines of the unfinished statement go
         "unittest",
-        "):\n        wallet = Wallet('a')\n        self.assertEqual(\n            wallet.deposit(2),\n",
+        "        wallet = Wallet('a')\n        self.assertEqual(\n            wallet.deposit(2),\n",
         "        wallet = Wallet('a')\n",
     ),
     (
@@ -174,22 +201,22 @@ def test_truncated_last_line_is_dropped(request, kind, completion, expected_body
 
 
 def test_truncation_that_leaves_an_empty_body_is_invalid(pytest_prompt):
-    test = only(pytest_prompt, "):\n    wallet = Wallet('a'")
+    test = only(pytest_prompt, "    wallet = Wallet('a'")
     assert not test.valid and test.problems
 
 
 def test_a_complete_test_with_an_error_inside_is_not_salvaged(pytest_prompt):
-    test = only(pytest_prompt, "):\n    wallet = Wallet('a'\n    assert wallet\n\n\ndef test_next():\n    pass\n")
+    test = only(pytest_prompt, "    wallet = Wallet('a'\n    assert wallet\n\n\ndef test_next():\n    pass\n")
     assert not test.valid
     assert test.problems and test.repaired == []
 
 
 @pytest.mark.parametrize("kind, completion", [
-    ("pytest", "):\n    pass\n"),
-    ("pytest", "):\n    ...\n"),
-    ("pytest", '):\n    """Deposits money."""\n    pass\n'),
-    ("pytest", "):\n    # TODO\n    pass\n"),
-    ("unittest", "):\n        pass\n"),
+    ("pytest", "    pass\n"),
+    ("pytest", "    ...\n"),
+    ("pytest", '    """Deposits money."""\n    pass\n'),
+    ("pytest", "    # TODO\n    pass\n"),
+    ("unittest", "        pass\n"),
     ("junit", "    }\n"),
     ("junit", "        // nothing yet\n    }\n"),
 ])
@@ -200,7 +227,7 @@ def test_empty_tests_are_dropped(request, kind, completion):
 
 
 def test_unparseable_python_is_reported_with_its_line(pytest_prompt):
-    test = only(pytest_prompt, "):\n    assert Wallet(\n1 2)\n\n\nx = 1\n")
+    test = only(pytest_prompt, "    assert Wallet(\n1 2)\n\n\nx = 1\n")
     assert not test.valid
     assert test.problems[0].startswith("line ")
 
@@ -209,10 +236,10 @@ def test_unparseable_python_is_reported_with_its_line(pytest_prompt):
 
 def test_duplicates_are_dropped(pytest_prompt):
     completions = [
-        "):\n    assert Wallet('a').deposit(1) == 1\n",
-        "):\n    assert Wallet('a').deposit(1)   ==   1\n\n",
-        "):\n    assert Wallet( 'a' ).deposit( 1 ) == 1\n",
-        "):\n    assert Wallet('a').deposit(2) == 2\n",
+        "    assert Wallet('a').deposit(1) == 1\n",
+        "    assert Wallet('a').deposit(1)   ==   1\n\n",
+        "    assert Wallet( 'a' ).deposit( 1 ) == 1\n",
+        "    assert Wallet('a').deposit(2) == 2\n",
     ]
     everything = postprocess_all(pytest_prompt, completions)
     kept = [test for test in everything if test.kept]
@@ -223,14 +250,14 @@ def test_duplicates_are_dropped(pytest_prompt):
 
 def test_ranking_prefers_tests_that_assert(pytest_prompt):
     completions = [
-        "):\n    Wallet('a').deposit(1)\n",  # no assertion
-        "):\n    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n",
+        "    Wallet('a').deposit(1)\n",  # no assertion
+        "    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n",
         (
-            "):\n    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.balance == 1\n"
+            "    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.balance == 1\n"
             "    with pytest.raises(ValueError):\n        wallet.deposit(0)\n"
         ),
-        "):\n    assert parse_amount('1') == 1\n",  # asserts, but not about deposit
-        "):\n    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.deposit(1) == 1\n",  # repeats itself
+        "    assert parse_amount('1') == 1\n",  # asserts, but not about deposit
+        "    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.deposit(1) == 1\n",  # repeats itself
     ]
     ranked = postprocess(pytest_prompt, completions)
     assert [test.index for test in ranked] == [2, 1, 4, 3, 0]  # repeating an assertion does not count
@@ -257,7 +284,7 @@ def test_names_are_unique_against_the_existing_test_file(pytest_prompt, junit_pr
     names = {test.name for test in list_tests(existing)}
     assert names == {"test_parse_amount", "test_deposit"}
     ranked = postprocess(pytest_prompt, [
-        "):\n    assert Wallet('a').deposit(1) == 1\n", "):\n    assert Wallet('a').deposit(2) == 2\n",
+        "    assert Wallet('a').deposit(1) == 1\n", "    assert Wallet('a').deposit(2) == 2\n",
     ], existing_names=names)
     assert [test.name for test in ranked] == ["test_deposit_2", "test_deposit_3"]
     assert ranked[0].source.startswith("def test_deposit_2():\n")
@@ -318,7 +345,7 @@ def test_syntax_problems_checks_one_function():
 
 
 def test_kept_tests_serialize(pytest_prompt):
-    [test] = postprocess(pytest_prompt, ["):\n    assert Wallet('a').deposit(1) == 1\n"])
+    [test] = postprocess(pytest_prompt, ["    assert Wallet('a').deposit(1) == 1\n"])
     data = test.to_json()
     assert data["kept"] is True and data["name"] == "test_deposit" and data["assertions"] == 1
 

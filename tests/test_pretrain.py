@@ -168,14 +168,15 @@ def test_held_out_package_covers_code_and_tests():
     assert not is_held_out("email/utils.py", None)
 
 
-def test_the_shipped_model_is_the_default_and_small():
+def test_the_shipped_test_model_loads_by_name_and_is_small():
     from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.settings import BUNDLED_TEST_MODEL
 
     if not (SHIPPED_FOLDER / "config.json").is_file():
         pytest.fail(f"unitune-mini is not in {SHIPPED_FOLDER}; build it with `unitune pretrain`")
     size = sum(p.stat().st_size for p in SHIPPED_FOLDER.iterdir() if p.is_file())
     assert size <= MAX_SHIPPED_BYTES
-    loaded = load_model(ModelSpec(device="cpu"))
+    loaded = load_model(ModelSpec(BUNDLED_TEST_MODEL, device="cpu"))
     assert loaded.model_id == "unitune-mini"
     assert loaded.folder.resolve() == SHIPPED_FOLDER.resolve()
     config = loaded.model.config

@@ -124,14 +124,15 @@ def test_framework_must_fit_the_language():
 
 # -- Python prompts ------------------------------------------------------------------------------
 
-def test_pytest_new_file_prompt_ends_at_the_test_parameters(bank):
+def test_pytest_new_file_prompt_ends_with_the_whole_def_line(bank):
+    """Without fixtures to ask for, the test takes no parameters: the model writes only the body."""
     file, found = bank
     prompt = build_prompt(file, found["Account.deposit"], framework="pytest", module_import="bank")
     assert after_context(prompt, file, found["Account.deposit"]) == (
-        "\n\n\nimport pytest\n\nfrom bank import Account\n\n\ndef test_deposit("
+        "\n\n\nimport pytest\n\nfrom bank import Account\n\n\ndef test_deposit():\n"
     )
-    assert (prompt.test_name, prompt.prefix, prompt.indent, prompt.def_indent) == (
-        "test_deposit", "def test_deposit(", "    ", 0,
+    assert (prompt.test_name, prompt.prefix, prompt.indent, prompt.def_indent, prompt.in_signature) == (
+        "test_deposit", "def test_deposit():\n", "    ", 0, False,
     )
     assert prompt.version == PROMPT_FORMAT_VERSION
     assert prompt.text.startswith("from __future__ import annotations\n")  # the default, richest context
@@ -140,7 +141,7 @@ def test_pytest_new_file_prompt_ends_at_the_test_parameters(bank):
 def test_pytest_imports_the_function_itself_for_a_top_level_focal(bank):
     file, found = bank
     prompt = build_prompt(file, found["interest"], framework="pytest", module_import="pkg.bank", level="fm")
-    assert prompt.text.endswith("from pkg.bank import interest\n\n\ndef test_interest(")
+    assert prompt.text.endswith("from pkg.bank import interest\n\n\ndef test_interest():\n")
 
 
 def test_pytest_existing_file_keeps_imports_and_fixtures_only(bank):
@@ -154,6 +155,7 @@ def test_pytest_existing_file_keeps_imports_and_fixtures_only(bank):
         "\n\n@pytest.fixture\ndef account():\n    return Account(\"a\")\n"
         "\n\ndef test_deposit("
     )
+    assert prompt.in_signature  # the model may ask for the fixture
 
 
 def test_unittest_new_file_prompt_is_a_method_of_a_testcase(bank):
@@ -162,9 +164,11 @@ def test_unittest_new_file_prompt_is_a_method_of_a_testcase(bank):
     assert after_context(prompt, file, found["Account.deposit"]) == (
         "\n\n\nimport unittest\n\nfrom bank import Account\n\n\n"
         "class TestAccount(unittest.TestCase):\n"
-        "    def test_deposit(self"
+        "    def test_deposit(self):\n"
     )
-    assert (prompt.indent, prompt.def_indent, prompt.test_class) == ("        ", 4, "TestAccount")
+    assert (prompt.indent, prompt.def_indent, prompt.test_class, prompt.in_signature) == (
+        "        ", 4, "TestAccount", False,
+    )
 
 
 def test_unittest_existing_file_keeps_class_attributes_and_set_up(bank):
@@ -185,9 +189,73 @@ def test_unittest_existing_file_keeps_class_attributes_and_set_up(bank):
         "    def setUp(self):\n"
         '        self.account = Account("ann", 10)\n'
         "\n"
-        "    def test_deposit(self"
+        "    def test_deposit(self):\n"
     )
     assert "test_old" not in prompt.text  # other tests are not part of the header
+
+
+PYTEST_CLASS_WITH_FIXTURE = '''from pytest import fixture
+
+from bank import Account
+
+
+class TestAccount:
+    @fixture(scope="class")
+    def account(self):
+        return Account("a")
+
+    def test_old(self, account):
+        assert account
+'''
+
+
+def test_pytest_prompt_leaves_the_parameters_open_where_the_test_file_has_fixtures(bank):
+    """Only a test file with fixtures ends the prompt inside `def test_x(`, so the model can use them."""
+    file, found = bank
+    prompt = build_prompt(
+        file, found["Account.deposit"], framework="pytest", module_import="bank",
+        existing_test_source=EXISTING_PYTEST, level="fm",
+    )
+    assert (prompt.prefix, prompt.in_signature, prompt.def_indent) == ("def test_deposit(", True, 0)
+    completion = "account):\n    assert account.deposit(5) == 5\n\n\ndef test_other():\n"
+    assert prompt.test_source(completion) == "def test_deposit(account):\n    assert account.deposit(5) == 5\n"
+
+    in_class = build_prompt(
+        file, found["Account.deposit"], framework="pytest", module_import="bank",
+        existing_test_source=PYTEST_CLASS_WITH_FIXTURE, test_class="TestAccount", level="fm",
+    )
+    assert in_class.text.endswith('        return Account("a")\n\n    def test_deposit(self')
+    assert (in_class.prefix, in_class.in_signature, in_class.def_indent) == ("    def test_deposit(self", True, 4)
+    completion = ", account):\n        assert account.deposit(5) == 5\n\n    def test_other(self):\n"
+    assert in_class.test_source(completion) == (
+        "    def test_deposit(self, account):\n        assert account.deposit(5) == 5\n"
+    )
+
+
+def test_python_prompt_closes_the_def_line_where_no_fixture_is_shown(bank):
+    file, found = bank
+    no_fixtures = EXISTING_PYTEST.replace("@pytest.fixture\n", "")  # `account` is a plain helper now
+    prompt = build_prompt(
+        file, found["Account.deposit"], framework="pytest", module_import="bank",
+        existing_test_source=no_fixtures, level="fm",
+    )
+    assert prompt.text.endswith("\n\n\ndef test_deposit():\n") and not prompt.in_signature
+    assert "def account():" not in prompt.text  # helpers are not part of the header
+
+    in_class = build_prompt(
+        file, found["Account.deposit"], framework="pytest", module_import="bank", test_class="TestAccount", level="fm",
+    )
+    assert in_class.text.endswith("\n\n\nclass TestAccount:\n    def test_deposit(self):\n")
+    assert (in_class.in_signature, in_class.def_indent, in_class.indent) == (False, 4, "        ")
+
+    # unittest methods cannot take fixtures, even where the test file defines some
+    unittest_with_fixture = EXISTING_UNITTEST.replace("\n\nclass", "\n\n@pytest.fixture\ndef account():\n    return 1\n\n\nclass")
+    prompt = build_prompt(
+        file, found["Account.deposit"], framework="unittest", module_import="bank",
+        existing_test_source=unittest_with_fixture, level="fm",
+    )
+    assert "@pytest.fixture" in prompt.text
+    assert prompt.text.endswith("    def test_deposit(self):\n") and not prompt.in_signature
 
 
 # -- Java prompts --------------------------------------------------------------------------------
@@ -250,9 +318,81 @@ def test_split_python_test_keeps_self_in_the_opening():
     assert body == ", tmp_path):\n        assert tmp_path\n"
 
 
+@pytest.mark.parametrize("source, opening, completion", [
+    (  # no parameters: the whole `def` line is the opening, the body the completion
+        "def test_x():\n    assert f()\n",
+        "def test_x():\n", "    assert f()\n",
+    ),
+    (
+        "    def test_x(self):\n        assert f()\n",
+        "    def test_x(self):\n", "        assert f()\n",
+    ),
+    (  # decorators, a return annotation and a comment stay with the `def` line
+        "@pytest.mark.slow\ndef test_x() -> None:  # slow\n    assert f()\n",
+        "@pytest.mark.slow\ndef test_x() -> None:  # slow\n", "    assert f()\n",
+    ),
+    (  # a fixture parameter: the model is to write the parameters, as a fixture prompt asks it to
+        "def test_x(tmp_path):\n    assert tmp_path\n",
+        "def test_x(", "tmp_path):\n    assert tmp_path\n",
+    ),
+    (
+        "    def test_x(self, tmp_path):\n        assert tmp_path\n",
+        "    def test_x(self", ", tmp_path):\n        assert tmp_path\n",
+    ),
+    (  # a multi-line signature and a comment before the first statement
+        "    def test_x(\n        self,\n    ):\n        # arrange\n        x = f()\n\n        assert x\n",
+        "    def test_x(\n        self,\n    ):\n", "        # arrange\n        x = f()\n\n        assert x\n",
+    ),
+    (
+        "def test_x(\n    tmp_path,  # a fixture\n) -> None:\n    # arrange\n    assert tmp_path\n",
+        "def test_x(", "\n    tmp_path,  # a fixture\n) -> None:\n    # arrange\n    assert tmp_path\n",
+    ),
+])
+def test_split_python_test_opens_like_a_new_test(source, opening, completion):
+    assert split_test(source, "python") == (opening, completion)
+    # The stop rule for that opening ends the completion exactly where the developer's test ended.
+    indent = len(source) - len(source.lstrip(" "))
+    following = completion + "\n\n" + " " * indent + "def test_y():\n    pass\n"
+    in_signature = not opening.endswith("\n")
+    assert test_has_ended("python", following, indent, in_signature) == len(completion)
+
+
+def test_split_parameterless_test_reindented_for_a_class():
+    source = "def test_x():\n    # why\n    assert f()\n"
+    assert split_test(source, "python", indent="    ") == ("    def test_x():\n", "        # why\n        assert f()\n")
+
+
+def test_training_pair_for_a_test_with_a_fixture_matches_the_fixture_prompt(bank):
+    file, found = bank
+    test = "def test_deposit(account):\n    assert account.deposit(1) == 1\n"
+    prompt, completion = training_example(
+        file, found["Account.deposit"], test, framework="pytest", module_import="bank",
+        existing_test_source=EXISTING_PYTEST,
+    )
+    inference = build_prompt(
+        file, found["Account.deposit"], framework="pytest", module_import="bank", existing_test_source=EXISTING_PYTEST,
+    )
+    assert prompt == inference.text and prompt.endswith("\n\n\ndef test_deposit(")
+    assert completion == "account):\n    assert account.deposit(1) == 1\n"
+    assert inference.test_source(completion + "\n\ndef test_other():\n") == test
+
+
+def test_training_pair_without_parameters_in_a_fixture_file_stays_open_like_inference(bank):
+    """Inference leaves the parameter list open where the header shows fixtures; training must too, or
+    the model would only ever see that open form followed by a fixture it then invents."""
+    file, found = bank
+    test = "def test_deposit():\n    assert Account('a').deposit(1) == 1\n"
+    prompt, completion = training_example(
+        file, found["Account.deposit"], test, framework="pytest", module_import="bank",
+        existing_test_source=EXISTING_PYTEST,
+    )
+    assert prompt.endswith("\n\n\ndef test_deposit(")
+    assert completion == "):\n    assert Account('a').deposit(1) == 1\n"
+
+
 def test_split_reindents_without_touching_multiline_strings():
     source = '    def test_x(self):\n        s = """\nabc\n    """\n        assert s\n'
-    assert split_test(source, "python", indent="") == ("def test_x(self", '):\n    s = """\nabc\n    """\n    assert s\n')
+    assert split_test(source, "python", indent="") == ("def test_x(self):\n", '    s = """\nabc\n    """\n    assert s\n')
 
 
 def test_split_java_test_at_the_opening_brace():
@@ -270,8 +410,9 @@ def test_training_pair_has_the_shape_of_an_inference_prompt(bank):
     prompt, completion = training_example(file, focal, test, framework="pytest", module_import="bank")
     inference = build_prompt(file, focal, framework="pytest", module_import="bank")
     assert prompt == inference.text
-    assert completion == "):\n    assert interest(100, 0) == 100\n"
-    assert test_has_ended("python", completion + "def test_next():\n") == len(completion)
+    assert completion == "    assert interest(100, 0) == 100\n"
+    assert test_has_ended("python", completion + "def test_next():\n", in_signature=False) == len(completion)
+    assert inference.test_source(completion + "def test_next():\n") == test
 
 
 def test_training_pair_for_a_unittest_method_and_a_junit_test(bank, shapes):
@@ -285,7 +426,7 @@ def test_training_pair_for_a_unittest_method_and_a_junit_test(bank, shapes):
         file, found["Account.deposit"], framework="unittest", module_import="bank",
         existing_test_source=EXISTING_UNITTEST,
     ).text
-    assert completion == "):\n        self.assertEqual(Account('a').deposit(1), 1)\n"
+    assert completion == "        self.assertEqual(Account('a').deposit(1), 1)\n"
 
     java_file, java = shapes
     java_test = "    @Test\n    public void testCircleArea() throws Exception {\n        assertEquals(0.0, Shapes.circleArea(0));\n    }\n"
@@ -297,10 +438,10 @@ def test_training_pair_for_a_unittest_method_and_a_junit_test(bank, shapes):
 
 # -- stop rule: Python ---------------------------------------------------------------------------
 
-def ends(text, indent=0, language="python"):
+def ends(text, indent=0, language="python", in_signature=True):
     """What `test_has_ended` keeps, checking that feeding character by character agrees."""
-    end = test_has_ended(language, text, indent)
-    scanner = StopScanner(language, indent)
+    end = test_has_ended(language, text, indent, in_signature)
+    scanner = StopScanner(language, indent, in_signature)
     incremental = None
     for char in text:
         incremental = scanner.feed(char)
@@ -350,6 +491,41 @@ def test_stop_scanner_handles_pieces_split_inside_triple_quotes():
     assert end == len('):\n    s = """\nx\n"""\n    pass\n')
 
 
+# A closed opening (`def test_x():` and a newline): the completion is the body, bracket depth 0.
+
+def test_python_body_ends_at_a_dedented_def_and_drops_trailing_blank_lines():
+    text = "    x = 1\n\n    y = 2\n\n\ndef test_other():\n    pass\n"
+    assert ends(text, in_signature=False) == "    x = 1\n\n    y = 2\n"
+    assert ends("        assert 1\n\n    def test_b(self):\n", indent=4, in_signature=False) == "        assert 1\n"
+
+
+def test_python_body_has_not_ended_while_it_goes_on():
+    assert ends("    x = 1\n\n    y = 2\n", in_signature=False) is None
+    assert ends("\n    # arrange\n    x = 1\n", in_signature=False) is None  # a blank line first is fine
+    assert ends("    x = 1\n   ", in_signature=False) is None  # indentation alone decides nothing yet
+
+
+def test_python_body_dedented_line_inside_brackets_does_not_end_the_test():
+    text = "    x = (1,\n2)\n    y = [\n  3,\n]\n    assert f(x,\ny)\ndef test_other():\n"
+    assert ends(text, in_signature=False) == text[: text.index("def test_other")]
+    text = '    s = """\nnot the end\n"""\n    t = 1 + \\\n2\n    assert s\nz = 3\n'
+    assert ends(text, in_signature=False) == text[: text.index("z = 3")]
+
+
+def test_python_body_comment_lines_do_not_end_it_but_a_trailing_run_is_left_out():
+    assert ends("    assert 1\n# note\n    assert 2\n", in_signature=False) is None
+    assert ends("    assert 1\n\n# section\n\ndef test_b():\n", in_signature=False) == "    assert 1\n"
+
+
+def test_python_body_that_starts_dedented_is_empty():
+    assert ends("def test_other():\n    pass\n", in_signature=False) == ""
+
+
+def test_java_ignores_in_signature():
+    text = "        f();\n    }\n\n    @Test"
+    assert ends(text, indent=4, language="java", in_signature=False) == ends(text, indent=4, language="java")
+
+
 # -- stop rule: Java -----------------------------------------------------------------------------
 
 def test_java_test_ends_when_the_method_brace_closes():
@@ -373,8 +549,10 @@ def test_java_test_has_not_ended_with_open_braces():
 def test_prompt_turns_a_completion_into_the_whole_test(bank, shapes):
     file, found = bank
     prompt = build_prompt(file, found["interest"], framework="pytest", module_import="bank", level="fm")
-    assert prompt.test_source("):\n    assert interest(1) > 1\n\n\ndef test_other():\n    pass\n") == (
-        "def test_interest():\n    assert interest(1) > 1\n"
+    completion = "    assert interest(1) > 1\n    assert interest(\n2) > 2\n\n\ndef test_other():\n    pass\n"
+    assert prompt.stop_scanner().feed(completion) == completion.index("\n\n\ndef") + 1
+    assert prompt.test_source(completion) == (
+        "def test_interest():\n    assert interest(1) > 1\n    assert interest(\n2) > 2\n"
     )
     java_file, java = shapes
     prompt = build_prompt(java_file, java["Shapes.circleArea"], framework="junit5", module_import=None, level="fm")

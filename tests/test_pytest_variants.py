@@ -275,9 +275,11 @@ def test_pytest_variant_of_a_mined_pair(repo):
         "def test_double():\n    assert double(4) == 8\n    with pytest.raises(TypeError):\n        double(None) + 1\n"
     )
     header = variant["prompt"].split("def double(x):", 1)[1]
-    assert header.endswith("\n\n\nimport pytest\nimport unittest\nfrom pkg.calc import Calculator, double\n\n\ndef test_double(")
+    assert header.endswith("\n\n\nimport pytest\nimport unittest\nfrom pkg.calc import Calculator, double\n\n\ndef test_double():\n")
+    assert variant["completion"] == "    assert double(4) == 8\n    with pytest.raises(TypeError):\n        double(None) + 1\n"
+    assert original["prompt"].endswith("    def test_double(self):\n")  # the unittest pair opens the same way
     assert variant["prompt"].startswith(original["prompt"].split("import unittest", 1)[0])  # same focal context
-    assert variant["prompt"] + variant["completion"] == variant["prompt"][: -len("def test_double(")] + variant["test_code"]
+    assert variant["prompt"] + variant["completion"] == variant["prompt"][: -len("def test_double():\n")] + variant["test_code"]
     compile(variant["prompt"] + variant["completion"], "<variant>", "exec")
     for key in ("focal_file", "focal_name", "focal_qualified_name", "focal_code", "split", "test_file", "match"):
         assert variant[key] == original[key]
@@ -293,6 +295,6 @@ def test_pytest_variants_counts_and_skips(repo):
     assert sorted(v["variant_of"] for v in variants) == ["CalculatorTest.test_add", "CalculatorTest.test_double"]
     assert counts == {"unittest_pairs": 4, "variants": 2, "not_convertible": 2, "duplicates": 0}
     add = next(v for v in variants if v["test_name"] == "test_add")
-    assert add["prompt"].endswith("from pkg.calc import Calculator, double\n\n\ndef test_add(")
+    assert add["prompt"].endswith("from pkg.calc import Calculator, double\n\n\ndef test_add():\n")
     assert "class Calculator:" in add["prompt"]  # the focal class context, as for the unittest pair
     compile(add["prompt"] + add["completion"], "<variant>", "exec")

@@ -1,5 +1,6 @@
 """The README's first command, run as a newcomer would (the install step aside: this environment
-has unitune installed): offline, with the bundled model, it must print a generated test."""
+has unitune installed): offline, with the default model, it must print a test of `Account.deposit`
+that calls `deposit`, asserts something and passes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = "pip install -e ."
@@ -30,9 +33,11 @@ def test_the_readme_opens_with_install_and_generate_then_the_tests():
     assert "python -m pytest" in tests
 
 
-def test_the_readme_first_command_prints_a_generated_test_offline(tmp_path):
+@pytest.mark.slow
+def test_the_readme_first_command_prints_a_passing_test_offline(tmp_path, real_model_home, example_project):
     main = first_commands()[0].removeprefix(INSTALL + " && ")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "UNITUNE_HOME": str(tmp_path / "home"),
+    # The session's home already holds the converted default model (the first use, tested on its own).
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "UNITUNE_HOME": str(real_model_home),
            "UNITUNE_CONFIG": str(tmp_path / "no-user-config.toml")}
     words = shlex.split(main)
     assert words[0] == "unitune", main
@@ -43,4 +48,14 @@ def test_the_readme_first_command_prints_a_generated_test_offline(tmp_path):
     tree = ast.parse(done.stdout)  # what it prints is Python that parses
     tests = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name.startswith("test")]
     assert tests, done.stdout
-    assert "deposit" in done.stdout  # a test of the function under the cursor, not of something else
+    calls = [node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute)]
+    assert "deposit" in calls, done.stdout  # a test of the function under the cursor, not of something else
+    assert any(isinstance(node, ast.Assert) for node in ast.walk(tree)) or "pytest.raises" in done.stdout
+    # It passes, inserted where `--write` puts it (the example project's tests/test_account.py).
+    test_file = example_project / "python" / "tests" / "test_account.py"
+    test_file.parent.mkdir(exist_ok=True)
+    test_file.write_text("import pytest\n\nfrom bank.account import Account\n\n\n" + done.stdout)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+                         cwd=example_project / "python", capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr

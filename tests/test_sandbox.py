@@ -8,8 +8,12 @@ nothing is ever sent anywhere but to a socket of this test on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
+import site
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -476,6 +480,164 @@ def test_the_environment_is_clean(project, monkeypatch):
     """, focal_file=None, focal_lines=None)
     assert result.status == "passed", result.output
     assert result.line_coverage is None and result.branch_coverage is None  # no focal file: nothing measured
+
+
+def test_the_driver_says_why_it_cannot_start_the_interpreter(tmp_path):
+    # Run the driver itself (as the caller, no namespace): its interpreter is not executable.
+    driver, config, out = tmp_path / "driver.py", tmp_path / "config.json", tmp_path / "out"
+    out.mkdir()
+    not_a_program = tmp_path / "python"
+    not_a_program.write_text("#!/bin/sh\n")
+    os.chmod(not_a_program, 0o644)
+    driver.write_text(sandbox._DRIVER)
+    config.write_text(json.dumps({"cwd": str(out), "out": str(out), "python": str(not_a_program), "pytest_args": []}))
+    completed = subprocess.run(sandbox._driver_command(sys.executable, driver, config), capture_output=True,
+                               text=True, timeout=60)
+    assert completed.returncode == 3
+    said = f"[unitune sandbox] cannot start the tests' interpreter {not_a_program} as "
+    assert said in completed.stdout and "Permission denied" in completed.stdout
+    summary = sandbox.SandboxResult(status="error", output=completed.stdout, returncode=3).summary()
+    assert "cannot start the tests' interpreter" in summary
+
+
+def test_folders_the_sandbox_user_may_not_enter_are_covered_and_only_the_needed_paths_bound_back(monkeypatch):
+    private = {"/root", "/root/work/private"}
+    monkeypatch.setattr(sandbox, "_enterable", lambda folder, user: folder not in private)
+    user = sandbox._User("nobody", 65534, 65534)
+    needed = ["/root/.pyenv/versions/3.11.7", "/root/.pyenv/versions/3.11.7/lib/python3.11", "/root/work",
+              "/root/work/private/venv", "/tmp/unitune-sandbox-x", "/usr/lib/python3/dist-packages"]
+    assert sandbox._exposure(needed, user) == [
+        ["tmpfs", "/root"],
+        ["bind", "/root/work"],  # bound back whole: its private folder is covered again
+        ["tmpfs", "/root/work/private"],
+        ["bind", "/root/.pyenv/versions/3.11.7"],  # not lib/python3.11 again: it is inside
+        ["bind", "/root/work/private/venv"],
+    ]
+    assert sandbox._exposure(["/tmp/unitune-sandbox-x", "/usr/lib"], user) == []
+
+
+# -- an interpreter out of the sandbox user's reach --------------------------------------------
+
+def nobody():
+    """`nobody`'s password entry, None where there is none (or no `pwd`: not POSIX)."""
+    try:
+        import pwd
+
+        return pwd.getpwnam("nobody")
+    except (ImportError, KeyError):
+        return None
+
+
+def private_ancestor(path: str) -> Path | None:
+    """The first folder on the way to `path` that `nobody` may not enter (no x bit for it), if any."""
+    user = nobody()
+    for folder in reversed(Path(os.path.realpath(path)).parents):
+        mode = folder.stat()
+        bits = (0o100 if mode.st_uid == user.pw_uid else 0o010 if mode.st_gid == user.pw_gid else 0o001)
+        if not mode.st_mode & bits:
+            return folder
+    return None
+
+
+def mount_namespaces() -> bool:
+    """Whether this process may make mount namespaces (root with CAP_SYS_ADMIN, util-linux `unshare`)."""
+    try:
+        return subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+needs_root_and_namespaces = pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() != 0 or nobody() is None or not mount_namespaces(),
+    reason="only unitune running as root drops to `nobody`, and showing it an interpreter it cannot reach "
+           "needs a mount namespace (CAP_SYS_ADMIN)",
+)
+
+#: Run inside: the private folder shows the interpreter and nothing else; no capability to read any file.
+SEES_NOTHING_ELSE = """\
+    import os
+
+    from tiny.calc import sign
+
+
+    def test_sign():
+        assert sign(2) == "non-negative"
+
+
+    def test_nothing_else_of_the_private_folder():
+        assert not os.path.exists({secret!r})
+        with open("/proc/self/status") as status:
+            capabilities = dict(line.split(":", 1) for line in status if line.startswith("Cap"))
+        assert int(capabilities["CapEff"], 16) == 0 and int(capabilities["CapPrm"], 16) == 0
+        if os.path.exists("/etc/shadow"):
+            try:
+                open("/etc/shadow").close()
+            except PermissionError:
+                pass
+            else:
+                raise AssertionError("the tests could read /etc/shadow")
+"""
+
+
+def assert_ran_as_nobody(result) -> None:
+    assert result.status == "passed", result.output
+    assert result.passed == 2
+    assert result.line_coverage == pytest.approx(2 / 3) and result.branch_coverage == pytest.approx(0.5)
+    assert result.isolation["user"] == "nobody" and int(result.isolation["capabilities"], 16) == 0
+
+
+@pytest.fixture
+def private_venv(tmp_path) -> Path:
+    """A virtual environment inside a folder only root may enter (as one made from a Python under
+    /root would be), with the packages of the interpreter running these tests (pytest, coverage;
+    offline: `--system-site-packages` would give the base interpreter's when that is a venv itself).
+    Its interpreter is out of `nobody`'s reach unless the sandbox shows it."""
+    private = tmp_path / "private"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    venv = private / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    Path(purelib, "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
+
+
+@needs_root_and_namespaces
+def test_a_virtual_environment_in_a_private_folder_runs_as_nobody(project, private_venv):
+    secret = private_venv.parents[2] / "secret.txt"
+    secret.write_text("root's eyes only")
+    result = run(project, SEES_NOTHING_ELSE.format(secret=str(secret)), python=private_venv)
+    assert_ran_as_nobody(result)
+    assert result.isolation["exposed"]  # the venv, bound back into a tmpfs over the private folder
+
+
+@needs_root_and_namespaces
+def test_an_interpreter_nobody_cannot_start_is_an_error_that_says_so(project, private_venv, monkeypatch):
+    # The original fault: the run starts, but `nobody` cannot start the interpreter. Nothing shown
+    # to it (the plan, made first, passed its check): the run must say why, not "no test ran".
+    sandbox._plan(str(private_venv))
+    monkeypatch.setattr(sandbox, "_exposure", lambda paths, user: [])
+    result = run(project, "def test_nothing():\n    pass\n", python=private_venv)
+    assert result.status == "error" and not result.tests
+    assert "cannot start the tests' interpreter" in result.summary() and "Permission denied" in result.summary()
+    assert str(private_venv) in result.output
+
+
+@needs_root_and_namespaces
+@pytest.mark.skipif(nobody() is None or private_ancestor(sys.executable) is None,
+                    reason="the interpreter running these tests is within reach of `nobody` (not under /root)")
+def test_an_interpreter_under_roots_private_home_runs_as_nobody(project):
+    # The machine's own case: a pyenv Python under /root (mode 700).
+    secret = private_ancestor(sys.executable) / f"unitune-sandbox-secret-{os.getpid()}.txt"
+    try:
+        secret.write_text("root's eyes only")
+        result = run(project, SEES_NOTHING_ELSE.format(secret=str(secret)), python=sys.executable)
+    finally:
+        secret.unlink(missing_ok=True)
+    assert_ran_as_nobody(result)
+    assert any(path.startswith(f"{private_ancestor(sys.executable)}/") for path in result.isolation["exposed"])
 
 
 # -- validate = "run" in generation --------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from conftest import PY_FOCAL, example_prompt
 
 from unitune.cli import main
+from unitune.prompt import PROMPT_FORMAT_VERSION
 
 METHODS = ["lora", "ia3", "prompt-tuning", "full"]
 
@@ -25,7 +26,7 @@ def pairs_file(tmp_path_factory) -> Path:
     prompt = example_prompt(*PY_FOCAL).text
     rows = []
     for i in range(8):
-        completion = f'):\n    account = Account("u{i}")\n    assert account.deposit({i + 1}) == {i + 1}\n'
+        completion = f'    account = Account("u{i}")\n    assert account.deposit({i + 1}) == {i + 1}\n'
         rows.append({"language": "python", "test_file": "tests/test_account.py", "test_name": f"test_deposit_{i}",
                      "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
                      "test_code": "", "focal_code": "", "prompt": prompt, "completion": completion,
@@ -120,7 +121,7 @@ def test_adapter_card_plot_and_plain_peft_loading(tiny_base, pairs_file, home, c
     assert "adapter card-check (lora) written to" in out and "validation loss" in out
     folder = home / "adapters" / "card-check"
     card = json.loads((folder / "unitune-adapter.json").read_text())
-    assert card["method"] == "lora" and card["prompt_format_version"] == 1
+    assert card["method"] == "lora" and card["prompt_format_version"] == PROMPT_FORMAT_VERSION
     assert card["library_versions"]["peft"] and card["training"]["pairs"] == {"train": 6, "valid": 2}
     assert card["training"]["trainable_parameters"] > 0 and card["training"]["peak_memory_mib"] > 0
     assert card["metrics"]["eval_loss_before"] is not None and card["metrics"]["eval_loss_after"] is not None

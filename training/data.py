@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.prompt import model_input
 
 IGNORE_INDEX = -100
 REQUIRED_KEYS = ("language", "prompt", "completion", "split", "focal_file", "test_file")
@@ -60,13 +61,16 @@ def read_pairs(path: Path, language: str | None = None) -> list[dict]:
 
 def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int = 0) -> TokenizedSplit:
     """Prompt and completion are tokenized separately and joined (as at inference, where the prompt is
-    tokenized alone and the model continues it); the completion ends with the end-of-text token.
+    tokenized alone and the model continues it); the prompt is given as inference gives it
+    (`unitune.prompt.model_input`: the chat rendering for an instruct model); the completion ends with
+    the end-of-text token.
     `reserved` tokens of the block are taken by virtual tokens (prompt tuning)."""
     split = TokenizedSplit(pairs=len(pairs))
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     limit = block_size - reserved
     for pair in pairs:
-        prompt = tokenizer(pair["prompt"], add_special_tokens=False)["input_ids"]
+        text = model_input(tokenizer, pair["prompt"], pair.get("language", "python"))
+        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
         completion = tokenizer(pair["completion"], add_special_tokens=False)["input_ids"] + eos
         if len(prompt) + len(completion) > limit:
             split.dropped += 1

@@ -99,16 +99,16 @@ def model_card(record: dict) -> str:
 
 A small decoder (Llama architecture) trained from scratch by unitune's own `training/` code on the
 Python standard library, then on focal-method/test pairs mined from it, so that it continues a
-unitune prompt with a pytest-style test. It is unitune's default `model`: it makes `unitune generate`
-work offline, out of the box, with nothing to download.
+unitune prompt with a pytest-style test. It is not the default `model` (that is
+Qwen2.5-Coder-0.5B-Instruct, see the README's "Models and adapters"): it stays in the package as the
+small, fast model unitune's own test suite runs on (`model = "unitune-mini"` selects it).
 
 **It is small, and its tests are weak.** {m['parameters'] / 1e6:.1f}M parameters trained for about
 {(p['seconds'] + t.get('seconds', 0)) / 60:.0f} minutes on two CPU cores cannot understand code the way a
 real code model does. Its tests have the right shape (a `def test_...` for the function under the
 cursor; unitune drops candidates that do not parse, and `--candidates` gives it several chances), but
-they usually call things that do not exist or assert nothing about the function. For real use set
-`model` to a real code model (a Hugging Face id such as a 1B+ code LLM, or a local folder) and train a
-project adapter on it.
+they usually call things that do not exist or assert nothing about the function. For real tests use
+the default model or a larger code model, and train a project adapter on it.
 
 | | |
 |---|---|
@@ -127,7 +127,8 @@ project adapter on it.
 ![loss curves]({CURVES_FILE})
 
 ## Good for
-- making `unitune generate` run offline with no setup: the editor integration, the tests and the demos;
+- unitune's own tests of the editor integration, generation and training, which need a model that loads
+  in a fraction of a second;
 - a base for trying `unitune train` quickly on a CPU (every adapter method trains in minutes);
 - seeing the shape of what unitune does end to end.
 

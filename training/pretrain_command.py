@@ -15,7 +15,7 @@ def add_pretrain_parser(subparsers) -> None:
     d = PretrainConfig()
     parser = subparsers.add_parser(
         "pretrain",
-        help="train the small bundled model (unitune-mini) from scratch on the Python standard library",
+        help="train the small model the test suite uses (unitune-mini) from scratch on the Python standard library",
         description=(
             "Train a tokenizer and a small Llama-style decoder from scratch on the running interpreter's standard "
             "library (PSF license), then continue on focal-method/test pairs mined from it, and write a model "

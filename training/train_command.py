@@ -151,7 +151,10 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     quantization = config.quantization or ("4bit" if device == "cuda" and config.method in (LORA, IA3) else "none")
     if config.method == FULL and quantization != "none":
         raise TrainInputError("full fine-tuning needs an unquantized model; use --quantization none")
-    base = load_model(ModelSpec(config.model or settings.model, device, quantization, settings.trust_remote_code))
+    from unitune.adapters.builtin_models import terminal_progress
+
+    base = load_model(ModelSpec(config.model or settings.model, device, quantization, settings.trust_remote_code),
+                      progress=terminal_progress())
     tokenizer = base.tokenizer
     block = config.block_size or min(base.context_length, trainer.DEFAULT_BLOCK_SIZE)
     reserved = config.virtual_tokens if config.method == "prompt-tuning" else 0

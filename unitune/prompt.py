@@ -7,12 +7,17 @@ A prompt is plain code in the target language, so any base model can complete it
      or what a new test file needs>
     <the opening of a new test>
 
-The opening is `def test_<name>(` for a pytest function, `    def test_<name>(self` inside the test
-class for unittest (and for tests that live in a class), and `    @Test` + `    public void
-test<Name>() throws Exception {` + newline for JUnit. The completion is the rest of the test: for
-Python from the parameters on, through the last line of the body (with its newline); for Java the
-body through the method's closing brace. `split_test` cuts a developer's test the same way, so
-training pairs and inference prompts have one shape.
+The opening is the whole `def` line for a Python test, `def test_<name>():` (`    def
+test_<name>(self):` in a test class), and the completion is the body; only where the header shows
+pytest fixtures the test could ask for does it stop inside the parameter list (`def test_<name>(`, in a
+class `    def test_<name>(self`), and the completion starts with the parameters. For JUnit the opening
+is `    @Test` + `    public void test<Name>() throws Exception {` + newline, and the completion the body
+through the method's closing brace. `split_test` cuts a developer's test the same way (a test with
+parameters, or one in a file that shows fixtures, at the parameter list), so training pairs and
+inference prompts have one shape.
+
+`model_input` gives a prompt to the model: the plain code for a base model, the chat template's
+rendering for an instruct model (see the end of this module).
 
 Test names: Python `test_<focal name in snake case>`, Java `test<FocalName>` (a constructor's focal
 name is its class name). Test classes: Python `Test<Class>`, Java `<OutermostClass>Test`.
@@ -42,13 +47,14 @@ from unitune.focal import Function
 from unitune.languages import JAVA, PYTHON
 from unitune.source import SourceFile
 
-PROMPT_FORMAT_VERSION = 1
+PROMPT_FORMAT_VERSION = 2
 
 
 _JUNIT_IMPORTS = {
     JUNIT5: ("import org.junit.jupiter.api.Test;", "import static org.junit.jupiter.api.Assertions.*;"),
     JUNIT4: ("import org.junit.Test;", "import static org.junit.Assert.*;"),
 }
+_FIXTURE_DECORATOR = re.compile(r"^\s*@[\w.]*fixture\b", re.M)
 _PY_LIFECYCLE = frozenset({
     "setUp", "tearDown", "setUpClass", "tearDownClass", "asyncSetUp", "asyncTearDown",
     "setup_method", "teardown_method", "setup_class", "teardown_class", "setup", "teardown",
@@ -270,20 +276,30 @@ class Prompt:
     level: str = DEFAULT_CONTEXT
     version: int = PROMPT_FORMAT_VERSION
 
+    @property
+    def in_signature(self) -> bool:
+        """Whether the prompt ends inside the test's parameter list (Python `def test_x(`)."""
+        return not (self.language == PYTHON and self.prefix.endswith("\n"))
+
     def stop_scanner(self) -> "StopScanner":
         """A fresh scanner that finds where a completion of this prompt ends its test."""
-        return StopScanner(self.language, self.def_indent)
+        return StopScanner(self.language, self.def_indent, self.in_signature)
 
     def test_source(self, completion: str) -> str:
         """The complete test: the prefix and the completion up to where the test ends."""
-        end = test_has_ended(self.language, completion, self.def_indent)
+        end = test_has_ended(self.language, completion, self.def_indent, self.in_signature)
         return (self.prefix + completion[: end if end is not None else len(completion)]).rstrip() + "\n"
 
 
-def test_prefix(language: str, framework: str, test_name: str, in_class: bool = False) -> str:
-    """The opening of a new test, which every prompt ends with."""
+def test_prefix(language: str, framework: str, test_name: str, in_class: bool = False,
+                fixtures: bool = False) -> str:
+    """The opening of a new test, which every prompt ends with. A Python test asks for parameters only
+    where the prompt shows fixtures it could use (`fixtures`): otherwise the `def` line is closed, since
+    a model left inside `def test_x(` invents fixtures that do not exist and the test errors at set-up."""
     if language == PYTHON:
-        return f"{INDENT}def {test_name}(self" if in_class or framework == UNITTEST else f"def {test_name}("
+        if in_class or framework == UNITTEST:
+            return f"{INDENT}def {test_name}(self" if fixtures and framework != UNITTEST else f"{INDENT}def {test_name}(self):\n"
+        return f"def {test_name}(" if fixtures else f"def {test_name}():\n"
     return f"{INDENT}@Test\n{INDENT}public void {test_name}() throws Exception {{\n"
 
 
@@ -309,7 +325,8 @@ def build_prompt(
         language, framework, function, focal_file, module_import, existing_test_source,
         test_class if in_class else None,
     )
-    opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class)
+    fixtures = language == PYTHON and _FIXTURE_DECORATOR.search(header) is not None
+    opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class, fixtures)
     context = render_context(focal_file, function, level).rstrip("\n")
     if language == PYTHON:
         separator = "\n\n\n" if not in_class else ("\n" if header.endswith(":") else "\n\n")
@@ -323,11 +340,13 @@ def build_prompt(
     return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level)
 
 
-def split_test(test_source: str, language: str, indent: str | None = None) -> tuple[str, str]:
+def split_test(test_source: str, language: str, indent: str | None = None, keep_open: bool = False) -> tuple[str, str]:
     """Cut a developer's test into the opening a prompt ends with and the completion.
 
-    Python: the opening runs through `def name(` (and `self` when that is the first parameter);
-    Java: through the method's `{` and a newline. With `indent`, the test is first re-indented so
+    Python: a test without parameters (but `self`) opens through its whole `def` line and newline, as
+    new tests open; one with parameters through `def name(` (and `self` when that is the first
+    parameter), and so does every test with `keep_open` (a file that shows fixtures). Java: through the
+    method's `{` and a newline. With `indent`, the test is first re-indented so
     its `def`/annotation line starts with `indent`."""
     source = SourceFile(test_source, language)
     definition = _first_definition(source.tree.root_node, language)
@@ -336,7 +355,7 @@ def split_test(test_source: str, language: str, indent: str | None = None) -> tu
     span = definition.parent if definition.parent is not None and definition.parent.type == "decorated_definition" else definition
     if indent is not None:
         rebased = reindent_span(source, span, span.start_byte, span.end_byte, indent) + "\n"
-        return split_test(rebased, language)
+        return split_test(rebased, language, keep_open=keep_open)
     start = source.offset(span.start_point.row, 0)
     if language == PYTHON:
         params = definition.child_by_field_name("parameters")
@@ -344,6 +363,12 @@ def split_test(test_source: str, language: str, indent: str | None = None) -> tu
         first = params.named_children[0] if params.named_children else None
         if first is not None and first.type == "identifier" and source.node_text(first) == "self":
             cut = first.end_byte
+        body = definition.child_by_field_name("body")
+        colon = next((child for child in definition.children if child.type == ":"), None)
+        parameterless = all(node is first and source.node_text(node) == "self" for node in params.named_children)
+        if parameterless and not keep_open and colon is not None and body.start_point.row > colon.end_point.row:
+            body_start = source.offset(colon.end_point.row + 1, 0)
+            return source.bytes_text(start, body_start), source.bytes_text(body_start, definition.end_byte) + "\n"
         return source.bytes_text(start, cut), source.bytes_text(cut, definition.end_byte) + "\n"
     body = definition.child_by_field_name("body")
     opening = source.bytes_text(start, body.start_byte + 1) + "\n"
@@ -383,7 +408,11 @@ def training_example(
     language = focal_file.language
     framework = parse_framework(framework, language)
     in_class = language == JAVA or framework == UNITTEST or test_class is not None
-    opening, completion = split_test(test_source, language, INDENT if in_class else "")
+    # Where inference would leave the parameter list open (the header shows fixtures), so does training.
+    header = test_file_header(language, framework, function, focal_file, module_import, existing_test_source,
+                              test_class if in_class else None)
+    keep_open = language == PYTHON and framework != UNITTEST and _FIXTURE_DECORATOR.search(header) is not None
+    opening, completion = split_test(test_source, language, INDENT if in_class else "", keep_open)
     name_match = re.search(r"(?:def|void)\s+(\w+)\s*\(", opening)
     prompt = build_prompt(
         focal_file, function, framework=framework, module_import=module_import,
@@ -391,6 +420,72 @@ def training_example(
         test_name=name_match.group(1) if name_match else None, test_class=test_class, prefix=opening,
     )
     return prompt.text, completion
+
+
+# -- how a prompt reaches the model -------------------------------------------------------------
+# A base model continues the plain code (`completion`). An instruct model (its tokenizer has a chat
+# template) writes better tests when asked (`chat`): the focal context and the test file's header go
+# in the user's message with an instruction, and the answer is begun with a code fence and the test's
+# opening, so the model continues the same test and the same stop rule applies (a closing fence is a
+# dedent in Python; Java ends at the test's closing brace). Measured on HumanEval and on the README's
+# example with Qwen2.5-Coder-0.5B-Instruct: see the README's "Models and adapters".
+
+COMPLETION, CHAT = "completion", "chat"
+CHAT_SYSTEM = "You are an expert software engineer who writes correct, focused unit tests."
+CHAT_INSTRUCTION = {
+    PYTHON: ("Write a {framework} unit test for the function the test is named after. Compute each expected value "
+             "by reading the code carefully; check raised exceptions with {raises}. Reply with the test function "
+             "only."),
+    JAVA: ("Write a JUnit test for the method the test is named after. Compute each expected value by reading "
+           "the code carefully; check thrown exceptions with assertThrows. Reply with the test method only."),
+}
+_FENCE = {PYTHON: "python", JAVA: "java"}
+
+
+def prompt_style(tokenizer) -> str:
+    """`chat` for a tokenizer with a chat template (an instruct model), else `completion`."""
+    return CHAT if getattr(tokenizer, "chat_template", None) else COMPLETION
+
+
+def split_opening(text: str) -> tuple[str, str]:
+    """(code before the test, the test's opening) of a prompt's text: the opening is what follows the
+    last blank line (a new test class's header with it, when the class is new)."""
+    body, blank, opening = text.rpartition("\n\n")
+    return (body.strip("\n") + "\n", opening) if blank else ("", text)
+
+
+def model_input(tokenizer, text: str, language: str, max_tokens: int | None = None) -> str:
+    """What the model is given for a prompt's `text`, for training and inference alike: the text itself
+    for a base model, the chat rendering for an instruct model. With `max_tokens`, a chat rendering
+    that is too long loses the start of its code (the focal context's far end), never the test's
+    opening or the instruction."""
+    if prompt_style(tokenizer) == COMPLETION:
+        return text
+    code, opening = split_opening(text)
+    rendered = _chat(tokenizer, code, opening, language)
+    if max_tokens is not None:
+        excess = len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) - max_tokens
+        if excess > 0:
+            ids = tokenizer(code, add_special_tokens=False)["input_ids"]
+            code = tokenizer.decode(ids[min(len(ids), excess + 8):])
+            rendered = _chat(tokenizer, code, opening, language)
+    return rendered
+
+
+def _chat(tokenizer, code: str, opening: str, language: str) -> str:
+    fence = _FENCE.get(language, "")
+    unittest_style = "(self" in opening and "unittest" in code
+    instruction = CHAT_INSTRUCTION.get(language, CHAT_INSTRUCTION[PYTHON]).format(
+        framework="unittest" if unittest_style else "pytest",
+        raises="self.assertRaises" if unittest_style else "pytest.raises")
+    user = f"{instruction}\n\n```{fence}\n{code}```"
+    messages = [{"role": "system", "content": CHAT_SYSTEM}, {"role": "user", "content": user}]
+    try:
+        start = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception:  # noqa: BLE001 - some templates refuse a system turn (jinja raises its own types)
+        merged = [{"role": "user", "content": f"{CHAT_SYSTEM}\n\n{user}"}]
+        start = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+    return f"{start}```{fence}\n{opening}"
 
 
 # These helpers are named after what they make (tests), not tests themselves: keep pytest from

@@ -10,7 +10,9 @@ result's `isolation` says what the tests themselves saw):
 1. A temporary copy. The project's files (no `.git`, virtual environments, `node_modules`, caches,
    `.unitune`, files over 10 MB) are copied into a fresh folder, `extra_files` written over them;
    the tests run with that copy as their working folder, `HOME` and `TMPDIR` inside the temporary
-   folder, and the folder is deleted afterwards.
+   folder, and the folder is deleted afterwards. A driver of unitune's starts the run (it sets up
+   what needs privileges first, with the interpreter's `-I -S`: nothing of the project is imported
+   while it has them).
 2. A clean environment: `PATH`, `HOME`, `TMPDIR`, `LANG`, `PYTHONPATH` (the copy, its `src/`),
    `PYTHONDONTWRITEBYTECODE`, `PYTHONNOUSERSITE` and little else (of the caller's variables only
    `LD_LIBRARY_PATH` and `TZ`): no proxies, tokens or secrets of the caller; the interpreter runs
@@ -33,11 +35,17 @@ result's `isolation` says what the tests themselves saw):
    distributions allow. Without util-linux `unshare`, root gets the network namespace from
    `unshare(2)` in the child.
 6. The user's files out of reach:
-   - unitune running as root: the tests run as `nobody` (util-linux `setpriv`, no supplementary
-     groups, `no_new_privs`), so they cannot write the user's files, and RLIMIT_NPROC, which the
-     kernel never enforces for root, holds. Only the copy belongs to `nobody`. When the interpreter
-     is out of `nobody`'s reach (a pyenv under `/root`), `nobody` keeps one capability,
-     CAP_DAC_READ_SEARCH: it may read any file, never write one;
+   - unitune running as root: the tests run as `nobody` (the driver gives up root before they
+     start: no supplementary groups, no capability left even in the bounding set, `no_new_privs`),
+     so they cannot write the user's files nor read its private ones, and RLIMIT_NPROC, which the
+     kernel never enforces for root, holds. Only the copy belongs to `nobody`. The run also gets a
+     mount namespace (`unshare --mount`): when the interpreter lies in a folder `nobody` may not
+     enter (a pyenv or a virtual environment under `/root`, mode 700), that folder is covered there
+     with an empty tmpfs and only what the interpreter needs (its prefixes, the folders on its
+     `sys.path`, the links to its program) is bound back, so `nobody` runs the very interpreter
+     unitune would and sees nothing else of the folder. Where no mount namespace can be made (root
+     without CAP_SYS_ADMIN), such an interpreter is refused with a `SandboxError` that says what to
+     do; it is never run with a capability to read every file;
    - any other user: in the user namespace (where the run's first process is root) a mount
      namespace, in which every file system but the temporary folder (and /proc, /sys, /dev) is
      remounted read-only; then every capability is dropped and the tests run without any.
@@ -195,10 +203,12 @@ def run_tests(
     if not root.is_dir():
         raise SandboxError(f"{root}: not a folder")
     test_rel = _relative(test_relpath, "test file")
-    interpreter = str(python) if python else project_python(root)
+    interpreter = _absolute_program(str(python) if python else project_python(root))
     plan = _plan(interpreter)
     if not plan.has_pytest:
         raise SandboxError(f"pytest is not installed for {interpreter}; install it to run tests (pip install pytest)")
+    if plan.problem:
+        raise SandboxError(plan.problem)
     focal_rel = None
     if focal_file is not None:
         focal_path = Path(focal_file)
@@ -251,7 +261,11 @@ def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, t
         "coverage_include": str(focal_copy) if focal_copy is not None else None,
         # remounted read-only around the temporary folder (a user namespace's root only)
         "read_only_except": [str(work)] if plan.read_only_fs else [],
-        "outer_mount_namespace": _mount_namespace(),  # never remount in this one
+        "outer_mount_namespace": _mount_namespace(),  # never mount anything in this one
+        "python": interpreter,
+        "become": [plan.user.uid, plan.user.gid] if plan.user is not None else None,
+        # what `nobody` is shown of folders it may not enter (the interpreter's, the temporary one's)
+        "expose": _exposure([*plan.interpreter_paths, str(work)], plan.user) if plan.exposes else [],
     }
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE if not network else "", encoding="utf-8")
     (site / "unitune_sandbox_driver.py").write_text(_DRIVER, encoding="utf-8")
@@ -287,15 +301,14 @@ def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, t
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
     command = [*(plan.namespace_prefix if not network else plan.namespace_prefix_with_network),
-               *plan.drop_prefix, interpreter, "-s", "-B", str(site / "unitune_sandbox_driver.py"),
-               str(site / "config.json")]
+               *_driver_command(interpreter, site / "unitune_sandbox_driver.py", site / "config.json")]
     limits = _limits(timeout, memory_mb, max_processes + _task_count(uid))
     unshare_net = plan.preexec_unshare_net and not network
     preexec = None  # no Python between fork and exec where possible: unitune's server has threads
-    if plan.prlimit and plan.preexec_user is None and not unshare_net:
+    if plan.prlimit and not unshare_net:
         command = _prlimit_prefix(plan.prlimit, limits) + command
     else:
-        preexec = functools.partial(_preexec, limits, plan.preexec_user, unshare_net)
+        preexec = functools.partial(_preexec, limits, unshare_net)
     log_path = work / "output.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
@@ -322,6 +335,12 @@ def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, t
         if report:
             _focal_coverage(report, copy, focal_copy, span, body_start, result)
     return result
+
+
+def _driver_command(interpreter: str, driver: Path, config: Path) -> list[str]:
+    """The driver's first process: isolated (`-I`: no `PYTHONPATH`, no user site, not the script's
+    folder) and without `site` (`-S`), as it may hold privileges: it imports the standard library only."""
+    return [interpreter, "-I", "-S", "-B", str(driver), str(config)]
 
 
 def _pytest_args(copy: Path, out: Path, test_rel: str, select: Sequence[str] | None) -> list[str]:
@@ -423,9 +442,9 @@ def _prlimit_prefix(prlimit: str, limits) -> list[str]:
     return [prlimit, *(f"--{_PRLIMIT_NAMES[name]}={soft}:{hard}" for name, soft, hard in limits), "--"]
 
 
-def _preexec(limits, user, unshare_net: bool) -> None:  # pragma: no cover - runs in the child
-    """In the child before exec (only where util-linux `prlimit` is missing, or for the fallbacks):
-    limits, then a network namespace and the user."""
+def _preexec(limits, unshare_net: bool) -> None:  # pragma: no cover - runs in the child
+    """In the child before exec (only where util-linux `prlimit` or `unshare` is missing): limits,
+    then a network namespace."""
     for name, soft, hard in limits:
         try:
             resource.setrlimit(getattr(resource, name), (soft, hard))
@@ -433,10 +452,6 @@ def _preexec(limits, user, unshare_net: bool) -> None:  # pragma: no cover - run
             pass
     if unshare_net:
         _unshare_net()
-    if user is not None:
-        os.setgroups([])
-        os.setgid(user.gid)
-        os.setuid(user.uid)
 
 
 def _unshare_net() -> None:  # pragma: no cover - fallback when util-linux `unshare` is missing
@@ -484,12 +499,13 @@ class _Plan:
     has_pytest: bool
     namespace_prefix: tuple[str, ...] = ()  # unshare ... --
     namespace_prefix_with_network: tuple[str, ...] = ()  # the same without --net
-    drop_prefix: tuple[str, ...] = ()  # setpriv ... --
+    drop_prefix: tuple[str, ...] = ()  # setpriv ... --: the Java runner's programs as `user` (the driver drops itself)
     user: _User | None = None  # whom the tests run as, when not the caller
-    preexec_user: _User | None = None  # fallback: setuid in the child (no setpriv)
     preexec_unshare_net: bool = False  # fallback: unshare(CLONE_NEWNET) in the child (no `unshare`)
-    read_any_file: bool = False  # the user keeps CAP_DAC_READ_SEARCH
     read_only_fs: bool = False  # a mount namespace where all but the temporary folder is read-only
+    exposes: bool = False  # root: a mount namespace where `user` is shown the folders it may not enter
+    interpreter_paths: tuple[str, ...] = ()  # what the interpreter needs: prefixes, `sys.path`, its program's folders
+    problem: str | None = None  # why the tests cannot run here (`run_tests` raises it)
     prlimit: str | None = None  # util-linux `prlimit`, which sets the limits (else a preexec function)
 
     def describe(self, network: bool = False) -> dict:
@@ -498,7 +514,7 @@ class _Plan:
             namespaces = ["pid"] if network else ["net", "pid"]
             if "--user" in self.namespace_prefix:
                 namespaces.insert(0, "user")
-            if self.read_only_fs:
+            if "--mount" in self.namespace_prefix:
                 namespaces.append("mount")
         elif self.preexec_unshare_net and not network:
             namespaces = ["net"]
@@ -507,19 +523,20 @@ class _Plan:
             "user": self.user.name if self.user else _current_user(),
             "namespaces": namespaces,
             "network_guard": not network,
-            "read_any_file": self.read_any_file,
             "read_only_outside_copy": self.read_only_fs,
             "limits": ["address space", "processes", "cpu time", "file size", "open files", "no core dumps"],
+            "problem": self.problem,
         }
 
 
 def sandbox_isolation(python: str | os.PathLike | None = None) -> dict:
     """The layers `run_tests` sets up on this machine (probed once per interpreter): `root` (whether
-    unitune runs as root), `user` (whom the tests run as), `namespaces` (`net`, `pid`; for a non-root
-    caller also `user` and `mount`), `network_guard` (the `sitecustomize`), `read_any_file` (the
-    tests' user keeps CAP_DAC_READ_SEARCH), `read_only_outside_copy` (the mount namespace's
-    read-only file systems) and `limits`."""
-    return _plan(str(python) if python else sys.executable).describe()
+    unitune runs as root), `user` (whom the tests run as), `namespaces` (`net`, `pid`; `mount` for
+    root, where `user` is shown an interpreter in a folder it may not enter; for a non-root caller
+    also `user`, and `mount` for the read-only file systems), `network_guard` (the
+    `sitecustomize`), `read_only_outside_copy` (the mount namespace's read-only file systems),
+    `limits` and `problem` (why the tests cannot run here at all, else None)."""
+    return _plan(_absolute_program(str(python) if python else sys.executable)).describe()
 
 
 @functools.lru_cache(maxsize=8)
@@ -535,42 +552,171 @@ def _isolation_plan(python: str) -> _Plan:
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     has_pytest = _probe([python, "-s", "-c", "import pytest"])
     prefix = prefix_with_network = ()
-    read_only = False
+    mount = False
     unshare = shutil.which("unshare") if sys.platform.startswith("linux") else None
     if unshare:
         tail = ["--pid", "--fork", "--kill-child"]
-        # As another user than root: a user namespace; best as its root, which may remount the
-        # file system read-only (then gives up every capability before the tests run).
-        variants = [([], False)] if root else [
+        # As root: a mount namespace too, where the driver may show `nobody` the interpreter. As
+        # another user than root: a user namespace; best as its root, which may remount the file
+        # system read-only (then gives up every capability before the tests run).
+        variants = [(["--mount"], True), ([], False)] if root else [
             (["--user", "--map-root-user", "--mount"], True), (["--user", "--map-current-user"], False), (["--user"], False),
         ]
         for variant, can_mount in variants:
             candidate = (unshare, *variant, "--net", *tail, "--")
             if _probe([*candidate, python, "-s", "-c", ""]):
                 prefix, prefix_with_network = candidate, (unshare, *variant, *tail, "--")
-                read_only = can_mount
+                mount = can_mount
                 break
     preexec_unshare_net = bool(root and not prefix and sys.platform.startswith("linux"))
     if not root:
-        return _Plan(False, has_pytest, prefix, prefix_with_network, read_only_fs=read_only)
+        return _Plan(False, has_pytest, prefix, prefix_with_network, read_only_fs=mount)
     user = _nobody()
-    if user is None:
+    if user is None:  # no one to become: the tests run as root (documented limit)
         return _Plan(True, has_pytest, prefix, prefix_with_network, preexec_unshare_net=preexec_unshare_net)
+    drop = ()
     setpriv = shutil.which("setpriv")
     if setpriv:
-        base = (setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--no-new-privs")
-        plain = (*base, "--inh-caps=-all", "--bounding-set=-all", "--")
-        reading = (*base, "--inh-caps=-all,+dac_read_search", "--ambient-caps=+dac_read_search",
-                   "--bounding-set=-all,+dac_read_search", "--")
-        for drop, read_any in ((plain, False), (reading, True)):
-            if _probe([*drop, python, "-s", "-c", "import pytest"]):
-                return _Plan(True, has_pytest, prefix, prefix_with_network, drop, user,
-                             preexec_unshare_net=preexec_unshare_net, read_any_file=read_any)
-    elif _probe([python, "-s", "-c", "import pytest"], preexec=functools.partial(_preexec, [], user, False)):
-        return _Plan(True, has_pytest, prefix, prefix_with_network, (), user, preexec_user=user,
-                     preexec_unshare_net=preexec_unshare_net)
-    # No way to run the interpreter as another user: the tests run as root (documented limit).
-    return _Plan(True, has_pytest, prefix, prefix_with_network, preexec_unshare_net=preexec_unshare_net)
+        candidate = (setpriv, f"--reuid={user.uid}", f"--regid={user.gid}", "--clear-groups", "--no-new-privs",
+                     "--inh-caps=-all", "--bounding-set=-all", "--")
+        if _probe([*candidate, shutil.which("true") or "/bin/true"]):
+            drop = candidate
+    interpreter = _interpreter(python)
+    plan = _Plan(True, has_pytest, prefix, prefix_with_network, drop, user, preexec_unshare_net=preexec_unshare_net,
+                 exposes=mount, interpreter_paths=_interpreter_paths(python, interpreter) if interpreter else ())
+    if not has_pytest or interpreter is None:
+        return plan  # run_tests says pytest is missing
+    code, message = _check(plan, python, interpreter)
+    if code == _CANNOT_BECOME:  # root that may not change its user (a container's policy): documented limit
+        return dataclasses.replace(plan, drop_prefix=(), user=None, exposes=False, interpreter_paths=())
+    if code != 0:
+        return dataclasses.replace(plan, problem=_unreachable(plan, python, message))
+    return plan
+
+
+#: Two of the driver's exit codes: the interpreter did not start; root may not become the tests' user.
+_CANNOT_START, _CANNOT_BECOME = 3, 6
+
+_INTERPRETER_INFO = """\
+import json, sys, sysconfig
+print(json.dumps({"version": sys.version, "prefix": sys.prefix, "base_prefix": sys.base_prefix,
+                  "paths": [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                            sysconfig.get_config_var("LIBDIR") or "", *sys.path]}))
+"""
+
+
+def _interpreter(python: str) -> dict | None:
+    """What `python` is as the caller starts it (as a run starts it: `-s`, a clean environment):
+    version, prefixes and the paths it reads, or None when it does not start."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", **_passed_through()}
+    try:
+        completed = subprocess.run([python, "-s", "-c", _INTERPRETER_INFO], cwd="/", env=env, stdin=subprocess.DEVNULL,
+                                   capture_output=True, timeout=60, check=False)
+        return json.loads(completed.stdout) if completed.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _interpreter_paths(python: str, interpreter: dict) -> tuple[str, ...]:
+    """The real paths the interpreter needs: its prefixes, its library folder, the folders on its
+    `sys.path`, and the folder of each link on the way to its program (a venv's `bin/python` ->
+    `/root/.pyenv/versions/3.11.7/bin/python3.11`)."""
+    paths = [path for path in interpreter.get("paths", []) if path and os.path.isabs(path)]
+    hop = python
+    for _ in range(40):  # links to links (a loop ends here)
+        paths.append(os.path.dirname(hop))
+        if not os.path.islink(hop):
+            break
+        hop = os.path.normpath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
+    return tuple(sorted({os.path.realpath(path) for path in paths if os.path.exists(path)}))
+
+
+def _enterable(folder: str, user: _User) -> bool:
+    """Whether `user` (no supplementary group) may pass through `folder` (its x bit for them)."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return True  # nothing there to show
+    if info.st_uid == user.uid:
+        return bool(info.st_mode & stat.S_IXUSR)
+    if info.st_gid == user.gid:
+        return bool(info.st_mode & stat.S_IXGRP)
+    return bool(info.st_mode & stat.S_IXOTH)
+
+
+def _exposure(paths: Sequence[str], user: _User) -> list[list[str]]:
+    """The mounts that show `user` the real `paths` through folders it may not enter, in the order
+    the driver makes them: `["tmpfs", folder]` covers the first such folder on the way with an empty
+    tmpfs (mode 755), `["bind", path]` binds a path under it back (the folders between become mount
+    points of the tmpfs); a private folder inside a path bound back is covered in turn. Empty when
+    `user` reaches every path already."""
+    binds: list[str] = []
+    covers: set[str] = set()
+    for path in sorted(set(paths), key=lambda path: (path.count("/"), path)):
+        parts = PurePosixPath(path).parts
+        hidden = False  # inside a tmpfs of ours: only mount points
+        for depth in range(2, len(parts)):
+            folder = str(PurePosixPath(*parts[:depth]))
+            if folder in binds:
+                hidden = False
+            elif not hidden and not _enterable(folder, user):
+                covers.add(folder)
+                hidden = True
+        if hidden:
+            binds.append(path)
+    operations = [["tmpfs", folder] for folder in covers] + [["bind", path] for path in binds]
+    return sorted(operations, key=lambda operation: (operation[1].count("/"), operation[1]))
+
+
+def _check(plan: _Plan, python: str, interpreter: dict) -> tuple[int, str]:
+    """Start the driver as a run would (namespaces, the folders shown, the user it becomes), only to
+    see that this user starts the same interpreter as the caller (not a fallback to another Python
+    whose files it can read) and imports pytest: (the driver's exit code, its last message)."""
+    work = Path(tempfile.mkdtemp(prefix="unitune-check-"))
+    try:
+        out = work / "out"
+        out.mkdir()
+        config = {
+            "cwd": str(out), "out": str(out), "python": python,
+            "check": {"version": interpreter["version"], "prefix": os.path.realpath(interpreter["prefix"]),
+                      "base_prefix": os.path.realpath(interpreter["base_prefix"])},
+            "become": [plan.user.uid, plan.user.gid],
+            "expose": _exposure([*plan.interpreter_paths, str(work)], plan.user) if plan.exposes else [],
+            "outer_mount_namespace": _mount_namespace(),
+        }
+        (work / "driver.py").write_text(_DRIVER, encoding="utf-8")
+        (work / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        for path in (work / "driver.py", work / "config.json"):
+            os.chmod(path, 0o644)
+        os.chmod(work, 0o711)
+        os.chown(out, plan.user.uid, plan.user.gid)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(out), "LANG": "C.UTF-8", **_passed_through()}
+        command = [*plan.namespace_prefix, *_driver_command(python, work / "driver.py", work / "config.json")]
+        completed = subprocess.run(command, cwd=out, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                   check=False)
+        output = (completed.stdout + completed.stderr).decode("utf-8", errors="replace")
+        said = [line.split("]", 1)[1].strip() for line in output.splitlines() if line.startswith("[unitune sandbox]")]
+        return completed.returncode, said[-1] if said else f"the check ended with exit code {completed.returncode}"
+    except (OSError, subprocess.SubprocessError) as error:
+        return _CANNOT_START, str(error)
+    finally:
+        _remove_tree(work)
+
+
+def _unreachable(plan: _Plan, python: str, message: str) -> str:
+    """The `SandboxError` message of a plan whose check failed: what went wrong, and what to do."""
+    user = plan.user.name
+    private = [folder for kind, folder in _exposure(plan.interpreter_paths, plan.user) if kind == "tmpfs"]
+    text = f"the sandbox cannot run tests as `{user}` with {python}: {message}."
+    if private and not plan.exposes:
+        text += (f" The interpreter lies in {', '.join(private)}, which `{user}` may not enter, and unitune (root) may "
+                 "not make a mount namespace here to show it the interpreter (util-linux `unshare` is missing, or "
+                 "CAP_SYS_ADMIN is withheld, as in many containers).")
+    elif private:
+        text += f" The interpreter lies in {', '.join(private)}, which `{user}` may not enter."
+    return text + (f" Use an interpreter that other users may run and read (for the project: a virtual environment "
+                   f"made from the system's Python, `/usr/bin/python3 -m venv .venv`, with pytest installed), or "
+                   f"let `{user}` in (`chmod o+rx` on the folders on the way)")
 
 
 def _mount_namespace() -> str | None:
@@ -607,6 +753,14 @@ def _current_user() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except (KeyError, AttributeError):
         return "user"
+
+
+def _absolute_program(program: str) -> str:
+    """`program` as an absolute path, links kept (a venv's `bin/python` must be started as itself):
+    found on PATH when it is a bare name."""
+    if os.sep not in program:
+        return shutil.which(program) or program  # not found: pytest is said to be missing for it
+    return os.path.abspath(program)
 
 
 def project_python(root: str | os.PathLike) -> str:
@@ -893,18 +1047,52 @@ del _name, _module
 '''
 
 _DRIVER = r'''"""Written by unitune's sandbox. The first process (PID 1 of the run's PID namespace, where there is
-one) sets up what only it can (a read-only file system around the temporary folder, as a user
-namespace's root, then drops every capability), starts the run as a new program and reaps orphans
-until it ends. The run reports the isolation it sees and runs pytest under coverage."""
+one) sets up what only it can, starts the run as a new program and reaps orphans until it ends:
+as root (unitune's), it shows the tests' user what that user needs of folders it may not enter (the
+interpreter under /root), then becomes that user, without any capability; as a user namespace's
+root (another caller's), it makes the file system read-only around the temporary folder, then drops
+every capability. It runs with -I -S: nothing of the project is imported while it has privileges.
+The run reports the isolation it sees and runs pytest under coverage (for the sandbox's own check,
+it only shows that it is the caller's interpreter and imports pytest)."""
 import json
 import os
 import re
+import stat
 import sys
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 4096, 16384, 1 << 18, 1 << 21
 KEPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
               "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+# exit codes before pytest runs (pytest's own are 0 to 5; unitune's sandbox knows 3 and 6)
+CANNOT_START, NO_PYTEST, ANOTHER_PYTHON, CANNOT_BECOME, CANNOT_EXPOSE = 3, 4, 5, 6, 7
+_libc = None
+
+
+def say(message):
+    print(f"[unitune sandbox] {message}", flush=True)
+
+
+def libc():
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    return _libc
+
+
+def mount(source, target, flags, kind=None, data=None):
+    import ctypes
+
+    def encoded(text):
+        return text.encode() if isinstance(text, str) else text
+
+    if libc().mount(encoded(source), encoded(target), encoded(kind), flags, encoded(data)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error), target)
 
 
 def unescape(text):
@@ -915,19 +1103,10 @@ def unescape(text):
 def read_only_world(writable):
     """Remount every file system read-only in this mount namespace, except `writable` (bound onto
     themselves first, so they are mounts of their own) and /proc, /sys, /dev. True when all worked."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-
-    def mount(source, target, flags):
-        if libc.mount(source, target.encode(), None, flags, None) != 0:
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), target)
-
     try:
         mount(None, "/", MS_REC | MS_PRIVATE)
         for path in writable:
-            mount(path.encode(), path, MS_BIND | MS_REC)
+            mount(path, path, MS_BIND | MS_REC)
         with open("/proc/self/mountinfo") as handle:
             mounts = [line.split() for line in handle]
     except OSError:
@@ -949,6 +1128,30 @@ def read_only_world(writable):
     return complete
 
 
+def expose(operations):
+    """Show the run's user what it needs of folders it may not enter, and nothing else of them: each
+    `["tmpfs", folder]` covers one with an empty tmpfs (mode 755), each `["bind", path]` binds a
+    path back from the original, opened before anything covered it. Returns the paths bound back."""
+    mount(None, "/", MS_REC | MS_PRIVATE)  # nothing of this reaches the caller's namespace
+    originals = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for kind, path in operations if kind == "bind"}
+    os.umask(0o022)
+    for kind, path in operations:
+        if kind == "tmpfs":
+            mount("tmpfs", path, MS_NOSUID | MS_NODEV | MS_NOEXEC, "tmpfs", "mode=755,size=1m")
+            continue
+        original = originals[path]
+        if not os.path.lexists(path):  # inside a tmpfs of ours: a mount point like the original
+            if stat.S_ISDIR(os.fstat(original).st_mode):
+                os.makedirs(path)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "x").close()
+        mount(f"/proc/self/fd/{original}", path, MS_BIND | MS_REC)
+    for original in originals.values():
+        os.close(original)
+    return sorted(originals)
+
+
 def mount_namespace():
     try:
         return os.readlink("/proc/self/ns/mnt")
@@ -958,13 +1161,38 @@ def mount_namespace():
 
 def drop_capabilities():
     """Empty the bounding set and forbid gaining privileges: the next program has no capability."""
+    if not sys.platform.startswith("linux"):
+        return
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
     for capability in range(64):
-        if libc.prctl(24, capability, 0, 0, 0) != 0 and ctypes.get_errno() == 22:  # PR_CAPBSET_DROP; EINVAL: no more
+        if libc().prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 and ctypes.get_errno() == 22:  # EINVAL: no more
             break
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def become(uid, gid):
+    """Become the run's user for good: no supplementary group, no capability (changing the user
+    from root clears the permitted and effective sets; the bounding set is emptied before, and
+    no_new_privs keeps any program from granting one back)."""
+    drop_capabilities()
+    os.setgroups([])
+    if hasattr(os, "setresgid"):
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    else:  # macOS: setgid/setuid as root set the real, effective and saved ids
+        os.setgid(gid)
+        os.setuid(uid)
+    if (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) != (uid, uid, gid, gid):
+        raise PermissionError(f"still uid {os.geteuid()}, gid {os.getegid()}")
+
+
+def user_name():
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.getuid()}"
 
 
 def isolation(seen):
@@ -998,13 +1226,32 @@ def isolation(seen):
     return seen
 
 
+def check(expected):
+    """The sandbox's check of its plan: this user starts the caller's interpreter (not another
+    Python whose files it can read, as a program under /root does when its own are out of reach),
+    and it imports pytest."""
+    found = {"version": sys.version, "prefix": os.path.realpath(sys.prefix),
+             "base_prefix": os.path.realpath(sys.base_prefix)}
+    if found != expected:
+        say(f"as {user_name()}, {sys.executable} starts another Python ({found['version'].split()[0]} in "
+            f"{found['base_prefix']}, not {expected['version'].split()[0]} in {expected['base_prefix']}): "
+            "its own files are out of that user's reach")
+        return ANOTHER_PYTHON
+    try:
+        import pytest  # noqa: F401
+    except ImportError as error:
+        say(f"as {user_name()}, {sys.executable} cannot import pytest ({error})")
+        return NO_PYTEST
+    return 0
+
+
 def run(config):
     out = config["out"]
     try:
         import pytest
     except ImportError:
         print(f"[unitune sandbox] pytest is not installed for {sys.executable}", flush=True)
-        return 4
+        return NO_PYTEST
     cov = None
     if config.get("coverage_source"):
         try:
@@ -1040,20 +1287,33 @@ def run(config):
 
 
 def child(config, seen):
-    try:
-        with open(os.path.join(config["out"], "isolation.json"), "w") as handle:
-            json.dump(isolation(seen), handle)
-    except OSError:
-        pass
-    try:
-        code = run(config)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        code = 3
+    if config.get("check"):
+        code = check(config["check"])
+    else:
+        try:
+            with open(os.path.join(config["out"], "isolation.json"), "w") as handle:
+                json.dump(isolation(seen), handle)
+        except OSError:
+            pass
+        try:
+            code = run(config)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = CANNOT_START
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # not waiting for threads or atexit handlers a test left behind
+
+
+def start(python, argv):
+    """Become the run: a new program, which starts without the capabilities given up above. When
+    that fails the run says why (else it would end with no output and no test)."""
+    try:
+        os.execv(python, argv)
+    except BaseException as error:
+        say(f"cannot start the tests' interpreter {python} as {user_name()}: {error}")
+    os._exit(CANNOT_START)
 
 
 def main():
@@ -1061,26 +1321,37 @@ def main():
         config = json.load(handle)
     if sys.argv[2:3] == ["--run"]:
         child(config, json.loads(sys.argv[3]))
-    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False}
-    if config.get("read_only_except") and os.getuid() == 0 and mount_namespace() not in (None, config.get("outer_mount_namespace")):
+    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False, "exposed": []}
+    own_namespace = mount_namespace() not in (None, config.get("outer_mount_namespace"))
+    if config.get("read_only_except") and os.getuid() == 0 and own_namespace:
         seen["read_only_outside_copy"] = read_only_world(config["read_only_except"])
         drop_capabilities()
-        os.chdir(config["cwd"])  # the old working folder is on the old (now read-only) mount
-    argv = [sys.executable, "-s", "-B", sys.argv[0], sys.argv[1], "--run", json.dumps(seen)]
+    if config.get("expose") and os.getuid() == 0 and own_namespace:  # never in the caller's namespace
+        try:
+            seen["exposed"] = expose(config["expose"])
+        except OSError as error:
+            say(f"cannot show the tests' user the interpreter's folders: {error}")
+            os._exit(CANNOT_EXPOSE)
+    if config.get("become"):
+        try:
+            become(*config["become"])
+        except OSError as error:
+            say(f"cannot become uid {config['become'][0]} to run the tests: {error}")
+            os._exit(CANNOT_BECOME)
+    os.chdir(config["cwd"])  # the old working folder may be covered, or on a mount now read-only
+    python = config.get("python") or sys.executable
+    argv = [python, "-s", "-B", sys.argv[0], sys.argv[1], "--run", json.dumps(seen)]
     try:
         pid = os.fork()
     except OSError:  # no process to spare: become the run, without a reaper
-        os.execv(sys.executable, argv)
+        start(python, argv)
     if pid == 0:
-        try:
-            os.execv(sys.executable, argv)  # a new program: it starts without the capabilities dropped above
-        finally:
-            os._exit(3)
+        start(python, argv)
     while True:
         try:
             ended, status = os.wait()
         except ChildProcessError:
-            os._exit(3)
+            os._exit(CANNOT_START)
         except InterruptedError:
             continue
         if ended == pid:

@@ -20,8 +20,11 @@ from typing import Any
 from unitune.context import CONTEXT_LEVELS, DEFAULT_CONTEXT
 from unitune.frameworks import FRAMEWORKS
 
-#: The model used when no `model` is set: the small model shipped inside the package.
-DEFAULT_MODEL = "unitune-mini"
+#: The model used when no `model` is set: Qwen2.5-Coder-0.5B-Instruct under its built-in name (found in
+#: the Hugging Face cache, else in the packages unitune installs; `unitune.adapters.builtin_models`).
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+#: The small model shipped inside the package, which the test suite uses (fast, not useful for real tests).
+BUNDLED_TEST_MODEL = "unitune-mini"
 
 QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
 DEVICES = ("auto", "cuda", "cpu", "mps")

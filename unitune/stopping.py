@@ -22,18 +22,23 @@ class StopScanner:
     Python: the test ends before the first code line indented no deeper than `indent` (the `def`'s
     columns); a comment-only line does not end it, but a run of such lines right before the end is
     left out. The returned index is just after the newline of the test's last line. Java: the test
-    ends just after the `}` that balances the method's `{` (already in the prompt)."""
+    ends just after the `}` that balances the method's `{` (already in the prompt).
 
-    def __init__(self, language: str, indent: int = 0):
+    `in_signature` (Python): the prompt ends inside the test's parameter list (`def test_x(`); False
+    when it ends after the whole `def` line (`def test_x():` and a newline), so the completion starts
+    with the body."""
+
+    def __init__(self, language: str, indent: int = 0, in_signature: bool = True):
         self.language = language
         self.def_indent = indent
         self._pending = ""  # text not yet scanned (waiting for look-ahead)
         self._offset = 0  # index of _pending[0] in the whole completion
         self._end: int | None = None
-        self._depth = 1  # the prompt ends inside `def name(` or after the method's `{`
+        # The prompt ends inside `def name(` or after the method's `{`; or (Python) after a whole line.
+        self._depth = 1 if in_signature or language != PYTHON else 0
         self._string: str | None = None  # the delimiter that closes the current string
         self._comment: str | None = None  # "line" or "block"
-        self._at_line_start = False
+        self._at_line_start = not self._depth
         self._line_indent = 0
         self._line_has_content = True
         self._backslash = False
@@ -194,11 +199,11 @@ class StopScanner:
         return 1
 
 
-def test_has_ended(language: str, generated_text: str, indent: int = 0) -> int | None:
+def test_has_ended(language: str, generated_text: str, indent: int = 0, in_signature: bool = True) -> int | None:
     """Where the test in `generated_text` (a completion of a prompt) ends, or None if it has not.
 
     `indent` is the columns of the test's `def` line (Python); see `StopScanner`."""
-    return StopScanner(language, indent).feed(generated_text)
+    return StopScanner(language, indent, in_signature).feed(generated_text)
 
 
 # These helpers are named after what they make (tests), not tests themselves: keep pytest from

@@ -1,0 +1,52 @@
+"""`unitune doctor`'s sandbox check: whether `validate = "run"` works here, and why not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import pytest
+
+from unitune import sandbox
+from unitune.adapters import commands
+from unitune.sandbox import SandboxError
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs a POSIX system")
+
+
+def test_the_sandbox_check_runs_a_real_test(tmp_path):
+    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    assert (name, ok) == ("sandbox", True), detail
+    assert detail.startswith('validate = "run" works: a test passed in the sandbox in ')
+    assert sandbox.project_python(tmp_path) in detail
+    assert "coverage is not measured" not in detail  # coverage.py is a dev dependency
+
+
+def test_the_sandbox_check_says_why_validate_run_does_not_work(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise SandboxError("the sandbox cannot run tests as `nobody` with /root/venv/bin/python: ...")
+
+    monkeypatch.setattr(sandbox, "run_tests", refuse)
+    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    assert (name, ok) == ("sandbox", False)  # the project validates by running: a missing need
+    assert detail == 'validate = "run" does not work here: the sandbox cannot run tests as `nobody` with /root/venv/bin/python: ...'
+    assert commands._check_sandbox(tmp_path, "syntax")[1] is True  # not needed there: reported, not failed
+
+
+def test_a_test_that_does_not_pass_in_the_sandbox_is_reported_with_its_reason(tmp_path, monkeypatch):
+    error = sandbox.SandboxResult(status="error", returncode=3, output=(
+        "[unitune sandbox] cannot start the tests' interpreter /x/bin/python as nobody: [Errno 13] Permission denied\n"))
+    monkeypatch.setattr(sandbox, "run_tests", lambda *args, **kwargs: error)
+    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    assert not ok and "cannot start the tests' interpreter /x/bin/python as nobody" in detail
+
+
+def test_doctor_reports_the_sandbox(tmp_path, monkeypatch, capsys):
+    (tmp_path / "unitune.toml").write_text('validate = "run"\n')
+    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "no-user-config.toml"))
+    monkeypatch.setattr(commands, "_check_model", lambda model: ("model", True, model))
+    commands.run_doctor(argparse.Namespace(project=tmp_path, json=True))
+    checks = {check["check"]: check for check in json.loads(capsys.readouterr().out)}
+    assert checks["sandbox"]["ok"] is True, checks["sandbox"]
+    assert checks["sandbox"]["detail"].startswith('validate = "run" works')
