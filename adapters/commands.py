@@ -73,10 +73,9 @@ def run_generate(args: argparse.Namespace) -> int:
     runtime = ModelRuntime(ModelSpec.from_settings(settings))
     request = GenerationRequest(Path(args.file).resolve(), offset, settings, text=file.text, project_root=root,
                                 adapter=adapter)
-    progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else None
+    progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else _FirstUseNotice()
     outcome = TestGenerator(runtime).generate(request, on_progress=progress)
-    if progress:
-        progress.done()
+    progress.done()
     for note in outcome.notes:
         print(f"unitune: {note}", file=sys.stderr)
     written = write_insertion(outcome.insertion) if args.write else None
@@ -89,6 +88,22 @@ def run_generate(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(test.source.rstrip("\n") for test in outcome.tests))
     return 0
+
+
+class _FirstUseNotice:
+    """Where stderr is not a terminal: one line when a model is checked or converted on its first use
+    (a minute or two of silence would look like a hang), nothing else."""
+
+    def __init__(self):
+        self.said: set[str] = set()
+
+    def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if "first use" in message and message not in self.said:
+            self.said.add(message)
+            print(f"unitune: {message}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        pass
 
 
 class _TerminalProgress:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PY_FOCAL, example_prompt
 
+from unitune.prompt import model_input
 from unitune.settings import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,8 @@ def test_bitsandbytes_loads_the_default_model_on_the_cpu(home, quantization):
     layer = loaded.model.model.layers[0].self_attn.q_proj
     assert type(layer).__module__.startswith("bitsandbytes")
     prompt = example_prompt(*PY_FOCAL)
-    stats = generate_completions(loaded.model, loaded.tokenizer, prompt.text, SamplingOptions(max_new_tokens=48),
+    text = model_input(loaded.tokenizer, prompt.text, prompt.language)
+    stats = generate_completions(loaded.model, loaded.tokenizer, text, SamplingOptions(max_new_tokens=32),
                                  prompt.stop_scanner, context_length=loaded.context_length)
     test = prompt.test_source(stats.completions[0].text)
     assert "deposit(" in test, test  # still a model that writes a test of the function it is shown
