@@ -270,8 +270,9 @@ def _dequantize(folder: Path, gguf: Path, out: Path, progress: Progress | None, 
     except Exception as error:  # parsing untrusted bytes: a damaged file fails in many ways
         raise ModelLoadError(f"{label} is not a readable GGUF file; it is truncated or damaged ({detail(error)})") from None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf.name, dtype=dtype)
+        with _library_progress_bars_off():  # unitune reports the stage itself; theirs would interleave with it
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf.name, dtype=dtype)
     except (ValueError, KeyError, IndexError, OSError, RuntimeError, struct.error, OverflowError) as error:
         raise ModelLoadError(f"cannot read {label} as a model: {detail(error)}") from None
     if progress:
@@ -313,6 +314,27 @@ def _weights_dtype(gguf: Path):
         if half in types:
             return floats[half]
     return torch.float32
+
+
+@contextlib.contextmanager
+def _library_progress_bars_off() -> Iterator[None]:
+    """transformers' GGUF reader draws its own tqdm bar, which its logging switches do not silence."""
+    import functools
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as reader
+    except ImportError:  # pragma: no cover - another transformers layout: its bar stays
+        yield
+        return
+    original = getattr(reader, "tqdm", None)
+    if original is None:
+        yield
+        return
+    reader.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        reader.tqdm = original
 
 
 def _converted(folder: Path, sha256: str | None) -> bool:
