@@ -291,6 +291,12 @@ class Prompt:
         return (self.prefix + completion[: end if end is not None else len(completion)]).rstrip() + "\n"
 
 
+def shows_fixtures(language: str, framework: str, header: str) -> bool:
+    """Whether a test file header shows pytest fixtures a new test could ask for (a unittest method
+    cannot): then, and only then, a Python test's opening stops inside its parameter list."""
+    return language == PYTHON and framework != UNITTEST and _FIXTURE_DECORATOR.search(header) is not None
+
+
 def test_prefix(language: str, framework: str, test_name: str, in_class: bool = False,
                 fixtures: bool = False) -> str:
     """The opening of a new test, which every prompt ends with. A Python test asks for parameters only
@@ -325,7 +331,7 @@ def build_prompt(
         language, framework, function, focal_file, module_import, existing_test_source,
         test_class if in_class else None,
     )
-    fixtures = language == PYTHON and _FIXTURE_DECORATOR.search(header) is not None
+    fixtures = shows_fixtures(language, framework, header)
     opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class, fixtures)
     context = render_context(focal_file, function, level).rstrip("\n")
     if language == PYTHON:
@@ -411,8 +417,8 @@ def training_example(
     # Where inference would leave the parameter list open (the header shows fixtures), so does training.
     header = test_file_header(language, framework, function, focal_file, module_import, existing_test_source,
                               test_class if in_class else None)
-    keep_open = language == PYTHON and framework != UNITTEST and _FIXTURE_DECORATOR.search(header) is not None
-    opening, completion = split_test(test_source, language, INDENT if in_class else "", keep_open)
+    opening, completion = split_test(test_source, language, INDENT if in_class else "",
+                                     keep_open=shows_fixtures(language, framework, header))
     name_match = re.search(r"(?:def|void)\s+(\w+)\s*\(", opening)
     prompt = build_prompt(
         focal_file, function, framework=framework, module_import=module_import,
