@@ -110,3 +110,41 @@ def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project
     assert report["problems"] == 1
     assert report["valid_syntax"] == 1.0 and report["pass_at_1"] == 1.0, report["results"]
     assert not (project / "tests" / "test_account.py").exists()  # judged in a copy, the project untouched
+
+
+def test_an_interrupted_eval_resumes_where_it_stopped(tiny_base, home, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_base, model)
+    args = ["eval", "--base", "--dataset", "humaneval", "--limit", "2", "--model", str(model), "--json"]
+    partial = home / "evals" / "base-model-humaneval-2.partial.jsonl"
+    partial.parent.mkdir(parents=True)
+    seeded = {"id": "HumanEval/0", "valid_syntax": True, "passed": True, "asserts": True, "status": "passed",
+              "test": "# judged before the interruption", "seconds": 1000.0}
+    # The header names these model files; the last line was cut short by the kill.
+    partial.write_text(json.dumps({"model_stamp": model_stamp(str(model))}) + "\n" + json.dumps(seeded) + "\n"
+                       + '{"id": "HumanEval/1", "valid_')
+
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "resuming, 1 problems already judged" in captured.err
+    assert [r["id"] for r in report["results"]] == ["HumanEval/0", "HumanEval/1"]
+    assert report["results"][0]["test"] == "# judged before the interruption"
+    assert report["results"][1]["test"] != "# judged before the interruption"
+    assert report["seconds"] >= 1000.0  # the whole evaluation's time, not only the resumed part
+    assert not partial.exists()
+
+
+def test_results_of_other_model_files_are_not_resumed(tiny_base, home, tmp_path, capsys):
+    args = ["eval", "--base", "--dataset", "humaneval", "--limit", "1", "--model", str(tiny_base), "--json"]
+    partial = home / "evals" / f"base-{tiny_base.name}-humaneval-1.partial.jsonl"
+    partial.parent.mkdir(parents=True)
+    seeded = {"id": "HumanEval/0", "valid_syntax": True, "test": "# another model's", "seconds": 1000.0}
+    partial.write_text(json.dumps({"model_stamp": "another model"}) + "\n" + json.dumps(seeded) + "\n")
+
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "resuming" not in captured.err
+    assert json.loads(captured.out)["results"][0]["test"] != "# another model's"

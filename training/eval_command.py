@@ -10,6 +10,10 @@ under `$UNITUNE_HOME/evals/`), and `--compare` reuses saved results of the same 
 long as the base model's files (and the adapter) are unchanged. Under the scores, `--compare` shows how
 each adapter was trained, from its card: trainable parameters, training time, peak memory and the
 validation loss before and after.
+
+Each problem's result is appended to `<results>.partial.jsonl` as soon as it is judged; an interrupted
+run started again with the same command (same model files, adapter, dataset, limit and candidates)
+goes on where it stopped. The partial file is removed once the full results are saved.
 """
 
 from __future__ import annotations
@@ -103,23 +107,73 @@ def _evaluate(name: str, args, reuse: bool):
             return _report_from_json(saved)
     runtime = ModelRuntime(ModelSpec.from_settings(settings))
     label = name if name != BASE else f"{BASE} ({Path(settings.model).name})"
-    progress = sys.stderr.isatty() and not args.json
+    partial = PartialResults(target.with_suffix(".partial.jsonl"), stamp)
+    done = partial.load()
+    if done:
+        print(f"unitune eval: {label}: resuming, {len(done)} problems already judged ({partial.path})",
+              file=sys.stderr)
+    tty = sys.stderr.isatty()
 
     def on_problem(index, total, result):
-        if progress:
-            sys.stderr.write(f"\r\x1b[K{label}: {index}/{total} {result.id} {result.status}")
-            sys.stderr.flush()
+        partial.append(result)
+        # A terminal gets one line rewritten in place; a log file gets a line per problem.
+        line = f"{label}: {index}/{total} {result.id} {result.status} {result.seconds:.1f}s"
+        sys.stderr.write(f"\r\x1b[K{line}" if tty else line + "\n")
+        sys.stderr.flush()
 
     if args.dataset == JAVA_DATASET:
         from unitune.training.java_eval import run_java_evaluation
 
-        report: Report = run_java_evaluation(runtime, settings, adapter, args.limit, label, on_problem)
+        report: Report = run_java_evaluation(runtime, settings, adapter, args.limit, label, on_problem, done)
     else:
-        report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem)
-    if progress:
+        report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem,
+                                done)
+    if tty:
         sys.stderr.write("\r\x1b[K")
     _save(target, {**report.to_json(), "model_stamp": stamp})
+    partial.remove()
     return report
+
+
+class PartialResults:
+    """The results of a run in progress, one JSON line per judged problem after a header line with
+    the model stamp. A file of other model files is started afresh; a line torn by a kill is ignored."""
+
+    def __init__(self, path: Path, stamp: str):
+        self.path, self.stamp = path, stamp
+        self._ours = False  # the file on disk has our header, so results are appended to it
+
+    def load(self) -> dict:
+        from unitune.training.evaluation import ProblemResult
+
+        try:
+            lines = self.path.read_text("utf-8").splitlines()
+            self._ours = json.loads(lines[0]).get("model_stamp") == self.stamp
+        except (OSError, UnicodeDecodeError, IndexError, ValueError, AttributeError):
+            self._ours = False
+        if not self._ours:
+            return {}
+        done = {}
+        for line in lines[1:]:
+            try:
+                result = ProblemResult(**json.loads(line))
+            except (ValueError, TypeError):
+                continue
+            done[result.id] = result
+        return done
+
+    def append(self, result) -> None:
+        from dataclasses import asdict
+
+        if not self._ours:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"model_stamp": self.stamp}) + "\n", "utf-8")
+            self._ours = True
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(asdict(result)) + "\n")
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def model_stamp(model: str, adapter_path: Path | None = None) -> str:

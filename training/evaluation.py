@@ -206,7 +206,10 @@ def summarize(label: str, dataset: str, results: list[ProblemResult], seconds: f
 
 
 def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, repo: Path | None,
-                   label: str, on_problem=None) -> Report:
+                   label: str, on_problem=None, done: dict[str, ProblemResult] | None = None) -> Report:
+    """Evaluate every problem of `dataset`; a problem whose id is in `done` (results saved by an
+    interrupted run) is not generated again, its saved result counts."""
+    done = done or {}
     started = time.perf_counter()
     results = []
     with tempfile.TemporaryDirectory(prefix="unitune-eval-") as temp:
@@ -217,6 +220,9 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
             repo = (repo or Path.cwd()).resolve()  # `--repo .`: test files are placed by absolute path
             items = load_pairs_problems(Path(dataset), repo, limit)
         for index, (problem, pair) in enumerate(items, 1):
+            if problem.id in done:
+                results.append(done[problem.id])
+                continue
             if pair is None:
                 result = evaluate_problem(runtime, settings, adapter, problem, work)
             else:
@@ -226,4 +232,10 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
             if on_problem:
                 on_problem(index, len(items), result)
     return summarize(label, "humaneval" if dataset == "humaneval" else Path(dataset).name, results,
-                     time.perf_counter() - started)
+                     time.perf_counter() - started + reused_seconds(results, done))
+
+
+def reused_seconds(results: list[ProblemResult], done: dict[str, ProblemResult]) -> float:
+    """The time an interrupted run spent on the results reused from it, so a resumed report's total
+    is the whole evaluation's."""
+    return sum(r.seconds for r in results if done.get(r.id) is r)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from unitune.logs import get_logger
 from unitune.training.evaluation import (
-    DATASETS_DIR, EvaluationError, Problem, ProblemResult, Report, generate_and_judge, summarize,
+    DATASETS_DIR, EvaluationError, Problem, ProblemResult, Report, generate_and_judge, reused_seconds, summarize,
 )
 from unitune.training.java_runner import java_available, run_java_tests
 
@@ -104,7 +104,9 @@ def evaluate_java_problem(runtime, settings, adapter, problem: Problem, work: Pa
     return generate_and_judge(runtime, settings, adapter, problem, project, focal_path, offset, judge_junit)
 
 
-def run_java_evaluation(runtime, settings, adapter, limit: int | None, label: str, on_problem=None) -> Report:
+def run_java_evaluation(runtime, settings, adapter, limit: int | None, label: str, on_problem=None,
+                        done: dict | None = None) -> Report:
+    done = done or {}
     reason = java_available()
     if reason:
         raise EvaluationError(f"{DATASET}: {reason}")
@@ -113,11 +115,14 @@ def run_java_evaluation(runtime, settings, adapter, limit: int | None, label: st
     with tempfile.TemporaryDirectory(prefix="unitune-eval-java-") as temp:
         problems = load_humaneval_java(limit)
         for index, problem in enumerate(problems, 1):
+            if problem.id in done:
+                results.append(done[problem.id])
+                continue
             result = evaluate_java_problem(runtime, settings, adapter, problem, Path(temp))
             results.append(result)
             if on_problem:
                 on_problem(index, len(problems), result)
-    report = summarize(label, DATASET, results, time.perf_counter() - started)
+    report = summarize(label, DATASET, results, time.perf_counter() - started + reused_seconds(results, done))
     report.line_coverage = report.branch_coverage = report.mutation_score = report.codebleu = None
     return report
 
