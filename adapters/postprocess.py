@@ -59,6 +59,7 @@ class GeneratedTest:
     index: int = 0  # which completion it came from
     duplicate_of: int | None = None  # the index of the completion it repeats
     calls_focal: bool = False
+    adds: str = ""  # validate = "run": what it covers and kills ("covers 9/11 lines, kills 5/6 mutants")
 
     @property
     def kept(self) -> bool:
@@ -133,7 +134,7 @@ def _candidate(prompt: Prompt, completion: str, index: int, focal: str) -> Gener
             problems = []
     test = GeneratedTest(prompt.test_name, source, prompt.language, not problems, repaired, problems, index=index)
     if test.valid:
-        _rate(test, focal)
+        rate(test, focal)
     return test
 
 
@@ -334,7 +335,8 @@ def _describe_closers(closers: str) -> str:
 
 # -- ranking -------------------------------------------------------------------------------------
 
-def _rate(test: GeneratedTest, focal: str) -> None:
+def rate(test: GeneratedTest, focal: str) -> None:
+    """Count the test's distinct assertions, whether it calls `focal`, and score it."""
     function, _, _ = _parse_test(test.source, test.language)
     assertions: set[str] = set()
     calls: set[str] = set()

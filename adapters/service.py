@@ -172,32 +172,10 @@ class TestGenerator:
             )
         timings["generate"] = time.perf_counter() - mark
 
-        report(VALIDATING, 0.0, "checking the tests")
         mark = time.perf_counter()
-        candidates = postprocess_all(
-            prompt, [completion.text for completion in stats.completions],
-            existing_test_names(existing, file.language), focal_name=function.name,
-        )
-        kept = [test for test in candidates if test.kept]
-        rejected = [test for test in candidates if not test.kept]
-        if settings.validate == "none":
-            kept = [test for test in candidates if test.duplicate_of is None]
-            rejected = [test for test in candidates if test.duplicate_of is not None]
-        elif settings.validate == "run" and kept:
-            kept, failing, run_notes = run_candidates(request, file, function, location, framework, existing, prompt,
-                                                      kept, report, cancel)
-            rejected = failing + rejected
-            notes.extend(run_notes)
+        kept, rejected, header = deliver(request, (file, function, location, framework, existing), prompt,
+                                         [completion.text for completion in stats.completions], notes, report, cancel)
         timings["validate"] = time.perf_counter() - mark
-        if not kept:
-            reasons = "; ".join(sorted({problem for test in rejected for problem in test.problems})) or "no test"
-            log_event(log, "generate.failed", request_id=request.request_id, reasons=reasons)
-            raise GenerationFailed(
-                f"the model wrote {len(candidates)} candidate(s) for {function.qualified_name} but none is a valid "
-                f"test ({reasons}); try again with more candidates, or a larger model or an adapter"
-            )
-        header = test_file_header(file.language, framework, function, file, location.module_import, None,
-                                  test_class=prompt.test_class)
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
         timings["total"] = time.perf_counter() - started
@@ -207,83 +185,91 @@ class TestGenerator:
                                  timings, notes)
 
 
+def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: list[str], notes: list[str],
+            report: ProgressCallback, cancel: threading.Event | None = None,
+            ) -> tuple[list[GeneratedTest], list[GeneratedTest], str]:
+    """From the model's completions to the tests to insert: (kept, rejected, the test file's header).
+    `prepared` is what `prepare` returned; notes are appended to `notes`. Raises `GenerationFailed`
+    (nothing to insert) with the reasons when no test is left."""
+    file, function, location, framework, existing = prepared
+    settings = request.settings
+    report(VALIDATING, 0.0, "checking the tests")
+    candidates = postprocess_all(prompt, completions, existing_test_names(existing, file.language),
+                                 focal_name=function.name)
+    kept = [test for test in candidates if test.kept]
+    rejected = [test for test in candidates if not test.kept]
+    if settings.validate == "none":
+        kept = [test for test in candidates if test.duplicate_of is None]
+        rejected = [test for test in candidates if test.duplicate_of is not None]
+    header = test_file_header(file.language, framework, function, file, location.module_import, None,
+                              test_class=prompt.test_class)
+    if settings.validate == "run" and kept:
+        kept, failing, run_notes, header = assure_candidates(request, file, function, location, framework, existing,
+                                                             prompt, header, kept, report, cancel)
+        rejected = failing + rejected
+        notes.extend(run_notes)
+    if not kept:
+        reasons = "; ".join(dict.fromkeys(problem for test in rejected for problem in test.problems)) or "no test"
+        log_event(log, "generate.failed", request_id=request.request_id, reasons=reasons)
+        if settings.validate == "run":
+            raise GenerationFailed(
+                f"none of the {len(candidates)} test(s) written for {function.qualified_name} survived running "
+                f"and repair ({reasons}); nothing was inserted. Try again with more candidates, or a larger model "
+                "or an adapter")
+        raise GenerationFailed(
+            f"the model wrote {len(candidates)} candidate(s) for {function.qualified_name} but none is a valid "
+            f"test ({reasons}); try again with more candidates, or a larger model or an adapter"
+        )
+    return kept, rejected, header
+
+
 # -- validate = "run" ----------------------------------------------------------------------------
 
-#: Seconds one candidate may run in the sandbox (`validate = "run"`).
-RUN_TIMEOUT = 30.0
+def assure_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
+                      framework: str, existing: str | None, prompt: Prompt, header: str, tests: list[GeneratedTest],
+                      report: ProgressCallback, cancel: threading.Event | None,
+                      ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str]:
+    """`validate = "run"`: (delivered tests, rejected ones, notes, the header with any import added).
 
-
-def run_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
-                   framework: str, existing: str | None, prompt: Prompt, tests: list[GeneratedTest],
-                   report: ProgressCallback, cancel: threading.Event | None,
-                   ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str]]:
-    """`validate = "run"`: (passing tests, failing tests, notes).
-
-    Each candidate is inserted alone into its test file (as `--write` would, the editor's unsaved
-    focal file included) and run in the sandbox (`unitune.sandbox`: a temporary copy of
-    the project, limits, no network), with only that test selected. The passing ones are kept,
-    those covering more of the focal function's branches, then lines, first; a failing one is
-    dropped with the failure in its `problems`. When none passes, `GenerationFailed` says why: a
-    failing test is never offered as if it had been checked (`validate = "syntax"` offers tests
-    without running them). When the tests cannot be run at all (Java, no pytest, a test file
-    outside the project, a project too large to copy), the tests are kept as checked for syntax,
-    with a note. There is no repair attempt from a failure."""
-    from unitune.errors import GenerationCancelled, UnituneError
-    from unitune.insertion import apply
-    from unitune.languages import PYTHON
+    The candidates go through `unitune.adapters.assure` (checks, a run, repair, three more runs,
+    coverage and mutants, selection) in the sandbox, with the editor's unsaved focal file. When
+    the tests cannot be run here (Java, no pytest, a test file outside the project, no sandbox),
+    they are kept as checked for syntax, with a note that says so."""
     from unitune import sandbox
+    from unitune.adapters.assure import RUNS, Job, assure
+    from unitune.errors import UnituneError
+    from unitune.languages import PYTHON
 
     if file.language != PYTHON:
-        return tests, [], [f"validate = run runs Python tests only; these {file.language} tests were checked for syntax"]
+        return tests, [], [f"validate = run runs Python tests only; these {file.language} tests were checked for syntax"], header
     root = (Path(request.project_root) if request.project_root else find_project_root(request.path)).resolve()
     try:
         test_rel = location.path.resolve().relative_to(root).as_posix()
         focal_rel = Path(request.path).resolve().relative_to(root).as_posix()
     except ValueError:
         return tests, [], [(f"validate = run: {location.path} is outside the project {root}; the tests were "
-                            "checked for syntax only")]
-    header = test_file_header(file.language, framework, function, file, location.module_import, None,
-                              test_class=prompt.test_class)
-    unsaved = {focal_rel: file.text} if request.text is not None else {}
-    passing: list[tuple[GeneratedTest, Any]] = []
-    failing: list[GeneratedTest] = []
-    for index, test in enumerate(tests):
-        if cancel is not None and cancel.is_set():
-            raise GenerationCancelled("generation cancelled; nothing was changed")
-        report(VALIDATING, index / len(tests), f"running {test.name} ({index + 1}/{len(tests)})")
-        plan = plan_insertion(location, existing, [test], language=file.language, framework=framework,
-                              header=header, test_class=prompt.test_class)
-        text = apply(existing, plan)
-        try:
-            result = sandbox.run_tests(root, test_rel, {**unsaved, test_rel: text}, focal_file=focal_rel,
-                                       focal_lines=(function.start_line, function.end_line),
-                                       select=[_node_id(text, test.name)], timeout=RUN_TIMEOUT)
-        except UnituneError as error:
-            return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"]
-        log_event(log, "generate.run", request_id=request.request_id, test=test.name, status=result.status,
-                  seconds=round(result.duration, 3), line_coverage=result.line_coverage,
-                  branch_coverage=result.branch_coverage)
-        if result.ok:
-            passing.append((test, result))
-        else:
-            test.valid = False
-            test.problems.append(f"{result.status} when run: {result.summary()}")
-            failing.append(test)
-    report(VALIDATING, 1.0, f"{len(passing)} of {len(tests)} passed")
-    if not passing:
-        reasons = "; ".join(f"{test.name} {test.problems[-1]}" for test in failing)
-        raise GenerationFailed(
-            f"none of the {len(tests)} test(s) written for {function.qualified_name} passed when run ({reasons}); "
-            "try again with more candidates, or set validate = syntax to see tests that were not run"
-        )
-    passing.sort(key=lambda item: (-(item[1].branch_coverage or 0.0), -(item[1].line_coverage or 0.0)))
+                            "checked for syntax only")], header
+    settings = request.settings
+    job = Job(root=root, test_rel=test_rel, focal_rel=focal_rel, focal_source=file.text, function=function,
+              location=location, existing=existing, header=header, framework=framework, language=file.language,
+              test_class=prompt.test_class, unsaved={focal_rel: file.text} if request.text is not None else {},
+              module_import=location.module_import, repair_mode=settings.repair,
+              python=sandbox.project_python(root, settings.python), report=report, cancel=cancel)
+    try:
+        outcome = assure(job, tests, VALIDATING)
+    except sandbox.SandboxError as error:
+        return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"], header
+    except UnituneError:
+        raise
     notes = []
-    for test, result in passing:
-        coverage = [f"{label} coverage {value:.0%}" for label, value in
-                    (("line", result.line_coverage), ("branch", result.branch_coverage)) if value is not None]
-        detail = f" ({', '.join(coverage)} of {function.qualified_name})" if coverage else ""
-        notes.append(f"{test.name} passed when run in the sandbox in {result.duration:.1f}s{detail}")
-    return [test for test, _ in passing], failing, notes
+    for test in outcome.kept:
+        test.adds = outcome.values[test.name].adds
+        repaired = " (repaired: " + "; ".join(test.repaired) + ")" if test.repaired else ""
+        notes.append(f"{test.name} passed {RUNS} runs in the sandbox; {test.adds}{repaired}")
+    counts = ", ".join(f"{value} {key}" for key, value in outcome.stage_counts.items())
+    log_event(log, "generate.assured", request_id=request.request_id, stages=counts)
+    report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered ({counts})")
+    return outcome.kept, outcome.rejected, notes, job.header
 
 
 def _node_id(text: str, name: str) -> str:

@@ -170,7 +170,7 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
     result.passed = run.status == "passed" and asserts
     result.line_coverage, result.branch_coverage = run.line_coverage, run.branch_coverage
     if result.passed:
-        for mutant in mutants(problem.module, problem.function.split(".")[-1], MUTANTS_PER_PROBLEM):
+        for mutant in mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM):
             mutated = run_tests(project, test_rel, {test_rel: test_text, focal_rel: mutant.source},
                                 select=[test_name], timeout=10)
             result.mutants += 1

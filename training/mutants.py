@@ -68,16 +68,16 @@ def _apply(kind: str, node: ast.AST) -> str:
 
 
 def mutants(module_source: str, function_name: str, limit: int = 6) -> list[Mutant]:
-    """Up to `limit` mutants of `function_name` (a top-level function) in `module_source`."""
+    """Up to `limit` mutants of `function_name` in `module_source`: a top-level function, or a
+    method by its qualified name (`Account.deposit`)."""
     try:
         tree = ast.parse(module_source)
     except SyntaxError:
         return []
-    index = next((i for i, n in enumerate(tree.body)
-                  if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function_name), None)
-    if index is None:
+    function = _find(tree, function_name)
+    if function is None:
         return []
-    site_count = len(_sites(tree.body[index]))
+    site_count = len(_sites(function))
     if site_count == 0:
         return []
     # Spread the picks over the function rather than taking the first few spots.
@@ -86,7 +86,7 @@ def mutants(module_source: str, function_name: str, limit: int = 6) -> list[Muta
     seen: set[str] = set()
     for pick in picks:
         mutated = copy.deepcopy(tree)
-        kind, node = _sites(mutated.body[index])[pick]
+        kind, node = _sites(_find(mutated, function_name))[pick]
         description = _apply(kind, node)
         ast.fix_missing_locations(mutated)
         source = ast.unparse(mutated)
@@ -94,3 +94,14 @@ def mutants(module_source: str, function_name: str, limit: int = 6) -> list[Muta
             seen.add(source)
             found.append(Mutant(description, source))
     return found
+
+
+def _find(tree: ast.Module, qualified_name: str) -> ast.AST | None:
+    """The function or method `qualified_name` (`Outer.Inner.method`) defined in `tree`."""
+    scope: ast.AST = tree
+    for part in qualified_name.split("."):
+        scope = next((node for node in getattr(scope, "body", []) if isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == part), None)
+        if scope is None:
+            return None
+    return scope if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)) else None

@@ -125,6 +125,36 @@ class TestOutcome:
 
 
 @dataclass
+class Round:
+    """One pytest run of a `run_rounds` session. `files` (relative path -> text) are written over
+    the copy for this round only; the tests run are `select` (node ids, `tests/test_x.py::test_a`),
+    else those that passed in every round listed in `select_passed_of`, else the whole test file."""
+
+    files: Mapping[str, str] = field(default_factory=dict)
+    select: Sequence[str] | None = None
+    select_passed_of: Sequence[int] | None = None
+    reverse: bool = False  # run the tests in reverse order (a test that needs another's leftovers fails)
+    coverage: bool = False  # per-test coverage of the focal function
+    observe: bool = False  # collect what observing tests (`unitune.oracles`) record
+
+
+@dataclass
+class RoundResult:
+    """What one round gave: each test's (outcome, message) by node id; with coverage, the focal
+    function's statements and branch arcs and, per test, the ones it ran."""
+
+    outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    ran: bool = True  # False: nothing was selected
+    statements: set[int] = field(default_factory=set)
+    branches: set[tuple[int, int]] = field(default_factory=set)
+    covered: dict[str, tuple[set[int], set[tuple[int, int]]]] = field(default_factory=dict)
+    observations: list[dict] = field(default_factory=list)
+
+    def passed(self) -> set[str]:
+        return {nodeid for nodeid, (outcome, _) in self.outcomes.items() if outcome == PASSED}
+
+
+@dataclass
 class SandboxResult:
     """What running the tests gave. Coverage is of the focal function only (fractions 0..1), None
     when it was not measured (no focal file, coverage.py missing, a run that did not finish) or,
@@ -146,6 +176,7 @@ class SandboxResult:
     tests: list[TestOutcome] = field(default_factory=list)
     returncode: int | None = None
     isolation: dict = field(default_factory=dict)  # what the tests saw: user, namespaces, guard, limits
+    rounds: list[RoundResult] = field(default_factory=list)  # `run_rounds` only
 
     @property
     def ok(self) -> bool:
@@ -183,6 +214,7 @@ def run_tests(
     network: bool = False,
     plugins: bool = True,
     python: str | os.PathLike | None = None,
+    _rounds: tuple[list[Round], float | None] | None = None,
 ) -> SandboxResult:
     """Run the tests of `test_relpath` (relative to `project_root`) in a sandbox.
 
@@ -223,13 +255,72 @@ def run_tests(
     work = Path(tempfile.mkdtemp(prefix="unitune-sandbox-"))
     try:
         return _run_in(work, root, test_rel, extra_files or {}, focal_rel, focal_lines, select, timeout,
-                       memory_mb, max_processes, network, plugins, interpreter, plan)
+                       memory_mb, max_processes, network, plugins, interpreter, plan, _rounds)
     finally:
         _remove_tree(work)
 
 
+def run_rounds(
+    project_root: str | os.PathLike,
+    test_relpath: str,
+    rounds: Sequence[Round],
+    extra_files: Mapping[str, str] | None = None,
+    *,
+    focal_file: str | os.PathLike | None = None,
+    focal_lines: tuple[int, int] | None = None,
+    timeout: float = 60,
+    per_test_timeout: float | None = 10,
+    memory_mb: int = 1024,
+    python: str | os.PathLike | None = None,
+) -> SandboxResult:
+    """Several pytest runs in one sandbox (one copy of the project, one set of limits): the rounds,
+    in order, each in a process of its own. `extra_files` stay written for every round; a round's
+    own files only for that round. `per_test_timeout` fails a test that runs longer (the other
+    tests still run); `timeout` bounds the whole session. The result's `rounds` hold each round's
+    outcomes; its `status` is `passed` when the session ran to its end (whatever the tests did)."""
+    return run_tests(project_root, test_relpath, extra_files, focal_file=focal_file, focal_lines=focal_lines,
+                     timeout=timeout, memory_mb=memory_mb, python=python,
+                     _rounds=(list(rounds), per_test_timeout))
+
+
+def _round_config(copy: Path, spec: Round) -> dict:
+    return {
+        "files": {str(copy / _relative(relative, "round file")): text for relative, text in spec.files.items()},
+        "targets": list(spec.select) if spec.select is not None else None,
+        "select_passed_of": list(spec.select_passed_of) if spec.select_passed_of is not None else None,
+        "reverse": spec.reverse, "coverage": spec.coverage, "observations": spec.observe,
+    }
+
+
+def _read_round(out: Path, index: int, copy: Path, focal_copy: Path | None, span, body_start) -> RoundResult:
+    record = _read_json(out / f"round-{index}.json") or {}
+    result = RoundResult(ran=not record.get("skipped"))
+    result.outcomes = {nodeid: (str(value[0]), str(value[1])) for nodeid, value in (record.get("outcomes") or {}).items()
+                       if isinstance(value, list) and len(value) == 2}
+    observations = out / f"observations-{index}.jsonl"
+    if observations.is_file() and not observations.is_symlink():
+        for line in observations.read_text("utf-8", errors="replace").splitlines()[:10_000]:
+            try:
+                result.observations.append(json.loads(line))
+            except ValueError:
+                continue
+    report = _read_json(out / f"coverage-{index}.json")
+    if report and focal_copy is not None:
+        whole = SandboxResult(status=PASSED)
+        _focal_coverage(report, copy, focal_copy, span, body_start, whole)
+        result.statements = set(whole.covered_lines) | set(whole.missing_lines)
+        result.branches = {tuple(arc) for arc in whole.covered_branches + whole.missing_branches}
+        for nodeid, data in (record.get("contexts") or {}).items():
+            lines = {line for line in data.get("lines") or () if line in result.statements}
+            arcs = {tuple(arc) for arc in data.get("arcs") or () if tuple(arc) in result.branches}
+            known = result.covered.setdefault(nodeid, (set(), set()))
+            known[0].update(lines)
+            known[1].update(arcs)
+    return result
+
+
 def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, timeout, memory_mb,
-            max_processes, network, plugins, interpreter, plan) -> SandboxResult:
+            max_processes, network, plugins, interpreter, plan, rounds=None) -> SandboxResult:
     copy, home, tmp, out, site = (work / name for name in ("project", "home", "tmp", "out", "site"))
     copy_project(root, copy)
     for relative, text in extra_files.items():
@@ -267,6 +358,12 @@ def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, t
         # what `nobody` is shown of folders it may not enter (the interpreter's, the temporary one's)
         "expose": _exposure([*plan.interpreter_paths, str(work)], plan.user) if plan.exposes else [],
     }
+    if rounds is not None:
+        config.update(rounds=[_round_config(copy, spec) for spec in rounds[0]], per_test_timeout=rounds[1],
+                      test_file=test_rel, pytest_base_args=_pytest_args(copy, out, test_rel, None)[:-1])
+        # node ids relative to the copy's root whatever the project's layout, so rounds can select them
+        config["pytest_base_args"] = [arg for arg in config["pytest_base_args"] if not arg.startswith("--junitxml")
+                                      ] + [f"--rootdir={copy}"]
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE if not network else "", encoding="utf-8")
     (site / "unitune_sandbox_driver.py").write_text(_DRIVER, encoding="utf-8")
     (site / "config.json").write_text(json.dumps(config), encoding="utf-8")
@@ -328,6 +425,10 @@ def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, t
     if timed_out:
         result.status = TIMEOUT
         result.output = _truncate(output + f"\n[unitune sandbox] timed out after {timeout:g}s; every process of the run was killed\n")
+        return result
+    if rounds is not None:
+        result.rounds = [_read_round(out, index, copy, focal_copy, span, body_start) for index in range(len(rounds[0]))]
+        result.status = PASSED if returncode == 0 else ERROR
         return result
     result.status = _status(result, returncode)
     if focal_copy is not None:
@@ -763,13 +864,24 @@ def _absolute_program(program: str) -> str:
     return os.path.abspath(program)
 
 
-def project_python(root: str | os.PathLike) -> str:
-    """The project's own interpreter (`.venv` or `venv` at its root), else the one running unitune."""
+def project_python(root: str | os.PathLike, configured: str | None = None) -> str:
+    """The interpreter the project's tests run with (see `which_python`)."""
+    return which_python(root, configured)[0]
+
+
+def which_python(root: str | os.PathLike, configured: str | None = None) -> tuple[str, str]:
+    """(interpreter, why it was chosen): the `python` setting, else the active virtual environment
+    (`$VIRTUAL_ENV`), else `.venv` or `venv` at the project's root, else the one running unitune."""
+    if configured:
+        return str(Path(configured).expanduser()), "the `python` setting"
+    active = os.environ.get("VIRTUAL_ENV")
+    if active and (Path(active) / "bin" / "python").exists():
+        return str(Path(active) / "bin" / "python"), "the active virtual environment ($VIRTUAL_ENV)"
     for folder in (".venv", "venv"):
         candidate = Path(root) / folder / "bin" / "python"
         if candidate.exists():
-            return str(candidate)
-    return sys.executable
+            return str(candidate), f"the project's {folder}/"
+    return sys.executable, "the interpreter unitune runs on"
 
 
 # -- the copy ------------------------------------------------------------------------------------
@@ -1057,6 +1169,7 @@ it only shows that it is the caller's interpreter and imports pytest)."""
 import json
 import os
 import re
+import signal
 import stat
 import sys
 
@@ -1286,9 +1399,167 @@ def run(config):
     return int(code)
 
 
+class Rounds:
+    """pytest plugin of a round: each test's outcome by node id, a time limit per test, the
+    coverage context switched to the test, and the test order reversed when asked."""
+
+    def __init__(self, cov, per_test_timeout, reverse):
+        self.cov, self.timeout, self.reverse = cov, per_test_timeout, reverse
+        self.outcomes = {}
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        if self.reverse:
+            items.reverse()
+
+    def pytest_runtest_setup(self, item):
+        if self.cov is not None:
+            self.cov.switch_context(item.nodeid)
+        if self.timeout:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "teardown":
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        known = self.outcomes.get(report.nodeid)
+        if report.when == "call" or report.failed or (report.skipped and known is None):
+            if known is not None and known[0] != "passed":
+                return  # the first problem is the one to report
+            outcome = "passed" if report.passed else "skipped" if report.skipped else (
+                "failed" if report.when == "call" else "error")
+            message = ""
+            crash = getattr(report.longrepr, "reprcrash", None)
+            if crash is not None:
+                message = crash.message
+            elif report.longrepr is not None and not report.passed:
+                message = str(report.longrepr)[-500:]
+            self.outcomes[report.nodeid] = [outcome, message[:500]]
+
+
+def too_slow(signum, frame):
+    raise TimeoutError("the test ran longer than unitune's time limit per test")
+
+
+def run_rounds(config):
+    """Each round in a process of its own (forked: pytest and coverage are imported once), with
+    its files written over the copy's and restored afterwards; its results in `round-N.json`."""
+    import pytest
+    try:
+        import coverage
+    except ImportError:
+        coverage = None
+    signal.signal(signal.SIGALRM, too_slow)
+    passed = {}
+    for index, spec in enumerate(config["rounds"]):
+        targets = spec.get("targets") or [config["test_file"]]
+        if spec.get("select_passed_of") is not None:
+            chosen = None
+            for earlier in spec["select_passed_of"]:
+                ids = {nodeid for nodeid, (outcome, _) in passed.get(earlier, {}).items() if outcome == "passed"}
+                chosen = ids if chosen is None else chosen & ids
+            targets = [nodeid for nodeid in passed.get(spec["select_passed_of"][0], {}) if nodeid in (chosen or ())]
+        result_path = os.path.join(config["out"], f"round-{index}.json")
+        if not targets:
+            with open(result_path, "w") as handle:
+                json.dump({"outcomes": {}, "code": None, "skipped": True}, handle)
+            passed[index] = {}
+            continue
+        originals = {}
+        for path, text in (spec.get("files") or {}).items():
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    originals[path] = handle.read()
+            except OSError:
+                originals[path] = None
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                code = one_round(config, spec, index, targets, pytest, coverage)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        for path, text in originals.items():
+            if text is None:
+                os.unlink(path)
+            else:
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+        try:
+            with open(result_path) as handle:
+                passed[index] = json.load(handle)["outcomes"]
+        except (OSError, ValueError, KeyError):
+            passed[index] = {}
+            with open(result_path, "w") as handle:
+                json.dump({"outcomes": {}, "code": os.waitstatus_to_exitcode(status)}, handle)
+    return 0
+
+
+def one_round(config, spec, index, targets, pytest, coverage):
+    out = config["out"]
+    if spec.get("observations"):
+        os.environ["UNITUNE_OBSERVATIONS"] = os.path.join(out, f"observations-{index}.jsonl")
+    cov = None
+    if spec.get("coverage") and coverage is not None and config.get("coverage_source"):
+        cov = coverage.Coverage(data_file=os.path.join(out, f".coverage-{index}"), branch=True,
+                                source=[config["coverage_source"]], config_file=False)
+    plugin = Rounds(cov, config.get("per_test_timeout"), spec.get("reverse"))
+
+    class Measure:
+        @staticmethod
+        def pytest_collection_finish(session):
+            if cov is not None:
+                cov.start()
+
+        @staticmethod
+        def pytest_sessionfinish(session, exitstatus):
+            if cov is not None:
+                cov.stop()
+
+    args = [*config["pytest_base_args"], *targets]
+    code = int(pytest.main(args, plugins=[plugin, Measure()]))
+    record = {"outcomes": plugin.outcomes, "code": code}
+    if cov is not None:
+        try:
+            cov.save()
+            cov.json_report(outfile=os.path.join(out, f"coverage-{index}.json"), include=[config["coverage_include"]])
+            data = cov.get_data()
+            contexts = {}
+            for context in data.measured_contexts():
+                if not context:
+                    continue
+                data.set_query_contexts([context])
+                contexts[context] = {"lines": sorted(data.lines(config["coverage_include"]) or ()),
+                                     "arcs": sorted(data.arcs(config["coverage_include"]) or ())}
+            record["contexts"] = contexts
+        except Exception as error:
+            print(f"[unitune sandbox] no coverage report: {error}", flush=True)
+    with open(os.path.join(out, f"round-{index}.json"), "w") as handle:
+        json.dump(record, handle)
+    return code
+
+
 def child(config, seen):
     if config.get("check"):
         code = check(config["check"])
+    elif config.get("rounds"):
+        try:
+            with open(os.path.join(config["out"], "isolation.json"), "w") as handle:
+                json.dump(isolation(seen), handle)
+        except OSError:
+            pass
+        try:
+            code = run_rounds(config)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = CANNOT_START
     else:
         try:
             with open(os.path.join(config["out"], "isolation.json"), "w") as handle:

@@ -29,6 +29,7 @@ BUNDLED_TEST_MODEL = "unitune-mini"
 QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
 DEVICES = ("auto", "cuda", "cpu", "mps")
 VALIDATIONS = ("none", "syntax", "run")
+REPAIRS = ("observe", "drop", "none")  # what `validate = "run"` does with a failing test; see unitune.oracles
 
 PROJECT_FILE = "unitune.toml"
 PYPROJECT_FILE = "pyproject.toml"
@@ -45,7 +46,10 @@ class Settings:
     context: str = DEFAULT_CONTEXT
     max_new_tokens: int = 256
     candidates: int = 1
-    validate: str = "syntax"
+    validate: str = "run"
+    repair: str = "observe"
+    time_budget: int = 300
+    python: str | None = None
     test_dir: str | None = None
     framework: str | None = None
     trust_remote_code: bool = False
@@ -57,9 +61,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": DEVICES,
     "context": CONTEXT_LEVELS,
     "validate": VALIDATIONS,
+    "repair": REPAIRS,
     "framework": FRAMEWORKS,
 }
-_RANGES: dict[str, tuple[int, int]] = {"max_new_tokens": (1, 8192), "candidates": (1, 64)}
+_RANGES: dict[str, tuple[int, int]] = {"max_new_tokens": (1, 8192), "candidates": (1, 64), "time_budget": (5, 3600)}
 KEYS = tuple(f.name for f in dataclasses.fields(Settings))
 
 

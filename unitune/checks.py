@@ -1,0 +1,212 @@
+"""Checks of a generated Python test before anything runs, with the structural repairs they allow.
+
+- every name the test reads resolves: a builtin, something the test file defines or imports, or a
+  local; a missing import is added when it is unambiguous (`pytest`, the focal module, a name the
+  focal module defines, a standard-library module), else the test is rejected with the names;
+- every parameter of a pytest test function is a fixture (pytest's own, one the test file or a
+  `conftest.py` on the way up defines); others are removed (the model wrote
+  `def test_ordinal(ordinal: TypeAlias)`, which pytest fails at set-up).
+The scopes come from `symtable`, the compiler's own, so comprehensions, lambdas and nested
+functions resolve as Python resolves them.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+import symtable
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Fixtures pytest itself provides (its own plugins), which a test may ask for by parameter.
+PYTEST_FIXTURES = frozenset({
+    "request", "tmp_path", "tmp_path_factory", "tmpdir", "tmpdir_factory", "monkeypatch", "capsys", "capsysbinary",
+    "capfd", "capfdbinary", "caplog", "recwarn", "pytestconfig", "record_property", "record_xml_attribute",
+    "record_testsuite_property", "cache", "doctest_namespace", "testdir", "pytester", "subtests",
+})
+_BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__builtins__", "__spec__"}
+
+
+@dataclass
+class CheckedTest:
+    """A test after the checks: its (possibly repaired) source, imports it needs added, what was
+    repaired, and the problems that reject it (empty: it may run)."""
+
+    source: str
+    imports: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_python_test(source: str, name: str, context: str, *, focal_module: str | None,
+                      focal_names: set[str], fixtures: set[str]) -> CheckedTest:
+    """Check the test `source` (indented as in its file) as it would sit after `context` (the test
+    file's text, or the header of a new one). `focal_module` is the dotted module of the focal file,
+    `focal_names` what it defines at top level; `fixtures` the fixtures conftest files define."""
+    checked = CheckedTest(source)
+    checked.source = _drop_unknown_fixtures(checked, fixtures | _defined_fixtures(context))
+    defined, star = _module_names(context)
+    if star:
+        return checked  # `from x import *`: what it binds is unknown here
+    missing = sorted(_free_names(checked.source, name) - defined - _BUILTINS)
+    unresolved = []
+    for missing_name in missing:
+        line = _import_for(missing_name, focal_module, focal_names)
+        if line is None:
+            unresolved.append(missing_name)
+        else:
+            checked.imports.append(line)
+            checked.repaired.append(f"added `{line}`")
+    if unresolved:
+        checked.problems.append(f"uses undefined name{'s' if len(unresolved) > 1 else ''} {', '.join(unresolved)}")
+    return checked
+
+
+def _import_for(name: str, focal_module: str | None, focal_names: set[str]) -> str | None:
+    if focal_module and name == focal_module.split(".")[-1]:
+        return f"import {focal_module}" if "." not in focal_module else f"from {focal_module.rsplit('.', 1)[0]} import {name}"
+    if focal_module and name in focal_names:
+        return f"from {focal_module} import {name}"
+    if name == "pytest" or name in sys.stdlib_module_names and not name.startswith("_"):
+        return f"import {name}"
+    return None
+
+
+def _free_names(source: str, name: str) -> set[str]:
+    """Names the test function reads that it does not bind (globals, as the compiler sees them)."""
+    code = textwrap.dedent(source)
+    try:
+        table = symtable.symtable(code, "<test>", "exec")
+    except (SyntaxError, ValueError):
+        return set()
+    found: set[str] = set()
+    stack = [child for child in table.get_children() if child.get_name() == name]
+    while stack:
+        scope = stack.pop()
+        for symbol in scope.get_symbols():
+            if symbol.is_referenced() and symbol.is_global() and not symbol.is_declared_global():
+                found.add(symbol.get_name())
+        stack.extend(scope.get_children())
+    return found
+
+
+def _module_names(context: str) -> tuple[set[str], bool]:
+    """(names the module `context` binds at top level, whether it has a star import)."""
+    try:
+        tree = ast.parse(context)
+    except (SyntaxError, ValueError):
+        return set(), True  # cannot tell: assume everything resolves
+    names: set[str] = set()
+    star = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                star = star or alias.name == "*"
+                names.add(alias.asname or alias.name)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.If, ast.Try)):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
+                    names.add(inner.id)
+    return names, star
+
+
+def _defined_fixtures(text: str) -> set[str]:
+    """Fixtures a test file or conftest.py defines (functions decorated with `fixture`)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:
+                called = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if ast.unparse(called).split(".")[-1] == "fixture":
+                    name = node.name
+                    if isinstance(decorator, ast.Call):
+                        for keyword in decorator.keywords:
+                            if keyword.arg == "name" and isinstance(keyword.value, ast.Constant):
+                                name = str(keyword.value.value)
+                    found.add(name)
+    return found
+
+
+def conftest_fixtures(test_file: Path, root: Path) -> set[str]:
+    """Fixtures of the `conftest.py` files from the project's root down to the test file's folder."""
+    found: set[str] = set()
+    folder = test_file.parent
+    try:
+        folder.resolve().relative_to(root.resolve())
+    except ValueError:
+        return found
+    while True:
+        conftest = folder / "conftest.py"
+        if conftest.is_file():
+            try:
+                found |= _defined_fixtures(conftest.read_text("utf-8", errors="replace")[:1_000_000])
+            except OSError:
+                pass
+        if folder.resolve() == root.resolve() or folder.parent == folder:
+            return found
+        folder = folder.parent
+
+
+def _drop_unknown_fixtures(checked: CheckedTest, fixtures: set[str]) -> str:
+    """The test without parameters no fixture provides (a method keeps `self`; parametrized and
+    defaulted parameters are provided)."""
+    source = checked.source
+    try:
+        function = ast.parse(textwrap.dedent(source)).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return source
+    if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return source
+    parametrized = set()
+    for decorator in function.decorator_list:
+        if isinstance(decorator, ast.Call) and "parametrize" in ast.unparse(decorator.func) and decorator.args:
+            first = decorator.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                parametrized |= {part.strip() for part in first.value.split(",")}
+    arguments = function.args
+    positional = arguments.posonlyargs + arguments.args
+    defaulted = {a.arg for a in positional[len(positional) - len(arguments.defaults):]} if arguments.defaults else set()
+    unknown = [a.arg for a in positional if a.arg not in fixtures | PYTEST_FIXTURES | parametrized | defaulted
+               and a.arg not in ("self", "cls")]
+    if not unknown or arguments.vararg or arguments.kwarg or arguments.kwonlyargs:
+        return source
+    # the parameter list, rewritten on the def line only (what the model writes fits on it)
+    lines = source.split("\n")
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*(?:async\s+)?def\s+\w+\s*)\((.*)\)(\s*(->[^:]*)?:.*)$", line)
+        if match:
+            kept = [p for p in _split_parameters(match.group(2)) if p.split(":")[0].split("=")[0].strip() not in unknown]
+            lines[index] = f"{match.group(1)}({', '.join(kept)}){match.group(3)}"
+            checked.repaired.append(f"removed parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                                    "no fixture provides it")
+            return "\n".join(lines)
+    return source
+
+
+def _split_parameters(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
