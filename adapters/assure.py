@@ -61,6 +61,13 @@ class Assured:
     branches: int = 0
     mutants: int = 0
     stage_counts: dict[str, int] = field(default_factory=dict)  # survivors after each stage
+    uncovered: list[int] = field(default_factory=list)  # lines of the focal function no kept test runs
+
+    def reach(self) -> tuple[int, int, int]:
+        """(lines, branches, mutants killed) of the kept tests together."""
+        chosen = [self.values[test.name] for test in self.kept if test.name in self.values]
+        return (len(set().union(*(v.lines for v in chosen))), len(set().union(*(v.branches for v in chosen))),
+                len(set().union(*(v.killed for v in chosen))))
 
 
 @dataclass
@@ -178,7 +185,9 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
     kept = _select(reliable, values, statements, arc_count, len(found), rejected)
     counts["delivered"] = len(kept)
     log_event(log, "assure.done", function=job.function.qualified_name, **{k.replace(" ", "_"): v for k, v in counts.items()})
-    return Assured(kept, rejected, [], values, statements, arc_count, len(found), counts)
+    covered = set().union(*(values[test.name].lines for test in kept)) if kept else set()
+    return Assured(kept, rejected, [], values, statements, arc_count, len(found), counts,
+                   sorted(runs[0].statements - covered))
 
 
 def _check(job: Job, tests: list[GeneratedTest], rejected: list[GeneratedTest]) -> list[GeneratedTest]:

@@ -38,6 +38,14 @@ def add_generate_parser(subparsers) -> None:
     parser.add_argument("--quantization", metavar="Q", help="auto, 4bit, 8bit or none")
     parser.add_argument("--device", metavar="D", help="auto, cuda, cpu or mps")
     parser.add_argument("--framework", metavar="F", help="pytest, unittest, junit5 or junit4 (default: detected)")
+    parser.add_argument("--validate", choices=("none", "syntax", "run"),
+                        help="run: deliver only tests that pass 3 runs in the sandbox and add coverage or kill a "
+                             "mutant (the default); syntax: tests that parse, not run; none: as written")
+    parser.add_argument("--repair", choices=("observe", "drop", "none"),
+                        help="with --validate run, a failing assertion gets the observed value (observe, the "
+                             "default), is removed (drop), or fails its test (none)")
+    parser.add_argument("--time-budget", type=int, metavar="S",
+                        help="seconds a request may take; more rounds for uncovered lines while it allows (default 300)")
     parser.add_argument("--project", metavar="DIR", type=Path, help="project root (default: found from FILE)")
     parser.add_argument("--write", action="store_true", help="insert the tests into the test file and print its path")
     parser.add_argument("--json", action="store_true", help="print one JSON object describing the outcome")
@@ -60,7 +68,7 @@ def run_generate(args: argparse.Namespace) -> int:
     overrides = {
         "model": args.model, "candidates": args.candidates, "max_new_tokens": args.max_new_tokens,
         "context": args.context, "quantization": args.quantization, "device": args.device,
-        "framework": args.framework,
+        "framework": args.framework, "validate": args.validate, "repair": args.repair, "time_budget": args.time_budget,
     }
     loaded = load_settings(root, {k: v for k, v in overrides.items() if v is not None})
     for problem in loaded.problems:
@@ -158,7 +166,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     checks.append(_check_bitsandbytes())
     checks.append(_check_model(loaded.settings.model))
     checks.extend(_check_adapters(root, loaded.settings.adapter))
-    checks.append(_check_sandbox(root, loaded.settings.validate))
+    checks.append(_check_sandbox(root, loaded.settings.validate, loaded.settings.python))
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
     checks.append(("network", True, "HF_HUB_OFFLINE is set: models load from local files only" if offline else
                    "models not in the local cache are downloaded from the Hugging Face Hub"))
@@ -197,7 +205,7 @@ def _check_model(model: str) -> tuple[str, bool, str]:
     return ("model", True, f"{model_id} at {folder} ({size / 2**20:.1f} MiB of weights, available offline)")
 
 
-def _check_sandbox(root: Path, validate: str) -> tuple[str, bool, str]:
+def _check_sandbox(root: Path, validate: str, configured_python: str | None = None) -> tuple[str, bool, str]:
     """Whether `validate = "run"` works here: a tiny passing test, run in the sandbox with the
     interpreter generation would use (the project's), with the reason when it does not pass. pytest's
     plugins stay off (loading them all may take seconds): what is checked is the sandbox itself.
@@ -207,7 +215,7 @@ def _check_sandbox(root: Path, validate: str) -> tuple[str, bool, str]:
     from unitune import sandbox
     from unitune.errors import UnituneError
 
-    python = sandbox.project_python(root)
+    python, why = sandbox.which_python(root, configured_python)
     result = None
     with tempfile.TemporaryDirectory(prefix="unitune-doctor-") as folder:
         project = Path(folder)
@@ -221,10 +229,11 @@ def _check_sandbox(root: Path, validate: str) -> tuple[str, bool, str]:
         except UnituneError as error:
             reason = str(error)
     if reason is not None:
-        return ("sandbox", validate != "run", f'validate = "run" does not work here: {reason}')
+        return ("sandbox", validate != "run", f'validate = "run" does not work here: {reason} (the tests\' '
+                f"interpreter is {python}, {why}); generated tests will be checked for syntax only")
     seen = result.isolation
     detail = (f'validate = "run" works: a test passed in the sandbox in {result.duration:.1f}s, '
-              f"run by {python} as {seen.get('user', 'this user')}")
+              f"run by {python} ({why}) as {seen.get('user', 'this user')}")
     if result.line_coverage is None:
         detail += "; coverage is not measured (install coverage.py for that interpreter)"
     return ("sandbox", True, detail)

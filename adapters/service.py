@@ -113,7 +113,8 @@ def prompt_budget(base, max_new_tokens: int) -> int:
     return max(64, min(PROMPT_TOKENS.get(base.device, 2048), base.context_length - max_new_tokens))
 
 
-def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str) -> tuple[Prompt, list[str]]:
+def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str,
+               uncovered: list[str] | None = None) -> tuple[Prompt, list[str]]:
     """The richest prompt at or below `level` that fits `budget` tokens (then the generation keeps
     the prompt's end if even the focal method alone is too long)."""
     notes: list[str] = []
@@ -121,7 +122,7 @@ def fit_prompt(file, function, location, framework, existing, tokenizer, budget:
     prompt = None
     for candidate in levels:
         prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
-                              existing_test_source=existing, level=candidate)
+                              existing_test_source=existing, level=candidate, uncovered=uncovered)
         if len(tokenizer(model_input(tokenizer, prompt.text, prompt.language), add_special_tokens=False)["input_ids"]) <= budget:
             if candidate != level:
                 notes.append(f"context reduced to {candidate} to fit the model's {budget}-token prompt budget")
@@ -173,9 +174,14 @@ class TestGenerator:
         timings["generate"] = time.perf_counter() - mark
 
         mark = time.perf_counter()
-        kept, rejected, header = deliver(request, (file, function, location, framework, existing), prompt,
-                                         [completion.text for completion in stats.completions], notes, report, cancel)
+        prepared = (file, function, location, framework, existing)
+        delivery = deliver(request, prepared, prompt, [completion.text for completion in stats.completions], notes,
+                           report, cancel)
         timings["validate"] = time.perf_counter() - mark
+        delivery = self._coverage_rounds(request, prepared, delivery, base, budget, options, notes, report, cancel,
+                                         started, timings)
+        kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
+        notes.extend(delivery_notes(delivery))
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
         timings["total"] = time.perf_counter() - started
@@ -184,28 +190,104 @@ class TestGenerator:
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
                                  timings, notes)
 
+    def _coverage_rounds(self, request, prepared, delivery, base, budget, options, notes, report, cancel, started,
+                         timings) -> "Delivery":
+        """While the delivered tests leave lines of the focal function unrun and the request's time
+        budget allows another round as long as the first, ask again with those lines named
+        (`unitune.prompt.coverage_note`); keep a round only when it reaches more, stop when not."""
+        file, function, location, framework, existing = prepared
+        settings = request.settings
+        round_seconds = timings.get("generate", 0.0) + timings.get("validate", 0.0)  # the first round, without loading
+        rounds = 0
+        while delivery.assured is not None and delivery.assured.uncovered:
+            if time.perf_counter() - started + round_seconds > settings.time_budget:
+                notes.append(f"lines {_ranges(delivery.assured.uncovered)} of {function.qualified_name} are not "
+                             f"covered; no time left for another round within time_budget = {settings.time_budget} s")
+                break
+            mark = time.perf_counter()
+            lines = file.text.split("\n")
+            unrun = [lines[number - 1] for number in delivery.assured.uncovered if 0 < number <= len(lines)]
+            prompt, _ = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
+                                   settings.context, uncovered=unrun)
+            report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {_ranges(delivery.assured.uncovered)}")
+            text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget)
+            with self.runtime.active_model() as (model, tokenizer):
+                stats = generate_completions(model, tokenizer, text, options, prompt.stop_scanner,
+                                             context_length=budget + settings.max_new_tokens, cancel=cancel,
+                                             request_id=request.request_id)
+            try:
+                better = deliver(request, prepared, prompt, [c.text for c in stats.completions], [], report, cancel,
+                                 previous=delivery.kept)
+            except GenerationFailed:
+                better = None
+            rounds += 1
+            timings[f"coverage_round_{rounds}"] = time.perf_counter() - mark
+            if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
+                notes.append(f"a coverage round for lines {_ranges(delivery.assured.uncovered)} added nothing")
+                break
+            better.rejected = delivery.rejected + better.rejected
+            delivery = better
+            round_seconds = time.perf_counter() - mark
+        return delivery
+
+
+def _ranges(numbers: list[int]) -> str:
+    """`[3, 4, 5, 9]` -> `3-5, 9`."""
+    parts: list[str] = []
+    for number in numbers:
+        if parts and parts[-1][1] == number - 1:
+            parts[-1][1] = number
+        else:
+            parts.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def delivery_notes(delivery: "Delivery") -> list[str]:
+    """One line per delivered test: what it adds, and what was repaired."""
+    if delivery.assured is None:
+        return []
+    from unitune.adapters.assure import RUNS
+
+    notes = []
+    for test in delivery.kept:
+        repaired = " (repaired: " + "; ".join(test.repaired) + ")" if test.repaired else ""
+        notes.append(f"{test.name} passed {RUNS} runs in the sandbox; {test.adds}{repaired}")
+    return notes
+
+
+@dataclass
+class Delivery:
+    """The tests to insert (best first), the ones dropped, the test file's header (with any import
+    the tests need), and with `validate = "run"` what the assured pipeline measured."""
+
+    kept: list[GeneratedTest]
+    rejected: list[GeneratedTest]
+    header: str
+    assured: Any = None  # unitune.adapters.assure.Assured
+
 
 def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: list[str], notes: list[str],
             report: ProgressCallback, cancel: threading.Event | None = None,
-            ) -> tuple[list[GeneratedTest], list[GeneratedTest], str]:
-    """From the model's completions to the tests to insert: (kept, rejected, the test file's header).
-    `prepared` is what `prepare` returned; notes are appended to `notes`. Raises `GenerationFailed`
-    (nothing to insert) with the reasons when no test is left."""
+            previous: list[GeneratedTest] = ()) -> Delivery:
+    """From the model's completions to the tests to insert. `prepared` is what `prepare` returned;
+    `previous` are tests kept by an earlier round, run again beside the new ones; notes are appended
+    to `notes`. Raises `GenerationFailed` (nothing to insert) with the reasons when no test is left."""
     file, function, location, framework, existing = prepared
     settings = request.settings
     report(VALIDATING, 0.0, "checking the tests")
-    candidates = postprocess_all(prompt, completions, existing_test_names(existing, file.language),
-                                 focal_name=function.name)
-    kept = [test for test in candidates if test.kept]
+    taken = set(existing_test_names(existing, file.language)) | {test.name for test in previous}
+    candidates = postprocess_all(prompt, completions, taken, focal_name=function.name)
+    kept = list(previous) + [test for test in candidates if test.kept]
     rejected = [test for test in candidates if not test.kept]
     if settings.validate == "none":
         kept = [test for test in candidates if test.duplicate_of is None]
         rejected = [test for test in candidates if test.duplicate_of is not None]
     header = test_file_header(file.language, framework, function, file, location.module_import, None,
                               test_class=prompt.test_class)
+    assured = None
     if settings.validate == "run" and kept:
-        kept, failing, run_notes, header = assure_candidates(request, file, function, location, framework, existing,
-                                                             prompt, header, kept, report, cancel)
+        kept, failing, run_notes, header, assured = assure_candidates(
+            request, file, function, location, framework, existing, prompt, header, kept, report, cancel)
         rejected = failing + rejected
         notes.extend(run_notes)
     if not kept:
@@ -220,7 +302,7 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
             f"the model wrote {len(candidates)} candidate(s) for {function.qualified_name} but none is a valid "
             f"test ({reasons}); try again with more candidates, or a larger model or an adapter"
         )
-    return kept, rejected, header
+    return Delivery(kept, rejected, header, assured)
 
 
 # -- validate = "run" ----------------------------------------------------------------------------
@@ -228,27 +310,28 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
 def assure_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
                       framework: str, existing: str | None, prompt: Prompt, header: str, tests: list[GeneratedTest],
                       report: ProgressCallback, cancel: threading.Event | None,
-                      ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str]:
-    """`validate = "run"`: (delivered tests, rejected ones, notes, the header with any import added).
+                      ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str, Any]:
+    """`validate = "run"`: (delivered tests, rejected ones, notes, the header with any import added,
+    what `assure` measured, None when the tests were not run).
 
     The candidates go through `unitune.adapters.assure` (checks, a run, repair, three more runs,
     coverage and mutants, selection) in the sandbox, with the editor's unsaved focal file. When
     the tests cannot be run here (Java, no pytest, a test file outside the project, no sandbox),
     they are kept as checked for syntax, with a note that says so."""
     from unitune import sandbox
-    from unitune.adapters.assure import RUNS, Job, assure
+    from unitune.adapters.assure import Job, assure
     from unitune.errors import UnituneError
     from unitune.languages import PYTHON
 
     if file.language != PYTHON:
-        return tests, [], [f"validate = run runs Python tests only; these {file.language} tests were checked for syntax"], header
+        return tests, [], [f"validate = run runs Python tests only; these {file.language} tests were checked for syntax"], header, None
     root = (Path(request.project_root) if request.project_root else find_project_root(request.path)).resolve()
     try:
         test_rel = location.path.resolve().relative_to(root).as_posix()
         focal_rel = Path(request.path).resolve().relative_to(root).as_posix()
     except ValueError:
         return tests, [], [(f"validate = run: {location.path} is outside the project {root}; the tests were "
-                            "checked for syntax only")], header
+                            "checked for syntax only")], header, None
     settings = request.settings
     job = Job(root=root, test_rel=test_rel, focal_rel=focal_rel, focal_source=file.text, function=function,
               location=location, existing=existing, header=header, framework=framework, language=file.language,
@@ -258,18 +341,16 @@ def assure_candidates(request: GenerationRequest, file: SourceFile, function: Fu
     try:
         outcome = assure(job, tests, VALIDATING)
     except sandbox.SandboxError as error:
-        return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"], header
+        return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"], header, None
     except UnituneError:
         raise
-    notes = []
+    notes: list[str] = []
     for test in outcome.kept:
         test.adds = outcome.values[test.name].adds
-        repaired = " (repaired: " + "; ".join(test.repaired) + ")" if test.repaired else ""
-        notes.append(f"{test.name} passed {RUNS} runs in the sandbox; {test.adds}{repaired}")
     counts = ", ".join(f"{value} {key}" for key, value in outcome.stage_counts.items())
     log_event(log, "generate.assured", request_id=request.request_id, stages=counts)
     report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered ({counts})")
-    return outcome.kept, outcome.rejected, notes, job.header
+    return outcome.kept, outcome.rejected, notes, job.header, outcome
 
 
 def _node_id(text: str, name: str) -> str:

@@ -31,8 +31,8 @@ def run(project, completions, *, line, repair="observe", notes=None):
     file, function, location, framework, existing = prepared
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                           existing_test_source=existing)
-    kept, rejected, header = deliver(request, prepared, prompt, completions, notes if notes is not None else [],
-                                     lambda *args: None)
+    delivery = deliver(request, prepared, prompt, completions, notes if notes is not None else [], lambda *args: None)
+    kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
     plan = plan_insertion(location, existing, kept, language="python", framework=framework, header=header,
                           test_class=prompt.test_class)
     return kept, rejected, apply(existing, plan)
@@ -107,7 +107,7 @@ def test_a_parameter_no_fixture_provides_is_removed(example_project):
     file, function, location, framework, existing = prepared
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                           existing_test_source=existing, prefix="def test_deposit(rich, amount: int")
-    kept, _, _ = deliver(request, prepared, prompt, ["):\n    assert rich.deposit(5) == 1005\n"], [], lambda *a: None)
+    kept = deliver(request, prepared, prompt, ["):\n    assert rich.deposit(5) == 1005\n"], [], lambda *a: None).kept
     assert kept[0].source.startswith("def test_deposit(rich):")
     assert kept[0].repaired == ["removed parameter amount: no fixture provides it"]
 

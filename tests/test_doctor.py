@@ -30,7 +30,9 @@ def test_the_sandbox_check_says_why_validate_run_does_not_work(tmp_path, monkeyp
     monkeypatch.setattr(sandbox, "run_tests", refuse)
     name, ok, detail = commands._check_sandbox(tmp_path, "run")
     assert (name, ok) == ("sandbox", False)  # the project validates by running: a missing need
-    assert detail == 'validate = "run" does not work here: the sandbox cannot run tests as `nobody` with /root/venv/bin/python: ...'
+    assert detail.startswith('validate = "run" does not work here: the sandbox cannot run tests as `nobody` with '
+                             "/root/venv/bin/python: ... (the tests' interpreter is ")
+    assert detail.endswith("generated tests will be checked for syntax only")
     assert commands._check_sandbox(tmp_path, "syntax")[1] is True  # not needed there: reported, not failed
 
 
@@ -50,3 +52,27 @@ def test_doctor_reports_the_sandbox(tmp_path, monkeypatch, capsys):
     checks = {check["check"]: check for check in json.loads(capsys.readouterr().out)}
     assert checks["sandbox"]["ok"] is True, checks["sandbox"]
     assert checks["sandbox"]["detail"].startswith('validate = "run" works')
+
+
+def test_the_tests_run_with_the_projects_interpreter(tmp_path, monkeypatch):
+    """The `python` setting, else an active virtual environment, else the project's .venv/ or venv/,
+    else unitune's own interpreter; doctor says which and why."""
+    import sys
+
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    assert sandbox.which_python(tmp_path) == (sys.executable, "the interpreter unitune runs on")
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.symlink_to(sys.executable)
+    assert sandbox.which_python(tmp_path) == (str(venv_python), "the project's venv/")
+    active = tmp_path / "active"
+    (active / "bin").mkdir(parents=True)
+    (active / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("VIRTUAL_ENV", str(active))
+    assert sandbox.which_python(tmp_path)[1] == "the active virtual environment ($VIRTUAL_ENV)"
+    assert sandbox.which_python(tmp_path, "/opt/py/bin/python3") == ("/opt/py/bin/python3", "the `python` setting")
+
+    monkeypatch.delenv("VIRTUAL_ENV")
+    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    assert ok, detail
+    assert f"run by {venv_python} (the project's venv/)" in detail

@@ -56,7 +56,7 @@ def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_pa
     assert main(args + ["--json"]) == 0
     saved = home / "evals" / "base-model-humaneval-1.json"
     record = json.loads(saved.read_text())
-    assert record["model_stamp"] == model_stamp(str(model))
+    assert record["model_stamp"] == model_stamp(str(model)) + ":run:observe"
     report = json.loads(capsys.readouterr().out)
     assert report[0]["problems"] == 1 and report[0]["training"] == {}
 
@@ -94,7 +94,8 @@ def test_training_table_shows_each_adapter():
     assert lines[4].split()[-2:] == ["2.500", "-"]
 
 
-def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project, home, monkeypatch, capsys):
+def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project, home, monkeypatch, capsys,
+                                                   tmp_path):
     """`unitune eval --dataset pairs.jsonl --repo .` from inside the mined project, as a user types it:
     the model's test for `Account.deposit` is written into the project copy and run."""
     project = example_project / "python"
@@ -104,12 +105,19 @@ def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project
             "focal_code": "", "prompt": "", "completion": "", "split": "test"}
     (project / "pairs.jsonl").write_text(json.dumps(pair) + "\n", "utf-8")
     monkeypatch.chdir(project)
-    code = main(["eval", "--base", "--dataset", "pairs.jsonl", "--repo", ".", "--model", str(trained_base), "--json"])
+    code = main(["eval", "--base", "--dataset", "pairs.jsonl", "--repo", ".", "--model", str(trained_base), "--json",
+                 "--save-tests", str(tmp_path / "delivered")])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["problems"] == 1
     assert report["valid_syntax"] == 1.0 and report["pass_at_1"] == 1.0, report["results"]
     assert not (project / "tests" / "test_account.py").exists()  # judged in a copy, the project untouched
+    # The same completion through the assured pipeline, judged apart: served, passing, covering.
+    delivered = report["delivered"]
+    assert delivered["served"] == 1.0 and delivered["pass_rate"] == 1.0, report["results"][0]["delivered"]
+    assert delivered["line_coverage"] > 0.5
+    saved = tmp_path / "delivered" / "test_bank_account_py_Account_deposit.py"
+    assert "def test_deposit():" in saved.read_text()
 
 
 def test_an_interrupted_eval_resumes_where_it_stopped(tiny_base, home, tmp_path, capsys):
@@ -123,7 +131,8 @@ def test_an_interrupted_eval_resumes_where_it_stopped(tiny_base, home, tmp_path,
     seeded = {"id": "HumanEval/0", "valid_syntax": True, "passed": True, "asserts": True, "status": "passed",
               "test": "# judged before the interruption", "seconds": 1000.0}
     # The header names these model files; the last line was cut short by the kill.
-    partial.write_text(json.dumps({"model_stamp": model_stamp(str(model))}) + "\n" + json.dumps(seeded) + "\n"
+    stamp = model_stamp(str(model)) + ":run:observe"  # the model files, validate and repair
+    partial.write_text(json.dumps({"model_stamp": stamp}) + "\n" + json.dumps(seeded) + "\n"
                        + '{"id": "HumanEval/1", "valid_')
 
     assert main(args) == 0

@@ -54,6 +54,8 @@ def add_eval_parser(subparsers) -> None:
     parser.add_argument("--model", help="base model (default: the `model` setting)")
     parser.add_argument("--candidates", type=int, help="tests sampled per problem (default: the setting)")
     parser.add_argument("--chart", type=Path, default=Path("unitune-compare.png"), help="PNG chart of --compare")
+    parser.add_argument("--save-tests", type=Path, metavar="DIR",
+                        help="write the test file delivered for each problem into DIR (one per problem, named after it)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run_eval_command)
 
@@ -78,8 +80,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
             print(json.dumps(reports[0].to_json(), indent=2))
     else:
         print(table(reports))
+        if any(report.delivered for report in reports):
+            print("\ndelivered by the assured pipeline (validate = run), judged apart:\n" + delivered_table(reports))
         if any(t for t in trainings):
             print("\n" + training_table([r.label for r in reports], trainings))
+    if args.save_tests:
+        for report in reports:
+            written = save_tests(report, args.save_tests / report.label.split(" ")[0] if len(reports) > 1 else args.save_tests)
+            print(f"{report.label}: {written} delivered test files in {args.save_tests}", file=sys.stderr)
     if args.compare:
         chart(reports, args.chart)
         if not args.json:
@@ -100,7 +108,8 @@ def _evaluate(name: str, args, reuse: bool):
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
-    stamp = model_stamp(settings.model, adapter.path if adapter else None)
+    # results under other validation or repair settings are other results
+    stamp = model_stamp(settings.model, adapter.path if adapter else None) + f":{settings.validate}:{settings.repair}"
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
         if saved.pop("model_stamp", None) == stamp:
@@ -266,6 +275,33 @@ def table(reports) -> str:
     header = ["", "problems"] + [label for _, label in METRICS]
     rows = [[r.label, str(r.problems)] + [_fmt(getattr(r, key)) for key, _ in METRICS] for r in reports]
     return _render([header] + rows)
+
+
+def delivered_table(reports) -> str:
+    header = ["", "problems", "served", "pass", "line cov", "branch cov", "mutation", "tests", "s/problem"]
+    rows = []
+    for report in reports:
+        d = report.delivered or {}
+        rows.append([report.label, str(d.get("problems", "-")), _fmt(d.get("served")), _fmt(d.get("pass_rate")),
+                     _fmt(d.get("line_coverage")), _fmt(d.get("branch_coverage")), _fmt(d.get("mutation_score")),
+                     "-" if d.get("tests_per_problem") is None else f"{d['tests_per_problem']:.1f}",
+                     "-" if d.get("seconds_per_problem") is None else f"{d['seconds_per_problem']:.1f}"])
+    return _render([header] + rows)
+
+
+def save_tests(report, folder: Path) -> int:
+    """Write each problem's delivered test file as `test_<problem>.py` in `folder`; how many."""
+    import re
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for result in report.results:
+        text = (result.delivered or {}).get("file")
+        if text:
+            name = re.sub(r"\W+", "_", result.id).strip("_")
+            (folder / f"test_{name}.py").write_text(text, "utf-8")
+            written += 1
+    return written
 
 
 def chart(reports, path: Path) -> Path | None:

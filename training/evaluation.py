@@ -54,6 +54,9 @@ class ProblemResult:
     status: str = "no test"
     test: str = ""
     seconds: float = 0.0
+    # validate = "run": what the assured pipeline delivered for the same completions, judged apart
+    # (served, passed, line_coverage, branch_coverage, mutants, mutants_killed, tests, seconds, file)
+    delivered: dict | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Report:
     codebleu: float | None
     seconds: float
     results: list[ProblemResult] = field(default_factory=list)
+    delivered: dict | None = None  # the assured pipeline's figures (`summarize_delivered`), when it ran
 
     def to_json(self) -> dict:
         record = asdict(self)
@@ -128,32 +132,96 @@ def evaluate_problem(runtime, settings, adapter, problem: Problem, work: Path, p
         return judge(problem, project, focal_rel, lines, test_rel, test_text, best.name, best.assertions > 0,
                      best.source)
 
-    return generate_and_judge(runtime, settings, adapter, problem, project, focal_path, offset, judge_python)
+    def judge_delivered(test_rel, test_text, tests) -> dict:
+        return judge_set(problem, project, focal_rel, lines, test_rel, test_text, [t.name for t in tests])
+
+    return generate_and_judge(runtime, settings, adapter, problem, project, focal_path, offset, judge_python,
+                              judge_delivered)
 
 
 def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Path, focal_path: Path, offset: int,
-                       judge_test) -> ProblemResult:
+                       judge_test, judge_delivered=None) -> ProblemResult:
     """The steps every dataset shares: generate for the function at `offset` of `focal_path` as the
     editor would, write the best test into its test file, and judge it with
-    `judge_test(test_rel, test_text, best_test)` (Python: pytest, coverage, mutants; Java: JUnit)."""
-    from unitune.adapters.service import GenerationRequest, TestGenerator
-    from unitune.insertion import apply
+    `judge_test(test_rel, test_text, best_test)` (Python: pytest, coverage, mutants; Java: JUnit): the
+    raw figures, as the study measured them. With `validate = "run"` and `judge_delivered`, the same
+    completions then go through the assured pipeline and what it delivers is judged apart with
+    `judge_delivered(test_rel, test_text, tests)`."""
+    from dataclasses import replace
+
+    from unitune.adapters.service import GenerationRequest, TestGenerator, deliver, prepare
+    from unitune.insertion import apply, plan_insertion
 
     started = time.perf_counter()
-    request = GenerationRequest(focal_path, offset, settings, text=problem.module, project_root=project, adapter=adapter)
+    request = GenerationRequest(focal_path, offset, replace(settings, validate="syntax"), text=problem.module,
+                                project_root=project, adapter=adapter)
     try:
         outcome = TestGenerator(runtime).generate(request)
     except GenerationFailed:
-        return ProblemResult(problem.id, valid_syntax=False, status="no valid test",
-                             seconds=time.perf_counter() - started)
+        result = ProblemResult(problem.id, valid_syntax=False, status="no valid test",
+                               seconds=time.perf_counter() - started)
+        if settings.validate == "run" and judge_delivered is not None:
+            result.delivered = {"served": False, "seconds": result.seconds, "why": "no valid candidate"}
+        return result
+    generated = outcome.timings.get("total", time.perf_counter() - started)
     best = outcome.tests[0]
     test_text = apply(outcome.insertion.original_text or None, outcome.insertion)
     test_rel = outcome.insertion.path.relative_to(project).as_posix()
     result = judge_test(test_rel, test_text, best)
     result.seconds = time.perf_counter() - started
+    if settings.validate == "run" and judge_delivered is not None:
+        mark = time.perf_counter()
+        run_request = replace(request, settings=settings)
+        prepared = prepare(run_request)
+        try:
+            delivery = deliver(run_request, prepared, outcome.prompt,
+                               [completion.text for completion in outcome.stats.completions], [], lambda *args: None)
+            kept, header = delivery.kept, delivery.header
+        except GenerationFailed as error:
+            result.delivered = {"served": False, "why": str(error)[:500]}
+        else:
+            location = outcome.location
+            plan = plan_insertion(location, prepared[4], kept, language=prepared[0].language, framework=prepared[3],
+                                  header=header, test_class=outcome.prompt.test_class)
+            text = apply(prepared[4], plan)
+            result.delivered = {"served": True, **judge_delivered(test_rel, text, kept), "file": text,
+                                "tests": [{"name": t.name, "adds": t.adds, "repaired": t.repaired} for t in kept]}
+        result.delivered["seconds"] = generated + time.perf_counter() - mark
     log_event(log, "eval.problem", id=problem.id, status=result.status, passed=result.passed,
-              line_coverage=result.line_coverage, seconds=result.seconds)
+              line_coverage=result.line_coverage, seconds=result.seconds,
+              delivered=bool(result.delivered and result.delivered.get("served")))
     return result
+
+
+def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int], test_rel: str,
+              test_text: str, names: list[str]) -> dict:
+    """Judge delivered tests together, as another harness would: one sandbox session runs them with
+    coverage of the focal function, then against each mutant."""
+    from unitune.adapters.service import _node_id
+    from unitune.sandbox import Round, run_rounds
+    from unitune.training.mutants import mutants
+
+    ids = [f"{test_rel}::{_node_id(test_text, name)}" for name in names]
+    found = mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM)
+    rounds = [Round(select=ids, coverage=True)] + [Round(files={focal_rel: m.source}, select=ids) for m in found]
+    session = run_rounds(project, test_rel, rounds, {test_rel: test_text}, focal_file=focal_rel, focal_lines=lines,
+                         timeout=60 + 20 * len(rounds))
+    figures = {"passed": False, "line_coverage": None, "branch_coverage": None, "mutants": 0, "mutants_killed": 0}
+    if not session.rounds:
+        return figures
+    first = session.rounds[0]
+    figures["passed"] = bool(ids) and all(first.outcomes.get(i, ("error",))[0] == "passed" for i in ids)
+    covered_lines = set().union(*(first.covered.get(i, (set(), set()))[0] for i in ids))
+    covered_branches = set().union(*(first.covered.get(i, (set(), set()))[1] for i in ids))
+    if first.statements:
+        figures["line_coverage"] = len(covered_lines) / len(first.statements)
+    if first.branches:
+        figures["branch_coverage"] = len(covered_branches) / len(first.branches)
+    if figures["passed"]:
+        figures["mutants"] = len(found)
+        figures["mutants_killed"] = sum(any(o[0] != "passed" for o in run.outcomes.values()) or not run.outcomes
+                                        for run in session.rounds[1:])
+    return figures
 
 
 def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int], test_rel: str, test_text: str,
@@ -201,8 +269,33 @@ def summarize(label: str, dataset: str, results: list[ProblemResult], seconds: f
         branch_coverage=mean([r.branch_coverage for r in ran]),
         mutation_score=mean(killed),
         codebleu=mean([r.codebleu for r in results]),
-        seconds=seconds, results=results,
+        seconds=seconds, results=results, delivered=summarize_delivered(results),
     )
+
+
+def summarize_delivered(results: list[ProblemResult]) -> dict | None:
+    """The assured pipeline's figures over every problem: served (at least one test delivered), the
+    share of served problems whose delivered tests pass when judged apart, line and branch coverage
+    of the focal function (an unserved problem counts 0), mutation score over the served ones, and
+    seconds per problem (generation included)."""
+    judged = [r.delivered for r in results if r.delivered is not None]
+    if not judged:
+        return None
+    served = [d for d in judged if d.get("served")]
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return statistics.fmean(values) if values else None
+
+    return {
+        "problems": len(judged), "served": len(served) / len(judged),
+        "pass_rate": sum(bool(d.get("passed")) for d in served) / len(served) if served else None,
+        "line_coverage": mean([d.get("line_coverage") or 0.0 for d in judged]),
+        "branch_coverage": mean([d.get("branch_coverage") for d in served]),
+        "mutation_score": mean([d["mutants_killed"] / d["mutants"] for d in served if d.get("mutants")]),
+        "tests_per_problem": mean([len(d.get("tests") or ()) for d in served]),
+        "seconds_per_problem": mean([d.get("seconds") for d in judged]),
+    }
 
 
 def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, repo: Path | None,

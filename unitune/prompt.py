@@ -48,6 +48,10 @@ from unitune.languages import JAVA, PYTHON
 from unitune.source import SourceFile
 
 PROMPT_FORMAT_VERSION = 2
+#: The coverage prompt (a round of `validate = "run"` that asks for the lines the tests so far leave
+#: unrun, as CoverUp does): the plain prompt with `coverage_note` between the focal code and the tests.
+COVERAGE_PROMPT_VERSION = 1
+TEST_PROMPT, COVERAGE_PROMPT = "test", "coverage"
 
 
 _JUNIT_IMPORTS = {
@@ -275,6 +279,7 @@ class Prompt:
     test_class: str | None = None
     level: str = DEFAULT_CONTEXT
     version: int = PROMPT_FORMAT_VERSION
+    kind: str = TEST_PROMPT  # or COVERAGE_PROMPT (then `version` is COVERAGE_PROMPT_VERSION)
 
     @property
     def in_signature(self) -> bool:
@@ -320,9 +325,11 @@ def build_prompt(
     test_name: str | None = None,
     test_class: str | None = None,
     prefix: str | None = None,
+    uncovered: list[str] | None = None,
 ) -> Prompt:
     """The prompt for a new test of `function`. `prefix` replaces the default test opening (training
-    passes the developer test's own opening from `split_test`)."""
+    passes the developer test's own opening from `split_test`). `uncovered` (source lines of the
+    function that the tests so far do not run) makes it a coverage prompt (`coverage_note`)."""
     language = focal_file.language
     framework = parse_framework(framework, language)
     name = test_name or test_name_for(function)
@@ -334,6 +341,8 @@ def build_prompt(
     fixtures = shows_fixtures(language, framework, header)
     opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class, fixtures)
     context = render_context(focal_file, function, level).rstrip("\n")
+    if uncovered:
+        context += "\n\n\n" + coverage_note(language, function.name, uncovered)
     if language == PYTHON:
         separator = "\n\n\n" if not in_class else ("\n" if header.endswith(":") else "\n\n")
         text = context + "\n\n\n" + header + separator + opening
@@ -343,7 +352,18 @@ def build_prompt(
     def_indent = indent_width(def_line[: len(def_line) - len(def_line.lstrip())])
     body_indent = " " * def_indent + INDENT
     resolved_class = (test_class or test_class_name(function)) if in_class else None
+    if uncovered:
+        return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
+                      COVERAGE_PROMPT_VERSION, COVERAGE_PROMPT)
     return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level)
+
+
+def coverage_note(language: str, function_name: str, lines: list[str]) -> str:
+    """A comment naming the lines of `function_name` no test runs yet, and asking for a test that does."""
+    mark = "#" if language == PYTHON else "//"
+    shown = [f"{mark}     {line.strip()}" for line in lines[:12]] + ([f"{mark}     ..."] if len(lines) > 12 else [])
+    return "\n".join([f"{mark} The tests so far do not run these lines of {function_name}:", *shown,
+                      f"{mark} The next test makes them run."])
 
 
 def split_test(test_source: str, language: str, indent: str | None = None, keep_open: bool = False) -> tuple[str, str]:
