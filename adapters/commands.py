@@ -56,7 +56,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
     from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import GenerationRequest, TestGenerator, prepare  # noqa: F401
+    from unitune.adapters.service import GenerationRequest, TestGenerator, delivery_notes
     from unitune.insertion import write_insertion
     from unitune.placement import find_project_root
     from unitune.source import SourceFile, cli_offset
@@ -84,7 +84,7 @@ def run_generate(args: argparse.Namespace) -> int:
     progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else _FirstUseNotice()
     outcome = TestGenerator(runtime).generate(request, on_progress=progress)
     progress.done()
-    for note in outcome.notes:
+    for note in outcome.notes + delivery_notes(outcome.tests):
         print(f"unitune: {note}", file=sys.stderr)
     written = write_insertion(outcome.insertion) if args.write else None
     if args.json:

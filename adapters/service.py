@@ -181,7 +181,6 @@ class TestGenerator:
         delivery = self._coverage_rounds(request, prepared, delivery, base, budget, options, notes, report, cancel,
                                          started, timings)
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
-        notes.extend(delivery_notes(delivery))
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
         timings["total"] = time.perf_counter() - started
@@ -231,6 +230,22 @@ class TestGenerator:
         return delivery
 
 
+def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str]:
+    from unitune.adapters.assure_java import _file_text, assure_java
+    from unitune.training.java_runner import java_available
+    from unitune.training.java_eval import java_test_class
+    from unitune import sandbox
+
+    reason = java_available()
+    if reason:
+        raise sandbox.SandboxError(reason)
+    class_name = java_test_class(job.test_rel, _file_text(job, tests))
+    outcome = assure_java(job, tests, VALIDATING, class_name)
+    report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered")
+    log_event(log, "generate.assured", request_id=request.request_id, kept=len(outcome.kept), language="java")
+    return outcome.kept, outcome.rejected, outcome.notes, job.header
+
+
 def _ranges(numbers: list[int]) -> str:
     """`[3, 4, 5, 9]` -> `3-5, 9`."""
     parts: list[str] = []
@@ -242,16 +257,15 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
-def delivery_notes(delivery: "Delivery") -> list[str]:
-    """One line per delivered test: what it adds, and what was repaired."""
-    if delivery.assured is None:
-        return []
+def delivery_notes(tests: list[GeneratedTest]) -> list[str]:
+    """One line per test that went through `validate = "run"`: what it adds, and what was repaired."""
     from unitune.adapters.assure import RUNS
 
     notes = []
-    for test in delivery.kept:
-        repaired = " (repaired: " + "; ".join(test.repaired) + ")" if test.repaired else ""
-        notes.append(f"{test.name} passed {RUNS} runs in the sandbox; {test.adds}{repaired}")
+    for test in tests:
+        if test.adds:
+            repaired = " (repaired: " + "; ".join(test.repaired) + ")" if test.repaired else ""
+            notes.append(f"{test.name} passed {RUNS} runs in the sandbox; {test.adds}{repaired}")
     return notes
 
 
@@ -323,8 +337,6 @@ def assure_candidates(request: GenerationRequest, file: SourceFile, function: Fu
     from unitune.errors import UnituneError
     from unitune.languages import PYTHON
 
-    if file.language != PYTHON:
-        return tests, [], [f"validate = run runs Python tests only; these {file.language} tests were checked for syntax"], header, None
     root = (Path(request.project_root) if request.project_root else find_project_root(request.path)).resolve()
     try:
         test_rel = location.path.resolve().relative_to(root).as_posix()
@@ -339,6 +351,8 @@ def assure_candidates(request: GenerationRequest, file: SourceFile, function: Fu
               module_import=location.module_import, repair_mode=settings.repair,
               python=sandbox.project_python(root, settings.python), report=report, cancel=cancel)
     try:
+        if file.language != PYTHON:
+            return _assure_java(job, tests, report, request) + (None,)
         outcome = assure(job, tests, VALIDATING)
     except sandbox.SandboxError as error:
         return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"], header, None

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -52,6 +52,8 @@ class JavaResult:
     skipped: int = 0
     output: str = ""  # the compiler's or the launcher's output (head and tail when long)
     duration: float = 0.0  # seconds: compiling and running
+    # method name -> (outcome, message, exception type, the failure's text), per run (`repeat`)
+    runs: list[dict[str, tuple[str, str, str, str]]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -80,11 +82,12 @@ def java_available() -> str | None:
 
 def run_java_tests(project_dir: str | os.PathLike, test_class_fqn: str, timeout: float = 60,
                    extra_files: Mapping[str, str] | None = None, methods: Sequence[str] | None = None,
-                   network: bool = False) -> JavaResult:
+                   network: bool = False, repeat: int = 1) -> JavaResult:
     """Compile the project's Java sources (and `extra_files`, relative path -> text, written over
-    them) and run the JUnit 5 test class `test_class_fqn` (only `methods` of it, when given).
-    `timeout` bounds compiling and running together. Raises `SandboxError` when Java or JUnit is
-    missing or the paths are wrong."""
+    them) and run the JUnit 5 test class `test_class_fqn` (only `methods` of it, when given),
+    `repeat` times after one compilation; `runs` holds each run's outcome per test method, the
+    counts and status are the first run's. `timeout` bounds everything together. Raises
+    `SandboxError` when Java or JUnit is missing or the paths are wrong."""
     reason = java_available()
     if reason:
         raise sandbox.SandboxError(reason)
@@ -93,12 +96,13 @@ def run_java_tests(project_dir: str | os.PathLike, test_class_fqn: str, timeout:
         raise sandbox.SandboxError(f"{root}: not a folder")
     work = Path(tempfile.mkdtemp(prefix="unitune-java-"))
     try:
-        return _run_in(work, root, test_class_fqn, timeout, extra_files or {}, methods, network)
+        return _run_in(work, root, test_class_fqn, timeout, extra_files or {}, methods, network, max(1, repeat))
     finally:
         sandbox._remove_tree(work)
 
 
-def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files, methods, network) -> JavaResult:
+def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files, methods, network,
+            repeat: int = 1) -> JavaResult:
     started = time.monotonic()
     copy, classes, out, home, tmp = (work / name for name in ("project", "classes", "out", "home", "tmp"))
     sandbox.copy_project(root, copy)
@@ -143,6 +147,19 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
     code, output, timed_out = _spawn(launcher, copy, home, tmp, plan, uid, remaining, network, work / "junit.log")
     result = JavaResult(ERROR, output=output, duration=time.monotonic() - started)
     _read_report(out, result)
+    result.runs.append(_read_cases(out))
+    for run in range(1, repeat):
+        if timed_out:
+            break
+        again = out.parent / f"out-{run}"
+        again.mkdir()
+        if plan.user is not None and plan.drop_prefix:
+            sandbox._chown_tree(again, plan.user.uid, plan.user.gid)
+        remaining = max(1.0, timeout - (time.monotonic() - started))
+        rerun = [arg if not arg.startswith("--reports-dir=") else f"--reports-dir={again}" for arg in launcher]
+        _, _, timed_out = _spawn(rerun, copy, home, tmp, plan, uid, remaining, network, work / f"junit-{run}.log")
+        result.runs.append(_read_cases(again))
+    result.duration = time.monotonic() - started
     if timed_out:
         result.status = TIMEOUT
         result.output = sandbox._truncate(output + f"\n[unitune] timed out after {timeout:g}s; every process of the run was killed\n")
@@ -178,6 +195,28 @@ def _spawn(command, cwd: Path, home: Path, tmp: Path, plan, uid: int, timeout: f
         code = process.wait()
     sandbox._kill_stragglers(token, uid)
     return code, sandbox._read_output(log_path), timed_out
+
+
+def _read_cases(out: Path) -> dict[str, tuple[str, str, str, str]]:
+    """Each test method's (outcome, message, exception type, failure text) from a run's XML reports."""
+    cases: dict[str, tuple[str, str, str, str]] = {}
+    for report in sorted(out.glob("TEST-*.xml")):
+        try:
+            tree = ElementTree.parse(report)
+        except (ElementTree.ParseError, OSError):
+            continue
+        for case in tree.iter("testcase"):
+            name = (case.get("name") or "").split("(")[0]
+            problem = case.find("failure")
+            if problem is None:
+                problem = case.find("error")
+            if case.find("skipped") is not None:
+                cases[name] = ("skipped", "", "", "")
+            elif problem is not None:
+                cases[name] = (FAILED, problem.get("message") or "", problem.get("type") or "", (problem.text or "")[:4000])
+            else:
+                cases[name] = (PASSED, "", "", "")
+    return cases
 
 
 def _read_report(out: Path, result: JavaResult) -> None:

@@ -136,10 +136,25 @@ async def generate_tests(ls: UnituneServer, *args):
             log_event(log, "show_document.failed", request_id=request_id, error=str(error))
     for note in outcome.notes:
         ls.notify_user(f"unitune: {note}", types.MessageType.Info)
+    ls.notify_user(f"unitune: {summary(outcome)}", types.MessageType.Info)
     return {
         "ok": True, "request_id": request_id, "function": function.qualified_name, "test_file": test_uri,
         "tests": [test.name for test in outcome.tests], "created": outcome.insertion.creates_file,
+        "adds": {test.name: test.adds for test in outcome.tests if test.adds},
     }
+
+
+def summary(outcome) -> str:
+    """The result message: how many tests went where, and what each one adds when they were run."""
+    tests = outcome.tests
+    where = outcome.insertion.path.name
+    if not any(test.adds for test in tests):
+        return f"{len(tests)} test(s) added to {where} (checked for syntax, not run)"
+    parts = []
+    for test in tests:
+        repaired = ", expected values observed" if any("observed" in note or "raised" in note for note in test.repaired) else ""
+        parts.append(f"{test.name} ({test.adds}{repaired})")
+    return f"{len(tests)} test(s) added to {where}, each passed 3 runs: " + "; ".join(parts)
 
 
 def register(ls: UnituneServer) -> None:
