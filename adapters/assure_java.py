@@ -88,22 +88,54 @@ def assure_java(job, tests: list[GeneratedTest], stage: str, class_name: str) ->
                 alive.remove(test)
     if not alive:
         return JavaAssured([], rejected, notes)
-    job.report(stage, 0.9, f"running {len(alive)} test(s) {RUNS} times")
+    job.report(stage, 0.9, f"running {len(alive)} test(s) {RUNS} times, and each with coverage")
     text = _file_text(job, alive)
     result = run_java_tests(job.root, class_name, 180, {**job.unsaved, job.test_rel: text},
-                            methods=[test.name for test in alive], repeat=RUNS)
+                            methods=[test.name for test in alive], repeat=RUNS, coverage_of=_focal_class(job))
     kept = []
     for test in alive:
         outcomes = [run.get(test.name, ("error", "no result", "", ""))[0] for run in result.runs]
         if len(outcomes) == RUNS and all(outcome == "passed" for outcome in outcomes):
-            test.adds = f"passed {RUNS} runs (coverage and mutants are not measured for Java)"
+            test.adds = f"passed {RUNS} runs (coverage not measured: JaCoCo is not installed)"
             kept.append(test)
         elif "passed" not in outcomes:
             message = result.runs[0].get(test.name, ("", "no result"))[1] if result.runs else result.status
             _reject(test, f"failed when run after repair: {message[:300]}", rejected)
         else:
             _reject(test, f"flaky: {', '.join(outcomes)} in {RUNS} runs", rejected)
+    if result.coverage and kept:
+        kept = _select_by_coverage(job, kept, result.coverage, rejected)
     return JavaAssured(kept, rejected, notes)
+
+
+def _focal_class(job) -> str:
+    """The focal method's class as JaCoCo names it: `com.example.bank.Account`, `pkg.Outer$Inner`."""
+    package = re.search(r"^\s*package\s+([\w.]+)\s*;", job.focal_source, flags=re.MULTILINE)
+    name = "$".join(job.function.class_path) or job.function.name
+    return f"{package.group(1)}.{name}" if package else name
+
+
+def _select_by_coverage(job, tests, coverage, rejected) -> list[GeneratedTest]:
+    """The smallest set of `tests` reaching their best line and branch coverage of the focal method
+    (JaCoCo counts branches per line, not which ones: a test's branches are numbered on each line)."""
+    from unitune.adapters.assure import TestValue, _select
+
+    low, high = job.function.start_line, job.function.end_line
+    statements: set[int] = set()
+    branch_total: dict[int, int] = {}
+    values = {}
+    for test in tests:
+        lines = {line: counters for line, counters in coverage.get(test.name, {}).items() if low <= line <= high}
+        statements |= set(lines)
+        for line, (_, total, _) in lines.items():
+            branch_total[line] = max(branch_total.get(line, 0), total)
+        values[test.name] = TestValue(
+            lines={line for line, (status, _, _) in lines.items() if status in (2, 3)},
+            branches={(line, k) for line, (_, _, covered) in lines.items() for k in range(covered)})
+    chosen = _select(tests, values, len(statements), sum(branch_total.values()), 0, rejected)
+    for test in chosen:
+        test.adds = f"passed {RUNS} runs; " + values[test.name].adds
+    return chosen
 
 
 def _repair(test: GeneratedTest, file_text: str, outcome: tuple[str, str, str, str], focal: str) -> bool | None:

@@ -10,7 +10,7 @@ from unitune.adapters.service import GenerationRequest, deliver, prepare
 from unitune.errors import GenerationFailed
 from unitune.prompt import build_prompt
 from unitune.settings import Settings
-from unitune.training.java_runner import java_available
+from unitune.training.java_runner import jacoco_jars, java_available
 
 pytestmark = pytest.mark.skipif(bool(java_available()), reason=java_available() or "")
 
@@ -42,6 +42,8 @@ def test_java_tests_are_compiled_run_and_repaired(example_project):
     assert "assertThrows(IllegalArgumentException.class, () -> account.deposit(-5));" in source
     assert "// expected value observed by running the code (regression oracle)" in source
     assert delivery.kept[0].adds.startswith("passed 3 runs")
+    if jacoco_jars():  # JaCoCo: both branches of deposit's check, four of its lines
+        assert delivery.kept[0].adds == "passed 3 runs; covers 4/4 lines, 2/2 branches"
     problems = [p for test in delivery.rejected for p in test.problems]
     assert any(p.startswith("does not compile:") for p in problems), problems
 
@@ -50,3 +52,13 @@ def test_a_failing_java_test_is_dropped_without_repair(example_project):
     with pytest.raises(GenerationFailed) as failure:
         run(example_project, ['        assertEquals(3, new Account("ann", 1).deposit(1));\n    }\n'], repair="none")
     assert "failed when run" in str(failure.value) and "nothing was inserted" in str(failure.value)
+
+
+@pytest.mark.skipif(not jacoco_jars(), reason="JaCoCo is not installed (Debian: libjacoco-java)")
+def test_a_java_test_that_adds_no_coverage_is_dropped(example_project):
+    delivery = run(example_project, [
+        '        assertEquals(2, new Account("ann", 1).deposit(1));\n    }\n',
+        '        assertEquals(7, new Account("bob", 5).deposit(2));\n    }\n',  # the same lines and branch
+    ])
+    assert len(delivery.kept) == 1
+    assert any("adds no line, branch or killed mutant" in p for t in delivery.rejected for p in t.problems)

@@ -14,7 +14,10 @@ the outcome. The containment is `unitune.sandbox`'s, minus what is Python-only:
   `sitecustomize`-like guard inside the JVM;
 - as root, the compiler and the tests run as `nobody` (`setpriv`), owning only the copy.
 
-Coverage and mutation testing are not measured for Java.
+With `coverage_of` (the focal class) and JaCoCo installed (Debian: `libjacoco-java`), the sources are
+compiled for Java 11 (the class files JaCoCo 0.8.6 reads), each test method runs once more alone
+under JaCoCo's agent, and `coverage` gives the focal class's lines each one ran (the analysis is
+`java/UnituneCoverage.java`, compiled with the run). Mutation testing is not done for Java.
 """
 
 from __future__ import annotations
@@ -54,10 +57,36 @@ class JavaResult:
     duration: float = 0.0  # seconds: compiling and running
     # method name -> (outcome, message, exception type, the failure's text), per run (`repeat`)
     runs: list[dict[str, tuple[str, str, str, str]]] = field(default_factory=list)
+    # with `coverage_of`: method name -> {line: (status, branches, covered branches)} of the focal class
+    coverage: dict[str, dict[int, tuple[int, int, int]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.status == PASSED
+
+
+JACOCO_DIR = Path("/usr/share/java")
+JACOCO_JARS = ("org.jacoco.agent.rt.jar", "org.jacoco.core.jar", "asm.jar", "asm-commons.jar", "asm-tree.jar")
+COVERAGE_PROGRAM = Path(__file__).resolve().parent / "java" / "UnituneCoverage.java"
+
+
+def jacoco_jars() -> list[Path] | None:
+    """JaCoCo's runtime and core with ASM (Debian's `libjacoco-java`), or None when missing."""
+    jars = [JACOCO_DIR / name for name in JACOCO_JARS]
+    return jars if all(jar.is_file() for jar in jars) else None
+
+
+def _agent_jar(folder: Path, jars: list[Path]) -> Path:
+    """A jar holding only a manifest that makes JaCoCo's runtime a Java agent (Debian ships it
+    without one), its classes and ASM on the agent's class path."""
+    import zipfile
+
+    manifest = ("Manifest-Version: 1.0\nPremain-Class: org.jacoco.agent.rt.internal.PreMain\n"
+                "Class-Path: " + " ".join(jar.as_uri() for jar in jars) + "\n\n")
+    agent = folder / "unitune-jacoco-agent.jar"
+    with zipfile.ZipFile(agent, "w") as archive:
+        archive.writestr("META-INF/MANIFEST.MF", manifest)
+    return agent
 
 
 def junit_jar() -> Path | None:
@@ -82,7 +111,7 @@ def java_available() -> str | None:
 
 def run_java_tests(project_dir: str | os.PathLike, test_class_fqn: str, timeout: float = 60,
                    extra_files: Mapping[str, str] | None = None, methods: Sequence[str] | None = None,
-                   network: bool = False, repeat: int = 1) -> JavaResult:
+                   network: bool = False, repeat: int = 1, coverage_of: str | None = None) -> JavaResult:
     """Compile the project's Java sources (and `extra_files`, relative path -> text, written over
     them) and run the JUnit 5 test class `test_class_fqn` (only `methods` of it, when given),
     `repeat` times after one compilation; `runs` holds each run's outcome per test method, the
@@ -96,13 +125,14 @@ def run_java_tests(project_dir: str | os.PathLike, test_class_fqn: str, timeout:
         raise sandbox.SandboxError(f"{root}: not a folder")
     work = Path(tempfile.mkdtemp(prefix="unitune-java-"))
     try:
-        return _run_in(work, root, test_class_fqn, timeout, extra_files or {}, methods, network, max(1, repeat))
+        return _run_in(work, root, test_class_fqn, timeout, extra_files or {}, methods, network, max(1, repeat),
+                       coverage_of if jacoco_jars() else None)
     finally:
         sandbox._remove_tree(work)
 
 
 def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files, methods, network,
-            repeat: int = 1) -> JavaResult:
+            repeat: int = 1, coverage_of: str | None = None) -> JavaResult:
     started = time.monotonic()
     copy, classes, out, home, tmp = (work / name for name in ("project", "classes", "out", "home", "tmp"))
     sandbox.copy_project(root, copy)
@@ -129,7 +159,8 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
             sandbox._chown_tree(folder, plan.user.uid, plan.user.gid)
     jar = str(junit_jar())
     jvm = [*JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}", f"-Duser.home={home}"]
-    javac = ["javac", *(f"-J{option}" for option in jvm), "-proc:none", "-nowarn", "-encoding", "UTF-8",
+    release = ["--release", "11"] if coverage_of else []
+    javac = ["javac", *(f"-J{option}" for option in jvm), "-proc:none", "-nowarn", "-encoding", "UTF-8", *release,
              "-g", "-d", str(classes), "-cp", jar, f"@{work / 'sources.txt'}"]
     code, output, timed_out = _spawn(javac, copy, home, tmp, plan, uid, timeout, network, work / "javac.log")
     if timed_out:
@@ -159,6 +190,10 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
         rerun = [arg if not arg.startswith("--reports-dir=") else f"--reports-dir={again}" for arg in launcher]
         _, _, timed_out = _spawn(rerun, copy, home, tmp, plan, uid, remaining, network, work / f"junit-{run}.log")
         result.runs.append(_read_cases(again))
+    if coverage_of and not timed_out and methods:
+        remaining = max(1.0, timeout - (time.monotonic() - started))
+        result.coverage = _coverage(work, copy, classes, launcher, jvm, methods, test_class, coverage_of, plan, uid,
+                                    remaining, network)
     result.duration = time.monotonic() - started
     if timed_out:
         result.status = TIMEOUT
@@ -195,6 +230,52 @@ def _spawn(command, cwd: Path, home: Path, tmp: Path, plan, uid: int, timeout: f
         code = process.wait()
     sandbox._kill_stragglers(token, uid)
     return code, sandbox._read_output(log_path), timed_out
+
+
+def _coverage(work, copy, classes, launcher, jvm, methods, test_class, focal_class, plan, uid, timeout, network):
+    """Each test method alone under JaCoCo's agent, then the focal class's lines per method."""
+    import json
+
+    started = time.monotonic()
+    jars = jacoco_jars()
+    agent = _agent_jar(work, jars)
+    tool = work / "coverage-tool"
+    tool.mkdir()
+    shutil.copy(COVERAGE_PROGRAM, tool / COVERAGE_PROGRAM.name)
+    os.chmod(agent, 0o644)
+    if plan.user is not None and plan.drop_prefix:
+        sandbox._chown_tree(tool, plan.user.uid, plan.user.gid)
+    tool_cp = os.pathsep.join(str(jar) for jar in jars)
+    code, output, _ = _spawn(["javac", *(f"-J{o}" for o in jvm), "-nowarn", "-cp", tool_cp, "-d", str(tool),
+                              str(tool / COVERAGE_PROGRAM.name)], copy, work / "home", work / "tmp", plan, uid,
+                             timeout, network, work / "coverage-javac.log")
+    if code != 0:
+        return {}
+    execs = []
+    for method in methods:
+        remaining = timeout - (time.monotonic() - started)
+        if remaining <= 1:
+            break
+        exec_file = work / "out" / f"jacoco-{method}.exec"
+        command = [launcher[0], f"-javaagent:{agent}=destfile={exec_file},includes={focal_class},output=file",
+                   *launcher[1:]]
+        command = [arg for arg in command if not arg.startswith(("--select-method=", "--select-class=", "--reports-dir="))]
+        command += [f"--select-method={test_class}#{method}", f"--reports-dir={work / 'out' / ('cov-' + method)}"]
+        _spawn(command, copy, work / "home", work / "tmp", plan, uid, remaining, network, work / f"cov-{method}.log")
+        execs.append((method, exec_file))
+    remaining = max(1.0, timeout - (time.monotonic() - started))
+    analyze = ["java", *jvm, "-cp", os.pathsep.join([str(tool), tool_cp]), "UnituneCoverage", str(classes),
+               focal_class.replace(".", "/"), *(str(path) for _, path in execs)]
+    code, output, _ = _spawn(analyze, copy, work / "home", work / "tmp", plan, uid, remaining, network,
+                             work / "coverage.log")
+    by_exec = {}
+    for line in output.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        by_exec[record.get("exec")] = {int(k): tuple(v) for k, v in (record.get("lines") or {}).items()}
+    return {method: by_exec.get(path.name, {}) for method, path in execs}
 
 
 def _read_cases(out: Path) -> dict[str, tuple[str, str, str, str]]:
