@@ -338,6 +338,9 @@ def _repair_statement(statement, seen, mode, lines, notes, self_style):
         notes.append(f"`{_short(text)}` raised {raised['type']} when run; now expected to")
         return statement.lineno, statement.end_lineno, [pad + RAISED_COMMENT, f"{pad}with {context}({raised['base']}):"] + [
             pad + "    " + line for line in text.split("\n")]
+    if isinstance(statement, ast.Expr) and mode == DROP:
+        notes.append(f"removed `{_short(text)}`: it raised {raised.get('type')}")
+        return statement.lineno, statement.end_lineno, None
     notes.append(f"`{_short(text)}` raised {raised.get('type')} when run; the test was dropped")
     return False
 
