@@ -136,3 +136,61 @@ def test_only_tests_that_add_coverage_or_kill_mutants_are_delivered(example_proj
     dropped = [test for test in rejected if any("adds no line, branch or killed mutant" in p for p in test.problems)]
     assert len(dropped) == 1
     assert all(test.adds for test in kept)
+
+
+RAISE_LINE = '            raise ValueError("amount must be positive")'
+RAISES_COMPLETION = '    with pytest.raises(ValueError):\n        Account("ada").deposit(0)\n\n\ndef test_other():\n'
+
+
+@pytest.fixture(scope="module")
+def coverage_model(tmp_path_factory):
+    """A tiny model trained to answer the first prompt for Account.deposit with a test of its happy
+    path, and the coverage prompt naming the `raise` line with a test that makes it run."""
+    import tinymodels
+    from conftest import PY_COMPLETION, PY_FOCAL, example_prompt
+    from unitune.focal import require_focal_at
+    from unitune.placement import locate_test_file
+    from unitune.source import SourceFile, cli_offset
+    from conftest import EXAMPLES
+
+    path = EXAMPLES / PY_FOCAL[0]
+    file = SourceFile.from_path(path)
+    function = require_focal_at(file, cli_offset(file, PY_FOCAL[1], None))
+    location = locate_test_file(path)
+    coverage_prompt = build_prompt(file, function, framework=location.framework, module_import=location.module_import,
+                                   uncovered=[RAISE_LINE])
+    pairs = [(example_prompt(*PY_FOCAL).text, PY_COMPLETION), (coverage_prompt.text, RAISES_COMPLETION)]
+    return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "coverage", pairs, steps=600)
+
+
+def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project):
+    from unitune.adapters.loading import ModelSpec
+    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.service import TestGenerator
+
+    project = example_project / "python"
+    path = project / "bank" / "account.py"
+    settings = Settings(model=str(coverage_model), validate="run", time_budget=600)
+    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
+    stages = []
+    outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(
+        request, on_progress=lambda stage, fraction, message: stages.append(message))
+    assert any(message.startswith("round 2: a test for lines 17") for message in stages), stages
+    assert len(outcome.tests) == 2
+    assert "pytest.raises(ValueError)" in outcome.tests[1].source
+    assert outcome.tests[1].adds.startswith("covers 2/4 lines")
+    assert "coverage_round_1" in outcome.timings
+
+
+def test_no_coverage_round_past_the_time_budget(coverage_model, example_project):
+    from unitune.adapters.loading import ModelSpec
+    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.service import TestGenerator
+
+    project = example_project / "python"
+    path = project / "bank" / "account.py"
+    settings = Settings(model=str(coverage_model), validate="run", time_budget=5)
+    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
+    outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(request)
+    assert len(outcome.tests) == 1
+    assert any("no time left for another round within time_budget = 5 s" in note for note in outcome.notes)
