@@ -321,6 +321,9 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
 
 # -- validate = "run" ----------------------------------------------------------------------------
 
+#: (project root, interpreter, language) whose tests could not be run at all, with why: said once.
+_UNRUNNABLE: dict[tuple[str, str | None, str], str] = {}
+
 def assure_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
                       framework: str, existing: str | None, prompt: Prompt, header: str, tests: list[GeneratedTest],
                       report: ProgressCallback, cancel: threading.Event | None,
@@ -350,12 +353,17 @@ def assure_candidates(request: GenerationRequest, file: SourceFile, function: Fu
               test_class=prompt.test_class, unsaved={focal_rel: file.text} if request.text is not None else {},
               module_import=location.module_import, repair_mode=settings.repair,
               python=sandbox.project_python(root, settings.python), report=report, cancel=cancel)
+    unrunnable_key = (str(root), job.python, file.language)
+    if unrunnable_key in _UNRUNNABLE:  # said once; not tried again by this process
+        return tests, [], [], header, None
     try:
         if file.language != PYTHON:
             return _assure_java(job, tests, report, request) + (None,)
         outcome = assure(job, tests, VALIDATING)
     except sandbox.SandboxError as error:
-        return tests, [], [f"validate = run: the tests could not be run ({error}); they were checked for syntax only"], header, None
+        _UNRUNNABLE[unrunnable_key] = str(error)
+        return tests, [], [f"validate = run: the tests cannot be run here ({error}); until unitune restarts, tests "
+                           "are checked for syntax only (`unitune doctor` says what is missing)"], header, None
     except UnituneError:
         raise
     notes: list[str] = []

@@ -651,8 +651,6 @@ def _generate(example_project, trained_base, monkeypatch, **settings):
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
 
-    real = sandbox.run_tests
-    monkeypatch.setattr(sandbox, "run_tests", lambda *args, **kw: real(*args, **kw, plugins=False))
     relative, line = PY_FOCAL
     path = example_project / relative
     file = SourceFile.from_path(path)
@@ -665,9 +663,8 @@ def test_validate_run_keeps_the_passing_test(example_project, trained_base, monk
     before = snapshot(example_project)
     outcome = _generate(example_project, trained_base, monkeypatch)
     assert [test.name for test in outcome.tests] == ["test_deposit"]
-    note = next(note for note in outcome.notes if "passed when run" in note)
-    assert "line coverage 75%" in note and "branch coverage 50%" in note and "Account.deposit" in note
-    assert not any("not available" in note for note in outcome.notes)
+    assert outcome.tests[0].adds.startswith("covers 3/4 lines, 1/2 branches, kills ")
+    assert not any("cannot be run" in note for note in outcome.notes)
     assert snapshot(example_project) == before  # nothing written: the caller applies the plan
 
 
@@ -680,6 +677,12 @@ def test_validate_run_refuses_tests_that_fail(example_project, trained_base, mon
         "_account.Account.deposit = lambda self, amount: _deposit(self, amount) + 1\n"
     )
     with pytest.raises(GenerationFailed) as caught:
-        _generate(example_project, trained_base, monkeypatch)
+        _generate(example_project, trained_base, monkeypatch, repair="none")
     message = str(caught.value)
-    assert "passed when run" in message and "test_deposit failed when run" in message and "6 == 5" in message
+    assert "survived running and repair" in message and "failed when run" in message and "6 == 5" in message
+    assert "nothing was inserted" in message
+
+    # With repair = "observe" (the default) the test records what the code does: a regression oracle.
+    outcome = _generate(example_project, trained_base, monkeypatch)
+    assert "assert account.deposit(5) == 6" in outcome.tests[0].source
+    assert "# expected value observed by running the code (regression oracle)" in outcome.tests[0].source

@@ -1447,6 +1447,17 @@ def run_rounds(config):
         import coverage
     except ImportError:
         coverage = None
+    if not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        # imported once here rather than in every round's process (pytest still registers them there)
+        try:
+            from importlib.metadata import entry_points
+            for entry in entry_points(group="pytest11"):
+                try:
+                    __import__(entry.module)
+                except Exception:
+                    pass
+        except Exception:
+            pass
     signal.signal(signal.SIGALRM, too_slow)
     passed = {}
     for index, spec in enumerate(config["rounds"]):
