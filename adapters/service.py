@@ -178,8 +178,7 @@ class TestGenerator:
         delivery = deliver(request, prepared, prompt, [completion.text for completion in stats.completions], notes,
                            report, cancel)
         timings["validate"] = time.perf_counter() - mark
-        delivery = self._coverage_rounds(request, prepared, delivery, base, budget, options, notes, report, cancel,
-                                         started, timings)
+        delivery = self.coverage_rounds(request, prepared, delivery, notes, report, cancel, started, timings)
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
@@ -189,13 +188,18 @@ class TestGenerator:
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
                                  timings, notes)
 
-    def _coverage_rounds(self, request, prepared, delivery, base, budget, options, notes, report, cancel, started,
-                         timings) -> "Delivery":
+    def coverage_rounds(self, request: GenerationRequest, prepared, delivery: "Delivery", notes: list[str],
+                        report: ProgressCallback, cancel: threading.Event | None, started: float,
+                        timings: dict[str, float]) -> "Delivery":
         """While the delivered tests leave lines of the focal function unrun and the request's time
-        budget allows another round as long as the first, ask again with those lines named
-        (`unitune.prompt.coverage_note`); keep a round only when it reaches more, stop when not."""
+        budget (counted from `started`) allows another round as long as the first (`timings`), ask
+        again with those lines named (`unitune.prompt.coverage_note`); keep a round only when it
+        reaches more, stop when not."""
         file, function, location, framework, existing = prepared
         settings = request.settings
+        base = self.runtime.load()
+        budget = prompt_budget(base, settings.max_new_tokens)
+        options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=settings.candidates)
         round_seconds = timings.get("generate", 0.0) + timings.get("validate", 0.0)  # the first round, without loading
         rounds = 0
         while delivery.assured is not None and delivery.assured.uncovered:

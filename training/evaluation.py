@@ -155,8 +155,9 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
     started = time.perf_counter()
     request = GenerationRequest(focal_path, offset, replace(settings, validate="syntax"), text=problem.module,
                                 project_root=project, adapter=adapter)
+    generator = TestGenerator(runtime)
     try:
-        outcome = TestGenerator(runtime).generate(request)
+        outcome = generator.generate(request)
     except GenerationFailed:
         result = ProblemResult(problem.id, valid_syntax=False, status="no valid test",
                                seconds=time.perf_counter() - started)
@@ -170,12 +171,16 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
     result = judge_test(test_rel, test_text, best)
     result.seconds = time.perf_counter() - started
     if settings.validate == "run" and judge_delivered is not None:
+        # The same completions through the whole assured pipeline, coverage rounds included.
         mark = time.perf_counter()
         run_request = replace(request, settings=settings)
         prepared = prepare(run_request)
         try:
             delivery = deliver(run_request, prepared, outcome.prompt,
                                [completion.text for completion in outcome.stats.completions], [], lambda *args: None)
+            timings = {"generate": outcome.timings.get("generate", 0.0), "validate": time.perf_counter() - mark}
+            delivery = generator.coverage_rounds(run_request, prepared, delivery, [], lambda *args: None, None,
+                                                 mark - outcome.timings.get("generate", 0.0), timings)
             kept, header = delivery.kept, delivery.header
         except GenerationFailed as error:
             result.delivered = {"served": False, "why": str(error)[:500]}
