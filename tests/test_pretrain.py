@@ -184,3 +184,32 @@ def test_the_shipped_test_model_loads_by_name_and_is_small():
     ids = loaded.tokenizer("def test_add(", return_tensors="pt")
     out = loaded.model.generate(**ids, max_new_tokens=4, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_resume_never_runs_a_pickle_in_the_checkpoint(tmp_path):
+    """A pickle payload put in the work folder's `checkpoint/optimizer.pt` is refused, not executed."""
+    import pickle
+
+    from unitune.training.pretrain import PretrainError
+
+    config = _tiny(tmp_path, "mini", steps=2, tune_steps=1)
+    run_pretrain(config, echo=False)
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    with open(Path(config.work) / "checkpoint" / "optimizer.pt", "wb") as handle:
+        pickle.dump(Payload(), handle)
+    with pytest.raises(PretrainError, match="not an optimizer state unitune wrote"):
+        run_pretrain(_tiny(tmp_path, "mini", steps=4, tune_steps=1), resume=True, echo=False)
+    assert not marker.exists()
+
+
+def test_resume_loads_the_checkpoint_unitune_wrote(tmp_path):
+    """The optimizer state unitune saves loads with `weights_only=True` (tensors and plain containers)."""
+    config = _tiny(tmp_path, "mini", steps=2, tune_steps=1)
+    run_pretrain(config, echo=False)
+    record = run_pretrain(config, resume=True, echo=False)
+    assert record["pretrain"]["steps"] == 2  # resumed at the end of the schedule: nothing left to do

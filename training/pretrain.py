@@ -311,7 +311,11 @@ def pretrain_stage(model, tokens, stats: dict, config: PretrainConfig, work: Pat
 
         model.load_state_dict(load_file(str(checkpoint / "model.safetensors")), strict=False)
         model.tie_weights()
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=False))
+        try:  # tensors and plain containers only: a pickle never runs code here
+            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        except Exception as error:
+            raise PretrainError(f"{checkpoint / 'optimizer.pt'}: not an optimizer state unitune wrote ({error}); "
+                                "remove the checkpoint folder to start over") from None
         step, total, elapsed_before = state["step"], state["total"], state["seconds"]
         rng = np.random.default_rng(config.seed)
         rng.bit_generator.state = state["rng"]
