@@ -158,6 +158,23 @@ def syntax_problems(source: str, language: str) -> list[str]:
         return ["not exactly one test function"]
     if not _body_statements(function, language, source):
         return ["the test body is empty"]
+    if language == PYTHON:
+        return python_rejects(source)
+    return []
+
+
+def python_rejects(source: str) -> list[str]:
+    """What Python's own compiler rejects in `source` (dedented), which tree-sitter may accept (a
+    `with` block with no body at the end, a `return` with a value outside a function...)."""
+    import ast
+    import textwrap
+
+    try:
+        compile(ast.parse(textwrap.dedent(source)), "<test>", "exec")
+    except SyntaxError as error:
+        return [f"line {error.lineno}: Python rejects it ({error.msg})"]
+    except (ValueError, RecursionError, MemoryError) as error:
+        return [f"Python rejects it ({type(error).__name__})"]
     return []
 
 

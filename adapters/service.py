@@ -182,6 +182,7 @@ class TestGenerator:
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
+        check_whole_file(existing, insertion, file.language)
         timings["total"] = time.perf_counter() - started
         log_event(log, "generate.outcome", request_id=request.request_id, function=function.qualified_name,
                   kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
@@ -248,6 +249,25 @@ def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list
     report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered")
     log_event(log, "generate.assured", request_id=request.request_id, kept=len(outcome.kept), language="java")
     return outcome.kept, outcome.rejected, outcome.notes, job.header
+
+
+def check_whole_file(existing: str | None, insertion: Insertion, language: str) -> None:
+    """Refuse an insertion after which the test file no longer parses (when it parsed before):
+    `GenerationFailed`, nothing written."""
+    from unitune.adapters.postprocess import python_rejects
+    from unitune.insertion import apply
+    from unitune.languages import PYTHON, parser_for
+
+    def problems(text: str) -> list[str]:
+        if language == PYTHON:
+            return python_rejects(text)
+        root = parser_for(language).parse(text.encode("utf-8")).root_node
+        return [f"line {root.start_point.row + 1}: syntax error"] if root.has_error else []
+
+    after = problems(apply(existing, insertion))
+    if after and (existing is None or not problems(existing)):
+        raise GenerationFailed(f"inserting the tests would leave {insertion.path} unparsable ({after[0]}); "
+                               "nothing was inserted")
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -232,6 +232,39 @@ def test_unparseable_python_is_reported_with_its_line(pytest_prompt):
     assert test.problems[0].startswith("line ")
 
 
+def test_what_python_rejects_but_tree_sitter_accepts_is_not_a_valid_test(pytest_prompt):
+    """A `with` block left without a body: tree-sitter parses it, Python does not."""
+    complete = "    assert Wallet('a')\n    with pytest.raises(TypeError):\n\n\ndef test_next():\n    pass\n"
+    test = only(pytest_prompt, complete)
+    assert not test.valid
+    assert test.problems == ["line 3: Python rejects it (expected an indented block after 'with' statement on line 3)"]
+    # cut off by the token limit instead: the dangling line is dropped, as for any truncated test
+    test = only(pytest_prompt, "    assert Wallet('a')\n    with pytest.raises(TypeError):\n")
+    assert test.valid and "with pytest" not in test.source
+
+
+def test_an_insertion_that_would_break_the_test_file_is_refused(tmp_path):
+    from unitune.adapters.service import check_whole_file
+    from unitune.errors import GenerationFailed
+    from unitune.insertion import plan_insertion
+    from unitune.placement import locate_test_file
+
+    (tmp_path / "wallet.py").write_text("def f():\n    return 1\n")
+    location = locate_test_file(tmp_path / "wallet.py", tmp_path)
+    existing = "from wallet import f\n\n\ndef test_f():\n    assert f() == 1\n"
+    broken = plan_insertion(location, existing, [("test_g", "def test_g():\n    with x:\n")], language="python",
+                            framework="pytest", header="")
+    with pytest.raises(GenerationFailed, match="would leave .* unparsable .*nothing was inserted"):
+        check_whole_file(existing, broken, "python")
+    fine = plan_insertion(location, existing, [("test_g", "def test_g():\n    assert f()\n")], language="python",
+                          framework="pytest", header="")
+    check_whole_file(existing, fine, "python")
+    already_broken = "def broken(:\n"
+    onto_broken = plan_insertion(location, already_broken, [("test_g", "def test_g():\n    assert f()\n")],
+                                 language="python", framework="pytest", header="")
+    check_whole_file(already_broken, onto_broken, "python")  # the user's own breakage: not refused
+
+
 # -- duplicates, ranking, names --------------------------------------------------------------------
 
 def test_duplicates_are_dropped(pytest_prompt):
