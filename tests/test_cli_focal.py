@@ -81,14 +81,29 @@ def test_no_function_there_exits_1_with_one_line(capsys):
         (lambda d: _write(d / "notes.txt", b"def f(): pass\n"), "1", "unsupported file type"),
         (lambda d: _write(d / "short.py", b"def f():\n    pass\n"), "40", "past the end"),
         (lambda d: _write(d / "short.py", b"def f():\n    pass\n"), "0", "lines start at 1"),
+        (lambda d: _fifo(d / "pipe.py"), "1", "not a regular file"),
+        (lambda d: _symlink(d / "zero.py", "/dev/zero"), "1", "not a regular file"),
     ],
-    ids=["missing", "directory", "binary", "not-utf8", "unsupported", "line-past-end", "line-zero"],
+    ids=["missing", "directory", "binary", "not-utf8", "unsupported", "line-past-end", "line-zero", "fifo",
+         "dev-zero"],
 )
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, make, argv_line, expected):
     path = make(tmp_path)
     code, out, err = run(capsys, "focal", str(path), "--line", argv_line)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+
+
+def _fifo(path):
+    import os
+
+    os.mkfifo(path)  # nobody writes to it: reading it would wait forever
+    return path
+
+
+def _symlink(path, target):
+    path.symlink_to(target)
+    return path
 
 
 def test_bad_context_level_exits_2(capsys):

@@ -3,6 +3,7 @@ showing the new test. A failed or cancelled generation changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from lsprotocol import types
@@ -71,7 +72,10 @@ async def generate_tests(ls: UnituneServer, *args):
     request_id = new_request_id("lsp")
     try:
         uri, line, character = parse_position_arguments(args)
-        file, _version = _source_for(ls, uri)
+        if ls.documents.get(uri) is not None:
+            file, _version = _source_for(ls, uri)
+        else:  # read from disk off the event loop (regular files only, size-capped: never a hang)
+            file, _version = await asyncio.get_running_loop().run_in_executor(None, _source_for, ls, uri)
         offset = file.offset(line, character, ENCODING_UNITS.get(ls.position_encoding))
         function = focal_at(file, offset)
         if function is None:
