@@ -14,7 +14,8 @@ import platform
 import sys
 from pathlib import Path
 
-from unitune.settings import load_settings
+from unitune.errors import UnituneError
+from unitune.settings import COMMAND_LINE, load_settings, refuse_bad_flags
 
 
 def add_generate_parser(subparsers) -> None:
@@ -70,7 +71,8 @@ def run_generate(args: argparse.Namespace) -> int:
         "context": args.context, "quantization": args.quantization, "device": args.device,
         "framework": args.framework, "validate": args.validate, "repair": args.repair, "time_budget": args.time_budget,
     }
-    loaded = load_settings(root, {k: v for k, v in overrides.items() if v is not None})
+    loaded = load_settings(root, {k: v for k, v in overrides.items() if v is not None}, COMMAND_LINE)
+    refuse_bad_flags(loaded)
     for problem in loaded.problems:
         print(f"unitune: {problem}", file=sys.stderr)
     settings = loaded.settings
@@ -82,13 +84,19 @@ def run_generate(args: argparse.Namespace) -> int:
     request = GenerationRequest(Path(args.file).resolve(), offset, settings, text=file.text, project_root=root,
                                 adapter=adapter)
     progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else _FirstUseNotice()
-    outcome = TestGenerator(runtime).generate(request, on_progress=progress)
+    try:
+        outcome = TestGenerator(runtime).generate(request, on_progress=progress)
+    except UnituneError as error:
+        progress.done()
+        if args.json:  # a script reading stdout gets an answer too
+            print(json.dumps({"ok": False, "error": str(error), "exit_code": error.exit_code}, indent=2))
+        raise
     progress.done()
     for note in outcome.notes + delivery_notes(outcome.tests):
         print(f"unitune: {note}", file=sys.stderr)
     written = write_insertion(outcome.insertion) if args.write else None
     if args.json:
-        record = outcome.to_json()
+        record = {"ok": True, **outcome.to_json()}
         record["written"] = str(written) if written else None
         print(json.dumps(record, indent=2, ensure_ascii=False))
     elif written:

@@ -331,7 +331,7 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
     if not kept:
         reasons = "; ".join(dict.fromkeys(problem for test in rejected for problem in test.problems)) or "no test"
         log_event(log, "generate.failed", request_id=request.request_id, reasons=reasons)
-        if settings.validate == "run":
+        if assured is not None:
             raise GenerationFailed(
                 f"none of the {len(candidates)} test(s) written for {function.qualified_name} survived running "
                 f"and repair ({reasons}); nothing was inserted. Try again with more candidates, or a larger model "

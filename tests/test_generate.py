@@ -83,7 +83,46 @@ def test_json_outcome(capsys, example_project, trained_base):
     assert record["function"] == "Account.deposit"
     assert record["framework"] == "pytest" and record["creates_file"] is True
     assert record["tests"][0]["name"] == "test_deposit" and record["tests"][0]["valid"] is True
-    assert record["written"] is None and record["request_id"]
+    assert record["written"] is None and record["request_id"] and record["ok"] is True
+    assert record["tests"][0]["adds"].startswith("covers 3/4 lines")  # validate = "run", the default
+
+
+def test_json_says_why_when_no_test_survives(capsys, example_project, tiny_base):
+    """A random tiny model writes nothing usable: exit 1, and a JSON answer on stdout for scripts."""
+    code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(tiny_base), "--json")
+    assert code == 1
+    record = json.loads(out)
+    assert record["ok"] is False and record["exit_code"] == 1 and "written for Account.deposit" in record["error"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--candidates", "0"], "candidates = 0 must be a whole number from 1 to 64"),
+    (["--validate", "maybe"], "invalid choice: 'maybe'"),
+    (["--time-budget", "1"], "time_budget = 1 must be a whole number from 5 to 3600"),
+    (["--column", "400"], "column 400 is past the end of line 17"),
+])
+def test_a_bad_flag_value_is_an_error(capsys, example_project, flags, message):
+    with pytest.raises(SystemExit) if "invalid choice" in message else _no_exception():
+        code, out, err = generate(capsys, example_project, PY_FOCAL, *flags)
+        assert code == 2 and out == "" and message in err
+    if "invalid choice" in message:
+        assert message in capsys.readouterr().err
+
+
+def _no_exception():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_verbose_after_the_command(capsys):
+    from unitune.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["focal", "x.py", "--line", "1", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "focal", "x.py", "--line", "1"]).verbose is True
+    assert parser.parse_args(["focal", "x.py", "--line", "1"]).verbose is False
+    assert parser.parse_args(["adapters", "list", "-v"]).verbose is True
 
 
 def test_missing_model_is_one_line_exit_2(capsys, example_project, tmp_path):

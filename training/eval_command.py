@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from unitune.errors import UnituneError
-from unitune.settings import data_home, load_settings
+from unitune.settings import COMMAND_LINE, data_home, load_settings, refuse_bad_flags
 
 METRICS = [("valid_syntax", "valid syntax"), ("pass_at_1", "pass@1"), ("line_coverage", "line cov"),
            ("branch_coverage", "branch cov"), ("mutation_score", "mutation"), ("codebleu", "CodeBLEU")]
@@ -104,7 +104,9 @@ def _evaluate(name: str, args, reuse: bool):
     quiet_libraries()
     project = (args.repo or Path.cwd()).resolve()
     overrides = {k: v for k, v in {"model": args.model, "candidates": args.candidates}.items() if v is not None}
-    settings = load_settings(project, overrides).settings
+    loaded = load_settings(project, overrides, COMMAND_LINE)
+    refuse_bad_flags(loaded)
+    settings = loaded.settings
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)

@@ -183,7 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for register in SUBCOMMANDS:
         register(subparsers)
+    _verbose_everywhere(parser)
     return parser
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`-v` after any (sub)command too: `unitune generate FILE --line 3 -v`. SUPPRESS keeps a `-v`
+    given before the command when the subcommand's own is absent."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                if not any("-v" in a.option_strings for a in sub._actions):
+                    sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                     help="log what happens (with request ids) to stderr")
+                _verbose_everywhere(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,8 +165,13 @@ def read_project(project_root: Path, problems: list[str]) -> tuple[dict[str, Any
     return table.get("tool", {}).get("unitune", table), str(path)
 
 
-def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | None = None) -> LoadedSettings:
-    """Merge defaults < user file < project file < `overrides` (flags or editor settings)."""
+COMMAND_LINE = "command line"
+
+
+def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | None = None,
+                  overrides_origin: str = "settings") -> LoadedSettings:
+    """Merge defaults < user file < project file < `overrides` (flags or editor settings; their
+    problems are named after `overrides_origin`)."""
     problems: list[str] = []
     sources: dict[str, str] = {}
     merged: dict[str, Any] = {}
@@ -176,7 +181,7 @@ def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | 
     if project_root is not None:
         project, origin = read_project(Path(project_root), problems)
         layers.append((project, origin or str(project_root)))
-    layers.append((overrides or {}, "settings"))
+    layers.append((overrides or {}, overrides_origin))
     for values, origin in layers:
         if not isinstance(values, dict):
             problems.append(f"{origin}: settings must be a table of key = value; ignoring it")
@@ -185,6 +190,16 @@ def load_settings(project_root: Path | None = None, overrides: dict[str, Any] | 
             merged[key] = value
             sources[key] = origin
     return LoadedSettings(Settings(**merged), problems, sources)
+
+
+def refuse_bad_flags(loaded: LoadedSettings) -> None:
+    """A bad flag value is an error (exit 2); a bad value in a settings file only warns."""
+    from unitune.errors import BadSettingError
+
+    bad = [problem.split(";")[0].removeprefix(f"{COMMAND_LINE}: ") for problem in loaded.problems
+           if problem.startswith(f"{COMMAND_LINE}: ")]
+    if bad:
+        raise BadSettingError("; ".join(bad))
 
 
 def write_project_setting(project_root: Path, key: str, value: str | None) -> Path:

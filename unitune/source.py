@@ -216,4 +216,7 @@ def cli_offset(source: SourceFile, line: int, column: int | None) -> int:
     if column is None:
         text = source.line_text(line - 1) if 0 <= line - 1 < source.line_count else ""
         column = len(text) - len(text.lstrip()) + 1
+    elif 0 <= line - 1 < source.line_count and column - 1 > len(source.line_text(line - 1).rstrip("\r\n")):
+        length = len(source.line_text(line - 1).rstrip("\r\n"))
+        raise BadPositionError(f"{source.name}: column {column} is past the end of line {line} ({length} characters)")
     return source.offset(line - 1, column - 1)
