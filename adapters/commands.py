@@ -79,7 +79,12 @@ def run_generate(args: argparse.Namespace) -> int:
     adapter_name = args.adapter if args.adapter is not None else settings.adapter
     adapter = None
     if adapter_name and adapter_name != "none":
-        adapter = AdapterRegistry(root).find_verified(adapter_name)
+        try:
+            adapter = AdapterRegistry(root).find_verified(adapter_name)
+        except UnituneError as error:
+            if args.adapter is None and "adapter" in loaded.sources:  # say which file asked for it
+                raise type(error)(f"{error} (the adapter is named by {loaded.sources['adapter']})") from None
+            raise
     runtime = ModelRuntime(ModelSpec.from_settings(settings))
     request = GenerationRequest(Path(args.file).resolve(), offset, settings, text=file.text, project_root=root,
                                 adapter=adapter)

@@ -78,3 +78,43 @@ def test_write_project_setting_keeps_the_rest_of_pyproject(tmp_path):
 def test_write_project_setting_creates_unitune_toml(tmp_path):
     path = write_project_setting(tmp_path, "adapter", "x")
     assert path.name == "unitune.toml" and load_settings(tmp_path).settings.adapter == "x"
+
+
+PROJECT = '[project]\nname = "x"  # keep me\n\n'
+
+
+@pytest.mark.parametrize("document", [
+    "# my project\n" + PROJECT + '[tool.unitune]  # unitune settings\nmodel = "m"  # the base\n',
+    '# my project\ntool.unitune = { model = "m" }\n' + PROJECT,
+    "# my project\n" + PROJECT + '[tool]\nunitune = { model = "m" }\n',
+])
+def test_write_project_setting_edits_any_toml_layout_keeping_comments(tmp_path, document):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(document)
+    write_project_setting(tmp_path, "adapter", "team-lora")
+    text = pyproject.read_text()
+    assert "# my project" in text and 'name = "x"  # keep me' in text
+    settings = load_settings(tmp_path).settings
+    assert settings.adapter == "team-lora" and settings.model == "m"
+    write_project_setting(tmp_path, "adapter", None)
+    assert load_settings(tmp_path).settings.adapter is None and "team-lora" not in pyproject.read_text()
+
+
+def test_settings_read_on_the_python_the_package_allows():
+    """`requires-python` and the TOML reader agree: tomllib from 3.11, tomli before (a dependency)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    floor = re.search(r'requires-python = ">=3\.(\d+)"', (root / "pyproject.toml").read_text()).group(1)
+    requirements = (root / "requirements.txt").read_text()
+    assert int(floor) >= 11 or 'tomli==2.5.0; python_version < "3.11"' in requirements
+
+
+def test_a_unitune_toml_shadowed_by_pyproject_is_reported(tmp_path):
+    (tmp_path / "unitune.toml").write_text('adapter = "written-by-adapters-use"\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.unitune]\nmodel = "m"\n')
+    loaded = load_settings(tmp_path)
+    assert loaded.settings.adapter is None
+    assert any("unitune.toml is ignored" in problem and "[tool.unitune], which wins" in problem
+               for problem in loaded.problems)

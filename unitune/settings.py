@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +160,9 @@ def read_project(project_root: Path, problems: list[str]) -> tuple[dict[str, Any
     """The project's raw settings and the file they came from."""
     pyproject = _read_toml(project_root / PYPROJECT_FILE, problems)
     if pyproject and isinstance(pyproject.get("tool", {}).get("unitune"), dict):
+        if (project_root / PROJECT_FILE).is_file():
+            problems.append(f"{project_root / PROJECT_FILE} is ignored: {project_root / PYPROJECT_FILE} has "
+                            "[tool.unitune], which wins; move its settings there")
         return pyproject["tool"]["unitune"], str(project_root / PYPROJECT_FILE)
     path = project_root / PROJECT_FILE
     table = _read_toml(path, problems)
@@ -203,39 +209,39 @@ def refuse_bad_flags(loaded: LoadedSettings) -> None:
 
 
 def write_project_setting(project_root: Path, key: str, value: str | None) -> Path:
-    """Record one setting in the project's settings file, keeping everything else in it.
+    """Record one setting in the project's settings file, keeping everything else in it (comments,
+    layout, other tables: tomlkit edits the document). `None` removes the key. In pyproject.toml the
+    key goes into `[tool.unitune]` (created when missing; an inline table is edited in place).
+    Returns the file written."""
+    import tomlkit
 
-    Edits the `key = ...` line in place when present (in `[tool.unitune]` of pyproject.toml or at the
-    top of unitune.toml), else adds it; `None` removes the key. Returns the file written."""
+    from unitune.errors import BadSettingError
+
     if key not in KEYS:
         raise ValueError(f"unknown setting {key!r}")
     path = project_settings_file(project_root)
     text = path.read_text("utf-8") if path.exists() else ""
-    lines = text.splitlines()
-    table = "[tool.unitune]" if path.name == PYPROJECT_FILE else None
-    start = 0
-    if table is not None:
-        start = next(i for i, line in enumerate(lines) if line.strip() == table) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
-    rendered = None if value is None else f"{key} = {_toml_string(value)}"
-    for index in range(start, end):
-        stripped = lines[index].strip()
-        if stripped.split("=", 1)[0].strip() == key and "=" in stripped:
-            if rendered is None:
-                del lines[index]
-            else:
-                lines[index] = rendered
-            break
+    try:
+        document = tomlkit.parse(text)
+    except Exception as error:  # tomlkit's own parse errors
+        raise BadSettingError(f"{path}: not valid TOML ({error}); fix it, then try again") from None
+    if path.name == PYPROJECT_FILE:
+        tool = document.setdefault("tool", tomlkit.table(is_super_table=True))
+        table = tool.setdefault("unitune", tomlkit.table())
     else:
-        if rendered is not None:
-            lines.insert(end if table is not None else _first_table(lines), rendered)
-    path.write_text("\n".join(lines) + "\n", "utf-8")
+        tool = document.get("tool")
+        table = tool.get("unitune") if isinstance(tool, dict) and isinstance(tool.get("unitune"), dict) else document
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+    _atomic_text(path, tomlkit.dumps(document))
     return path
 
 
-def _first_table(lines: list[str]) -> int:
-    return next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
-
-
-def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _atomic_text(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.unitune-{os.getpid()}")
+    temp.write_text(text, "utf-8")
+    if path.exists():
+        os.chmod(temp, path.stat().st_mode & 0o7777)
+    os.replace(temp, path)
