@@ -155,12 +155,21 @@ def test_trained_adapter_is_used_by_unitune_generate(trained_base, pairs_file, h
         (["train", "{broken}", "--name", "x"], 2, "not JSON"),
         (["train", "{pairs}", "--name", "x", "--model", "/nonexistent/model"], 2, "neither a folder nor"),
         (["train", "{pairs}", "--name", "x", "--language", "java"], 2, "holds no pairs for java"),
+        (["train", "{prompt_not_text}", "--name", "x"], 2, ":1: `prompt` must be a string, not list"),
+        (["train", "{bogus_split}", "--name", "x"], 2, ":1: split 'bogus' is not one of train, valid, test"),
+        (["train", "{cobol}", "--name", "x"], 2, ":1: language 'cobol' is not one unitune trains on"),
     ],
 )
 def test_bad_input_is_one_line(argv, code, fragment, pairs_file, tmp_path, capsys):
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "broken.jsonl").write_text("{not json\n")
-    argv = [a.format(pairs=pairs_file, empty=tmp_path / "empty.jsonl", broken=tmp_path / "broken.jsonl") for a in argv]
+    first = json.loads(pairs_file.read_text().splitlines()[0])
+    for name, change in (("prompt_not_text", {"prompt": ["def f"]}), ("bogus_split", {"split": "bogus"}),
+                         ("cobol", {"language": "cobol"})):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps({**first, **change}) + "\n")
+    argv = [a.format(pairs=pairs_file, empty=tmp_path / "empty.jsonl", broken=tmp_path / "broken.jsonl",
+                     **{name: tmp_path / f"{name}.jsonl" for name in ("prompt_not_text", "bogus_split", "cobol")})
+            for a in argv]
     assert main(argv) == code
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err

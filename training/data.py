@@ -54,9 +54,24 @@ def read_pairs(path: Path, language: str | None = None) -> list[dict]:
         missing = [key for key in REQUIRED_KEYS if not isinstance(pair, dict) or key not in pair]
         if missing:
             raise DataError(f"{path}:{number}: a pair needs {', '.join(missing)}; write pairs with `unitune mine`")
+        _check_pair(pair, f"{path}:{number}")
         if language is None or pair["language"] == language:
             pairs.append(pair)
     return pairs
+
+
+def _check_pair(pair: dict, where: str) -> None:
+    """The values a pair must have, each with a message naming the line (not a traceback later)."""
+    from unitune.languages import LANGUAGES
+    from unitune.training.pairs import SPLITS
+
+    for key in REQUIRED_KEYS:
+        if not isinstance(pair[key], str):
+            raise DataError(f"{where}: `{key}` must be a string, not {type(pair[key]).__name__}")
+    if pair["language"] not in LANGUAGES:
+        raise DataError(f"{where}: language {pair['language']!r} is not one unitune trains on ({', '.join(LANGUAGES)})")
+    if pair["split"] not in SPLITS:
+        raise DataError(f"{where}: split {pair['split']!r} is not one of {', '.join(SPLITS)}")
 
 
 def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int = 0) -> TokenizedSplit:
