@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from unitune.errors import UnituneError
+from unitune.errors import BadFileError, UnituneError
 from unitune.focal import functions
 from unitune.insertion import (
     apply,
@@ -470,3 +470,49 @@ def test_generated_tests_go_in_as_post_processing_hands_them_over(tmp_path):
     assert [name for name, _ in insertion.test_lines] == ["testDeposit", "testDeposit2"]
     lines = text.split("\n")
     assert [lines[line] for _, line in insertion.test_lines] == ["    @Test", "    @Test"]
+
+
+def _planned(path):
+    existing = path.read_text()
+    return plan_insertion(location(path, "pytest", exists=True), existing, [PYTEST_TEST], language="python",
+                          framework="pytest", header=new_file_header("python", "pytest"))
+
+
+def test_write_refuses_a_read_only_test_file(tmp_path):
+    import os
+
+    path = tmp_path / "test_wallet.py"
+    path.write_text(EXISTING_PYTEST)
+    os.chmod(path, 0o444)
+    with pytest.raises(BadFileError, match="the test file is read-only; nothing was written"):
+        write_insertion(_planned(path))
+    assert path.read_text() == EXISTING_PYTEST and (path.stat().st_mode & 0o777) == 0o444
+
+
+def test_write_keeps_a_hard_link_and_the_owner(tmp_path):
+    import os
+
+    path = tmp_path / "test_wallet.py"
+    path.write_text(EXISTING_PYTEST)
+    link = tmp_path / "linked_copy.py"
+    os.link(path, link)
+    if os.getuid() == 0:
+        os.chown(path, 65534, 65534)  # someone else's file, as root may find it
+    before = path.stat()
+    write_insertion(_planned(path))
+    after = path.stat()
+    assert link.read_text() == path.read_text() != EXISTING_PYTEST  # both names see the tests
+    assert (after.st_ino, after.st_uid, after.st_gid, after.st_mode) == (
+        before.st_ino, before.st_uid, before.st_gid, before.st_mode)
+
+
+def test_write_keeps_the_owner_of_a_file_with_one_link(tmp_path):
+    import os
+
+    if os.getuid() != 0:
+        pytest.skip("only root can write a file another user owns")
+    path = tmp_path / "test_wallet.py"
+    path.write_text(EXISTING_PYTEST)
+    os.chown(path, 65534, 65534)
+    write_insertion(_planned(path))
+    assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)

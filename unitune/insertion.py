@@ -586,6 +586,10 @@ def write_insertion(insertion: Insertion) -> Path:
         raise UnituneError(f"{path}: the test file was removed since the tests were placed; nothing was written")
     if current != insertion.original_text:
         raise UnituneError(f"{path}: the file changed on disk since the tests were placed; nothing was written (generate again)")
+    # root may write anything: the mode bits say what the user meant
+    if target.exists() and (not os.access(target, os.W_OK) or not os.stat(target).st_mode & 0o222):
+        raise BadFileError(f"{path}: the test file is read-only; nothing was written (make it writable, or add "
+                           "the tests by hand from `unitune generate` without --write)")
     new_text = apply(current, insertion)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -596,7 +600,19 @@ def write_insertion(insertion: Insertion) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` in one step: a reader sees the old file or the new one, never half."""
+    """Replace `path` by `data` in one step: a reader sees the old file or the new one, never half.
+    The new file keeps the old one's mode and, where allowed, its owner and group. A file with other
+    hard links is written in place instead, so every link sees the tests."""
+    if path.exists() and os.stat(path).st_nlink > 1:
+        try:
+            with open(path, "r+b") as handle:
+                handle.write(data)
+                handle.truncate()
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            raise BadFileError(f"{path}: cannot write ({error.strerror or error})") from None
+        return
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.unitune-tmp")
     try:
         with open(temporary, "xb") as handle:  # created with the user's umask, unlike mkstemp's 0600
@@ -605,6 +621,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         if path.exists():
             shutil.copymode(path, temporary)
+            info = os.stat(path)
+            if (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
+                try:
+                    os.chown(temporary, info.st_uid, info.st_gid)
+                except PermissionError:
+                    pass  # only root may give a file away; the mode is kept all the same
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
