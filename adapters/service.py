@@ -66,6 +66,12 @@ class GenerationOutcome:
     stats: GenerationStats
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    header: str = ""  # what a new test file starts with, and the imports the tests may need
+
+    def replan(self, current_text: str | None) -> Insertion:
+        """The same tests placed again into the test file's `current_text` (it changed meanwhile)."""
+        return plan_insertion(self.location, current_text, self.tests, language=self.prompt.language,
+                              framework=self.prompt.framework, header=self.header, test_class=self.prompt.test_class)
 
     def to_json(self) -> dict:
         return {
@@ -187,7 +193,7 @@ class TestGenerator:
         log_event(log, "generate.outcome", request_id=request.request_id, function=function.qualified_name,
                   kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
-                                 timings, notes)
+                                 timings, notes, header)
 
     def coverage_rounds(self, request: GenerationRequest, prepared, delivery: "Delivery", notes: list[str],
                         report: ProgressCallback, cancel: threading.Event | None, started: float,

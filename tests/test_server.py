@@ -200,6 +200,35 @@ async def test_generate_into_an_existing_file_only_inserts(client: LanguageClien
     assert text.startswith(EXISTING_PY_TESTS) and "def test_deposit_2():" in text
 
 
+async def test_a_test_file_edited_while_the_model_runs_gets_the_tests_placed_again(client: LanguageClient):
+    """The user types into the open test file during generation: the edit is planned again on what
+    is there now (and stamped with its version), so nothing lands at stale positions."""
+    import asyncio
+
+    from conftest import EXISTING_PY_TESTS
+
+    path = client.workspace_root / PY_FOCAL[0]
+    uri = open_file(client, path, "python")
+    test_file = client.workspace_root / "python/tests/test_account.py"
+    test_file.parent.mkdir(exist_ok=True)
+    test_file.write_text(EXISTING_PY_TESTS)
+    test_uri = open_file(client, test_file, "python")
+    running = asyncio.ensure_future(command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8}))
+    await asyncio.sleep(0.5)
+    typed = "# typed while the model ran\n"
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=test_uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=0, character=0)),
+            text=typed)]))
+    test_file.write_text(typed + EXISTING_PY_TESTS)  # what the editor shows, as the client applies edits on disk
+    result = await running
+    assert result["ok"] is True, client.messages
+    text = test_file.read_text()
+    assert text.startswith(typed + EXISTING_PY_TESTS) and "def test_deposit_2():" in text
+    assert client.edits[-1].document_changes[0].text_document.version == 2 if client.edits[-1].document_changes else True
+
+
 async def test_java_generation_creates_the_maven_test_file(client: LanguageClient):
     path = client.workspace_root / JAVA_FOCAL[0]
     uri = open_file(client, path, "java")

@@ -123,7 +123,19 @@ async def generate_tests(ls: UnituneServer, *args):
         return {"ok": False, "cancelled": True}
     test_uri = outcome.insertion.path.resolve().as_uri()
     open_test = ls.documents.get(test_uri)
-    edit = workspace_edit(outcome.insertion, test_uri, ls.client_capabilities,
+    insertion = outcome.insertion
+    if open_test is not None and open_test.file.text != (insertion.original_text or ""):
+        # The test file was edited while the model ran: place the tests again in what is there now, so
+        # the edit (stamped with this version) never lands at stale positions.
+        try:
+            insertion = outcome.replan(open_test.file.text)
+        except UnituneError as error:
+            progress.end("failed")
+            ls.notify_user(f"unitune: {outcome.insertion.path.name} changed while the tests were written and they "
+                           f"cannot be placed in it now ({error}); nothing was inserted")
+            return {"ok": False, "error": str(error)}
+        log_event(log, "generate.replanned", request_id=request_id, test_file=test_uri, version=open_test.version)
+    edit = workspace_edit(insertion, test_uri, ls.client_capabilities,
                           ENCODING_UNITS.get(ls.position_encoding), open_test.version if open_test else None)
     progress.end(f"{len(outcome.tests)} test(s) written")
     result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="unitune: add tests"))
@@ -133,7 +145,7 @@ async def generate_tests(ls: UnituneServer, *args):
         return {"ok": False, "error": f"edit not applied: {reason}"}
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
-        selection = new_test_range(outcome.insertion, outcome.tests[0].name)
+        selection = new_test_range(insertion, outcome.tests[0].name)
         try:
             await ls.window_show_document_async(types.ShowDocumentParams(uri=test_uri, take_focus=True, selection=selection))
         except Exception as error:  # showing is a courtesy; the tests are in
