@@ -245,8 +245,12 @@ class AdapterRegistry:
         absolute or `..` paths, pickle weights and archives unpacking to more than
         `MAX_ARCHIVE_BYTES` are refused before anything is written outside a `.tmp-*` folder."""
         archive = Path(file).expanduser()
-        if not archive.is_file():
+        if not archive.exists():
             raise AdapterNotFoundError(f"{archive} does not exist; give the path of an exported adapter archive")
+        if not archive.is_file():
+            kind = "a folder" if archive.is_dir() else "not a regular file (a pipe or a device)"
+            raise AdapterError(f"{archive} is {kind}; give an archive made by `unitune adapters export` "
+                               "(an adapter folder is used as it is: copy it into a store, or name it as `adapter`)")
         if name is not None:
             target = validate_name(name)
         else:
@@ -439,7 +443,8 @@ def _remove_stale_temps(store_dir: Path) -> None:
 def _refuse_existing(final: Path, name: str, store: str, overwrite: bool) -> None:
     if final.exists() and not overwrite:
         raise AdapterError(
-            f"an adapter named {name!r} already exists in the {store} store; choose another name or overwrite it"
+            f"an adapter named {name!r} already exists in the {store} store; choose another name with --name, "
+            "or replace it with --overwrite"
         )
 
 
@@ -518,7 +523,12 @@ def _open_archive(archive: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise AdapterError(f"{archive} is not a .tar.gz adapter archive ({error}); make one with `unitune adapters export`") from None
+        # tarfile's own message lists every format it tried: one line is enough
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if "file could not be opened successfully" in reason or isinstance(error, tarfile.ReadError):
+            reason = "not a tar archive"
+        raise AdapterError(f"{archive} is not a .tar.gz adapter archive ({reason}); make one with "
+                           "`unitune adapters export`") from None
 
 
 def _archive_folder_name(archive: Path) -> str:

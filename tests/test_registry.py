@@ -517,6 +517,7 @@ def test_cli_export_import(install, project, tmp_path, capsys, monkeypatch):
         {k: v for k, v in original.items() if k != c.CARD_FILE}
     code, _, err = run(capsys, "adapters", "import", str(archive))
     assert code == 2 and "already exists" in err  # lora-bank is still in the user store
+    assert "choose another name with --name, or replace it with --overwrite" in err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -526,10 +527,18 @@ def test_cli_export_import(install, project, tmp_path, capsys, monkeypatch):
     (["adapters", "remove", "missing"], "no adapter named 'missing'"),
     (["adapters", "export", "missing", "out.tar.gz"], "no adapter named 'missing'"),
     (["adapters", "import", "missing.tar.gz"], "does not exist"),
+    (["adapters", "import", "a-folder"], "a-folder is a folder; give an archive made by `unitune adapters export`"),
+    (["adapters", "import", "a-pipe"], "a-pipe is not a regular file"),
+    (["adapters", "import", "notes.txt"], "is not a .tar.gz adapter archive (not a tar archive)"),
     (["adapters", "list", "--project", "no/such/dir"], "no such folder"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(project, capsys, monkeypatch, argv, message):
+    import os
+
     monkeypatch.chdir(project)
+    (project / "a-folder").mkdir()
+    os.mkfifo(project / "a-pipe")
+    (project / "notes.txt").write_text("not an archive\n")
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith("unitune: ") and message in err
