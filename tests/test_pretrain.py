@@ -213,3 +213,13 @@ def test_resume_loads_the_checkpoint_unitune_wrote(tmp_path):
     run_pretrain(config, echo=False)
     record = run_pretrain(config, resume=True, echo=False)
     assert record["pretrain"]["steps"] == 2  # resumed at the end of the schedule: nothing left to do
+
+
+def test_pretrain_writes_into_the_data_home_by_default(tmp_path, monkeypatch):
+    """Without --out the package's own model is never overwritten."""
+    from unitune.training.pretrain import output_folder
+
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    assert output_folder(PretrainConfig()) == tmp_path / "home" / "models" / "unitune-mini"
+    assert output_folder(PretrainConfig(out=str(tmp_path / "x"))) == tmp_path / "x"
+    assert SHIPPED_FOLDER not in (output_folder(PretrainConfig()), output_folder(PretrainConfig()).parent)

@@ -173,3 +173,6 @@ def test_bad_input_is_one_line(argv, code, fragment, pairs_file, tmp_path, capsy
     assert main(argv) == code
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+    from unitune.training.trainer import run_dir_for
+
+    assert not run_dir_for("x").exists()  # bad input leaves no run folder (no stray train-config.json)

@@ -62,7 +62,7 @@ class PretrainError(UnituneError):
 
 @dataclass
 class PretrainConfig:
-    out: str = str(SHIPPED_FOLDER)
+    out: str | None = None  # default: `$UNITUNE_HOME/models/unitune-mini` (`output_folder`)
     work: str | None = None
     minutes: float = 60.0
     tune_minutes: float = 18.0
@@ -562,6 +562,14 @@ def reproduce_command(config: PretrainConfig, pretrain_steps: int | None, tune_s
 
 # -- the command ----------------------------------------------------------------------------------
 
+def output_folder(config: PretrainConfig) -> Path:
+    """Where the model goes: `--out`, else `$UNITUNE_HOME/models/unitune-mini` (never the package's
+    own copy unless asked for by path: `--out unitune/models/unitune-mini` rebuilds the shipped model)."""
+    from unitune.settings import data_home
+
+    return Path(config.out).expanduser().resolve() if config.out else data_home() / "models" / MODEL_NAME
+
+
 def run_pretrain(config: PretrainConfig, resume: bool = False, echo: bool = True) -> dict:
     import numpy as np
     import torch
@@ -575,7 +583,7 @@ def run_pretrain(config: PretrainConfig, resume: bool = False, echo: bool = True
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")  # tokenizing the corpus uses every core
     quiet_libraries()
     torch.set_num_threads(max(1, config.threads))
-    out = Path(config.out).expanduser().resolve()
+    out = output_folder(config)
     work = Path(config.work).expanduser().resolve() if config.work else data_home() / "pretrain" / out.name
     work.mkdir(parents=True, exist_ok=True)
     loss_file = work / LOSS_FILE

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from unitune.training.pretrain import PretrainConfig, run_pretrain
+from unitune.training.pretrain import PretrainConfig, output_folder, run_pretrain
 
 
 def add_pretrain_parser(subparsers) -> None:
@@ -23,7 +23,9 @@ def add_pretrain_parser(subparsers) -> None:
             "counts are computed from a measured probe so the run ends at the budget."
         ),
     )
-    parser.add_argument("--out", default=d.out, metavar="DIR", help="model folder to write (default: the shipped unitune-mini)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="model folder to write (default: $UNITUNE_HOME/models/unitune-mini; use it with "
+                             "--model DIR; `--out unitune/models/unitune-mini` rebuilds the copy shipped in the package)")
     parser.add_argument("--work", default=None, metavar="DIR",
                         help="folder for the corpus, tokens, losses and checkpoints (default: <data dir>/pretrain/<out name>)")
     parser.add_argument("--minutes", type=float, default=d.minutes, help=f"pre-training time budget (default {d.minutes:g})")
@@ -66,7 +68,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     )
     record = run_pretrain(config, resume=args.resume, echo=not args.quiet)
     m = record["model"]
-    print(f"wrote {config.out}: {m['parameters']:,} parameters, {m['weights_bytes'] / 2**20:.1f} MiB; "
+    print(f"wrote {output_folder(config)}: {m['parameters']:,} parameters, {m['weights_bytes'] / 2**20:.1f} MiB; "
           f"{record['corpus']['tokens']:,} tokens; pre-training {record['pretrain']['steps']} steps "
           f"(loss {record['pretrain']['final_loss']}), test-shaped {record['tune'].get('steps', 0)} steps "
           f"(loss {record['tune'].get('final_loss')}); {record['total_seconds'] / 60:.1f} min")

@@ -88,9 +88,17 @@ def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool
     from unitune.training.trainer import run_dir_for
 
     run_dir = run_dir_for(config.name)
-    config = _settle_config(run_dir, config, resume, fresh)
-    pairs, repo = _load_pairs(source, config, run_dir)
-    return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step)
+    existed = run_dir.exists()
+    try:
+        config = _settle_config(run_dir, config, resume, fresh)
+        pairs, repo = _load_pairs(source, config, run_dir)
+        return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step)
+    except UnituneError:
+        if not existed and not (run_dir / "checkpoints").exists():  # nothing to resume: leave no run folder
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _settle_config(run_dir: Path, config: TrainConfig, resume: bool, fresh: bool) -> TrainConfig:
