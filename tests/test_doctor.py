@@ -76,3 +76,23 @@ def test_the_tests_run_with_the_projects_interpreter(tmp_path, monkeypatch):
     name, ok, detail = commands._check_sandbox(tmp_path, "run")
     assert ok, detail
     assert f"run by {venv_python} (the project's venv/)" in detail
+
+
+def test_doctor_checks_bitsandbytes_by_quantizing_a_layer(capfd):
+    name, ok, detail = commands._check_bitsandbytes()
+    assert name == "bitsandbytes" and ok
+    assert "8-bit and 4-bit work on cpu (a layer was quantized and run)" in detail
+    captured = capfd.readouterr()
+    assert "kernels" not in captured.err and "kernels" not in captured.out
+
+
+def test_doctor_says_when_quantizing_fails(monkeypatch):
+    import bitsandbytes
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this CPU")
+
+    monkeypatch.setattr(bitsandbytes.nn, "Linear8bitLt", broken)
+    monkeypatch.setattr(bitsandbytes.nn, "Linear4bit", broken)
+    name, ok, detail = commands._check_bitsandbytes()
+    assert "quantizing failed on cpu: 8-bit (RuntimeError), 4-bit (RuntimeError); quantization = none only" in detail
