@@ -27,6 +27,7 @@ REPOS = Path(__file__).parent / "fixtures" / "repos"
 PY_PYTEST_PAIRS = {
     ("shop/pricing_test.py", "test_discount_half"): ("shop/pricing.py", "discount"),
     ("shop/pricing_test.py", "test_apply_coupon_unknown_code"): ("shop/pricing.py", "apply_coupon"),
+    ("shop/pricing_test.py", "test_timed"): ("shop/pricing.py", "apply_coupon"),  # passed by reference
     ("tests/test_cart.py", "test_add_item_appends"): ("shop/cart.py", "add_item"),
     ("tests/test_cart.py", "test_total_empty"): ("shop/cart.py", "total"),  # not Cart.total: it calls total()
     ("tests/test_cart.py", "test__round_half_up"): ("shop/cart.py", "_round"),
@@ -106,10 +107,10 @@ def test_fixtures_and_helpers_are_never_focal(mined, name):
 
 def test_summary_counts_by_language_and_split(mined):
     summary = mined["py_pytest"].summary
-    assert (summary.test_files, summary.tests_found, summary.pairs, summary.unmatched) == (2, 12, 8, 4)
+    assert (summary.test_files, summary.tests_found, summary.pairs, summary.unmatched) == (2, 13, 9, 4)
     assert summary.source_files == 6 and summary.files_scanned == 7  # pyproject.toml is scanned too
-    assert summary.by_language["python"].pairs == 8 and summary.by_language["java"].tests == 0
-    assert summary.by_split == {"train": 8, "valid": 0, "test": 0}
+    assert summary.by_language["python"].pairs == 9 and summary.by_language["java"].tests == 0
+    assert summary.by_split == {"train": 9, "valid": 0, "test": 0}
     java = mined["java_maven"].summary
     assert (java.by_language["java"].tests, java.by_language["java"].pairs, java.by_language["java"].unmatched) == (5, 4, 1)
 

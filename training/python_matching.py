@@ -47,6 +47,10 @@ _CALL_QUERY = """
   (identifier) @name
   (attribute object: (_) @object attribute: (identifier) @attribute)
 ])
+(call arguments: (argument_list [
+  (identifier) @ref_name
+  (attribute object: (_) @ref_object attribute: (identifier) @ref_attribute)
+]))
 """
 _SELF_NAMES = frozenset({"self", "cls"})
 _TEST_CLASS_PREFIXES = ("Test_", "Test")
@@ -186,8 +190,10 @@ class PythonMatcher:
         for _, captures in QueryCursor(_call_query()).matches(body):
             if "name" in captures:
                 hits, module = self._bare_call(test_file, file.node_text(captures["name"][0]))
-            else:
+            elif "object" in captures:
                 hits, module = self._attribute_call(test_file, captures["object"][0], file.node_text(captures["attribute"][0]))
+            else:  # a function passed by reference: `benchmark(humanize.apnumber, 7)`, `map(parse, items)`
+                hits, module = self._reference(test_file, captures), None
             for path, function in hits:
                 found.setdefault((path, function.qualified_name), (path, function))
             if module is not None:
@@ -239,6 +245,20 @@ class PythonMatcher:
                     return ([(target.path, method)], None) if method is not None else ([], target.path)
                 return [], None
         return self._methods_named(test_file, attribute), None
+
+    def _reference(self, test_file: PythonTestFile, captures: dict) -> list[tuple[Path, Function]]:
+        """The repository function an argument names, if it names one through an import (never a
+        method guessed by its name alone: `obj.name` as an argument is usually data)."""
+        file = test_file.file
+        if "ref_name" in captures:
+            return self._bare_call(test_file, file.node_text(captures["ref_name"][0]))[0]
+        obj = captures["ref_object"][0]
+        if not is_dotted_name(file.node_text(obj)):
+            return []
+        head = file.node_text(obj).split(".", 1)[0]
+        if head in _SELF_NAMES or head in test_file.local_names or not self._lookup(test_file, head)[0]:
+            return []
+        return self._attribute_call(test_file, obj, file.node_text(captures["ref_attribute"][0]))[0]
 
     def _resolve_chain(self, test_file: PythonTestFile, text: str) -> Target | None:
         head, *rest = text.split(".")
