@@ -29,7 +29,10 @@ class UnituneServer(LanguageServer):
     """A pygls server plus unitune's state."""
 
     def __init__(self) -> None:
-        super().__init__(NAME, __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        from unitune.server.protocol import UnituneProtocol
+
+        super().__init__(NAME, __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                         protocol_cls=UnituneProtocol)
         self.documents = DocumentIndex()
         self.folders = FolderSettings()
         self.engine = ModelEngine()

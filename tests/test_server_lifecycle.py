@@ -1,0 +1,63 @@
+"""The language server's lifecycle over raw stdio, as a strict client sees it: every request gets
+an answer, in the order the protocol allows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+CODE_ACTION = {"textDocument": {"uri": "file:///x.py"},
+               "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+               "context": {"diagnostics": []}}
+INITIALIZE = {"processId": None, "rootUri": None, "capabilities": {}}
+
+
+def frame(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def responses(data: bytes) -> dict:
+    found = {}
+    while data:
+        head, separator, rest = data.partition(b"\r\n\r\n")
+        if not separator:
+            break
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[1])
+        message = json.loads(rest[:length])
+        data = rest[length:]
+        if "id" in message and "method" not in message:
+            found[message["id"]] = message
+    return found
+
+
+def test_requests_out_of_the_lifecycle_and_malformed_ones_get_errors(tmp_path):
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "textDocument/codeAction", "params": CODE_ACTION},
+        {"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": INITIALIZE},
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "id": 3, "method": "initialize", "params": INITIALIZE},
+        {"jsonrpc": "2.0", "id": 4, "method": "textDocument/codeAction", "params": {"textDocument": {"uri": 5}}},
+        {"jsonrpc": "2.0", "id": 5, "method": "shutdown"},
+        {"jsonrpc": "2.0", "id": 6, "method": "textDocument/codeAction", "params": CODE_ACTION},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ]
+    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
+    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    for message in messages:
+        server.stdin.write(frame(message))
+        server.stdin.flush()
+        time.sleep(1.0 if message.get("method") == "initialize" else 0.3)
+    out, _ = server.communicate(timeout=60)
+    answers = responses(out)
+    assert answers[1]["error"]["code"] == -32002  # not initialized yet
+    assert "result" in answers[2]
+    assert answers[3]["error"]["code"] == -32600 and "already initialized" in answers[3]["error"]["message"]
+    assert answers[4]["error"]["code"] == -32602  # invalid params: an answer, not silence
+    assert "result" in answers[5]
+    assert answers[6]["error"]["code"] == -32600 and "shutting down" in answers[6]["error"]["message"]
+    assert server.returncode == 0  # exit after shutdown
