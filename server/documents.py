@@ -14,7 +14,7 @@ from lsprotocol import types
 
 from unitune.errors import UnsupportedLanguageError
 from unitune.languages import LSP_LANGUAGE_IDS, language_for_path
-from unitune.source import UTF8, UTF16, UTF32, SourceFile
+from unitune.source import MAX_FILE_BYTES, UTF8, UTF16, UTF32, SourceFile
 
 #: LSP position encodings -> the column units of `unitune.source`.
 ENCODING_UNITS = {
@@ -57,6 +57,9 @@ class DocumentIndex:
             except UnsupportedLanguageError:
                 language = None
         if language is None:
+            return None
+        if len(text) > MAX_FILE_BYTES:  # parsing it would block the server for seconds: not a source file to test
+            self._documents.pop(uri, None)
             return None
         document = OpenDocument(uri, path, version, SourceFile(text, language, path))
         self.full_parses += 1

@@ -38,6 +38,30 @@ class UnituneServer(LanguageServer):
         self.engine = ModelEngine()
         self._loose_folders: dict[Path, FolderConfig] = {}
 
+    def _start_io_async(self, stdin=None, stdout=None):
+        """pygls's stdio server with unitune's reading loop (`unitune.server.framing`): bad framing
+        is logged and recovered from instead of leaving the server deaf."""
+        import asyncio
+        import sys
+        from threading import Event
+
+        from pygls.io_ import StdoutWriter
+
+        from unitune.server.framing import serve_messages
+
+        self._stop_event = Event()
+        writer = StdoutWriter(stdout or sys.stdout.buffer)
+        self.protocol.set_writer(writer)
+        try:
+            asyncio.run(serve_messages(self._stop_event, stdin or sys.stdin.buffer, self.thread_pool, self.protocol,
+                                       writer))
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
     # -- helpers the features share -----------------------------------------------------------
     @property
     def position_encoding(self) -> str:

@@ -61,3 +61,41 @@ def test_requests_out_of_the_lifecycle_and_malformed_ones_get_errors(tmp_path):
     assert "result" in answers[5]
     assert answers[6]["error"]["code"] == -32600 and "shutting down" in answers[6]["error"]["message"]
     assert server.returncode == 0  # exit after shutdown
+
+
+def raw(body: dict | str, length=None, eol=b"\r\n") -> bytes:
+    data = (json.dumps(body) if isinstance(body, dict) else body).encode()
+    return b"Content-Length: " + str(len(data) if length is None else length).encode() + eol + eol + data
+
+
+def test_bad_framing_is_survived_and_the_next_messages_answered(tmp_path):
+    """A strict reading of the base protocol would leave the server deaf after any of these."""
+    request = lambda n: {"jsonrpc": "2.0", "id": n, "method": "textDocument/codeAction", "params": CODE_ACTION}
+    stream = [
+        raw({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}),
+        raw({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        raw(request(90), length="abc"),
+        raw(request(91), length="-5"),
+        raw(request(2), eol=b"\n"),  # LF-only headers: tolerated
+        raw(request(92), length=2**31),  # 2 GiB: refused, never read
+        raw(request(3)),
+        raw(request(93), length=20),  # too short: the body is not JSON -> parse error
+        raw(request(4)),
+        raw({"jsonrpc": "2.0", "id": 5, "method": "shutdown"}),
+        raw({"jsonrpc": "2.0", "method": "exit"}),
+    ]
+    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
+    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    for chunk in stream:
+        server.stdin.write(chunk)
+        server.stdin.flush()
+        time.sleep(0.3)
+    out, _ = server.communicate(timeout=60)
+    answers = responses(out)
+    assert "result" in answers[1]
+    for answered in (2, 3, 4):  # after each kind of bad framing, the next request is answered
+        assert "result" in answers[answered], (answered, answers)
+    assert "result" in answers[5] and server.returncode == 0
+    assert answers[None]["error"]["code"] == -32700  # the cut body: a parse error, id null
+    assert not {90, 91, 92} & set(answers)  # refused framings: nothing to answer to

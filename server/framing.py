@@ -1,0 +1,108 @@
+"""Reading LSP messages from a byte stream, robustly: the base protocol's headers
+(`Content-Length: N`, `\r\n` or bare `\n` line ends), a cap on a message's size, and recovery from
+bad framing instead of going deaf.
+
+- a header block without a valid `Content-Length` (missing, `abc`, `-5`, over `MAX_MESSAGE_BYTES`)
+  is logged and skipped: the reader looks for the next `Content-Length:` line and goes on from there;
+- a body that is not JSON (a wrong length cut it, or moved into the next message) is answered with
+  a parse error (-32700, id null), as JSON-RPC asks, and reading goes on at the next header;
+- the end of the stream ends the loop (the server then exits, and the editor may restart it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+
+from unitune.logs import get_logger, log_event
+
+log = get_logger("server.framing")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+MAX_HEADER_LINE = 8192
+# Searched, not matched at the line's start: after a body whose length was wrong, the next header
+# follows the body's last bytes on the same line (bodies do not end with a newline).
+_LENGTH = re.compile(rb"content-length[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+class MessageReader:
+    """Pulls message bodies out of `read(n)` / `readline()` coroutines (pygls's stdin reader)."""
+
+    def __init__(self, readline: Callable[[], Awaitable[bytes]], readexactly: Callable[[int], Awaitable[bytes]]):
+        self.readline, self.readexactly = readline, readexactly
+
+    async def next_body(self) -> bytes | None:
+        """The next message's body, or None at the end of the stream."""
+        while True:
+            length, ended = await self._headers()
+            if ended:
+                return None
+            if length is None:
+                continue  # a bad header block: already logged; look for the next one
+            try:
+                return await self.readexactly(length)
+            except Exception:  # the stream ended inside a body
+                return None
+
+    async def _headers(self) -> tuple[int | None, bool]:
+        """(Content-Length of the next header block or None when it is bad, end of stream)."""
+        length: int | None = None
+        seen_length = False
+        lines = 0
+        while True:
+            line = await self.readline()
+            if not line:
+                return None, True
+            lines += 1
+            stripped = line.strip()
+            if not stripped:
+                if seen_length:
+                    return length, False
+                continue  # blank lines between messages
+            match = _LENGTH.search(stripped[:MAX_HEADER_LINE])
+            if match:
+                seen_length = True
+                value = match.group(1).strip()
+                length = int(value) if value.isdigit() else None
+                if length is None or length <= 0 or length > MAX_MESSAGE_BYTES:
+                    log_event(log, "framing.bad_length", value=value[:40].decode("latin-1"))
+                    length = None
+            elif not seen_length and not stripped.lower().startswith(b"content-type"):
+                # Not a header: the rest of a body whose length was wrong. Skip to the next header.
+                if lines == 1:
+                    log_event(log, "framing.skipped", text=stripped[:80].decode("latin-1"))
+
+
+def parse_error_response() -> bytes:
+    """The JSON-RPC answer to a body that is not JSON (-32700, id null), framed."""
+    body = json.dumps({"jsonrpc": "2.0", "id": None,
+                       "error": {"code": -32700, "message": "parse error: the message body is not JSON "
+                                 "(is its Content-Length right?)"}}).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def serve_messages(stop_event, stdin, executor, protocol, writer) -> None:
+    """The server's reading loop over `stdin`, with `MessageReader`'s framing rules."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    reader = MessageReader(lambda: loop.run_in_executor(executor, stdin.readline, MAX_HEADER_LINE),
+                           lambda n: loop.run_in_executor(executor, stdin.read, n))
+    while not stop_event.is_set():
+        body = await reader.next_body()
+        if body is None:
+            break
+        try:
+            message = json.loads(body, object_hook=protocol.structure_message)
+        except ValueError:  # JSONDecodeError, and a body that is not UTF-8
+            log_event(log, "framing.not_json", size=len(body))
+            writer.write(parse_error_response())
+            continue
+        except Exception:
+            log.exception("a message could not be read")
+            continue
+        try:
+            protocol.handle_message(message)
+        except Exception:
+            log.exception("a message could not be handled")
