@@ -89,13 +89,14 @@ def _history(home: Path, name: str) -> list[dict]:
     return json.loads((home / "adapters" / name / "history.json").read_text())["history"]
 
 
-def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_base, pairs_file, home):
+@pytest.mark.parametrize("kill_at", [5, 7])  # 7: resumed from step 6, the end of the first epoch (6 examples)
+def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_base, pairs_file, home, kill_at):
     env = {**os.environ, "UNITUNE_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     straight = _train_process(pairs_file, tiny_base, "straight", env)
     assert straight.wait(timeout=300) == 0, straight.stderr.read()
     killed = _train_process(pairs_file, tiny_base, "resumed", env)
     for line in killed.stdout:
-        if json.loads(line).get("step") == 5:  # checkpoints exist for steps 2 and 4
+        if json.loads(line).get("step") == kill_at:  # checkpoints exist for every second step before it
             os.kill(killed.pid, signal.SIGKILL)
             break
     killed.wait(timeout=60)

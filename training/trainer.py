@@ -178,6 +178,8 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
                          "elapsed": round(state.seconds, 2), "eta": round(eta, 1) if eta is not None else None})
                 if stop_after_step is not None and stop_after_step(state.step):
                     raise TrainingInterrupted(f"training stopped after step {state.step}; continue with --resume")
+                if last_of_epoch:
+                    break  # the next epoch is shuffled anew, as a run resumed at this point shuffles it
         if state.batch >= len(batches):
             state.epoch, state.batch = state.epoch + 1, 0
     return state
