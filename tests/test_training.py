@@ -177,3 +177,44 @@ def test_bad_input_is_one_line(argv, code, fragment, pairs_file, tmp_path, capsy
     from unitune.training.trainer import run_dir_for
 
     assert not run_dir_for("x").exists()  # bad input leaves no run folder (no stray train-config.json)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tiny_base, pairs_file, home, tmp_path):
+    from unitune.training.checkpoints import WEIGHTS_FILE, checkpoint_dirs
+    from unitune.training.config import TrainConfig
+    from unitune.training.train_command import train
+    from unitune.training.trainer import TrainingInterrupted, run_dir_for
+
+    def config(name):
+        return TrainConfig(method="lora", name=name, model=str(tiny_base), max_steps=6, grad_accum=1,
+                           checkpoint_every=2, epochs=2)
+
+    train(pairs_file, config("straight"), project_root=tmp_path)
+    with pytest.raises(TrainingInterrupted):
+        train(pairs_file, config("cut"), project_root=tmp_path, stop_after_step=lambda step: step == 5)
+    newest = checkpoint_dirs(run_dir_for("cut"))[-1]
+    assert newest.name == "step-4"
+    (newest / WEIGHTS_FILE).write_bytes(b"\0" * 100)  # damaged on disk
+    train(pairs_file, config("cut"), project_root=tmp_path, resume=True)  # resumed from step 2
+    a, b = _history(home, "straight"), _history(home, "cut")
+    assert [h["loss"] for h in a] == pytest.approx([h["loss"] for h in b], rel=1e-6, abs=1e-7)
+
+
+def test_one_run_of_a_name_at_a_time_and_stale_staging_folders_go(home, pairs_file, tiny_base, tmp_path):
+    import fcntl
+
+    from unitune.training.config import TrainConfig
+    from unitune.training.train_command import TrainInputError, train
+    from unitune.training.trainer import run_dir_for
+
+    run_dir = run_dir_for("busy")
+    run_dir.mkdir(parents=True)
+    (run_dir / ".adapter-abc123").mkdir()  # left by a run killed while it wrote the adapter
+    with open(run_dir / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process training `busy`
+        with pytest.raises(TrainInputError, match="another `unitune train --name busy` is running"):
+            train(pairs_file, TrainConfig(method="lora", name="busy", model=str(tiny_base), max_steps=1),
+                  project_root=tmp_path)
+    assert (run_dir / ".adapter-abc123").exists()  # not touched while another run holds the lock
+    train(pairs_file, TrainConfig(method="lora", name="busy", model=str(tiny_base), max_steps=1), project_root=tmp_path)
+    assert not (run_dir / ".adapter-abc123").exists()

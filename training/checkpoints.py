@@ -12,10 +12,18 @@ import random
 import shutil
 from pathlib import Path
 
+from unitune.errors import UnituneError
+
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 KEEP = 2
+
+
+class CheckpointError(UnituneError):
+    """No checkpoint of a run can be loaded."""
+
+    exit_code = 2
 
 
 def checkpoint_dirs(run_dir: Path) -> list[Path]:
@@ -69,6 +77,24 @@ def load(checkpoint: Path, model, optimizer, scheduler) -> dict:
     state = json.loads((checkpoint / STATE_FILE).read_text("utf-8"))
     _set_rng_state(state.pop("rng"))
     return state
+
+
+def load_latest(run_dir: Path, model, optimizer, scheduler, on_damaged=None) -> tuple[Path, dict] | None:
+    """Load the newest checkpoint that loads; a damaged one (cut short, corrupted) is skipped for the
+    one before it, with `on_damaged(path, error)`. None when there is none; `CheckpointError` when
+    every one is damaged."""
+    found = checkpoint_dirs(run_dir)
+    errors = []
+    for checkpoint in reversed(found):
+        try:
+            return checkpoint, load(checkpoint, model, optimizer, scheduler)
+        except Exception as error:  # safetensors, torch and json each fail their own way
+            errors.append(f"{checkpoint.name}: {type(error).__name__}")
+            if on_damaged is not None:
+                on_damaged(checkpoint, error)
+    if errors:
+        raise CheckpointError(f"every checkpoint of {run_dir} is damaged ({'; '.join(errors)}); start over with --fresh")
+    return None
 
 
 def _rng_state() -> dict:

@@ -90,15 +90,44 @@ def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool
     run_dir = run_dir_for(config.name)
     existed = run_dir.exists()
     try:
-        config = _settle_config(run_dir, config, resume, fresh)
-        pairs, repo = _load_pairs(source, config, run_dir)
-        return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step)
+        with _run_lock(run_dir, config.name):
+            config = _settle_config(run_dir, config, resume, fresh)
+            pairs, repo = _load_pairs(source, config, run_dir)
+            return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step)
     except UnituneError:
         if not existed and not (run_dir / "checkpoints").exists():  # nothing to resume: leave no run folder
             import shutil
 
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+class _run_lock:
+    """One `unitune train --name NAME` at a time (an advisory lock on the run folder); staging
+    folders a killed run left behind (`.adapter-*`) are removed once the lock is held."""
+
+    def __init__(self, run_dir: Path, name: str):
+        self.run_dir, self.name, self.handle = run_dir, name, None
+
+    def __enter__(self):
+        import fcntl
+        import shutil
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.run_dir / ".lock", "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise TrainInputError(f"another `unitune train --name {self.name}` is running ({self.run_dir}); wait for "
+                                  "it, or choose another --name") from None
+        for stale in self.run_dir.glob(".adapter-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+        return False
 
 
 def _settle_config(run_dir: Path, config: TrainConfig, resume: bool, fresh: bool) -> TrainConfig:

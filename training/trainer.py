@@ -131,9 +131,10 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
         total_steps = min(total_steps, config.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total_steps), total_steps)
     state = RunState()
-    found = checkpoints.latest(run_dir) if resume else None
-    if found is not None:
-        saved = checkpoints.load(found, model, optimizer, scheduler)
+    loaded = checkpoints.load_latest(run_dir, model, optimizer, scheduler, on_damaged=lambda path, error: log_event(
+        log, "train.checkpoint_damaged", checkpoint=path, error=f"{type(error).__name__}: {error}")) if resume else None
+    if loaded is not None:
+        found, saved = loaded
         state = RunState(**{k: saved[k] for k in RunState.__dataclass_fields__ if k in saved})
         log_event(log, "train.resumed", step=state.step, checkpoint=found)
     else:
