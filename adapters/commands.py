@@ -47,6 +47,11 @@ def add_generate_parser(subparsers) -> None:
                              "default), is removed (drop), or fails its test (none)")
     parser.add_argument("--time-budget", type=int, metavar="S",
                         help="seconds a request may take; more rounds for uncovered lines while it allows (default 300)")
+    parser.add_argument("--test-dir", metavar="DIR", help="where new test files go (setting `test_dir`; default: detected)")
+    parser.add_argument("--python", metavar="PATH",
+                        help="the interpreter the project's tests run with (setting `python`; default: detected)")
+    parser.add_argument("--trust-remote-code", action="store_const", const=True, default=None,
+                        help="let a Hugging Face model run its own code (setting `trust_remote_code`)")
     parser.add_argument("--project", metavar="DIR", type=Path, help="project root (default: found from FILE)")
     parser.add_argument("--write", action="store_true", help="insert the tests into the test file and print its path")
     parser.add_argument("--json", action="store_true", help="print one JSON object describing the outcome")
@@ -70,6 +75,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "model": args.model, "candidates": args.candidates, "max_new_tokens": args.max_new_tokens,
         "context": args.context, "quantization": args.quantization, "device": args.device,
         "framework": args.framework, "validate": args.validate, "repair": args.repair, "time_budget": args.time_budget,
+        "test_dir": args.test_dir, "python": args.python, "trust_remote_code": args.trust_remote_code,
     }
     loaded = load_settings(root, {k: v for k, v in overrides.items() if v is not None}, COMMAND_LINE)
     refuse_bad_flags(loaded)

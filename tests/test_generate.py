@@ -170,3 +170,13 @@ def test_adapter_of_the_same_base_is_used(capsys, example_project, trained_base,
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "same")
     assert code == 0, err
     assert out == EXPECTED_PY_TEST
+
+
+def test_every_setting_has_a_generate_flag():
+    """The README says flags can set every setting: each key of the schema has one (`adapter` too)."""
+    from unitune.cli import build_parser
+    from unitune.settings import KEYS
+
+    generate = build_parser()._subparsers._group_actions[0].choices["generate"]
+    flags = {option for action in generate._actions for option in action.option_strings}
+    assert {"--" + key.replace("_", "-") for key in KEYS} <= flags
