@@ -686,3 +686,37 @@ def test_validate_run_refuses_tests_that_fail(example_project, trained_base, mon
     outcome = _generate(example_project, trained_base, monkeypatch)
     assert "assert account.deposit(5) == 6" in outcome.tests[0].source
     assert "# expected value observed by running the code (regression oracle)" in outcome.tests[0].source
+
+
+def test_the_run_has_its_own_tmp_and_shm_and_no_host_socket(tmp_path):
+    """Writes to /tmp and /dev/shm do not outlive the run; a host socket under /tmp is out of reach."""
+    import socket
+    import uuid
+
+    marker = f"unitune-leak-{uuid.uuid4().hex}"
+    host_socket = f"/tmp/{marker}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(host_socket)
+    os.chmod(host_socket, 0o777)
+    server.listen(1)
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_leak.py").write_text(
+        "import socket\n\n\ndef test_leak():\n"
+        f"    open('/tmp/{marker}', 'w').write('x')\n"
+        f"    open('/dev/shm/{marker}', 'w').write('x')\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        f"        s.connect('{host_socket}')\n"
+        "    except OSError:\n"
+        "        return\n"
+        "    raise AssertionError('reached a host socket')\n")
+    try:
+        result = run_tests(project, "tests/test_leak.py", timeout=60)
+    finally:
+        server.close()
+        os.unlink(host_socket)
+    if not result.isolation.get("private_tmp"):
+        pytest.skip("no mount namespace here: /tmp stays shared (documented limit)")
+    assert result.status == "passed", result.output
+    assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/dev/shm/{marker}")

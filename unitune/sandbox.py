@@ -357,6 +357,8 @@ def _run_in(work, root, test_rel, extra_files, focal_rel, focal_lines, select, t
         "become": [plan.user.uid, plan.user.gid] if plan.user is not None else None,
         # what `nobody` is shown of folders it may not enter (the interpreter's, the temporary one's)
         "expose": _exposure([*plan.interpreter_paths, str(work)], plan.user) if plan.exposes else [],
+        # bound back into the run's own /tmp: the temporary folder, and the interpreter when it lives there
+        "keep_in_tmp": [str(work), *plan.interpreter_paths],
     }
     if rounds is not None:
         config.update(rounds=[_round_config(copy, spec) for spec in rounds[0]], per_test_timeout=rounds[1],
@@ -783,6 +785,7 @@ def _check(plan: _Plan, python: str, interpreter: dict) -> tuple[int, str]:
                       "base_prefix": os.path.realpath(interpreter["base_prefix"])},
             "become": [plan.user.uid, plan.user.gid],
             "expose": _exposure([*plan.interpreter_paths, str(work)], plan.user) if plan.exposes else [],
+            "keep_in_tmp": [str(work), *plan.interpreter_paths],
             "outer_mount_namespace": _mount_namespace(),
         }
         (work / "driver.py").write_text(_DRIVER, encoding="utf-8")
@@ -1265,6 +1268,38 @@ def expose(operations):
     return sorted(originals)
 
 
+def private_tmp(keep):
+    """Give the run its own /tmp and /dev/shm: empty tmpfs mounts, size-capped, gone with the run
+    (nothing written there outlives it, and no host socket under /tmp is reachable). `keep` (the
+    temporary folder, the interpreter's folders) are bound back where they were, opened first."""
+    mount(None, "/", MS_REC | MS_PRIVATE)  # nothing of this reaches the caller's namespace
+    under = [path for path in keep if path.startswith(("/tmp/", "/dev/shm/")) and os.path.exists(path)]
+    under = [path for path in sorted(set(under)) if not any(path != other and path.startswith(other.rstrip("/") + "/")
+                                                             for other in under)]
+    originals = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in under}
+    os.umask(0o022)
+    for point, size in (("/tmp", "512m"), ("/dev/shm", "64m")):
+        if os.path.isdir(point):
+            mount("tmpfs", point, MS_NOSUID | MS_NODEV, "tmpfs", f"mode=1777,size={size}")
+    for path, original in originals.items():
+        if stat.S_ISDIR(os.fstat(original).st_mode):
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "x").close()
+        mount(f"/proc/self/fd/{original}", path, MS_BIND | MS_REC)
+        os.close(original)
+    return True
+
+
+def try_private_tmp(keep):
+    try:
+        return private_tmp(keep)
+    except OSError as error:  # a kernel or policy that refuses: the rest of the isolation still holds
+        say(f"no private /tmp for the run: {error}")
+        return False
+
+
 def mount_namespace():
     try:
         return os.readlink("/proc/self/ns/mnt")
@@ -1603,10 +1638,18 @@ def main():
         config = json.load(handle)
     if sys.argv[2:3] == ["--run"]:
         child(config, json.loads(sys.argv[3]))
-    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False, "exposed": []}
+    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False, "exposed": [], "private_tmp": False}
     own_namespace = mount_namespace() not in (None, config.get("outer_mount_namespace"))
+    keep = [*config.get("keep_in_tmp", []), sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+            # the interpreter's folder and the one above (a virtual environment's root, with its pyvenv.cfg:
+            # under -S, sys.prefix is the base installation's)
+            os.path.dirname(config.get("python") or sys.executable),
+            os.path.dirname(os.path.dirname(config.get("python") or sys.executable)),
+            os.path.dirname(os.path.abspath(sys.argv[0])),
+            os.path.dirname(os.path.abspath(sys.argv[1])), config["cwd"], config["out"]]
     if config.get("read_only_except") and os.getuid() == 0 and own_namespace:
         seen["read_only_outside_copy"] = read_only_world(config["read_only_except"])
+        seen["private_tmp"] = try_private_tmp(keep)
         drop_capabilities()
     if config.get("expose") and os.getuid() == 0 and own_namespace:  # never in the caller's namespace
         try:
@@ -1614,6 +1657,8 @@ def main():
         except OSError as error:
             say(f"cannot show the tests' user the interpreter's folders: {error}")
             os._exit(CANNOT_EXPOSE)
+    if config.get("become") and os.getuid() == 0 and own_namespace:
+        seen["private_tmp"] = try_private_tmp(keep)
     if config.get("become"):
         try:
             become(*config["become"])
