@@ -151,6 +151,8 @@ class AdapterCard:
             record = json.loads(text)
         except (ValueError, UnicodeDecodeError) as error:
             raise AdapterError(f"{source} is not valid JSON ({error}); re-save the adapter") from None
+        except RecursionError:
+            raise AdapterError(f"{source} is nested too deeply to be a card; re-save the adapter") from None
         return cls.from_dict(record, source)
 
 

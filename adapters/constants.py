@@ -59,6 +59,12 @@ STORES = (STORE_PROJECT, STORE_USER)
 # live one may belong to a save still running in another process.
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 3600
-# Limits for imported archives (what they would unpack to, not their compressed size).
+# Limits for imported archives (what they would unpack to, not their compressed size), checked on a
+# first pass over the stream before anything is unpacked.
 MAX_ARCHIVE_BYTES = 20 << 30
-MAX_ARCHIVE_MEMBERS = 100_000
+MAX_ARCHIVE_MEMBERS = 1_000  # an adapter is a handful of files; a full model a few dozen
+MAX_ARCHIVE_HEADER_BYTES = 1 << 20  # a pax or long-name header: a name and a few attributes
+# Weights hardly compress: an archive unpacking to more than this many times its size (past a floor)
+# is a decompression bomb.
+MAX_ARCHIVE_RATIO = 200
+ARCHIVE_RATIO_FLOOR = 64 << 20

@@ -251,6 +251,7 @@ class AdapterRegistry:
             kind = "a folder" if archive.is_dir() else "not a regular file (a pipe or a device)"
             raise AdapterError(f"{archive} is {kind}; give an archive made by `unitune adapters export` "
                                "(an adapter folder is used as it is: copy it into a store, or name it as `adapter`)")
+        _prescan(archive)  # before tarfile reads any header of it
         if name is not None:
             target = validate_name(name)
         else:
@@ -340,10 +341,13 @@ def check_safetensors(path: Path) -> None:
             if header_size < 0 or header_size > size - 8:
                 raise CorruptAdapterError(f"{path} is truncated or not a safetensors file; re-save or re-import the adapter")
             header = json.loads(handle.read(header_size))
-        data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+        if not all(isinstance(end, int) and not isinstance(end, bool) and end >= 0 for end in ends):
+            raise ValueError("data offsets that are not whole numbers")
+        data_end = max(ends, default=0)
     except CorruptAdapterError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
         raise CorruptAdapterError(f"{path} has a damaged safetensors header ({error}); re-save or re-import the adapter") from None
     expected = 8 + header_size + data_end
     if size != expected:
@@ -364,8 +368,8 @@ def check_safetensors(path: Path) -> None:
 def _check_peft_config(path: Path, method: str) -> None:
     try:
         config = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as error:
-        raise CorruptAdapterError(f"{path} is not valid JSON ({error}); re-save or re-import the adapter") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise CorruptAdapterError(f"{path} is not valid JSON ({type(error).__name__}); re-save or re-import the adapter") from None
     peft_type = config.get("peft_type") if isinstance(config, dict) else None
     saved_as = c.PEFT_TYPE_TO_METHOD.get(str(peft_type).upper())
     if saved_as != method:
@@ -387,7 +391,7 @@ def _detect_method(folder: Path) -> str | None:
     try:
         config = json.loads((folder / c.ADAPTER_CONFIG_FILE).read_text("utf-8"))
         return c.PEFT_TYPE_TO_METHOD.get(str(config.get("peft_type")).upper())
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return c.FULL if (folder / c.MODEL_CONFIG_FILE).is_file() else None
 
 
@@ -399,10 +403,12 @@ def _entry(name: str, path: Path, store: str) -> AdapterEntry:
         entry.problems.append(str(error))
     except OSError as error:  # unreadable: listed with the reason, never a crash of the listing
         entry.problems.append(f"cannot read {error.filename or path} ({error.strerror}); check its permissions")
+    except Exception as error:  # anything else a hostile folder provokes: this adapter is broken, not the list
+        entry.problems.append(f"{path} is damaged ({type(error).__name__}); remove it or import it again")
     if entry.problems:
         try:
             entry.card = read_card(path)
-        except (AdapterError, OSError):
+        except Exception:
             pass
     return entry
 
@@ -543,9 +549,57 @@ def _archive_folder_name(archive: Path) -> str:
     return _member_parts(first.name, archive)[0]
 
 
+def _prescan(archive: Path) -> None:
+    """A first pass over the whole stream before anything is unpacked: every byte is read, so a
+    gzip CRC or length that does not match refuses the archive; the tar headers are walked by hand
+    (before tarfile parses any) to cap the member count, what the archive unpacks to, its ratio to
+    the archive's size, and the size of pax and long-name headers (which tarfile reads into memory)."""
+    import gzip
+
+    compressed = archive.stat().st_size
+    limit = max(c.ARCHIVE_RATIO_FLOOR, c.MAX_ARCHIVE_RATIO * compressed)
+    with open(archive, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(archive, "rb") if gzipped else open(archive, "rb")) as stream:
+            members = unpacked = 0
+            while True:
+                header = stream.read(512)
+                if len(header) < 512 or header == b"\0" * 512:
+                    break  # the end (two zero blocks; trailing padding is read below)
+                try:
+                    size = int(header[124:136].rstrip(b"\0 ").decode("ascii") or "0", 8)
+                except (UnicodeDecodeError, ValueError):
+                    raise AdapterError(f"{archive} is not a .tar.gz adapter archive (a header is damaged); "
+                                       "make one with `unitune adapters export`") from None
+                kind = header[156:157]
+                members += 1
+                if kind in (b"x", b"g", b"L", b"K") and size > c.MAX_ARCHIVE_HEADER_BYTES:
+                    raise AdapterError(f"{archive} holds a {size}-byte extended header; refusing to import it")
+                if members > c.MAX_ARCHIVE_MEMBERS:
+                    raise AdapterError(f"{archive} has more than {c.MAX_ARCHIVE_MEMBERS} entries; refusing to import it")
+                unpacked += size
+                if unpacked > c.MAX_ARCHIVE_BYTES or unpacked > limit:
+                    raise AdapterError(f"{archive} unpacks to more than {min(limit, c.MAX_ARCHIVE_BYTES) >> 20} MiB "
+                                       f"({compressed} bytes compressed); refusing to import it")
+                remaining = -(-size // 512) * 512
+                while remaining:
+                    chunk = stream.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        raise AdapterError(f"{archive} is truncated; export the adapter again")
+                    remaining -= len(chunk)
+            while stream.read(1 << 20):  # to the end: gzip checks its CRC and length there
+                pass
+    except AdapterError:
+        raise
+    except (OSError, EOFError, zlib.error) as error:
+        raise AdapterError(f"{archive} is damaged ({type(error).__name__}: {error}); export the adapter again") from None
+
+
 def _extract_safely(archive: Path, destination: Path) -> None:
     """Unpack the one top-level folder of `archive` into `destination`, checking every entry before
-    writing it; file contents are copied by hand so no archive metadata (modes, owners, links) applies."""
+    writing it; file contents are copied by hand so no archive metadata (modes, owners, links) applies.
+    `_prescan` has checked the whole stream first."""
     top: str | None = None
     total = count = 0
     with _open_archive(archive) as opened:

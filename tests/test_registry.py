@@ -550,3 +550,81 @@ def test_cli_show_of_a_damaged_adapter_shows_the_card_and_fails(install, project
     code, out, err = run(capsys, "adapters", "show", "cut")
     assert code == 2 and "method:         lora" in out
     assert "adapter_model.safetensors" in err and len(err.strip().splitlines()) == 1
+
+
+# -- hostile adapter folders and archives ---------------------------------------------------------
+
+def _string_offset(folder: Path) -> None:
+    weights = folder / c.ADAPTER_WEIGHTS_FILE
+    data = weights.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    key = next(k for k in header if k != "__metadata__")
+    header[key]["data_offsets"] = [0, "12"]
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size:])
+
+
+def _deep(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("damage", [
+    _string_offset,
+    lambda folder: (folder / c.CARD_FILE).write_text(_deep()),
+    lambda folder: (folder / c.ADAPTER_CONFIG_FILE).write_text('{"peft_type": ' + _deep() + "}"),
+], ids=["string-offset", "deep-card", "deep-config"])
+def test_one_hostile_adapter_is_listed_as_broken_and_hides_no_other(install, project, capsys, monkeypatch, damage):
+    monkeypatch.chdir(project)
+    install("good")
+    bad = install("bad", store=c.STORE_PROJECT)
+    damage(bad.path)
+    code, out, err = run(capsys, "adapters", "list")
+    assert code == 0 and "Traceback" not in err
+    assert "good" in out and "bad" in out
+    code, out, err = run(capsys, "adapters", "show", "bad")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "adapters", "show", "good")
+    assert code == 0
+
+
+def _archive_bytes(members: list[tuple[tarfile.TarInfo, bytes | None]], compress: bool = True) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if compress else "w", format=tarfile.PAX_FORMAT) as archive:
+        for info, data in members:
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def test_an_archive_with_a_flipped_byte_is_refused(registry, install, tmp_path):
+    install("crc")
+    archive = registry.export("crc", tmp_path / "crc.tar.gz")
+    registry.remove("crc")
+    data = bytearray(archive.read_bytes())
+    data[-12] ^= 0xFF  # the gzip CRC-32 of the unpacked stream
+    archive.write_bytes(bytes(data))
+    with pytest.raises(AdapterError, match="is damaged"):
+        registry.import_archive(archive)
+    assert list(registry.store_dir(c.STORE_USER).iterdir()) == []
+
+
+def test_header_bombs_many_members_and_compression_bombs_are_refused_before_unpacking(registry, tmp_path):
+    pax = tarfile.TarInfo("x/adapter_config.json")
+    pax.pax_headers = {"comment": "x" * (8 << 20)}  # an 8 MiB extended header
+    pax.size = 2
+    bombs = {
+        "pax": ([(pax, b"{}")], "extended header"),
+        "members": ([(tarfile.TarInfo(f"x/f{i}"), b"") for i in range(c.MAX_ARCHIVE_MEMBERS + 1)], "more than 1000 entries"),
+    }
+    zeros = tarfile.TarInfo("x/adapter_model.safetensors")
+    zeros.size = 200 << 20  # 200 MiB of zeros: a few hundred KiB compressed
+    bombs["ratio"] = ([(zeros, b"\0" * zeros.size)], "unpacks to more than")
+    for name, (members, message) in bombs.items():
+        archive = tmp_path / f"{name}.tar.gz"
+        archive.write_bytes(_archive_bytes(members))
+        with pytest.raises(AdapterError, match=message):
+            registry.import_archive(archive)
+    store = registry.store_dir(c.STORE_USER)
+    assert not store.exists() or list(store.iterdir()) == []
