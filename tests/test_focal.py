@@ -371,14 +371,17 @@ def test_columns_in_each_unit_after_non_ascii_text():
     assert file.position(offset, UTF8) == (2, 10)
 
 
-def test_column_past_the_end_of_a_line_means_its_end():
+def test_a_protocol_column_past_the_end_of_a_line_means_its_end_a_command_line_one_is_an_error():
+    """LSP positions past a line's end mean its end (the protocol says so); `--column` past it is a
+    mistake the user hears about."""
     file = load("cases.py")
-    end = cli_offset(file, 11, 17)
+    end = cli_offset(file, 11, 17)  # just after the last character
     assert file.data[end:end + 1] == b"\n"
-    assert cli_offset(file, 11, 500) == end
     assert file.offset(10, 500, unit=UTF16) == end
     assert file.offset(10, 500, unit=UTF8) == end
-    assert focal_at(file, cli_offset(file, 11, 500)).qualified_name == "top"
+    assert focal_at(file, file.offset(10, 500)).qualified_name == "top"
+    with pytest.raises(BadPositionError, match="column 500 is past the end of line 11 \\(16 characters\\)"):
+        cli_offset(file, 11, 500)
 
 
 def test_column_past_the_end_stops_before_a_carriage_return():

@@ -516,3 +516,21 @@ def test_write_keeps_the_owner_of_a_file_with_one_link(tmp_path):
     os.chown(path, 65534, 65534)
     write_insertion(_planned(path))
     assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
+
+
+def test_a_file_with_cr_line_ends_is_read_as_lines_and_written_back_with_them(tmp_path):
+    from unitune.focal import functions as functions_of
+    from unitune.source import SourceFile
+
+    code = tmp_path / "old_mac.py"
+    code.write_bytes(b"def f():\r    return 1\r\r\rdef g(x):\r    return x\r")
+    file = SourceFile.from_path(code)
+    assert file.line_count == 7
+    assert [(f.qualified_name, f.start_line, f.end_line) for f in functions_of(file)] == [("f", 1, 2), ("g", 5, 6)]
+
+    path = tmp_path / "test_wallet.py"
+    path.write_bytes(EXISTING_PYTEST.replace("\n", "\r").encode())
+    write_insertion(_planned(path))
+    written = path.read_bytes()
+    assert b"\n" not in written and written.startswith(EXISTING_PYTEST.replace("\n", "\r").encode()[:40])
+    assert b"def test_deposit" in written or len(written) > len(EXISTING_PYTEST)

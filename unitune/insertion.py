@@ -39,7 +39,7 @@ from unitune.focal import functions
 from unitune.frameworks import JUNIT4, JUNIT5, PYTEST, UNITTEST, parse_framework
 from unitune.languages import JAVA, PYTHON, parser_for
 from unitune.placement import TestLocation
-from unitune.source import UTF8_BOM, UTF32, SourceFile, decode_source, read_source_bytes
+from unitune.source import UTF8_BOM, UTF32, SourceFile, decode_source, read_source_bytes, uses_cr_line_ends
 
 # The imports each framework's tests rely on, should the header not bring them.
 _FRAMEWORK_IMPORTS = {
@@ -595,6 +595,8 @@ def write_insertion(insertion: Insertion) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise BadFileError(f"{target.parent}: cannot create the folder ({error.strerror or error})") from None
+    if target.exists() and uses_cr_line_ends(data):
+        new_text = new_text.replace("\n", "\r")  # the file's own line ends, as it was read (CR only)
     _atomic_write(target, bom + new_text.encode("utf-8"))
     return path
 

@@ -66,12 +66,22 @@ def decode_source(data: bytes, name: str = "<source>") -> str:
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise BadFileError(
             f"{name}: not UTF-8 (byte 0x{data[error.start]:02x} on line {line}); save the file as UTF-8"
         ) from None
+    if "\r" in text and "\n" not in text:
+        # Old Mac line ends (CR only): read as lines, like editors and Python do. One byte for one,
+        # so offsets are unchanged; `--write` writes CR line ends back (unitune.insertion).
+        text = text.replace("\r", "\n")
+    return text
+
+
+def uses_cr_line_ends(data: bytes) -> bool:
+    """Whether a file's lines end with a bare CR (and none with LF)."""
+    return b"\r" in data and b"\n" not in data
 
 
 @dataclass
