@@ -217,6 +217,12 @@ def test_duplicate_examples_are_removed(tmp_path, mined):
     assert pair_map(result) == PY_PYTEST_PAIRS
     kept, dropped = without_duplicates(result.pairs + result.pairs[:2])
     assert (len(kept), dropped) == (len(result.pairs), 2)
+    # the same test and focal method found twice (another header, another class path): one pair
+    import dataclasses
+
+    again = dataclasses.replace(result.pairs[0], prompt=result.pairs[0].prompt + "\n# seen again\n")
+    kept, dropped = without_duplicates(result.pairs + [again])
+    assert (len(kept), dropped) == (len(result.pairs), 1)
 
 
 # -- files ----------------------------------------------------------------------------------------

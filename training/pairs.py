@@ -144,13 +144,16 @@ def assign_splits(pairs: list[Pair]) -> None:
 
 
 def without_duplicates(pairs: list[Pair]) -> tuple[list[Pair], int]:
-    """The pairs with the first of each identical (prompt, completion) kept, and how many were dropped."""
-    seen: set[tuple[str, str]] = set()
+    """The pairs with the first of each identical (prompt, completion) kept, and the first of each
+    (test, focal method) (a test found twice, e.g. through two class paths, is one pair), and how
+    many were dropped."""
+    seen: set[tuple[str, ...]] = set()
     kept = []
     for pair in pairs:
-        key = (pair.prompt, pair.completion)
-        if key not in seen:
-            seen.add(key)
+        keys = [("example", pair.prompt, pair.completion),
+                ("pair", pair.test_file, pair.test_name, pair.focal_file, pair.focal_qualified_name)]
+        if not any(key in seen for key in keys):
+            seen.update(keys)
             kept.append(pair)
     return kept, len(pairs) - len(kept)
 
