@@ -180,3 +180,11 @@ def test_every_setting_has_a_generate_flag():
     generate = build_parser()._subparsers._group_actions[0].choices["generate"]
     flags = {option for action in generate._actions for option in action.option_strings}
     assert {"--" + key.replace("_", "-") for key in KEYS} <= flags
+
+
+def test_a_missing_configured_adapter_names_the_file_that_asked_for_it(capsys, example_project):
+    settings_file = example_project / "python" / "unitune.toml"
+    settings_file.write_text('adapter = "gone"\n')
+    code, out, err = generate(capsys, example_project, PY_FOCAL)
+    assert code == 2 and out == ""
+    assert "no adapter named 'gone'" in err and f"(the adapter is named by {settings_file})" in err
