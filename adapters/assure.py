@@ -157,7 +157,7 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
         focal_lines=(job.function.start_line, job.function.end_line), per_test_timeout=PER_TEST_SECONDS,
         python=job.python, timeout=60 + PER_TEST_SECONDS * len(survivors) * len(rounds))
     runs = second.rounds[:RUNS]
-    if len(runs) < RUNS:
+    if len(runs) < RUNS or second.status == "timeout":
         for test in survivors:
             _reject(test, f"the sandbox session did not finish: {_no_result(second)}", rejected)
         return Assured([], rejected, [], {}, stage_counts=counts)
