@@ -241,7 +241,7 @@ class TestGenerator:
         return delivery
 
 
-def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str]:
+def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str, Any]:
     from unitune.adapters.assure_java import _file_text, assure_java
     from unitune.training.java_runner import java_available
     from unitune.training.java_eval import java_test_class
@@ -254,7 +254,7 @@ def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list
     outcome = assure_java(job, tests, VALIDATING, class_name)
     report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered")
     log_event(log, "generate.assured", request_id=request.request_id, kept=len(outcome.kept), language="java")
-    return outcome.kept, outcome.rejected, outcome.notes, job.header
+    return outcome.kept, outcome.rejected, outcome.notes, job.header, outcome
 
 
 def check_whole_file(existing: str | None, insertion: Insertion, language: str) -> None:
@@ -388,7 +388,7 @@ def assure_candidates(request: GenerationRequest, file: SourceFile, function: Fu
         return tests, [], [], header, None
     try:
         if file.language != PYTHON:
-            return _assure_java(job, tests, report, request) + (None,)
+            return _assure_java(job, tests, report, request)
         outcome = assure(job, tests, VALIDATING)
     except sandbox.SandboxError as error:
         _UNRUNNABLE[unrunnable_key] = str(error)

@@ -6,7 +6,8 @@ request answered.
 - a second `initialize` gets an error (invalid request);
 - after `shutdown`: a request gets an error (invalid request), only `exit` is handled;
 - a request whose parameters do not have the protocol's shape gets -32602 (invalid params) instead
-  of silence (pygls would only log it).
+  of silence (pygls would only log it);
+- `shutdown` while a request to the editor is pending cancels it without failing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pygls.exceptions import (
     JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest, JsonRpcServerNotInitialized,
 )
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from unitune.logs import get_logger, log_event
 
@@ -71,6 +73,19 @@ class UnituneProtocol(LanguageServerProtocol):
         if is_request and method == types.INITIALIZE:
             self.initialize_seen = True
         super().handle_message(message)
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any):
+        """pygls's shutdown, over a copy of the pending requests: cancelling one (an edit the editor
+        has not answered yet) removes it from the dict pygls iterates, which raised `RuntimeError`."""
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current and not future.done():
+                future.cancel()
+        self._shutdown = True
+        return None
 
     def _refuse(self, message, error: JsonRpcException) -> None:
         log_event(log, "request.refused", method=message.method, reason=error.message)

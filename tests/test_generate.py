@@ -92,7 +92,7 @@ def test_json_says_why_when_no_test_survives(capsys, example_project, tiny_base)
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(tiny_base), "--json")
     assert code == 1
     record = json.loads(out)
-    assert record["ok"] is False and record["exit_code"] == 1 and "written for Account.deposit" in record["error"]
+    assert record["ok"] is False and record["exit_code"] == 1 and "for Account.deposit" in record["error"]
 
 
 @pytest.mark.parametrize("flags, message", [

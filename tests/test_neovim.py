@@ -16,7 +16,7 @@ from conftest import EXAMPLES, PY_FOCAL
 
 PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "neovim"
 NVIM = shutil.which("nvim")
-TIMEOUT = 60  # seconds for the whole Neovim session
+TIMEOUT = 420  # seconds for the whole Neovim session (validate = "run": the tests are run, three times, with mutants)
 
 # The Lua driver: runs after startup (VimEnter), logs every step to params.log, exits 0 when all passed.
 DRIVER = r"""
@@ -116,7 +116,7 @@ local function main()
     on_choice(nil, nil)
   end
   vim.lsp.buf.code_action()
-  if not wait(40000, "unitune.generateTests from vim.lsp.buf.code_action()", function()
+  if not wait(180000, "unitune.generateTests from vim.lsp.buf.code_action()", function()
     return noted("test(s) for Account.deposit added to") or errors > 0
   end) then return end
   log("picked: " .. tostring(picked))
@@ -168,7 +168,7 @@ local function main()
   vim.api.nvim_win_set_cursor(0, { params.line, 8 })
   local before, errors_before = #notes, errors
   vim.cmd("UnituneGenerate")
-  if not wait(30000, ":UnituneGenerate", function()
+  if not wait(180000, ":UnituneGenerate", function()
     return (#notes > before and notes[#notes]:find("added to", 1, true) ~= nil) or errors > errors_before
   end) then return end
   text = table.concat(vim.api.nvim_buf_get_lines(test_buf, 0, -1, false), "\n")
