@@ -63,7 +63,10 @@ def test_the_tests_run_with_the_projects_interpreter(tmp_path, monkeypatch):
     assert sandbox.which_python(tmp_path) == (sys.executable, "the interpreter unitune runs on")
     venv_python = tmp_path / "venv" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)
-    venv_python.symlink_to(sys.executable)
+    # a stand-in for the project's own venv: it starts this interpreter, which has pytest (a symlink
+    # would lose a virtual environment's pyvenv.cfg)
+    venv_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    venv_python.chmod(0o755)
     assert sandbox.which_python(tmp_path) == (str(venv_python), "the project's venv/")
     active = tmp_path / "active"
     (active / "bin").mkdir(parents=True)
