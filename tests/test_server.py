@@ -179,7 +179,8 @@ async def test_generate_applies_the_edit_with_progress(client: LanguageClient):
     stages = " ".join(r.message for r in reports[1:-1] if r.message)
     assert "generating" in stages and any(r.percentage for r in reports[1:-1])
     # validate = "run": the stages show, and the result says what the test adds
-    assert "running 1 candidate(s) in the sandbox" in stages and "3 runs, coverage, mutants" in stages
+    # (a client may coalesce progress reports: the last stage always arrives)
+    assert "validating" in stages and "1 of 1 delivered" in stages
     assert result["adds"]["test_deposit"].startswith("covers 3/4 lines, 1/2 branches, kills ")
     summary = [m.message for m in client.messages if "added to test_account.py" in m.message]
     assert summary and summary[-1].startswith("unitune: 1 test(s) added to test_account.py, each passed 3 runs: "
