@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
+from unitune.adapters.assure import _reject
 from unitune.adapters.postprocess import GeneratedTest, rate
 from unitune.insertion import apply, plan_insertion
 from unitune.languages import JAVA, parser_for
@@ -271,9 +272,4 @@ def _file_text(job, tests) -> str:
                           header=job.header, test_class=job.test_class)
     return apply(job.existing, plan)
 
-
-def _reject(test: GeneratedTest, problem: str, rejected: list[GeneratedTest]) -> None:
-    test.valid = False
-    test.problems.append(problem)
-    rejected.append(test)
 

@@ -1393,6 +1393,22 @@ def check(expected):
     return 0
 
 
+class Measure:
+    """pytest plugin: coverage on while the tests run only; plugin and collection imports are not
+    traced (they cost seconds; the focal function's body runs in the tests)."""
+
+    def __init__(self, cov):
+        self.cov = cov
+
+    def pytest_collection_finish(self, session):
+        if self.cov is not None:
+            self.cov.start()
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if self.cov is not None:
+            self.cov.stop()
+
+
 def run(config):
     out = config["out"]
     try:
@@ -1410,21 +1426,7 @@ def run(config):
             cov = coverage.Coverage(data_file=os.path.join(out, ".coverage"), branch=True,
                                     source=[config["coverage_source"]], config_file=False)
 
-    class Measure:
-        """Coverage on while the tests run only: plugin and collection imports are not traced
-        (they cost seconds; the focal function's body runs in the tests)."""
-
-        @staticmethod
-        def pytest_collection_finish(session):
-            if cov is not None:
-                cov.start()
-
-        @staticmethod
-        def pytest_sessionfinish(session, exitstatus):
-            if cov is not None:
-                cov.stop()
-
-    code = pytest.main(config["pytest_args"], plugins=[Measure()])
+    code = pytest.main(config["pytest_args"], plugins=[Measure(cov)])
     if cov is not None:
         try:
             cov.save()
@@ -1557,19 +1559,8 @@ def one_round(config, spec, index, targets, pytest, coverage):
                                 source=[config["coverage_source"]], config_file=False)
     plugin = Rounds(cov, config.get("per_test_timeout"), spec.get("reverse"))
 
-    class Measure:
-        @staticmethod
-        def pytest_collection_finish(session):
-            if cov is not None:
-                cov.start()
-
-        @staticmethod
-        def pytest_sessionfinish(session, exitstatus):
-            if cov is not None:
-                cov.stop()
-
     args = [*config["pytest_base_args"], *targets]
-    code = int(pytest.main(args, plugins=[plugin, Measure()]))
+    code = int(pytest.main(args, plugins=[plugin, Measure(cov)]))
     record = {"outcomes": plugin.outcomes, "code": code}
     if cov is not None:
         try:
