@@ -1,14 +1,18 @@
 """Benchmark of mining and training.
 
     python bench/training.py [--steps 20] [--hidden 256] [--layers 4] [--skip-mining]
+    python bench/training.py --model default --pairs PAIRS.jsonl --steps 4 --batch-size 1 --skip-mining
 
 Prints, measured side by side in this one run:
 - mining throughput on the running interpreter's standard library (its `test/` package against its
   modules): files per second and pairs found, by split;
-- for each method (LoRA, (IA)³, prompt tuning, full fine-tuning) on a small Llama-style model:
-  trainable parameters (% of the model), seconds per optimizer step and peak memory, each as a ratio
-  to full fine-tuning (each method runs in its own process, so peak memory is its own);
+- for each method (LoRA, (IA)³, prompt tuning, full fine-tuning as `unitune train` runs it: 8-bit
+  AdamW and gradient checkpointing) on a small Llama-style model, or on `--model` (a model folder, or
+  `default` for the built-in default model): trainable parameters (% of the model), seconds per
+  optimizer step and peak memory, each as a ratio to full fine-tuning (each method runs in its own
+  process, so peak memory is its own);
 - our training loop vs. a bare PEFT + `transformers.Trainer` loop on the same data and steps (LoRA).
+Pairs are `--pairs` (from `unitune mine`; their train split) or 32 made-up pairs of the example project.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ def make_pairs(path: Path, count: int = 32) -> Path:
     return path
 
 
-def one_method(method: str, base: Path, pairs: Path, steps: int, trainer_loop: bool) -> dict:
+def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bool, batch_size: int = 4,
+               block: int = 1024) -> dict:
     """Run in a child process: train `steps` optimizer steps and report."""
     import torch
 
@@ -52,14 +57,15 @@ def one_method(method: str, base: Path, pairs: Path, steps: int, trainer_loop: b
     quiet_libraries()
     torch.set_num_threads(2)
     loaded = load_model(ModelSpec(model=str(base), quantization="none"))
-    config = TrainConfig(method=method, name="bench", max_steps=steps, grad_accum=1, batch_size=4,
+    config = TrainConfig(method=method, name="bench", max_steps=steps, grad_accum=1, batch_size=batch_size,
                          checkpoint_every=10**6, epochs=100)
-    model = trainer.build_model(config, loaded, loaded.model.config.model_type)
+    bf16, checkpointing, optimizer = trainer.compute_plan(config, "cpu", block)
+    model = trainer.build_model(config, loaded, loaded.model.config.model_type, checkpointing)
     trainable, total = trainer.count_parameters(model)
     rows = read_pairs(pairs)
     reserved = config.virtual_tokens if method == "prompt-tuning" else 0
-    train = tokenize_pairs([p for p in rows if p["split"] == "train"], loaded.tokenizer, 1024, reserved)
-    valid = tokenize_pairs([], loaded.tokenizer, 1024, reserved)
+    train = tokenize_pairs([p for p in rows if p["split"] == "train"], loaded.tokenizer, block, reserved)
+    valid = tokenize_pairs([], loaded.tokenizer, block, reserved)
     started = time.perf_counter()
     if trainer_loop:
         from transformers import Trainer, TrainingArguments
@@ -71,7 +77,7 @@ def one_method(method: str, base: Path, pairs: Path, steps: int, trainer_loop: b
             def __getitem__(self, index):
                 return train.examples[index]
 
-        arguments = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=4, max_steps=steps,
+        arguments = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch_size, max_steps=steps,
                                       learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=max(1, steps // 10),
                                       logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True,
                                       dataloader_num_workers=0, seed=config.seed, disable_tqdm=True)
@@ -79,15 +85,19 @@ def one_method(method: str, base: Path, pairs: Path, steps: int, trainer_loop: b
                 data_collator=lambda batch: collate(batch, loaded.tokenizer.pad_token_id)).train()
     else:
         trainer.train_loop(config, model, train, valid, loaded.tokenizer.pad_token_id, Path(tempfile.mkdtemp()), False,
-                           lambda event: None)
+                           lambda event: None, bf16=bf16, optimizer_kind=optimizer)
     seconds = time.perf_counter() - started
     return {"method": method, "trainable": trainable, "total": total, "seconds_per_step": seconds / steps,
-            "peak_mib": trainer.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune"}
+            "peak_mib": trainer.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune",
+            "optimizer": optimizer, "checkpointing": checkpointing, "examples": len(train.examples),
+            "mean_tokens": sum(len(e.input_ids) for e in train.examples) / max(1, len(train.examples))}
 
 
-def child(method: str, base: Path, pairs: Path, steps: int, trainer_loop: bool = False) -> dict:
+def child(method: str, base: str, pairs: Path, steps: int, trainer_loop: bool = False, batch_size: int = 4,
+          block: int = 1024) -> dict:
     command = [sys.executable, __file__, "--child", method, "--base", str(base), "--pairs", str(pairs),
-               "--steps", str(steps)] + (["--trainer"] if trainer_loop else [])
+               "--steps", str(steps), "--batch-size", str(batch_size), "--block-size", str(block)] + (
+                   ["--trainer"] if trainer_loop else [])
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -98,13 +108,18 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--skip-mining", action="store_true")
+    parser.add_argument("--model", help="a model folder, or `default` for the built-in default model "
+                                        "(default: a small random Llama-style model of --hidden/--layers)")
+    parser.add_argument("--pairs", type=Path, help="pairs from `unitune mine` (default: 32 made-up pairs)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--block-size", type=int, default=1024)
     parser.add_argument("--child")
-    parser.add_argument("--base", type=Path)
-    parser.add_argument("--pairs", type=Path)
+    parser.add_argument("--base")
     parser.add_argument("--trainer", action="store_true")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_method(args.child, args.base, args.pairs, args.steps, args.trainer)))
+        print(json.dumps(one_method(args.child, args.base, args.pairs, args.steps, args.trainer, args.batch_size,
+                                    args.block_size)))
         return
 
     if not args.skip_mining:
@@ -118,18 +133,32 @@ def main() -> None:
     import tinymodels
 
     work = Path(tempfile.mkdtemp(prefix="unitune-bench-train-"))
-    base = tinymodels.save_model(work / "base", hidden=args.hidden, layers=args.layers)
-    pairs = make_pairs(work / "pairs.jsonl")
-    results = {method: child(method, base, pairs, args.steps) for method in METHODS}
+    if args.model == "default":
+        from unitune.settings import Settings
+
+        base = described = Settings().model  # a built-in name: load_model converts and caches it on first use
+    elif args.model:
+        base, described = args.model, args.model
+    else:
+        base = str(tinymodels.save_model(work / "base", hidden=args.hidden, layers=args.layers))
+        described = f"Llama-style hidden {args.hidden}, {args.layers} layers"
+    pairs = args.pairs or make_pairs(work / "pairs.jsonl")
+    options = {"batch_size": args.batch_size, "block": args.block_size}
+    results = {}
+    for method in METHODS:
+        results[method] = child(method, base, pairs, args.steps, **options)
+        print(f"  {method}: {results[method]['seconds_per_step']:.2f} s/step", file=sys.stderr, flush=True)
     full = results["full"]
-    print(f"training {args.steps} steps, batch 4, Llama-style hidden {args.hidden}, {args.layers} layers, "
-          f"{full['total'] / 1e6:.1f}M parameters, CPU\n")
+    print(f"training {args.steps} steps, batch {args.batch_size}, block {args.block_size}, {described}, "
+          f"{full['total'] / 1e6:.1f}M parameters, CPU; {full['examples']} examples of "
+          f"{full['mean_tokens']:.0f} tokens on average; full fine-tuning with {full['optimizer']}"
+          f"{' and gradient checkpointing' if full['checkpointing'] else ''}\n")
     print(f"{'method':<15}{'trainable':>12}{'% of model':>12}{'s/step':>10}{'vs full':>9}{'peak MiB':>10}{'vs full':>9}")
     for method, r in results.items():
         print(f"{method:<15}{r['trainable']:>12,}{100 * r['trainable'] / r['total']:>11.3f}%"
               f"{r['seconds_per_step']:>10.3f}{r['seconds_per_step'] / full['seconds_per_step']:>9.2f}"
               f"{r['peak_mib']:>10.0f}{r['peak_mib'] / full['peak_mib']:>9.2f}")
-    bare = child("lora", base, pairs, args.steps, trainer_loop=True)
+    bare = child("lora", base, pairs, args.steps, trainer_loop=True, **options)
     ours = results["lora"]
     print(f"\nLoRA, {args.steps} steps: our loop {ours['seconds_per_step']:.3f} s/step, PEFT + Trainer "
           f"{bare['seconds_per_step']:.3f} s/step: ratio {ours['seconds_per_step'] / bare['seconds_per_step']:.2f}")

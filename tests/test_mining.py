@@ -18,7 +18,7 @@ from unitune.source import SourceFile
 from unitune.training.discovery import discover_files, is_git_work_tree
 from unitune.training.mining import REQUIRED_KEYS, Pair, mine
 from unitune.training.pairs import (
-    MIN_FOCAL_FILES_TO_HOLD_OUT, SPLITS, TRAIN, assign_splits, split_of, without_duplicates,
+    MIN_GROUPS_TO_HOLD_OUT, SPLITS, TRAIN, assign_splits, split_of, without_duplicates,
 )
 from unitune.training.test_headers import header_source
 
@@ -111,6 +111,7 @@ def test_summary_counts_by_language_and_split(mined):
     assert summary.source_files == 6 and summary.files_scanned == 7  # pyproject.toml is scanned too
     assert summary.by_language["python"].pairs == 9 and summary.by_language["java"].tests == 0
     assert summary.by_split == {"train": 9, "valid": 0, "test": 0}
+    assert summary.split_by == "none" and summary.split_note.startswith("9 pairs are too few to hold any out")
     java = mined["java_maven"].summary
     assert (java.by_language["java"].tests, java.by_language["java"].pairs, java.by_language["java"].unmatched) == (5, 4, 1)
 
@@ -196,15 +197,45 @@ def test_splits_are_deterministic_and_follow_the_focal_file():
     assert all(counts.values()) and counts[TRAIN] > counts["valid"] + counts["test"]
 
 
-def test_a_tiny_repository_trains_on_everything():
-    pairs = _pairs_for([f"m{index}.py" for index in range(MIN_FOCAL_FILES_TO_HOLD_OUT - 1)])
-    assign_splits(pairs)
-    assert {pair.split for pair in pairs} == {TRAIN}
+def test_a_small_repository_still_gets_valid_and_test_pairs_and_is_told_how():
+    pairs = _pairs_for([f"m{index}.py" for index in range(MIN_GROUPS_TO_HOLD_OUT - 1)])  # 9 files, 18 pairs
+    by, note = assign_splits(pairs)
+    assert by == "pair" and "9 focal files are too few to split by file" in note
+    splits = [pair.split for pair in pairs]
+    assert splits.count("valid") >= 1 and splits.count("test") >= 1 and splits.count(TRAIN) >= 10
+
+
+def test_split_by_method_keeps_a_methods_tests_together():
+    pairs = [Pair("python", "tests/test_m.py", f"test_{name}_{k}", "m.py", name, name, "", "", f"p{name}{k}", "c")
+             for name in (f"f{index}" for index in range(12)) for k in range(3)]
+    by, _ = assign_splits(pairs)  # one focal file, twelve methods
+    assert by == "method"
+    by_method: dict[str, set[str]] = {}
+    for pair in pairs:
+        by_method.setdefault(pair.focal_name, set()).add(pair.split)
+    assert all(len(splits) == 1 for splits in by_method.values())
+    assert {split for splits in by_method.values() for split in splits} == set(SPLITS)
+
+
+@pytest.mark.parametrize("files", [3, 5])
+def test_split_by_file_on_few_files_holds_one_out_for_valid_and_one_for_test(files):
+    pairs = _pairs_for([f"m{index}.py" for index in range(files)])
+    assert assign_splits(pairs, "file") == ("file", "")
+    by_file = {pair.focal_file: pair.split for pair in pairs}
+    assert sorted(by_file.values()).count("valid") == 1 and sorted(by_file.values()).count("test") == 1
+
+
+def test_too_few_pairs_train_on_everything_and_none_means_none():
+    pairs = _pairs_for(["a.py", "b.py"])  # four pairs
+    by, note = assign_splits(pairs)
+    assert by == "none" and "4 pairs are too few" in note and {pair.split for pair in pairs} == {TRAIN}
+    many = _pairs_for([f"m{index}.py" for index in range(40)])
+    assert assign_splits(many, "none")[0] == "none" and {pair.split for pair in many} == {TRAIN}
 
 
 def test_train_is_never_empty():
     held_out = [name for name in (f"x{index}.py" for index in range(2000)) if split_of(name) != TRAIN]
-    pairs = _pairs_for(held_out[:MIN_FOCAL_FILES_TO_HOLD_OUT])
+    pairs = _pairs_for(held_out[:MIN_GROUPS_TO_HOLD_OUT])
     assign_splits(pairs)
     assert sum(pair.split == TRAIN for pair in pairs) == 2  # one file's two pairs
 
@@ -285,6 +316,7 @@ def test_cli_writes_the_pairs_and_prints_the_summary(tmp_path, capsys):
     for label in ("files scanned", "tests found", "pairs", "unmatched", "python", "train", "valid"):
         assert label in out
     assert "ApiTest.test_combined" in out  # unmatched tests are listed with their reason
+    assert "6 pairs are too few to hold any out" in out  # says why nothing is held out
     written = repo / ".unitune" / "pairs.jsonl"
     records = [json.loads(line) for line in written.read_text("utf-8").splitlines()]
     assert len(records) == 6 and all(set(REQUIRED_KEYS) <= set(record) for record in records)

@@ -1,6 +1,6 @@
 """The training subcommands of the `unitune` command line.
 
-    unitune mine REPO [--out PAIRS.jsonl] [--language python|java] [--json]
+    unitune mine REPO [--out PAIRS.jsonl] [--language python|java] [--split auto|file|method|pair|none] [--json]
 
 `unitune mine` writes the pairs of a repository as JSONL (by default to `REPO/.unitune/pairs.jsonl`,
 beside the project's adapters in `REPO/.unitune/`) and prints what it scanned and found: files
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from unitune.languages import LANGUAGES
+from unitune.training.pairs import AUTO, MIN_GROUPS_TO_HOLD_OUT, SPLIT_MODES
 
 DEFAULT_PAIRS_PATH = Path(".unitune") / "pairs.jsonl"  # relative to the mined repository
 _UNMATCHED_SHOWN = 10
@@ -47,6 +48,12 @@ def add_mine_parser(subparsers) -> None:
     )
     parser.add_argument("--language", choices=LANGUAGES, help="mine only this language (default: all)")
     parser.add_argument(
+        "--split", choices=SPLIT_MODES, default=AUTO,
+        help=("how pairs are held out for validation and test (80/10/10 by a hash): by focal file, by focal method, "
+              f"by pair, or none (all train); auto (default) takes the first of file, method, pair with at least "
+              f"{MIN_GROUPS_TO_HOLD_OUT} groups"),
+    )
+    parser.add_argument(
         "--json", action="store_true",
         help="print one JSON object (summary, pairs file, unmatched tests) instead of the table",
     )
@@ -58,7 +65,7 @@ def _cmd_mine(args: argparse.Namespace) -> int:
 
     progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else None
     try:
-        result = mine(args.repo, language=args.language, on_progress=progress)
+        result = mine(args.repo, language=args.language, on_progress=progress, split=args.split)
     finally:
         if progress is not None:
             progress.clear()
@@ -98,8 +105,10 @@ def format_summary(result) -> str:
     lines += ["", "  language   source files  test files    tests    pairs  unmatched"]
     for language, c in s.by_language.items():
         lines.append(f"  {language:<9}{c.source_files:>14}{c.test_files:>12}{c.tests:>9}{c.pairs:>9}{c.unmatched:>11}")
-    lines += ["", "  split      pairs"]
+    lines += ["", f"  split      pairs   (by {s.split_by})" if s.split_by != "none" else "  split      pairs   (none held out)"]
     lines += [f"  {split:<9}{count:>7}" for split, count in s.by_split.items()]
+    if s.split_note:
+        lines.append(f"  {s.split_note}")
     if result.unmatched:
         lines += ["", "unmatched tests:"]
         for test in result.unmatched[:_UNMATCHED_SHOWN]:

@@ -4,8 +4,12 @@ saved as `train-config.json` next to the adapter it produced.
 Defaults from "Parameter-Efficient Fine-Tuning of LLMs for Unit Test Generation" (Storhaug & Li):
 LoRA r=16, alpha=32, dropout 0.1 on the attention query/value projections; (IA)³ on key/value and the
 MLP down-projection; prompt tuning with 20 virtual tokens; learning rate 3e-4 (full fine-tuning 5e-5),
-3 epochs, linear schedule with 10% warm-up; loss on the completion only; examples longer than the
-block size dropped, not truncated.
+3 epochs, linear schedule with 10% warm-up; loss on the completion only.
+
+Where unitune departs from the study, for real repositories on a CPU: an example longer than the block
+size is fitted into it rather than dropped (`over_length`); the block is 2048 tokens on a CPU and
+4096 on a GPU, within the model's context; a time budget (`minutes`) can bound a run; full fine-tuning
+uses an 8-bit AdamW where bitsandbytes is installed; bf16 compute where the hardware has it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,14 @@ from pathlib import Path
 from unitune.adapters.constants import FULL, METHODS
 
 CONFIG_FILE = "train-config.json"
+CHOICES = {
+    "method": METHODS,
+    "over_length": ("truncate", "drop"),
+    "precision": ("auto", "fp32", "bf16"),
+    "gradient_checkpointing": ("auto", "on", "off"),
+    "optimizer": ("auto", "adamw", "adamw8bit"),
+    "split": ("auto", "file", "method", "pair", "none"),
+}
 
 
 def _f(default, help: str, **kwargs):
@@ -36,18 +48,41 @@ class TrainConfig:
     dropout: float = _f(0.1, "LoRA dropout")
     target_modules: str | None = _f(None, "comma-separated module names to adapt (default: chosen per architecture)")
     virtual_tokens: int = _f(20, "prompt tuning: number of virtual tokens")
-    block_size: int | None = _f(None, "longest example in tokens; longer ones are dropped (default: min(context, 2048))")
+    block_size: int | None = _f(None, "longest example in tokens (default: 2048 on a CPU, 4096 on a GPU, within the "
+                                      "model's context)")
+    over_length: str = _f("truncate", "a longer example: truncate (drop the context farthest from the focal method, "
+                                      "then the test's end) or drop")
     batch_size: int = _f(1, "examples per forward pass")
     grad_accum: int = _f(8, "forward passes per optimizer step")
     warmup: float = _f(0.1, "fraction of the steps spent warming the learning rate up")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_steps: int | None = _f(None, "stop after this many optimizer steps (default: all epochs)")
+    minutes: float | None = _f(None, "time budget for the training steps: the schedule is fitted to it and the run "
+                                     "ends with its adapter when it is spent (the final validation comes on top)")
     checkpoint_every: int = _f(50, "save a checkpoint every N optimizer steps (for --resume)")
     seed: int = _f(42, "seed for initialisation and data order")
     language: str | None = _f(None, "train on one language only: python or java")
     store: str = _f("user", "registry store for the adapter: user or project")
-    quantization: str | None = _f(None, "base model quantization (default: 4-bit on CUDA for LoRA/(IA)³, i.e. QLoRA)")
+    quantization: str | None = _f(None, "base model quantization: none, 8bit or 4bit (4bit + LoRA is QLoRA; "
+                                        "default: 4bit on CUDA for LoRA/(IA)³, none on a CPU)")
+    precision: str = _f("auto", "compute precision: auto (bf16 where the CPU or GPU has it), fp32 or bf16")
+    gradient_checkpointing: str = _f("auto", "recompute activations to save memory: auto (on for full fine-tuning "
+                                             "and blocks over 2048 tokens), on or off")
+    optimizer: str = _f("auto", "adamw, or adamw8bit (bitsandbytes; less memory); auto: adamw8bit for full "
+                                "fine-tuning where bitsandbytes is installed")
+    split: str = _f("auto", "when REPO is mined: how pairs are held out (auto, file, method, pair, none; see "
+                            "`unitune mine --help`)")
     device: str | None = _f(None, "device (default: the `device` setting)")
+
+    def check(self) -> None:
+        """Raise `ValueError` naming the flag when a choice-valued field holds something else."""
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        for name in ("minutes", "max_steps", "block_size", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, not {value}")
 
     @property
     def learning_rate(self) -> float:

@@ -1,8 +1,11 @@
 """Training data: pairs (from `unitune mine`) to token ids, with the loss on the completion only.
 
-An example longer than the block size is dropped, never truncated (a cut test teaches the model to
-stop mid-test), and the drops are counted. Batches are padded on the right; padding and prompt tokens
-get the label -100 so they add nothing to the loss.
+An example longer than the block size is fitted, not dropped (`over_length = "truncate"`, the default;
+the study dropped them, `"drop"`): the focal context loses the lines farthest from the focal method
+and the test file's header (`unitune.fitting`), and a test longer than half the block keeps its start,
+cut at a line end and without the end-of-text token, so the model never learns to stop mid-test.
+Both are counted. Batches are padded on the right; padding and prompt tokens get the label -100 so
+they add nothing to the loss.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.fitting import fit_code
 from unitune.prompt import model_input
 
 IGNORE_INDEX = -100
+TRUNCATE, DROP = "truncate", "drop"
+OVER_LENGTH = (TRUNCATE, DROP)
 REQUIRED_KEYS = ("language", "prompt", "completion", "split", "focal_file", "test_file")
 
 
@@ -31,7 +37,8 @@ class Example:
 @dataclass
 class TokenizedSplit:
     examples: list[Example] = field(default_factory=list)
-    dropped: int = 0  # longer than the block size
+    dropped: int = 0  # longer than the block size and not fitted
+    truncated: int = 0  # fitted into the block size (context lines left out, or the test's end cut)
     pairs: int = 0
 
 
@@ -74,7 +81,8 @@ def _check_pair(pair: dict, where: str) -> None:
         raise DataError(f"{where}: split {pair['split']!r} is not one of {', '.join(SPLITS)}")
 
 
-def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int = 0) -> TokenizedSplit:
+def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int = 0,
+                   over_length: str = TRUNCATE) -> TokenizedSplit:
     """Prompt and completion are tokenized separately and joined (as at inference, where the prompt is
     tokenized alone and the model continues it); the prompt is given as inference gives it
     (`unitune.prompt.model_input`: the chat rendering for an instruct model); the completion ends with
@@ -84,14 +92,58 @@ def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int 
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     limit = block_size - reserved
     for pair in pairs:
-        text = model_input(tokenizer, pair["prompt"], pair.get("language", "python"))
-        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
-        completion = tokenizer(pair["completion"], add_special_tokens=False)["input_ids"] + eos
+        language = pair.get("language", "python")
+        prompt = _ids(tokenizer, model_input(tokenizer, pair["prompt"], language))
+        completion = _ids(tokenizer, pair["completion"]) + eos
         if len(prompt) + len(completion) > limit:
-            split.dropped += 1
-            continue
+            fitted = _fit(pair, tokenizer, limit, prompt, completion[:len(completion) - len(eos)]) \
+                if over_length == TRUNCATE else None
+            if fitted is None:
+                split.dropped += 1
+                continue
+            prompt, completion = fitted
+            split.truncated += 1
         split.examples.append(Example(prompt + completion, [IGNORE_INDEX] * len(prompt) + completion))
     return split
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _fit(pair: dict, tokenizer, limit: int, prompt: list[int], body: list[int]) -> tuple[list[int], list[int]] | None:
+    """(prompt, completion) ids of a too-long pair within `limit` tokens: the test keeps the room the
+    prompt leaves, at least half the block (its end cut at a line, without end-of-text); the prompt
+    then loses context lines. None when even the focal method does not fit."""
+    room = max(limit - len(prompt), limit // 2)
+    completion = body + [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else list(body)
+    if len(completion) > room:
+        completion = _cut_at_line(tokenizer, body, room)
+    if len(prompt) + len(completion) <= limit:
+        return prompt, completion
+    text, language = pair["prompt"], pair.get("language", "python")
+    cut = text.rfind("\n\n")  # the test's opening follows the last blank line (`prompt.split_opening`)
+    if cut < 0:
+        return None
+    code, opening = text[:cut], text[cut:]
+    fitted = fit_code(code, language, pair.get("focal_qualified_name") or pair.get("focal_name", ""),
+                      limit - len(completion),
+                      count=lambda candidate: len(_ids(tokenizer, model_input(tokenizer, candidate + opening, language))),
+                      line_cost=lambda line: len(_ids(tokenizer, line)))
+    if fitted is None:
+        return None
+    return _ids(tokenizer, model_input(tokenizer, fitted + opening, language)), completion
+
+
+def _cut_at_line(tokenizer, body: list[int], room: int) -> list[int]:
+    """The first `room` tokens of a test, ending at the last whole line within them when there is one."""
+    head = tokenizer.decode(body[:room])
+    end = head.rfind("\n")
+    if end > 0:
+        ids = _ids(tokenizer, head[: end + 1])
+        if len(ids) <= room:
+            return ids
+    return body[:room]
 
 
 def collate(examples: list[Example], pad_id: int):

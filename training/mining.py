@@ -33,7 +33,7 @@ from unitune.training.errors import MiningError, NoPairsFoundError, NoTestsFound
 from unitune.training.java_matching import JavaMatcher
 from unitune.training.matching import Match, NoMatch, ParsedFiles
 from unitune.training.pairs import (  # noqa: F401  (re-exported: the records of a mining run)
-    REQUIRED_KEYS, SPLITS, LanguageSummary, MiningResult, MiningSummary, Pair, UnmatchedTest, assign_splits,
+    AUTO, REQUIRED_KEYS, SPLITS, LanguageSummary, MiningResult, MiningSummary, Pair, UnmatchedTest, assign_splits,
     split_of, without_duplicates, write_pairs,
 )
 from unitune.training.python_matching import PythonMatcher
@@ -52,8 +52,10 @@ _TEST_MARKERS = {PYTHON: (b"def test", b"TestCase"), JAVA: (b"Test", b"@Theory")
 ProgressCallback = Callable[[int, int, str], None]  # (test files done, test files in all, current file)
 
 
-def mine(repo: str | Path, language: str | None = None, on_progress: ProgressCallback | None = None) -> MiningResult:
-    """Mine `repo` for pairs (of `language` only, when given). Raises `NotARepositoryError` when `repo`
+def mine(repo: str | Path, language: str | None = None, on_progress: ProgressCallback | None = None,
+         split: str = AUTO) -> MiningResult:
+    """Mine `repo` for pairs (of `language` only, when given), split as `split` says
+    (`unitune.training.pairs.assign_splits`). Raises `NotARepositoryError` when `repo`
     is not a directory; a repository without tests or pairs gives an empty result (see `require_pairs`)."""
     started = time.perf_counter()
     root = _repository_root(repo)
@@ -86,7 +88,7 @@ def mine(repo: str | Path, language: str | None = None, on_progress: ProgressCal
             on_progress(done, len(work), _relative(root, path))
 
     pairs, summary.duplicates = without_duplicates(pairs)
-    assign_splits(pairs)
+    summary.split_by, summary.split_note = assign_splits(pairs, split)
     for pair in pairs:
         summary.by_language[pair.language].pairs += 1
         summary.by_split[pair.split] += 1

@@ -9,12 +9,17 @@ A pair is one JSON object per line with the keys DESIGN.md fixes (`language`, `t
 `test_name` is the test's qualified name (`TestAccount.test_deposit`, `CalcTest.testAdd`), which is
 unique within its file.
 
-Splits are assigned by focal file, so every pair of one module lands in the same split and
-near-duplicate tests of one function never cross splits: a SHA-256 of the focal file's path picks
-train (80%), valid (10%) or test (10%). With fewer than `MIN_FOCAL_FILES_TO_HOLD_OUT` focal files
-every pair is train (a held-out split of a handful of files measures nothing); if hashing leaves
-train empty, the focal file with the lowest hash goes to train. The same repository always splits
-the same way.
+Splits (`--split`) keep near-duplicate tests of one function in one split: a SHA-256 of a group's key
+picks train (80%), valid (10%) or test (10%), so the same repository always splits the same way.
+- `file`: groups are focal files (every pair of one module lands in one split);
+- `method`: groups are focal methods (all tests of one method together), for repositories with few
+  modules;
+- `pair`: each pair on its own;
+- `none`: every pair is train;
+- `auto` (the default): `file` with at least `MIN_GROUPS_TO_HOLD_OUT` focal files, else `method` with as
+  many focal methods, else `pair` with as many pairs, else `none`.
+With at least three groups, valid and test are never left empty (the train groups whose hashes lie
+nearest them move over) and train keeps at least one group. The summary says how it split.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from pathlib import Path
 
 TRAIN, VALID, TEST = "train", "valid", "test"
 SPLITS = (TRAIN, VALID, TEST)
-#: Percent of focal files in train and in valid; the rest is test.
+#: Percent of groups in train and in valid; the rest is test.
 TRAIN_PERCENT, VALID_PERCENT = 80, 10
-MIN_FOCAL_FILES_TO_HOLD_OUT = 10
+MIN_GROUPS_TO_HOLD_OUT = 10
+BY_FILE, BY_METHOD, BY_PAIR, NO_SPLIT, AUTO = "file", "method", "pair", "none", "auto"
+SPLIT_MODES = (AUTO, BY_FILE, BY_METHOD, BY_PAIR, NO_SPLIT)
 
 REQUIRED_KEYS = (
     "language", "test_file", "test_name", "focal_file", "focal_name", "focal_qualified_name",
@@ -101,6 +108,8 @@ class MiningSummary:
     unreadable: int = 0  # source files that are not UTF-8 or cannot be read
     by_language: dict[str, LanguageSummary] = field(default_factory=dict)
     by_split: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    split_by: str = BY_FILE  # how the splits were assigned: file, method, pair or none
+    split_note: str = ""  # why, when `auto` chose or a mode could not hold anything out
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -117,30 +126,62 @@ class MiningResult:
 
 # -- splits and duplicates ------------------------------------------------------------------------
 
-def _bucket(focal_file: str) -> int:
-    return int(hashlib.sha256(focal_file.encode("utf-8")).hexdigest()[:12], 16)
+def _bucket(key: str) -> int:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16)
 
 
-def split_of(focal_file: str) -> str:
-    """The split of a focal file (its path relative to the repository, with `/`) in a repository
-    with enough focal files to hold some out."""
-    percent = _bucket(focal_file) % 100
+def split_of(key: str) -> str:
+    """The split a group's key (a focal file's path relative to the repository, with `/`; a focal
+    method's `file::qualified name`; a pair's `test file::test name`) hashes to."""
+    percent = _bucket(key) % 100
     if percent < TRAIN_PERCENT:
         return TRAIN
     return VALID if percent < TRAIN_PERCENT + VALID_PERCENT else TEST
 
 
-def assign_splits(pairs: list[Pair]) -> None:
-    """Set each pair's split from its focal file (see the module's docstring for the rule)."""
-    files = sorted({pair.focal_file for pair in pairs})
-    if len(files) < MIN_FOCAL_FILES_TO_HOLD_OUT:
-        chosen = dict.fromkeys(files, TRAIN)
-    else:
-        chosen = {name: split_of(name) for name in files}
+_GROUP_KEYS = {
+    BY_FILE: lambda pair: pair.focal_file,
+    BY_METHOD: lambda pair: f"{pair.focal_file}::{pair.focal_qualified_name}",
+    BY_PAIR: lambda pair: f"{pair.test_file}::{pair.test_name}",
+}
+_UNITS = {BY_FILE: "focal files", BY_METHOD: "focal methods", BY_PAIR: "pairs"}
+
+
+def assign_splits(pairs: list[Pair], by: str = AUTO) -> tuple[str, str]:
+    """Set each pair's split (see the module's docstring for the rule). Returns (how it split, a note
+    saying why when `auto` chose or nothing could be held out)."""
+    if by not in SPLIT_MODES:
+        raise ValueError(f"split mode {by!r} is not one of {', '.join(SPLIT_MODES)}")
+    note = ""
+    if by == AUTO:
+        counts = {mode: len({key(pair) for pair in pairs}) for mode, key in _GROUP_KEYS.items()}
+        by = next((mode for mode in (BY_FILE, BY_METHOD, BY_PAIR) if counts[mode] >= MIN_GROUPS_TO_HOLD_OUT), NO_SPLIT)
+        if by == NO_SPLIT:
+            note = (f"{counts[BY_PAIR]} pairs are too few to hold any out (fewer than {MIN_GROUPS_TO_HOLD_OUT}): "
+                    "all are train")
+        elif by != BY_FILE:
+            note = (f"{counts[BY_FILE]} focal files are too few to split by file (fewer than "
+                    f"{MIN_GROUPS_TO_HOLD_OUT}): split by {by} over {counts[by]} {_UNITS[by]}")
+    if by == NO_SPLIT:
+        for pair in pairs:
+            pair.split = TRAIN
+        return by, note
+    key = _GROUP_KEYS[by]
+    groups = sorted({key(pair) for pair in pairs}, key=lambda name: (_bucket(name) % 100, name))
+    chosen = {name: split_of(name) for name in groups}
+    if len(groups) >= 3:
+        for wanted in (TEST, VALID):  # the train groups hashed nearest the held-out range move over
+            train = [name for name in groups if chosen[name] == TRAIN]
+            if wanted not in chosen.values() and len(train) > 1:
+                chosen[train[-1]] = wanted
         if TRAIN not in chosen.values():
-            chosen[min(files, key=_bucket)] = TRAIN
+            chosen[groups[0]] = TRAIN
+    else:
+        chosen = dict.fromkeys(groups, TRAIN)
+        note = f"{len(groups)} {_UNITS[by]} are too few to hold any out: all pairs are train"
     for pair in pairs:
-        pair.split = chosen[pair.focal_file]
+        pair.split = chosen[key(pair)]
+    return by, note
 
 
 def without_duplicates(pairs: list[Pair]) -> tuple[list[Pair], int]:

@@ -464,8 +464,8 @@ def tune_stage(model, tokenizer, pairs: list[dict], config: PretrainConfig, log:
     kept = [p for p in pairs if not is_held_out(p["focal_file"], held) and not is_held_out(p["test_file"], held)]
     train_pairs = [p for p in kept if p["split"] == "train"]
     valid_pairs = [p for p in kept if p["split"] == "valid"]
-    train = tokenize_pairs(train_pairs, tokenizer, config.context)
-    valid = tokenize_pairs(valid_pairs, tokenizer, config.context)
+    train = tokenize_pairs(train_pairs, tokenizer, config.context, over_length="drop")  # as unitune-mini was built
+    valid = tokenize_pairs(valid_pairs, tokenizer, config.context, over_length="drop")
     summary = {
         "pairs_mined": len(pairs), "held_out_package": held,
         "held_out_pairs": len(pairs) - len(kept),

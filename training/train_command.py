@@ -4,6 +4,9 @@
     unitune train pairs.jsonl --method prompt-tuning --name quick --epochs 1
     unitune train . --method lora --name my-project --resume        # after a crash or kill
     unitune train . --method ia3 --name x --progress json           # one JSON object per step (editors)
+    unitune train . --method full --name x --minutes 30             # a time budget; 8-bit AdamW
+    unitune train . --method lora --name x --quantization 4bit      # QLoRA (a CPU works too)
+    unitune train . --method lora --name my-project --overwrite     # replace an adapter of that name
 
 A repository is mined first (its pairs are written to the run folder for inspection); a pairs file
 from `unitune mine` is used as it is. The run folder is `$UNITUNE_HOME/runs/NAME/`.
@@ -21,11 +24,11 @@ from pathlib import Path
 from unitune.adapters.constants import FULL, IA3, LORA, METHODS
 from unitune.errors import UnituneError
 from unitune.logs import get_logger, log_event
-from unitune.training.config import CONFIG_FILE, TrainConfig, help_of
+from unitune.training.config import CHOICES, CONFIG_FILE, TrainConfig, help_of
 
 log = get_logger("training.command")
 PAIRS_FILE = "pairs.jsonl"
-_FLAG_TYPES = {name: float for name in ("epochs", "lr", "dropout", "warmup", "weight_decay")} | {
+_FLAG_TYPES = {name: float for name in ("epochs", "lr", "dropout", "warmup", "weight_decay", "minutes")} | {
     name: int for name in ("rank", "alpha", "virtual_tokens", "block_size", "batch_size", "grad_accum", "max_steps",
                            "checkpoint_every", "seed")}
 
@@ -52,10 +55,12 @@ def add_train_parser(subparsers) -> None:
             continue
         kind = _FLAG_TYPES.get(item.name, str)
         default = "" if item.default is None else f" (default: {item.default})"
-        parser.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=None,
+        parser.add_argument(f"--{item.name.replace('_', '-')}", type=kind, default=None, choices=CHOICES.get(item.name),
                             help=item.metadata.get("help", "") + default)
     parser.add_argument("--resume", action="store_true", help="continue the run NAME from its last checkpoint")
     parser.add_argument("--fresh", action="store_true", help="discard an unfinished run NAME and start over")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an adapter NAME that is already in the registry (without it, train refuses)")
     parser.add_argument("--project", type=Path, help="project whose settings and store to use (default: REPO or the cwd)")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default=None,
                         help="progress display: a bar on a terminal (default), one JSON object per step, or nothing")
@@ -69,7 +74,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     progress = args.progress or ("bar" if sys.stderr.isatty() else "none")
     project = args.project or (args.source if args.source.is_dir() else Path.cwd())
     summary = train(args.source, config, project_root=project.resolve(), resume=args.resume, fresh=args.fresh,
-                    progress=progress)
+                    progress=progress, overwrite=args.overwrite)
     if progress == "json":
         print(json.dumps({"event": "done", **summary}), flush=True)
     else:
@@ -78,13 +83,23 @@ def run_train_command(args: argparse.Namespace) -> int:
 
 
 def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool = False, fresh: bool = False,
-          progress: str = "none", stop_after_step=None) -> dict:
-    """Mine or read pairs, fine-tune, and write the adapter into the registry. Returns a summary."""
-    from unitune.adapters.registry import validate_name
+          progress: str = "none", stop_after_step=None, overwrite: bool = False) -> dict:
+    """Mine or read pairs, fine-tune, and write the adapter into the registry. Returns a summary.
+    An adapter of the same name already in the registry is replaced only with `overwrite`."""
+    from unitune.adapters.registry import AdapterRegistry, validate_name
 
     validate_name(config.name)
-    if config.method not in METHODS:
-        raise TrainInputError(f"--method {config.method!r} is not one of {', '.join(METHODS)}")
+    try:
+        config.check()
+    except ValueError as error:
+        raise TrainInputError(str(error)) from None
+    try:
+        existing = AdapterRegistry(project_root).store_dir(config.store) / config.name
+    except UnituneError as error:
+        raise TrainInputError(str(error)) from None
+    if existing.exists() and not overwrite:
+        raise TrainInputError(f"an adapter named {config.name!r} is already in the registry ({existing}); choose "
+                              "another --name, or replace it with --overwrite")
     from unitune.training.trainer import run_dir_for
 
     run_dir = run_dir_for(config.name)
@@ -93,7 +108,7 @@ def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool
         with _run_lock(run_dir, config.name):
             config = _settle_config(run_dir, config, resume, fresh)
             pairs, repo = _load_pairs(source, config, run_dir)
-            return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step)
+            return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step, overwrite)
     except UnituneError:
         if not existed and not (run_dir / "checkpoints").exists():  # nothing to resume: leave no run folder
             import shutil
@@ -159,7 +174,9 @@ def _load_pairs(source: Path, config: TrainConfig, run_dir: Path) -> tuple[list[
     if source.is_dir():
         from unitune.training.mining import mine, write_pairs
 
-        result = mine(source, language=config.language)
+        result = mine(source, language=config.language, split=config.split)
+        if result.summary.split_note:
+            log_event(log, "train.split", split_by=result.summary.split_by, note=result.summary.split_note)
         if not result.pairs:
             raise TrainInputError(f"{source}: no focal-method/test pairs found to train on; run `unitune mine {source}` "
                                   "to see which tests could not be matched")
@@ -172,7 +189,7 @@ def _load_pairs(source: Path, config: TrainConfig, run_dir: Path) -> tuple[list[
     return pairs, None
 
 
-def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step) -> dict:
+def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step, overwrite=False) -> dict:
     from unitune.adapters.card import AdapterCard, BaseModelRef
     from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries, resolve_device
     from unitune.adapters.registry import AdapterRegistry
@@ -193,19 +210,23 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     base = load_model(ModelSpec(config.model or settings.model, device, quantization, settings.trust_remote_code),
                       progress=terminal_progress())
     tokenizer = base.tokenizer
-    block = config.block_size or min(base.context_length, trainer.DEFAULT_BLOCK_SIZE)
+    block = _block_size(config, base, device)
     reserved = config.virtual_tokens if config.method == "prompt-tuning" else 0
-    train_split = tokenize_pairs([p for p in pairs if p["split"] == "train"], tokenizer, block, reserved)
+    train_split = tokenize_pairs([p for p in pairs if p["split"] == "train"], tokenizer, block, reserved,
+                                 config.over_length)
     valid_pairs = [p for p in pairs if p["split"] == "valid"]
-    valid_split = tokenize_pairs(valid_pairs, tokenizer, block, reserved)
-    model = trainer.build_model(config, base, base.model.config.model_type)
+    valid_split = tokenize_pairs(valid_pairs, tokenizer, block, reserved, config.over_length)
+    bf16, checkpointing, optimizer = trainer.compute_plan(config, device, block)
+    model = trainer.build_model(config, base, base.model.config.model_type, checkpointing)
     trainable, total = trainer.count_parameters(model)
     log_event(log, "train.start", name=config.name, method=config.method, model=base.model_id, trainable=trainable,
               total=total, train=len(train_split.examples), valid=len(valid_split.examples),
-              dropped=train_split.dropped + valid_split.dropped)
+              dropped=train_split.dropped + valid_split.dropped,
+              truncated=train_split.truncated + valid_split.truncated, block_size=block, bf16=bf16,
+              gradient_checkpointing=checkpointing, optimizer=optimizer)
     reporter = _reporter(progress)
     state = trainer.train_loop(config, model, train_split, valid_split, tokenizer.pad_token_id, run_dir, resume,
-                               reporter, stop_after_step)
+                               reporter, stop_after_step, bf16=bf16, optimizer_kind=optimizer)
     reporter.close() if hasattr(reporter, "close") else None
     eval_after = state.history[-1].get("eval_loss") if state.history else None
     languages = sorted({p["language"] for p in pairs})
@@ -214,7 +235,10 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
         "commit": trainer.git_commit(repo), "pairs": {"train": train_split.pairs, "valid": valid_split.pairs},
         "examples": {"train": len(train_split.examples), "valid": len(valid_split.examples)},
         "dropped_over_length": train_split.dropped + valid_split.dropped, "block_size": block,
-        "steps": state.step, "epochs": config.epochs, "hyperparameters": config.to_dict(),
+        "truncated": train_split.truncated + valid_split.truncated,
+        "steps": state.step, "stopped_by": state.stopped_by, "epochs": config.epochs,
+        "hyperparameters": config.to_dict(),
+        "precision": "bf16" if bf16 else "fp32", "gradient_checkpointing": checkpointing, "optimizer": optimizer,
         "trainable_parameters": trainable, "total_parameters": total,
         "trainable_percent": round(100 * trainable / max(total, 1), 4),
         "seconds": round(state.seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
@@ -228,12 +252,27 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     folder = trainer.temporary_folder(run_dir)
     try:
         trainer.save_artifacts(folder, model, tokenizer, config, state)
-        entry = AdapterRegistry(project_root).save(folder, config.name, card, store=config.store, overwrite=True)
+        # an adapter of this name written while this run trained is refused too; the checkpoints stay for --resume
+        entry = AdapterRegistry(project_root).save(folder, config.name, card, store=config.store, overwrite=overwrite)
     finally:
         trainer.remove(folder)
     trainer.remove(run_dir / "checkpoints")  # finished: nothing left to resume
     log_event(log, "train.done", name=config.name, path=entry.path, seconds=state.seconds)
     return {**summary, "metrics": metrics, "adapter_path": str(entry.path)}
+
+
+def _block_size(config, base, device: str) -> int:
+    """The block: `--block-size` when the model's context holds it, else 2048 tokens on a CPU (time per
+    step grows with it) and 4096 on a GPU, within the context."""
+    from unitune.training import trainer
+
+    if config.block_size:
+        if config.block_size > base.context_length:
+            raise TrainInputError(f"--block-size {config.block_size} is longer than {base.model_id}'s context of "
+                                  f"{base.context_length} tokens; use at most {base.context_length}")
+        return config.block_size
+    default = trainer.DEFAULT_BLOCK_SIZE if device == "cpu" else trainer.DEFAULT_GPU_BLOCK_SIZE
+    return min(base.context_length, default)
 
 
 class _JsonProgress:
@@ -271,10 +310,13 @@ def _summary_text(summary: dict) -> str:
         f"adapter {summary['name']} ({summary['method']}) written to {summary['adapter_path']}",
         f"  base model      {summary['base_model']}",
         f"  pairs           {summary['pairs']['train']} train, {summary['pairs']['valid']} valid; "
-        f"{summary['dropped_over_length']} dropped as longer than {summary['block_size']} tokens",
+        f"{summary['truncated']} fitted and {summary['dropped_over_length']} dropped as longer than "
+        f"{summary['block_size']} tokens",
         f"  trainable       {summary['trainable_parameters']:,} of {summary['total_parameters']:,} parameters "
         f"({summary['trainable_percent']}%)",
-        f"  training        {summary['steps']} steps in {summary['seconds']:.1f}s; peak memory "
-        f"{summary['peak_memory_mib']:.0f} MiB",
+        f"  training        {summary['steps']} steps in {summary['seconds']:.1f}s"
+        f"{' (the --minutes budget ended it)' if summary['stopped_by'] == 'minutes' else ''}; peak memory "
+        f"{summary['peak_memory_mib']:.0f} MiB; {summary['precision']}, {summary['optimizer']}"
+        f"{', gradient checkpointing' if summary['gradient_checkpointing'] else ''}",
         f"  {evaluation}",
     ])

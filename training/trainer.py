@@ -4,6 +4,11 @@
     checkpoints (resumable) -> evaluation loss on the validation split before and after ->
     the adapter, its card, its config and its loss plot, written atomically into the registry.
 
+With a time budget (`minutes`) the schedule's length is re-estimated after every step from the time
+steps take, so the learning rate still decays to zero when the budget is spent; the validation
+passes' time is set aside from the budget. With more than one example per batch, batches are drawn
+from groups of similar length (less padding), in an order that is a function of the seed and epoch.
+
 The loop is our own, not `transformers.Trainer`, so that a resumed run continues with the same data
 order, optimizer, scheduler and random state, and reproduces the uninterrupted run's losses.
 """
@@ -33,7 +38,8 @@ from unitune.training.data import TokenizedSplit, collate
 from unitune.training.targets import ia3_targets, lora_targets
 
 log = get_logger("training")
-DEFAULT_BLOCK_SIZE = 2048
+DEFAULT_BLOCK_SIZE = 2048  # on a CPU
+DEFAULT_GPU_BLOCK_SIZE = 4096
 PLOT_FILE = "loss.png"
 HISTORY_FILE = "history.json"
 
@@ -55,18 +61,24 @@ class RunState:
     batch: int = 0  # micro-batches of `epoch` already consumed
     history: list = field(default_factory=list)  # {"step", "epoch", "loss", "lr", "eval_loss"?}
     eval_before: float | None = None
+    eval_seconds: float = 0.0  # one validation pass (set aside from a time budget for the final one)
     seconds: float = 0.0
+    stopped_by: str = "epochs"  # epochs, max_steps or minutes
 
 
 def run_dir_for(name: str) -> Path:
     return data_home() / "runs" / name
 
 
-def build_model(config: TrainConfig, base, model_type: str):
-    """The model to train: a PEFT model around the base, or the base itself for full fine-tuning."""
+def build_model(config: TrainConfig, base, model_type: str, checkpointing: bool = False):
+    """The model to train: a PEFT model around the base, or the base itself for full fine-tuning.
+    `checkpointing`: recompute activations in the backward pass (less memory, about a third more time)."""
     import torch
 
     torch.manual_seed(config.seed)
+    if checkpointing:
+        base.model.config.use_cache = False
+        base.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.method == FULL:
         model = base.model
         for parameter in model.parameters():
@@ -75,7 +87,9 @@ def build_model(config: TrainConfig, base, model_type: str):
     from peft import IA3Config, LoraConfig, PromptTuningConfig, get_peft_model, prepare_model_for_kbit_training
 
     if base.quantization in ("4bit", "8bit"):
-        base.model = prepare_model_for_kbit_training(base.model, use_gradient_checkpointing=False)
+        base.model = prepare_model_for_kbit_training(
+            base.model, use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None)
     if config.method == LORA:
         peft_config = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
                                  target_modules=lora_targets(model_type, config.target_modules), task_type="CAUSAL_LM")
@@ -89,7 +103,7 @@ def build_model(config: TrainConfig, base, model_type: str):
     return get_peft_model(base.model, peft_config)
 
 
-def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int) -> float | None:
+def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int, bf16: bool = False) -> float | None:
     """Mean loss per completion token over `split` (None when it is empty)."""
     import torch
 
@@ -97,7 +111,7 @@ def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int) -> floa
         return None
     model.eval()
     total, tokens = 0.0, 0
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(model, bf16):
         for start in range(0, len(split.examples), batch_size):
             batch = collate(split.examples[start:start + batch_size], pad_id)
             batch = {k: v.to(_device(model)) for k, v in batch.items()}
@@ -113,23 +127,108 @@ def _device(model):
     return next(model.parameters()).device
 
 
+def _autocast(model, bf16: bool):
+    import torch
+
+    return torch.autocast(_device(model).type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def has_fast_bf16(device: str) -> bool:
+    """Whether `device` computes in bf16 natively (a CPU without AVX-512 BF16 or AMX only emulates it,
+    which is slower than fp32)."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return False
+
+
+def compute_plan(config: TrainConfig, device: str, block: int) -> tuple[bool, bool, str]:
+    """(bf16 compute, gradient checkpointing, optimizer) for a run: what the config asks, `auto`
+    resolved for `device` and the block size."""
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and has_fast_bf16(device))
+    checkpointing = config.gradient_checkpointing == "on" or (
+        config.gradient_checkpointing == "auto" and (config.method == FULL or block > DEFAULT_BLOCK_SIZE))
+    optimizer = config.optimizer if config.optimizer != "auto" else (
+        "adamw8bit" if config.method == FULL and _has_bitsandbytes() else "adamw")
+    return bf16, checkpointing, optimizer
+
+
+def _has_bitsandbytes() -> bool:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_optimizer(kind: str, parameters: list, lr: float, weight_decay: float):
+    """AdamW (`adamw`) or bitsandbytes' 8-bit AdamW (`adamw8bit`: its two moments in 8 bits, a quarter
+    of the memory; it runs on a CPU too)."""
+    import torch
+
+    if kind == "adamw8bit":
+        try:
+            import bitsandbytes
+        except ImportError:
+            raise TrainingError("--optimizer adamw8bit needs bitsandbytes (pip install bitsandbytes)") from None
+        return bitsandbytes.optim.AdamW8bit(parameters, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+
+
+class LinearSchedule:
+    """Linear warm-up over the first `warmup` fraction of `total` steps, then linear decay to zero at
+    `total`; a time budget lowers `total` as the run goes (and the warm-up with it). A callable
+    object, so `LambdaLR` saves `total` in checkpoints and a resumed run keeps it."""
+
+    def __init__(self, warmup: float, total: int):
+        self.warmup, self.total = warmup, total
+
+    def __call__(self, step: int) -> float:
+        warmup = int(self.warmup * self.total)
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (self.total - step) / max(1, self.total - warmup))
+
+
+def _epoch_batches(train: TokenizedSplit, batch_size: int, seed: int) -> list[list[int]]:
+    """The batches of one epoch: a seeded shuffle; with several examples per batch, each run of 32
+    batches' worth is sorted by length before it is cut, and the batches are shuffled again."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train.examples), generator=generator).tolist()
+    if batch_size > 1:
+        group = batch_size * 32
+        order = [index for start in range(0, len(order), group)
+                 for index in sorted(order[start:start + group], key=lambda i: len(train.examples[i].input_ids))]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if batch_size > 1:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
 def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: TokenizedSplit, pad_id: int,
                run_dir: Path, resume: bool, on_step: Callable[[dict], None],
-               stop_after_step: Callable[[int], bool] | None = None) -> RunState:
+               stop_after_step: Callable[[int], bool] | None = None, *, bf16: bool = False,
+               optimizer_kind: str = "adamw") -> RunState:
     """Optimise `model` on `train`; checkpoints in `run_dir`. Returns the final run state."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     if not train.examples:
         raise TrainingError("no training example fits the block size; raise --block-size or use shorter tests")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(optimizer_kind, trainable, config.learning_rate, config.weight_decay)
     micro_per_epoch = math.ceil(len(train.examples) / config.batch_size)
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
-    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    planned = max(1, math.ceil(steps_per_epoch * config.epochs))
     if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total_steps), total_steps)
+        planned = min(planned, config.max_steps)
+    schedule = LinearSchedule(config.warmup, planned)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = RunState()
     loaded = checkpoints.load_latest(run_dir, model, optimizer, scheduler, on_damaged=lambda path, error: log_event(
         log, "train.checkpoint_damaged", checkpoint=path, error=f"{type(error).__name__}: {error}")) if resume else None
@@ -140,18 +239,21 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
     else:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-        state.eval_before = evaluate(model, valid, pad_id, config.batch_size)
+        mark = time.perf_counter()
+        state.eval_before = evaluate(model, valid, pad_id, config.batch_size, bf16)
+        state.eval_seconds = time.perf_counter() - mark
+    budget = config.minutes * 60 - state.eval_seconds if config.minutes else None  # the final validation's time
     model.train()
     started = time.perf_counter() - state.seconds
     device = _device(model)
     running_loss, micro_in_step = 0.0, 0
-    while state.step < total_steps:
-        order = torch.randperm(len(train.examples), generator=torch.Generator().manual_seed(config.seed + state.epoch))
-        batches = [order[i:i + config.batch_size].tolist() for i in range(0, len(order), config.batch_size)]
-        while state.batch < len(batches) and state.step < total_steps:
+    while state.step < schedule.total:
+        batches = _epoch_batches(train, config.batch_size, config.seed + state.epoch)
+        while state.batch < len(batches) and state.step < schedule.total:
             batch = collate([train.examples[i] for i in batches[state.batch]], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss = model(**batch).loss / config.grad_accum
+            with _autocast(model, bf16):
+                loss = model(**batch).loss / config.grad_accum
             loss.backward()
             running_loss += float(loss.detach())
             micro_in_step += 1
@@ -160,35 +262,50 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
             if micro_in_step == config.grad_accum or last_of_epoch:
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
-                scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.step += 1
+                state.seconds = time.perf_counter() - started
+                if budget is not None:  # before the scheduler computes the next step's rate from it
+                    _fit_schedule(schedule, state, budget, planned)
+                scheduler.step()
                 record = {"step": state.step, "epoch": round(state.epoch + state.batch / len(batches), 4),
                           "loss": running_loss * config.grad_accum / micro_in_step, "lr": scheduler.get_last_lr()[0]}
                 running_loss, micro_in_step = 0.0, 0
-                if last_of_epoch or state.step == total_steps:
-                    record["eval_loss"] = evaluate(model, valid, pad_id, config.batch_size)
+                if last_of_epoch or state.step == schedule.total:
+                    record["eval_loss"] = evaluate(model, valid, pad_id, config.batch_size, bf16)
                 state.history.append(record)
                 state.seconds = time.perf_counter() - started
                 if last_of_epoch:
                     state.epoch, state.batch = state.epoch + 1, 0
-                if state.step % config.checkpoint_every == 0 or state.step == total_steps:
+                if state.step % config.checkpoint_every == 0 or state.step == schedule.total:
                     checkpoints.save(run_dir, state.step, model, optimizer, scheduler, _state_dict(state))
-                eta = state.seconds / state.step * (total_steps - state.step) if state.step else None
-                on_step({"event": "step", **record, "total_steps": total_steps, "fraction": state.step / total_steps,
-                         "elapsed": round(state.seconds, 2), "eta": round(eta, 1) if eta is not None else None})
+                remaining = schedule.total - state.step
+                eta = state.seconds / state.step * remaining if state.step else None
+                on_step({"event": "step", **record, "total_steps": schedule.total,
+                         "fraction": state.step / schedule.total, "elapsed": round(state.seconds, 2),
+                         "eta": round(eta, 1) if eta is not None else None})
                 if stop_after_step is not None and stop_after_step(state.step):
                     raise TrainingInterrupted(f"training stopped after step {state.step}; continue with --resume")
                 if last_of_epoch:
                     break  # the next epoch is shuffled anew, as a run resumed at this point shuffles it
         if state.batch >= len(batches):
             state.epoch, state.batch = state.epoch + 1, 0
+    state.stopped_by = "minutes" if schedule.total < planned else ("max_steps" if config.max_steps and
+                                                                    planned == config.max_steps else "epochs")
     return state
+
+
+def _fit_schedule(schedule: LinearSchedule, state: RunState, budget: float, planned: int) -> None:
+    """Fit the schedule's end to the time budget: the steps the time left allows at the pace so far
+    (never past the planned steps; the current step ends the run once the budget is spent)."""
+    pace = state.seconds / state.step
+    affordable = state.step + int(max(0.0, budget - state.seconds) / pace)
+    schedule.total = max(state.step, min(planned, affordable))
 
 
 def _state_dict(state: RunState) -> dict:
     return {"step": state.step, "epoch": state.epoch, "batch": state.batch, "history": state.history,
-            "eval_before": state.eval_before, "seconds": state.seconds}
+            "eval_before": state.eval_before, "eval_seconds": state.eval_seconds, "seconds": state.seconds}
 
 
 def peak_memory_mib() -> float:

@@ -1,0 +1,169 @@
+"""Training on a real repository and a CPU: long pairs are fitted into the block (the focal method and
+the test's start kept) instead of dropped; a time budget ends a run with its adapter and a decayed
+learning rate; `--name` of an existing adapter is refused without `--overwrite`; QLoRA (4-bit base +
+LoRA) trains on a CPU; a block longer than the model's context is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PY_FOCAL, example_prompt
+
+from unitune.adapters.constants import CARD_FILE
+from unitune.cli import main
+from unitune.fitting import fit_code, focal_span
+
+FOCAL = "def focal(a, b):\n    if a:\n        return b\n    return a"
+
+
+def _long_module() -> str:
+    before = [f"def helper_{i}(x):\n    return x + {i}\n" for i in range(30)]
+    after = [f"def after_{i}():\n    pass\n" for i in range(30)]
+    return "\n".join(["import os", *before, FOCAL + "\n", *after, "", "import pytest", "from m import focal"])
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def test_fitting_keeps_the_focal_method_and_the_header_and_drops_the_farthest_lines():
+    code = _long_module()
+    budget = _words(code) // 3
+    fitted = fit_code(code, "python", "focal", budget, _words)
+    assert fitted is not None and _words(fitted) <= budget
+    assert FOCAL in fitted  # whole
+    assert fitted.endswith("import pytest\nfrom m import focal")  # the test file's header, right before the opening
+    assert "def helper_29(" in fitted and "def helper_0(" not in fitted  # the farthest went first
+    assert "# ..." in fitted  # a reader (and the model) sees that code was left out
+    assert fit_code(code, "python", "focal", _words(code), _words) == code  # what fits is untouched
+    assert fit_code(code, "python", "focal", 5, _words) is None  # the focal method alone is over the budget
+
+
+def test_the_focal_method_of_a_java_class_is_found_to_its_closing_brace():
+    lines = ["class A {", "    int x;", "    int deposit(int amount) {", "        if (amount > 0) {",
+             "            x += amount;", "        }", "        return x;", "    }", "    void other() {}", "}"]
+    assert focal_span(lines, "java", "A.deposit") == (2, 7)
+    assert focal_span(lines, "python", "deposit") is None
+
+
+def _pair(prompt: str, completion: str, language: str = "python", focal: str = "focal") -> dict:
+    return {"language": language, "prompt": prompt, "completion": completion, "split": "train",
+            "focal_file": "m.py", "test_file": "tests/test_m.py", "focal_name": focal, "focal_qualified_name": focal}
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@pytest.mark.parametrize("style", ["completion", "chat"])
+def test_a_long_pair_is_fitted_not_dropped(style):
+    import tinymodels
+
+    from unitune.prompt import model_input
+    from unitune.training.data import IGNORE_INDEX, tokenize_pairs
+
+    tokenizer = tinymodels.make_tokenizer()
+    if style == "chat":
+        tokenizer.chat_template = CHAT_TEMPLATE
+    prompt = _long_module() + "\n\n\ndef test_focal():\n"
+    body = "".join(f"    assert focal({i}, {i + 1}) == {i + 1}\n" for i in range(1, 80))
+    pair = _pair(prompt, body)
+    full = len(tokenizer(model_input(tokenizer, prompt, "python"))["input_ids"])
+    block = full // 2 + 60
+    split = tokenize_pairs([pair], tokenizer, block)
+    assert (split.truncated, split.dropped, len(split.examples)) == (1, 0, 1)
+    example = split.examples[0]
+    assert len(example.input_ids) <= block
+    prompt_ids = [t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX]
+    shown = tokenizer.decode(prompt_ids)
+    assert FOCAL in shown and shown.rstrip().endswith("def test_focal():")  # focal method and opening kept
+    test = tokenizer.decode([label for label in example.labels if label != IGNORE_INDEX])
+    assert test.startswith("    assert focal(1, 2) == 2\n") and test.endswith("\n")  # its start, cut at a line
+    assert example.labels[-1] != tokenizer.eos_token_id  # never taught to stop mid-test
+    dropped = tokenize_pairs([pair], tokenizer, block, over_length="drop")
+    assert (dropped.truncated, dropped.dropped, dropped.examples) == (0, 1, [])
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory) -> Path:
+    prompt = example_prompt(*PY_FOCAL).text
+    rows = [{**_pair(prompt, f'    account = Account("u{i}")\n    assert account.deposit({i}) == {i}\n'),
+             "focal_file": "bank/account.py", "test_name": f"test_{i}", "test_code": "", "focal_code": "",
+             "focal_name": "deposit", "focal_qualified_name": "Account.deposit", "split": "train" if i < 6 else "valid"}
+            for i in range(8)]
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_the_schedule_is_fitted_to_the_time_left():
+    from unitune.training.trainer import LinearSchedule, RunState, _fit_schedule
+
+    schedule = LinearSchedule(warmup=0.1, total=100)
+    assert schedule(5) == pytest.approx(0.5) and schedule(10) == 1.0 and schedule(55) == pytest.approx(0.5)
+    _fit_schedule(schedule, RunState(step=10, seconds=100.0), budget=200.0, planned=100)
+    assert schedule.total == 20  # 10 s a step, 100 s left
+    assert schedule(20) == 0.0 and schedule(11) == pytest.approx(0.5)  # warm-up: 2 steps of 20
+    _fit_schedule(schedule, RunState(step=12, seconds=250.0), budget=200.0, planned=100)
+    assert schedule.total == 12  # spent: this step is the last
+    _fit_schedule(schedule, RunState(step=1, seconds=0.1), budget=1e6, planned=100)
+    assert schedule.total == 100  # never past the planned steps
+
+
+def test_a_time_budget_ends_the_run_with_its_adapter(tiny_base, pairs_file, home, tmp_path):
+    from unitune.training.config import TrainConfig
+    from unitune.training.train_command import train
+
+    config = TrainConfig(method="lora", name="budget", model=str(tiny_base), epochs=10_000, grad_accum=1,
+                         minutes=0.02, checkpoint_every=10_000)
+    summary = train(pairs_file, config, project_root=tmp_path)
+    history = json.loads((home / "adapters" / "budget" / "history.json").read_text())["history"]
+    assert summary["stopped_by"] == "minutes" and 1 <= summary["steps"] < 60_000
+    assert history[-1]["lr"] == 0.0  # the schedule decayed to the end of the budget
+    assert history[-1]["eval_loss"] is not None  # and the run ended as a finished run does
+
+
+def test_an_existing_adapter_name_is_refused_without_overwrite(tiny_base, pairs_file, home, tmp_path, capsys):
+    argv = ["train", str(pairs_file), "--name", "mine", "--model", str(tiny_base), "--max-steps", "1"]
+    assert main(argv) == 0
+    card = home / "adapters" / "mine" / CARD_FILE
+    first = card.read_text()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "an adapter named 'mine' is already in the registry" in err and "--overwrite" in err
+    assert card.read_text() == first  # untouched
+    assert main([*argv, "--overwrite", "--seed", "7"]) == 0
+    assert json.loads(card.read_text())["training"]["hyperparameters"]["seed"] == 7
+
+
+def test_qlora_trains_on_a_cpu(tiny_base, pairs_file, home, tmp_path):
+    from safetensors import safe_open
+
+    from unitune.training.config import TrainConfig
+    from unitune.training.train_command import train
+
+    summary = train(pairs_file, TrainConfig(method="lora", name="q", model=str(tiny_base), quantization="4bit",
+                                            max_steps=3, grad_accum=1, lr=1e-2), project_root=tmp_path)
+    assert summary["quantization"] == "4bit" and summary["device"] == "cpu"
+    assert summary["metrics"]["eval_loss_after"] < summary["metrics"]["eval_loss_before"]
+    with safe_open(str(Path(summary["adapter_path"]) / "adapter_model.safetensors"), "pt") as weights:
+        assert any("lora_A" in key for key in weights.keys())
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--block-size", "100000"], "--block-size 100000 is longer than"),
+    (["--minutes", "0"], "--minutes must be positive"),
+])
+def test_settings_the_model_cannot_use_are_refused(extra, fragment, tiny_base, pairs_file, capsys):
+    assert main(["train", str(pairs_file), "--name", "x", "--model", str(tiny_base), *extra]) == 2
+    assert fragment in capsys.readouterr().err
