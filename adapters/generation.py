@@ -77,11 +77,13 @@ class _TestEnd:
     """A transformers stopping criterion: per row, stop when the test has ended; all rows when
     cancelled. Also reports progress after every generated token."""
 
-    def __init__(self, tokenizer, prompt_length: int, rows: int, make_scanner: Callable[[], StopScanner],
+    def __init__(self, tokenizer, prompt_length: int, rows: int,
+                 make_scanner: Callable[[], StopScanner] | list[Callable[[], StopScanner]],
                  cancel: threading.Event | None, on_token: Callable[[int], None] | None, eos_ids: set[int]):
         self.prompt_length = prompt_length
         self.decoders = [IncrementalDecoder(tokenizer) for _ in range(rows)]
-        self.scanners = [make_scanner() for _ in range(rows)]
+        makers = make_scanner if isinstance(make_scanner, list) else [make_scanner] * rows
+        self.scanners = [make() for make in makers]
         self.texts = ["" for _ in range(rows)]
         self.end_at: list[int | None] = [None] * rows
         self.tokens = [0] * rows
@@ -239,14 +241,16 @@ def generate_batch(
     tokenizer: Any,
     prompts: list[str],
     options: SamplingOptions,
-    make_scanner: Callable[[], StopScanner],
+    make_scanner: Callable[[], StopScanner] | list[Callable[[], StopScanner]],
     *,
     cancel: threading.Event | None = None,
+    on_token: Callable[[int], None] | None = None,
     request_id: str | None = None,
     **generate_kwargs,
 ) -> list[Completion]:
     """Greedy completions of several prompts in one batch (left-padded), e.g. with
-    `adapter_names=[...]` so each row uses its own LoRA adapter."""
+    `adapter_names=[...]` so each row uses its own LoRA adapter. `make_scanner` is one stop rule for
+    every row, or one per row (prompts of different languages or indentation)."""
     import torch
     from transformers import StoppingCriteriaList
 
@@ -261,7 +265,8 @@ def generate_batch(
     device = _device_of(model)
     encoded = {key: value.to(device) for key, value in encoded.items()}
     eos_ids = _eos_ids(model, tokenizer)
-    criterion = _TestEnd(tokenizer, encoded["input_ids"].shape[1], len(prompts), make_scanner, cancel, None, eos_ids)
+    criterion = _TestEnd(tokenizer, encoded["input_ids"].shape[1], len(prompts), make_scanner, cancel, on_token,
+                         eos_ids)
     with torch.inference_mode():
         model.generate(
             **encoded, max_new_tokens=options.max_new_tokens, do_sample=False,

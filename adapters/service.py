@@ -137,6 +137,23 @@ def fit_prompt(file, function, location, framework, existing, tokenizer, budget:
     return prompt, notes
 
 
+@dataclass
+class PlannedRequest:
+    """A request between `TestGenerator.plan` and `finish`: what the model is given, and how."""
+
+    request: GenerationRequest
+    report: ProgressCallback
+    cancel: threading.Event | None
+    started: float
+    timings: dict[str, float]
+    prepared: tuple  # (file, function, location, framework, existing test text), from `prepare`
+    prompt: Prompt
+    text: str  # the model's input (`unitune.prompt.model_input`)
+    options: SamplingOptions
+    budget: int  # prompt tokens
+    notes: list[str]
+
+
 class TestGenerator:
     """Generates tests with one `ModelRuntime` (shared by every request of a process)."""
 
@@ -147,17 +164,24 @@ class TestGenerator:
 
     def generate(self, request: GenerationRequest, on_progress: ProgressCallback | None = None,
                  cancel: threading.Event | None = None) -> GenerationOutcome:
+        planned = self.plan(request, on_progress, cancel)
+        return self.finish(planned, self.sample(planned))
+
+    def plan(self, request: GenerationRequest, on_progress: ProgressCallback | None = None,
+             cancel: threading.Event | None = None) -> "PlannedRequest":
+        """Everything before the model writes: focal method, test file, the base model loaded, the
+        prompt fitted to the model's budget."""
         report = on_progress or (lambda stage, fraction, message: None)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        file, function, location, framework, existing = prepare(request)
+        prepared = prepare(request)
+        file, function, location, framework, existing = prepared
         timings["prepare"] = time.perf_counter() - started
 
         report(LOADING, 0.0, f"loading {self.runtime.spec.model}")
         mark = time.perf_counter()
         base = self.runtime.load(progress=lambda stage, done, total: report(
             LOADING, done / total if total else 1.0, f"{stage} {self.runtime.spec.model} (first use only)"))
-        self.runtime.activate(request.adapter)
         timings["load"] = time.perf_counter() - mark
 
         settings = request.settings
@@ -166,7 +190,15 @@ class TestGenerator:
                                    settings.context)
         text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget)
         options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=settings.candidates)
-        report(GENERATING, 0.0, f"generating tests for {function.qualified_name}")
+        return PlannedRequest(request, report, cancel, started, timings, prepared, prompt, text, options, budget, notes)
+
+    def sample(self, planned: "PlannedRequest") -> GenerationStats:
+        """The model's completions for one planned request, with its own adapter."""
+        request, report, settings = planned.request, planned.report, planned.request.settings
+        mark = time.perf_counter()
+        self.runtime.activate(request.adapter)
+        planned.timings["load"] += time.perf_counter() - mark
+        report(GENERATING, 0.0, f"generating tests for {planned.prepared[1].qualified_name}")
 
         def on_token(step: int) -> None:
             report(GENERATING, min(1.0, step / settings.max_new_tokens), f"{step} tokens")
@@ -174,22 +206,30 @@ class TestGenerator:
         mark = time.perf_counter()
         with self.runtime.active_model() as (model, tokenizer):
             stats = generate_completions(
-                model, tokenizer, text, options, prompt.stop_scanner, context_length=budget + settings.max_new_tokens,
-                cancel=cancel, on_token=on_token, request_id=request.request_id,
+                model, tokenizer, planned.text, planned.options, planned.prompt.stop_scanner,
+                context_length=planned.budget + settings.max_new_tokens, cancel=planned.cancel, on_token=on_token,
+                request_id=request.request_id,
             )
-        timings["generate"] = time.perf_counter() - mark
+        planned.timings["generate"] = time.perf_counter() - mark
+        return stats
 
+    def finish(self, planned: "PlannedRequest", stats: GenerationStats) -> GenerationOutcome:
+        """Validate what the model wrote (the assured pipeline, coverage rounds) and plan the insertion."""
+        request, report, cancel, timings, notes = (planned.request, planned.report, planned.cancel, planned.timings,
+                                                   planned.notes)
+        file, function, location, framework, existing = planned.prepared
+        prompt = planned.prompt
         mark = time.perf_counter()
-        prepared = (file, function, location, framework, existing)
-        delivery = deliver(request, prepared, prompt, [completion.text for completion in stats.completions], notes,
-                           report, cancel)
+        delivery = deliver(request, planned.prepared, prompt, [completion.text for completion in stats.completions],
+                           notes, report, cancel)
         timings["validate"] = time.perf_counter() - mark
-        delivery = self.coverage_rounds(request, prepared, delivery, notes, report, cancel, started, timings)
+        delivery = self.coverage_rounds(request, planned.prepared, delivery, notes, report, cancel, planned.started,
+                                        timings)
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
         check_whole_file(existing, insertion, file.language)
-        timings["total"] = time.perf_counter() - started
+        timings["total"] = time.perf_counter() - planned.started
         log_event(log, "generate.outcome", request_id=request.request_id, function=function.qualified_name,
                   kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,

@@ -1,6 +1,10 @@
-"""Benchmark of the model runtime, on a small random model saved to a local folder.
+"""Benchmark of the model runtime, on a small random model saved to a local folder, or on a real one.
 
     python bench/runtime.py [--hidden 256] [--layers 4] [--tokens 64] [--repeats 5]
+    python bench/runtime.py --model default --tokens 32 --repeats 3     # the built-in default model
+
+With `--model` (a model folder, or `default`), the adapters are made for that model with random
+weights: what is timed does not depend on what they learned.
 
 Prints, each measured side by side in this one run (medians of --repeats):
 - adapter switch (LoRA -> LoRA, LoRA -> (IA)³, back to the bare base) vs. reloading base + adapter;
@@ -39,6 +43,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", help="a model folder, or `default` for the built-in default model")
     args = parser.parse_args()
 
     import torch
@@ -54,7 +59,15 @@ def main() -> None:
     quiet_libraries()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     work = Path(tempfile.mkdtemp(prefix="unitune-bench-"))
-    base = tinymodels.save_model(work / "base", hidden=args.hidden, layers=args.layers)
+    if args.model:
+        from unitune.adapters.loading import resolve_model_folder
+        from unitune.settings import Settings
+
+        base = resolve_model_folder(Settings().model if args.model == "default" else args.model, None)[0]
+        described = args.model if args.model != "default" else Settings().model
+    else:
+        base = tinymodels.save_model(work / "base", hidden=args.hidden, layers=args.layers)
+        described = f"Llama-style, hidden {args.hidden}, {args.layers} layers"
     folders = {
         "lora-a": tinymodels.save_peft_adapter(base, work / "lora-a", "lora", seed=1),
         "lora-b": tinymodels.save_peft_adapter(base, work / "lora-b", "lora", seed=2),
@@ -69,7 +82,7 @@ def main() -> None:
     for entry in entries.values():  # make them resident, as a server would after first use
         runtime.activate(entry)
     parameters = sum(p.numel() for p in runtime.base.model.parameters())
-    print(f"model: Llama-style, hidden {args.hidden}, {args.layers} layers, {parameters / 1e6:.1f}M parameters, CPU, "
+    print(f"model: {described}, {parameters / 1e6:.1f}M parameters, CPU, "
           f"{torch.get_num_threads()} threads; medians of {args.repeats}\n")
 
     # -- switching ---------------------------------------------------------------------------

@@ -4,14 +4,16 @@ thread, explicit state.
 Everything that touches the model runs on the worker thread, so the event loop keeps answering code
 actions and other requests while a model loads or generates. Requests from different workspace
 folders with the same base model share the runtime and only switch adapters; a folder asking for
-another base model replaces it (two bases rarely fit in memory at once).
+another base model replaces it (two bases rarely fit in memory at once). Generation requests wait in
+a queue (`run_batched`): when the worker is free it takes every waiting request for the same base
+model at once, so their tests are written in one mixed-adapter batch (`unitune.adapters.batching`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,12 +33,24 @@ class Job:
     stage: str = "queued"
 
 
+@dataclass
+class Queued:
+    """Work waiting for the model thread, with the key it may share a batch by."""
+
+    key: Any
+    work: Any
+    future: Future = field(default_factory=Future)
+
+
 class ModelEngine:
     def __init__(self) -> None:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unitune-model")
         self.runtime = None  # unitune.adapters.runtime.ModelRuntime, created on first use
         self.jobs: dict[str, Job] = {}
         self.generations = 0
+        self.batches = 0  # groups of more than one request run together
+        self.queue: list[Queued] = []
+        self.queue_lock = threading.Lock()
 
     def runtime_for(self, spec) -> Any:
         """The runtime for `spec` (a ModelSpec), replacing one for another base model. Worker thread only."""
@@ -53,6 +67,35 @@ class ModelEngine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, function, *args)
 
+    async def run_batched(self, key: Any, work: Any, run_group: Callable[[list], list]) -> Any:
+        """Queue `work`; on the model thread, every queued work with the same `key` is taken at once
+        and `run_group(works)` returns one result (or exception) per work, in order."""
+        item = Queued(key, work)
+        with self.queue_lock:
+            self.queue.append(item)
+        self.executor.submit(self._drain, run_group)  # one drain per item: none is left waiting
+        return await asyncio.wrap_future(item.future)
+
+    def _drain(self, run_group: Callable[[list], list]) -> None:
+        with self.queue_lock:
+            if not self.queue:
+                return  # an earlier drain took this one's work with its own group
+            key = self.queue[0].key
+            group = [item for item in self.queue if item.key == key]
+            self.queue = [item for item in self.queue if item.key != key]
+        if len(group) > 1:
+            self.batches += 1
+            log_event(log, "engine.group", size=len(group))
+        try:
+            results = run_group([item.work for item in group])
+        except BaseException as error:  # noqa: BLE001 - handed to every waiting request
+            results = [error] * len(group)
+        for item, result in zip(group, results):
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+
     def start_job(self, job: Job) -> Job:
         self.jobs[job.id] = job
         return job
@@ -66,9 +109,16 @@ class ModelEngine:
             "runtime": runtime,
             "jobs": [{"id": j.id, "kind": j.kind, "title": j.title, "stage": j.stage} for j in self.jobs.values()],
             "generations": self.generations,
+            "batches": self.batches,
         }
 
     def shutdown(self) -> None:
+        from unitune.errors import GenerationCancelled
+
         for job in self.jobs.values():
             job.cancel.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        with self.queue_lock:  # their drains were cancelled with the executor's queue
+            waiting, self.queue = self.queue, []
+        for item in waiting:
+            item.future.set_exception(GenerationCancelled("the server is shutting down; nothing was changed"))

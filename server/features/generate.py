@@ -4,6 +4,7 @@ showing the new test. A failed or cancelled generation changes nothing."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
 from lsprotocol import types
@@ -52,20 +53,41 @@ def _open_text(ls: UnituneServer):
     return read
 
 
-def _generate_blocking(ls: UnituneServer, folder, request, report, cancel):
-    """On the model thread: pick the runtime and adapter for the folder, then generate."""
+@dataclass
+class _Work:
+    folder: object  # the workspace folder (its settings and path)
+    request: object  # unitune.adapters.service.GenerationRequest
+    report: object
+    cancel: object
+
+
+def _generate_group(ls: UnituneServer, works: list[_Work]) -> list:
+    """On the model thread: requests for one base model, each with its folder's adapter, generated
+    together (`unitune.adapters.batching`). One result or exception per request."""
+    from unitune.adapters.batching import BatchJob, generate_together
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
     from unitune.adapters.service import TestGenerator
 
     quiet_libraries()
-    settings = folder.settings
-    runtime = ls.engine.runtime_for(ModelSpec.from_settings(settings))
-    if settings.adapter and settings.adapter != "none":
-        request.adapter = AdapterRegistry(folder.path).find_verified(settings.adapter)
-    outcome = TestGenerator(runtime).generate(request, on_progress=report, cancel=cancel)
-    ls.engine.generations += 1
-    return outcome
+    runtime = ls.engine.runtime_for(ModelSpec.from_settings(works[0].folder.settings))
+    results: list = [None] * len(works)
+    jobs, indices = [], []
+    for index, work in enumerate(works):
+        adapter = work.folder.settings.adapter
+        try:
+            if adapter and adapter != "none":
+                work.request.adapter = AdapterRegistry(work.folder.path).find_verified(adapter)
+        except Exception as error:  # noqa: BLE001 - this request fails alone
+            results[index] = error
+            continue
+        jobs.append(BatchJob(work.request, work.report, work.cancel))
+        indices.append(index)
+    for index, outcome in zip(indices, generate_together(TestGenerator(runtime), jobs)):
+        results[index] = outcome
+        if not isinstance(outcome, BaseException):
+            ls.engine.generations += 1
+    return results
 
 
 async def generate_tests(ls: UnituneServer, *args):
@@ -100,7 +122,11 @@ async def generate_tests(ls: UnituneServer, *args):
 
     log_event(log, "generate.request", request_id=request_id, function=function.qualified_name, folder=folder.path)
     try:
-        outcome = await ls.engine.run(_generate_blocking, ls, folder, request, report, job.cancel)
+        from unitune.adapters.loading import ModelSpec
+
+        outcome = await ls.engine.run_batched(ModelSpec.from_settings(folder.settings),
+                                              _Work(folder, request, report, job.cancel),
+                                              lambda works: _generate_group(ls, works))
     except GenerationCancelled:
         progress.end("cancelled")
         ls.notify_user("unitune: generation cancelled; nothing was changed", types.MessageType.Info)
