@@ -97,7 +97,7 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
     """Run the stages on `tests` (post-processed, syntax-valid candidates). Raises `SandboxError`
     (from the sandbox) when tests cannot be run here at all."""
     from unitune import sandbox
-    from unitune.training.mutants import mutants
+    from unitune.evaluation.mutants import mutants
 
     counts = {"candidates": len(tests)}
     rejected: list[GeneratedTest] = []

@@ -47,7 +47,7 @@ class JavaAssured:
 def assure_java(job, tests: list[GeneratedTest], stage: str, class_name: str) -> JavaAssured:
     """Run the stages on `tests`; `job` is `unitune.adapters.assure.Job`, `class_name` the test
     class's fully qualified name. Raises `SandboxError` when Java tests cannot run here."""
-    from unitune.training.java_runner import COMPILE_ERROR, run_java_tests
+    from unitune.evaluation.java_runner import COMPILE_ERROR, run_java_tests
 
     rejected: list[GeneratedTest] = []
     alive = []

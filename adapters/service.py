@@ -283,8 +283,8 @@ class TestGenerator:
 
 def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str, Any]:
     from unitune.adapters.assure_java import _file_text, assure_java
-    from unitune.training.java_runner import java_available
-    from unitune.training.java_eval import java_test_class
+    from unitune.evaluation.java_runner import java_available
+    from unitune.evaluation.java_eval import java_test_class
     from unitune import sandbox
 
     reason = java_available()

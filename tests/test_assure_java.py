@@ -10,7 +10,7 @@ from unitune.adapters.service import GenerationRequest, deliver, prepare
 from unitune.errors import GenerationFailed
 from unitune.prompt import build_prompt
 from unitune.settings import Settings
-from unitune.training.java_runner import jacoco_jars, java_available
+from unitune.evaluation.java_runner import jacoco_jars, java_available
 
 pytestmark = pytest.mark.skipif(bool(java_available()), reason=java_available() or "")
 

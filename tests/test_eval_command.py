@@ -9,7 +9,7 @@ import os
 import pytest
 
 from unitune.cli import main
-from unitune.training.eval_command import model_stamp, training_table
+from unitune.evaluation.eval_command import model_stamp, training_table
 
 
 @pytest.fixture

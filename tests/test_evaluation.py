@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from unitune.training.evaluation import Problem, ProblemResult, judge, load_humaneval, summarize
-from unitune.training.eval_command import chart, table
-from unitune.training.mutants import mutants
+from unitune.evaluation.evaluation import Problem, ProblemResult, judge, load_humaneval, summarize
+from unitune.evaluation.eval_command import chart, table
+from unitune.evaluation.mutants import mutants
 
 MODULE = '''def clamp(x, low, high):
     if x < low:

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from unitune.training.java_eval import FOCAL_REL, evaluate_java_problem, judge_java, load_humaneval_java, java_test_class, write_project
-from unitune.training.java_runner import java_available, junit_jar, run_java_tests
+from unitune.evaluation.java_eval import FOCAL_REL, evaluate_java_problem, judge_java, load_humaneval_java, java_test_class, write_project
+from unitune.evaluation.java_runner import java_available, junit_jar, run_java_tests
 
 JAVA_MISSING = java_available()
 needs_java = pytest.mark.skipif(JAVA_MISSING is not None, reason=f"Java tests cannot run here: {JAVA_MISSING}")
@@ -142,14 +142,14 @@ def test_missing_java_is_reported_in_one_line(monkeypatch):
 
 
 def test_eval_command_exits_2_without_java(monkeypatch, capsys):
-    from unitune.training import eval_command, java_runner
+    from unitune.evaluation import eval_command, java_runner
 
     monkeypatch.setattr(java_runner, "java_available", lambda: "javac not found: no JDK")
     parser_args = type("Args", (), {"dataset": "humaneval-java", "compare": None, "adapter": None})()
     assert eval_command.run_eval_command(parser_args) == 2
     err = capsys.readouterr().err.strip()
     assert err == "unitune eval: --dataset humaneval-java skipped: javac not found: no JDK"
-    assert sys.modules["unitune.training.eval_command"] is eval_command
+    assert sys.modules["unitune.evaluation.eval_command"] is eval_command
 
 
 @needs_java

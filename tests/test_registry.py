@@ -16,7 +16,7 @@ import pytest
 import tinymodels  # noqa: F401  (sets HF_HUB_OFFLINE before transformers is imported)
 from tinymodels import save_model, save_peft_adapter
 from unitune.adapters import constants as c
-from unitune.adapters import registry as registry_module
+from unitune.adapters import staging
 from unitune.adapters.card import AdapterCard, BaseModelRef, base_fingerprint, check_compatible, read_card
 from unitune.adapters.errors import AdapterError, AdapterMismatchError, AdapterNotFoundError, CorruptAdapterError
 from unitune.adapters.registry import AdapterRegistry, validate_name, verify_adapter
@@ -184,7 +184,7 @@ def _damaged_card(folder: Path) -> None:
 
 @pytest.mark.parametrize("damage, message", [
     (_drop_adapter_config, "missing adapter_config.json"),
-    (_truncate_weights, "adapter_model.safetensors is .* bytes but its header describes"),
+    (_truncate_weights, "adapter_model.safetensors is truncated or damaged .*not fully covered"),
     (_pickle_beside, "adapter_model.bin: pickle weights are never loaded; re-save with safetensors"),
     (_pickle_instead, "adapter_model.bin: pickle weights are never loaded; re-save with safetensors"),
     (_damaged_card, "unitune-adapter.json is not valid JSON"),
@@ -231,7 +231,7 @@ def _fail(*args, **kwargs):
 
 
 def test_a_failed_save_leaves_nothing_behind(registry, sources, make_card, monkeypatch):
-    monkeypatch.setattr(registry_module, "_fsync_tree", _fail)  # after copying and writing the card
+    monkeypatch.setattr(staging, "fsync_tree", _fail)  # after copying and writing the card
     with pytest.raises(RuntimeError, match="disk unplugged"):
         registry.save(sources[c.LORA], "half", make_card())
     store = registry.store_dir(c.STORE_USER)
@@ -243,7 +243,7 @@ def test_a_failed_save_leaves_nothing_behind(registry, sources, make_card, monke
 def test_a_failed_overwrite_keeps_the_old_adapter(registry, install, sources, make_card, monkeypatch):
     old = install("kept", languages=["java"])
     before = files_of(old.path)
-    monkeypatch.setattr(registry_module, "_fsync_tree", _fail)
+    monkeypatch.setattr(staging, "fsync_tree", _fail)
     with pytest.raises(RuntimeError):
         registry.save(sources[c.IA3], "kept", make_card("kept", c.IA3), overwrite=True)
     assert files_of(old.path) == before

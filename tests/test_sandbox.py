@@ -489,9 +489,9 @@ def test_the_driver_says_why_it_cannot_start_the_interpreter(tmp_path):
     not_a_program = tmp_path / "python"
     not_a_program.write_text("#!/bin/sh\n")
     os.chmod(not_a_program, 0o644)
-    driver.write_text(sandbox._DRIVER)
+    driver.write_text(sandbox.programs.driver_source())
     config.write_text(json.dumps({"cwd": str(out), "out": str(out), "python": str(not_a_program), "pytest_args": []}))
-    completed = subprocess.run(sandbox._driver_command(sys.executable, driver, config), capture_output=True,
+    completed = subprocess.run(sandbox.programs.driver_command(sys.executable, driver, config), capture_output=True,
                                text=True, timeout=60)
     assert completed.returncode == 3
     said = f"[unitune sandbox] cannot start the tests' interpreter {not_a_program} as "
@@ -502,18 +502,18 @@ def test_the_driver_says_why_it_cannot_start_the_interpreter(tmp_path):
 
 def test_folders_the_sandbox_user_may_not_enter_are_covered_and_only_the_needed_paths_bound_back(monkeypatch):
     private = {"/root", "/root/work/private"}
-    monkeypatch.setattr(sandbox, "_enterable", lambda folder, user: folder not in private)
-    user = sandbox._User("nobody", 65534, 65534)
+    monkeypatch.setattr(sandbox.isolation, "_enterable", lambda folder, user: folder not in private)
+    user = sandbox.isolation.User("nobody", 65534, 65534)
     needed = ["/root/.pyenv/versions/3.11.7", "/root/.pyenv/versions/3.11.7/lib/python3.11", "/root/work",
               "/root/work/private/venv", "/tmp/unitune-sandbox-x", "/usr/lib/python3/dist-packages"]
-    assert sandbox._exposure(needed, user) == [
+    assert sandbox.isolation.exposure(needed, user) == [
         ["tmpfs", "/root"],
         ["bind", "/root/work"],  # bound back whole: its private folder is covered again
         ["tmpfs", "/root/work/private"],
         ["bind", "/root/.pyenv/versions/3.11.7"],  # not lib/python3.11 again: it is inside
         ["bind", "/root/work/private/venv"],
     ]
-    assert sandbox._exposure(["/tmp/unitune-sandbox-x", "/usr/lib"], user) == []
+    assert sandbox.isolation.exposure(["/tmp/unitune-sandbox-x", "/usr/lib"], user) == []
 
 
 # -- an interpreter out of the sandbox user's reach --------------------------------------------
@@ -617,8 +617,8 @@ def test_a_virtual_environment_in_a_private_folder_runs_as_nobody(project, priva
 def test_an_interpreter_nobody_cannot_start_is_an_error_that_says_so(project, private_venv, monkeypatch):
     # The original fault: the run starts, but `nobody` cannot start the interpreter. Nothing shown
     # to it (the plan, made first, passed its check): the run must say why, not "no test ran".
-    sandbox._plan(str(private_venv))
-    monkeypatch.setattr(sandbox, "_exposure", lambda paths, user: [])
+    sandbox.isolation.plan_for(str(private_venv))
+    monkeypatch.setattr(sandbox.running, "exposure", lambda paths, user: [])  # what a run shows nobody
     result = run(project, "def test_nothing():\n    pass\n", python=private_venv)
     assert result.status == "error" and not result.tests
     assert "cannot start the tests' interpreter" in result.summary() and "Permission denied" in result.summary()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from unitune.cli import main
-from unitune.training.scoring import (
+from unitune.evaluation.scoring import (
     ScoreInputError, ScoringDependencyError, read_predictions, score_predictions, syntax_problem,
 )
 

@@ -1,1 +1,1 @@
-"""Training: mining focal-method/test pairs, fine-tuning adapters, evaluation and scoring."""
+"""Training: mining focal-method/test pairs and fine-tuning adapters (and pre-training unitune-mini)."""

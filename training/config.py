@@ -94,9 +94,9 @@ class TrainConfig:
         return record
 
     def save(self, folder: Path) -> Path:
-        path = Path(folder) / CONFIG_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", "utf-8")
-        return path
+        from unitune.files import atomic_write
+
+        return atomic_write(Path(folder) / CONFIG_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -204,17 +202,9 @@ def without_duplicates(pairs: list[Pair]) -> tuple[list[Pair], int]:
 def write_pairs(pairs: list[Pair], path: str | Path) -> Path:
     """Write `pairs` as JSONL to `path` atomically: a temporary file beside it, then a rename, so a
     crash or Ctrl-C never leaves half a file (nor replaces a good one with it)."""
+    from unitune.files import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            for pair in pairs:
-                out.write(json.dumps(pair.to_json(), ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, "".join(json.dumps(pair.to_json(), ensure_ascii=False) + "\n" for pair in pairs))
     return path

@@ -146,13 +146,13 @@ def _add_pretrain(subparsers) -> None:
 
 
 def _add_score(subparsers) -> None:
-    from unitune.training.score_command import add_score_parser
+    from unitune.evaluation.score_command import add_score_parser
 
     add_score_parser(subparsers)
 
 
 def _add_eval(subparsers) -> None:
-    from unitune.training.eval_command import add_eval_parser
+    from unitune.evaluation.eval_command import add_eval_parser
 
     add_eval_parser(subparsers)
 

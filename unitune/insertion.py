@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from tree_sitter import Node
 
 from unitune.context import INDENT, module_imports
 from unitune.errors import BadFileError, UnituneError
+from unitune.files import atomic_write
 from unitune.focal import functions
 from unitune.frameworks import JUNIT4, JUNIT5, PYTEST, UNITTEST, parse_framework
 from unitune.languages import JAVA, PYTHON, parser_for
@@ -602,36 +601,9 @@ def write_insertion(insertion: Insertion) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` in one step: a reader sees the old file or the new one, never half.
-    The new file keeps the old one's mode and, where allowed, its owner and group. A file with other
-    hard links is written in place instead, so every link sees the tests."""
-    if path.exists() and os.stat(path).st_nlink > 1:
-        try:
-            with open(path, "r+b") as handle:
-                handle.write(data)
-                handle.truncate()
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError as error:
-            raise BadFileError(f"{path}: cannot write ({error.strerror or error})") from None
-        return
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.unitune-tmp")
     try:
-        with open(temporary, "xb") as handle:  # created with the user's umask, unlike mkstemp's 0600
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            shutil.copymode(path, temporary)
-            info = os.stat(path)
-            if (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
-                try:
-                    os.chown(temporary, info.st_uid, info.st_gid)
-                except PermissionError:
-                    pass  # only root may give a file away; the mode is kept all the same
-        os.replace(temporary, path)
+        atomic_write(path, data)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise BadFileError(f"{path}: cannot write ({error.strerror or error})") from None
 
 

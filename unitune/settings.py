@@ -240,8 +240,6 @@ def write_project_setting(project_root: Path, key: str, value: str | None) -> Pa
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.unitune-{os.getpid()}")
-    temp.write_text(text, "utf-8")
-    if path.exists():
-        os.chmod(temp, path.stat().st_mode & 0o7777)
-    os.replace(temp, path)
+    from unitune.files import atomic_write
+
+    atomic_write(path, text)

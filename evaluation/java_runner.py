@@ -128,7 +128,7 @@ def run_java_tests(project_dir: str | os.PathLike, test_class_fqn: str, timeout:
         return _run_in(work, root, test_class_fqn, timeout, extra_files or {}, methods, network, max(1, repeat),
                        coverage_of if jacoco_jars() else None)
     finally:
-        sandbox._remove_tree(work)
+        sandbox.workspace.remove_tree(work)
 
 
 def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files, methods, network,
@@ -137,7 +137,7 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
     copy, classes, out, home, tmp = (work / name for name in ("project", "classes", "out", "home", "tmp"))
     sandbox.copy_project(root, copy)
     for relative, text in extra_files.items():
-        target = copy / sandbox._relative(relative, "extra file")
+        target = copy / sandbox.workspace.relative_path(relative, "extra file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     for folder in (classes, out, home, tmp):
@@ -149,14 +149,14 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
         raise sandbox.SandboxError(f"{root}: no Java source to compile")
     (work / "sources.txt").write_text("\n".join(f'"{s}"' for s in sources) + "\n", encoding="utf-8")
 
-    plan = sandbox._plan(sys.executable)
+    plan = sandbox.isolation.plan_for(sys.executable)
     uid = os.geteuid()
     if plan.user is not None and plan.drop_prefix:
         uid = plan.user.uid
         os.chmod(work, 0o711)
         os.chmod(work / "sources.txt", 0o644)
         for folder in (copy, classes, out, home, tmp):
-            sandbox._chown_tree(folder, plan.user.uid, plan.user.gid)
+            sandbox.workspace.chown_tree(folder, plan.user.uid, plan.user.gid)
     jar = str(junit_jar())
     jvm = [*JVM_OPTIONS, f"-Djava.io.tmpdir={tmp}", f"-Duser.home={home}"]
     release = ["--release", "11"] if coverage_of else []
@@ -185,7 +185,7 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
         again = out.parent / f"out-{run}"
         again.mkdir()
         if plan.user is not None and plan.drop_prefix:
-            sandbox._chown_tree(again, plan.user.uid, plan.user.gid)
+            sandbox.workspace.chown_tree(again, plan.user.uid, plan.user.gid)
         remaining = max(1.0, timeout - (time.monotonic() - started))
         rerun = [arg if not arg.startswith("--reports-dir=") else f"--reports-dir={again}" for arg in launcher]
         _, _, timed_out = _spawn(rerun, copy, home, tmp, plan, uid, remaining, network, work / f"junit-{run}.log")
@@ -197,7 +197,7 @@ def _run_in(work: Path, root: Path, test_class: str, timeout: float, extra_files
     result.duration = time.monotonic() - started
     if timed_out:
         result.status = TIMEOUT
-        result.output = sandbox._truncate(output + f"\n[unitune] timed out after {timeout:g}s; every process of the run was killed\n")
+        result.output = sandbox.results.truncate(output + f"\n[unitune] timed out after {timeout:g}s; every process of the run was killed\n")
     elif result.failed:
         result.status = FAILED
     elif result.passed and code == 0:
@@ -213,23 +213,23 @@ def _spawn(command, cwd: Path, home: Path, tmp: Path, plan, uid: int, timeout: f
     java_bin = Path(os.path.realpath(shutil.which(command[0]) or command[0])).parent
     env = {"PATH": os.pathsep.join(dict.fromkeys([str(java_bin), "/usr/local/bin", "/usr/bin", "/bin"])),
            "HOME": str(home), "TMPDIR": str(tmp), "LANG": "C.UTF-8", "NO_COLOR": "1",
-           "USER": plan.user.name if plan.user and plan.drop_prefix else sandbox._current_user(),
-           "MALLOC_ARENA_MAX": "2", sandbox._ENV_MARKER: token, **sandbox._passed_through()}
+           "USER": plan.user.name if plan.user and plan.drop_prefix else sandbox.isolation.current_user(),
+           "MALLOC_ARENA_MAX": "2", sandbox.isolation.ENV_MARKER: token, **sandbox.isolation.passed_through()}
     prefix = list(plan.namespace_prefix if not network else plan.namespace_prefix_with_network)
     drop = list(plan.drop_prefix) if plan.user is not None else []
-    limits = [limit for limit in sandbox._limits(timeout, 1 << 20, MAX_THREADS + sandbox._task_count(uid))
+    limits = [limit for limit in sandbox.isolation.run_limits(timeout, 1 << 20, MAX_THREADS + sandbox.isolation.task_count(uid))
               if limit[0] != "RLIMIT_AS"]
     full = [*prefix, *drop, *command]
     if plan.prlimit:
-        full = sandbox._prlimit_prefix(plan.prlimit, limits) + full
+        full = sandbox.isolation.prlimit_prefix(plan.prlimit, limits) + full
     with open(log_path, "wb") as log:
         process = subprocess.Popen(full, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-        timed_out = not sandbox._wait_exited(process.pid, timeout)
-        sandbox._kill_group(process.pid)
+        timed_out = not sandbox.running.wait_exited(process.pid, timeout)
+        sandbox.running.kill_group(process.pid)
         code = process.wait()
-    sandbox._kill_stragglers(token, uid)
-    return code, sandbox._read_output(log_path), timed_out
+    sandbox.running.kill_stragglers(token, uid)
+    return code, sandbox.results.read_output(log_path), timed_out
 
 
 def _coverage(work, copy, classes, launcher, jvm, methods, test_class, focal_class, plan, uid, timeout, network):
@@ -244,7 +244,7 @@ def _coverage(work, copy, classes, launcher, jvm, methods, test_class, focal_cla
     shutil.copy(COVERAGE_PROGRAM, tool / COVERAGE_PROGRAM.name)
     os.chmod(agent, 0o644)
     if plan.user is not None and plan.drop_prefix:
-        sandbox._chown_tree(tool, plan.user.uid, plan.user.gid)
+        sandbox.workspace.chown_tree(tool, plan.user.uid, plan.user.gid)
     tool_cp = os.pathsep.join(str(jar) for jar in jars)
     code, output, _ = _spawn(["javac", *(f"-J{o}" for o in jvm), "-nowarn", "-cp", tool_cp, "-d", str(tool),
                               str(tool / COVERAGE_PROGRAM.name)], copy, work / "home", work / "tmp", plan, uid,

@@ -6,7 +6,7 @@ as `src/main/java/humaneval/Solution.java` of a temporary Maven-layout project. 
 package: the test file's header would import `Solution`, and a class of the default package cannot
 be imported.) A test is generated for the focal method with the runtime, as `unitune generate`
 would write it (`src/test/java/humaneval/SolutionTest.java`), then compiled and run with
-JUnit 5 (`unitune.training.java_runner`, in a sandbox):
+JUnit 5 (`unitune.evaluation.java_runner`, in a sandbox):
 - valid syntax: the runtime produced a valid test;
 - pass@1: the best test compiles, passes against the correct code and asserts something.
 Line and branch coverage, mutation score and CodeBLEU are not measured for Java (shown as "-").
@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from unitune.logs import get_logger
-from unitune.training.evaluation import (
+from unitune.evaluation.evaluation import (
     DATASETS_DIR, EvaluationError, Problem, ProblemResult, Report, generate_and_judge, reused_seconds, summarize,
 )
-from unitune.training.java_runner import java_available, run_java_tests
+from unitune.evaluation.java_runner import java_available, run_java_tests
 
 log = get_logger("evaluation")
 HUMANEVAL_JAVA = DATASETS_DIR / "humaneval_java.jsonl.gz"

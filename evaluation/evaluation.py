@@ -204,7 +204,7 @@ def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int,
     coverage of the focal function, then against each mutant."""
     from unitune.adapters.service import _node_id
     from unitune.sandbox import Round, run_rounds
-    from unitune.training.mutants import mutants
+    from unitune.evaluation.mutants import mutants
 
     ids = [f"{test_rel}::{_node_id(test_text, name)}" for name in names]
     found = mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM)
@@ -233,7 +233,7 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
           test_name: str, asserts: bool, test_source: str = "") -> ProblemResult:
     """Run one test (`test_name` in the file `test_rel` whose text is `test_text`) against the focal
     code and its mutants, in the sandbox; CodeBLEU against the developer's test when there is one."""
-    from unitune.training.mutants import mutants
+    from unitune.evaluation.mutants import mutants
     from unitune.sandbox import run_tests
 
     result = ProblemResult(problem.id, valid_syntax=True, asserts=asserts, test=test_source)
@@ -249,7 +249,7 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
             result.mutants += 1
             result.mutants_killed += mutated.status != "passed"
     if problem.reference_test and test_source:
-        from unitune.training.scoring import codebleu_scores
+        from unitune.evaluation.scoring import codebleu_scores
 
         try:
             result.codebleu = codebleu_scores([problem.reference_test], [test_source], "python")["codebleu"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.dataset not in ("humaneval", JAVA_DATASET) and not Path(args.dataset).is_file():
         raise UnituneError(f"--dataset {args.dataset}: not `humaneval`, not `{JAVA_DATASET}` and not a pairs file")
     if args.dataset == JAVA_DATASET:
-        from unitune.training.java_runner import java_available
+        from unitune.evaluation.java_runner import java_available
 
         reason = java_available()
         if reason:
@@ -99,7 +98,7 @@ def _evaluate(name: str, args, reuse: bool):
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
     from unitune.adapters.runtime import ModelRuntime
-    from unitune.training.evaluation import Report, run_evaluation
+    from unitune.evaluation.evaluation import Report, run_evaluation
 
     quiet_libraries()
     project = (args.repo or Path.cwd()).resolve()
@@ -133,7 +132,7 @@ def _evaluate(name: str, args, reuse: bool):
         sys.stderr.flush()
 
     if args.dataset == JAVA_DATASET:
-        from unitune.training.java_eval import run_java_evaluation
+        from unitune.evaluation.java_eval import run_java_evaluation
 
         report: Report = run_java_evaluation(runtime, settings, adapter, args.limit, label, on_problem, done)
     else:
@@ -155,7 +154,7 @@ class PartialResults:
         self._ours = False  # the file on disk has our header, so results are appended to it
 
     def load(self) -> dict:
-        from unitune.training.evaluation import ProblemResult
+        from unitune.evaluation.evaluation import ProblemResult
 
         try:
             lines = self.path.read_text("utf-8").splitlines()
@@ -256,14 +255,14 @@ def _results_path(adapter, model: str, dataset: str, limit: int | None, candidat
 
 
 def _save(path: Path, record: dict) -> None:
+    from unitune.files import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(f".tmp-{os.getpid()}")
-    temp.write_text(json.dumps(record, indent=1) + "\n", "utf-8")
-    os.replace(temp, path)
+    atomic_write(path, json.dumps(record, indent=1) + "\n")
 
 
 def _report_from_json(record: dict):
-    from unitune.training.evaluation import ProblemResult, Report
+    from unitune.evaluation.evaluation import ProblemResult, Report
 
     results = [ProblemResult(**r) for r in record.pop("results", [])]
     return Report(**record, results=results)

@@ -6,7 +6,7 @@
 Each line of PREDICTIONS.jsonl is a JSON object with `prompt`, `reference` (the developer's test after
 the prompt) and `prediction` (the model's); other keys such as `id` are kept for the report. Prints the
 share of predictions whose completed test parses and the file's CodeBLEU with its four components,
-computed as Storhaug & Li did (see unitune.training.scoring and docs/scoring.md).
+computed as Storhaug & Li did (see unitune.evaluation.scoring and docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from unitune.training.scoring import ScoreReport
+    from unitune.evaluation.scoring import ScoreReport
 
 
 def add_score_parser(subparsers) -> None:
@@ -40,7 +40,7 @@ def add_score_parser(subparsers) -> None:
 
 
 def run_score_command(args: argparse.Namespace) -> int:
-    from unitune.training.scoring import check_language, read_predictions, score_predictions
+    from unitune.evaluation.scoring import check_language, read_predictions, score_predictions
 
     language = check_language(args.language)
     rows = read_predictions(args.predictions)

@@ -1,0 +1,108 @@
+"""Checking that a folder is a complete, loadable adapter: its card, PEFT's files or a full model's,
+no pickle weights, whole safetensors files (the safetensors library refuses cut-off and malformed
+ones)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from unitune.adapters import constants as c
+from unitune.adapters.card import AdapterCard, read_card
+from unitune.adapters.errors import AdapterError, AdapterNotFoundError, CorruptAdapterError
+
+
+def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard | None:
+    """The card of the adapter in `path`, after checking the folder is complete and loadable: the
+    card plus either PEFT's files or a full model's, no pickle weights, no truncated safetensors.
+
+    With `require_card=False` a folder written by plain PEFT (no card) is accepted too, and None is
+    returned for its card: such an adapter loads, but nothing says which base it was trained on."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise AdapterNotFoundError(f"{folder} is not a folder; give an adapter name or folder")
+    refuse_pickles(folder)
+    if not require_card and not (folder / c.CARD_FILE).is_file():
+        missing = [n for n in (c.ADAPTER_CONFIG_FILE, c.ADAPTER_WEIGHTS_FILE) if not (folder / n).is_file()]
+        if missing:
+            raise CorruptAdapterError(f"{folder} is missing {', '.join(missing)}; it is not a PEFT adapter folder")
+        method = detect_method(folder)
+        if method is None:
+            raise CorruptAdapterError(f"{folder / c.ADAPTER_CONFIG_FILE}: unknown adapter type; unitune loads "
+                                      "LoRA, (IA)³ and prompt tuning adapters")
+        check_safetensors(folder / c.ADAPTER_WEIGHTS_FILE)
+        return None
+    if not (folder / c.CARD_FILE).is_file():
+        raise CorruptAdapterError(
+            f"{folder} is missing {c.CARD_FILE}, so it is not a unitune adapter; save it through unitune to add one"
+        )
+    try:
+        card = read_card(folder)
+    except AdapterError as error:
+        raise CorruptAdapterError(str(error)) from None
+    if card.method not in c.METHODS:
+        raise CorruptAdapterError(
+            f"{folder / c.CARD_FILE}: unknown method {card.method!r} (known: {', '.join(c.METHODS)}); "
+            "a newer unitune may be needed"
+        )
+    if card.method == c.FULL:
+        required = [c.MODEL_CONFIG_FILE]
+        weights = sorted(folder.glob(f"*{c.MODEL_WEIGHTS_SUFFIX}"))
+        missing = [name for name in required if not (folder / name).is_file()]
+        if not weights:
+            missing.append(f"*{c.MODEL_WEIGHTS_SUFFIX}")
+    else:
+        required = [c.ADAPTER_CONFIG_FILE, c.ADAPTER_WEIGHTS_FILE]
+        weights = [folder / c.ADAPTER_WEIGHTS_FILE]
+        missing = [name for name in required if not (folder / name).is_file()]
+    if missing:
+        raise CorruptAdapterError(f"{folder} is missing {', '.join(missing)}; re-save or re-import the adapter")
+    if card.method != c.FULL:
+        _check_peft_config(folder / c.ADAPTER_CONFIG_FILE, card.method)
+    for weights_file in weights:
+        check_safetensors(weights_file)
+    return card
+
+
+def check_safetensors(path: Path) -> None:
+    """CorruptAdapterError unless `path` is a whole safetensors file (safetensors refuses a header that
+    does not cover the file exactly, overlapping offsets, unknown dtypes and headers over 100 MB)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        if path.stat().st_size < 8:
+            raise CorruptAdapterError(f"{path} is truncated or not a safetensors file; re-save or re-import the adapter")
+        with safe_open(str(path), framework="numpy") as opened:
+            opened.keys()
+    except (SafetensorError, OSError) as error:
+        raise CorruptAdapterError(f"{path} is truncated or damaged ({error}); re-save or re-import the adapter") from None
+
+
+def _check_peft_config(path: Path, method: str) -> None:
+    try:
+        config = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        raise CorruptAdapterError(f"{path} is not valid JSON ({type(error).__name__}); re-save or re-import the adapter") from None
+    peft_type = config.get("peft_type") if isinstance(config, dict) else None
+    saved_as = c.PEFT_TYPE_TO_METHOD.get(str(peft_type).upper())
+    if saved_as != method:
+        raise CorruptAdapterError(
+            f"{path} holds a {peft_type} adapter but {c.CARD_FILE} says {method!r}; re-save the adapter"
+        )
+
+
+def refuse_pickles(folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in c.PICKLE_SUFFIXES and not path.is_dir():
+            raise CorruptAdapterError(
+                f"{path}: pickle weights are never loaded; re-save with safetensors and delete this file"
+            )
+
+
+def detect_method(folder: Path) -> str | None:
+    """The method a card-less folder's files show, for listing damaged adapters."""
+    try:
+        config = json.loads((folder / c.ADAPTER_CONFIG_FILE).read_text("utf-8"))
+        return c.PEFT_TYPE_TO_METHOD.get(str(config.get("peft_type")).upper())
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return c.FULL if (folder / c.MODEL_CONFIG_FILE).is_file() else None

@@ -1,0 +1,3 @@
+"""Evaluation: how good generated tests are. Scoring against the developers' tests (valid syntax,
+CodeBLEU), judging in the sandbox (pass@1, coverage, mutants), the Java runner (JUnit 5, JaCoCo), the
+`eval` and `score` commands, and the datasets they ship (HumanEval, HumanEval-X Java)."""

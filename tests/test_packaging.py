@@ -1,0 +1,32 @@
+"""A non-editable install holds every module and data file of the source tree under its import name
+(`pip install .` once left out `unitune.server.features`, and the server could not start)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: source folder -> where its files land in the installed package
+INSTALLED_AS = {"unitune": "unitune", "adapters": "unitune/adapters", "server": "unitune/server",
+                "training": "unitune/training", "evaluation": "unitune/evaluation"}
+DATA = ["unitune/evaluation/datasets/HumanEval.jsonl.gz", "unitune/evaluation/java/UnituneCoverage.java"]
+
+
+def test_the_wheel_holds_every_module_and_data_file(tmp_path):
+    source = tmp_path / "source"  # a clean copy: setuptools' build/ folder would keep files a build removed
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "node_modules",
+                                                                "__pycache__", ".pytest_cache", "editors", "tests"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(source)], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("unitune-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"{target}/{path.relative_to(ROOT / folder).as_posix()}"
+                for folder, target in INSTALLED_AS.items()
+                for path in (ROOT / folder).rglob("*.py") if "__pycache__" not in path.parts}
+    assert "unitune/server/features/generate.py" in expected
+    assert not expected - names, sorted(expected - names)
+    assert not set(DATA) - names
