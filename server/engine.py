@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -80,6 +80,9 @@ class ModelEngine:
         with self.queue_lock:
             if not self.queue:
                 return  # an earlier drain took this one's work with its own group
+            self.queue = [item for item in self.queue if not item.future.cancelled()]  # its request was cancelled
+            if not self.queue:
+                return
             key = self.queue[0].key
             group = [item for item in self.queue if item.key == key]
             self.queue = [item for item in self.queue if item.key != key]
@@ -91,10 +94,13 @@ class ModelEngine:
         except BaseException as error:  # noqa: BLE001 - handed to every waiting request
             results = [error] * len(group)
         for item, result in zip(group, results):
-            if isinstance(result, BaseException):
-                item.future.set_exception(result)
-            else:
-                item.future.set_result(result)
+            try:
+                if isinstance(result, BaseException):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+            except InvalidStateError:  # cancelled while it ran: nobody waits for it
+                continue
 
     def start_job(self, job: Job) -> Job:
         self.jobs[job.id] = job
@@ -121,4 +127,5 @@ class ModelEngine:
         with self.queue_lock:  # their drains were cancelled with the executor's queue
             waiting, self.queue = self.queue, []
         for item in waiting:
-            item.future.set_exception(GenerationCancelled("the server is shutting down; nothing was changed"))
+            if not item.future.done():
+                item.future.set_exception(GenerationCancelled("the server is shutting down; nothing was changed"))

@@ -134,16 +134,19 @@ def test_the_engine_hands_waiting_work_of_one_key_to_the_model_thread_together()
         first = asyncio.ensure_future(engine.run_batched("base-1", "first", run_group))
         await asyncio.sleep(0.2)
         waiting = [asyncio.ensure_future(engine.run_batched(key, work, run_group))
-                   for key, work in (("base-1", "a"), ("base-2", "other"), ("base-1", "bad"), ("base-1", "b"))]
+                   for key, work in (("base-1", "a"), ("base-2", "other"), ("base-1", "bad"), ("base-1", "b"),
+                                     ("base-1", "gone"))]
         await asyncio.sleep(0.2)
+        waiting[-1].cancel()  # its request was cancelled while it waited
+        await asyncio.sleep(0.1)
         release.set()
-        done = await asyncio.gather(first, *waiting, return_exceptions=True)
+        done = await asyncio.gather(first, *waiting[:-1], return_exceptions=True)
         return done
 
     try:
         first, a, other, bad, b = asyncio.run(scenario())
     finally:
         engine.shutdown()
-    assert groups == [["first"], ["a", "bad", "b"], ["other"]]
+    assert groups == [["first"], ["a", "bad", "b"], ["other"]]  # the cancelled one never ran
     assert (first, a, other, b) == ("FIRST", "A", "OTHER", "B") and isinstance(bad, ValueError)
     assert engine.batches == 1

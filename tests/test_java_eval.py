@@ -135,10 +135,23 @@ def test_missing_java_is_reported_in_one_line(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert "javac" in java_available() and "\n" not in java_available()
     monkeypatch.undo()
-    monkeypatch.setenv("UNITUNE_JUNIT_JAR", "/nonexistent.jar")
-    if junit_jar() is None or str(junit_jar()) == "/nonexistent.jar":
-        return
-    assert junit_jar().name.startswith("junit-platform-console-standalone")
+
+
+def test_the_junit_jar_is_the_one_named_else_debians_else_none(monkeypatch, tmp_path):
+    from unitune.evaluation import java_runner
+
+    mine = tmp_path / "my-junit-console.jar"
+    mine.write_bytes(b"PK")
+    debian = tmp_path / "junit-platform-console-standalone.jar"
+    debian.write_bytes(b"PK")
+    monkeypatch.setattr(java_runner, "JUNIT_JAR_CANDIDATES", [str(tmp_path / "junit-platform-console-standalone*.jar")])
+    monkeypatch.setenv("UNITUNE_JUNIT_JAR", str(mine))
+    assert junit_jar() == mine
+    monkeypatch.setenv("UNITUNE_JUNIT_JAR", "/nonexistent.jar")  # a wrong setting falls back to Debian's
+    assert junit_jar() == debian
+    debian.unlink()
+    assert junit_jar() is None
+    assert "apt-get install junit5" in java_available() or "javac" in java_available()
 
 
 def test_eval_command_exits_2_without_java(monkeypatch, capsys):

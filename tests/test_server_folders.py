@@ -16,6 +16,7 @@ import pytest
 import pytest_lsp
 from conftest import EXAMPLES
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 HOME = Path(tempfile.mkdtemp(prefix="unitune-lsp-folders-"))
@@ -142,15 +143,13 @@ async def test_code_actions_answer_while_a_generation_runs(client: LanguageClien
 
 async def test_cancel_request_stops_the_generation(client: LanguageClient):
     applied = len(client.applied)
+    msg_id = "cancel-me"
     future = client.protocol.send_request(types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
-        command="unitune.generateTests", arguments=[uri_of(client, "slow"), {"line": FOCAL_LINE, "character": 8}]))
+        command="unitune.generateTests", arguments=[uri_of(client, "slow"), {"line": FOCAL_LINE, "character": 8}]),
+        msg_id=msg_id)
     await asyncio.sleep(1.5)
-    msg_id = max(client.protocol._request_futures, key=lambda k: str(k)) if client.protocol._request_futures else None
-    for pending_id, pending in list(client.protocol._request_futures.items()):
-        if pending is future:
-            msg_id = pending_id
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
-    with pytest.raises(Exception):
+    with pytest.raises(JsonRpcRequestCancelled):  # the request ends as cancelled (LSP's -32800)
         await asyncio.wait_for(asyncio.wrap_future(future) if not asyncio.isfuture(future) else future, 30)
     deadline = time.monotonic() + 30
     while (await status(client))["jobs"] and time.monotonic() < deadline:

@@ -7,6 +7,7 @@ downloaded; everything is built in-process and saved to local folders.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -111,9 +112,39 @@ def save_peft_adapter(base_folder: Path, out: Path, method: str, seed: int = 1) 
 
 
 def overfit_model(folder: Path, pairs: list[tuple[str, str]], steps: int = 400, seed: int = 0, hidden: int = 64) -> Path:
-    """Save a tiny model trained to continue each prompt with its completion (a few seconds on a
-    CPU): a real model with known behaviour, for end-to-end tests of generation, stopping and
-    post-processing. Prompt and completion are tokenized separately, as training and inference do."""
+    """Save a tiny model trained to continue each prompt with its completion: a real model with
+    known behaviour, for end-to-end tests of generation, stopping and post-processing. Prompt and
+    completion are tokenized separately, as training and inference do. Training takes a minute or
+    two on a CPU, so the result is cached on disk (`UNITUNE_TEST_CACHE`, default
+    `~/.cache/unitune-tests/`), keyed by everything it depends on: this code, the pairs (so a change
+    of the prompt format trains anew), the settings and the versions of torch and transformers."""
+    import hashlib
+    import inspect
+    import shutil
+
+    import torch
+    import transformers
+
+    key = hashlib.sha256(json.dumps([
+        inspect.getsource(_train_overfit), inspect.getsource(make_model), inspect.getsource(tokenizer_object),
+        _CORPUS, pairs, steps, seed, hidden, torch.__version__, transformers.__version__,
+    ]).encode()).hexdigest()[:20]
+    cache = Path(os.environ.get("UNITUNE_TEST_CACHE") or Path.home() / ".cache" / "unitune-tests")
+    cached = cache / f"overfit-{key}"
+    if not (cached / "config.json").is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = cache / f".overfit-{key}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        _train_overfit(staging, pairs, steps, seed, hidden)
+        try:
+            os.rename(staging, cached)
+        except OSError:  # another test process cached it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(cached, folder)
+    return folder
+
+
+def _train_overfit(folder: Path, pairs: list[tuple[str, str]], steps: int, seed: int, hidden: int) -> Path:
     import torch
 
     model, tokenizer = make_model(seed, hidden)

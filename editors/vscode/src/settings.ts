@@ -19,6 +19,9 @@ export const SETTING_KEYS = [
     'max_new_tokens',
     'candidates',
     'validate',
+    'repair',
+    'time_budget',
+    'python',
     'test_dir',
     'framework',
     'trust_remote_code',
@@ -31,14 +34,17 @@ export const CLIENT_KEYS = ['server', 'trace'] as const;
 
 /** The defaults of DESIGN.md (null: none, or detected by the server). */
 export const DEFAULTS: Readonly<Record<SettingKey, string | number | boolean | null>> = {
-    model: 'unitune-mini',
+    model: 'qwen2.5-coder-0.5b-instruct',
     adapter: null,
     quantization: 'auto',
     device: 'auto',
     context: 'fm+fc+c+m+f',
     max_new_tokens: 256,
     candidates: 1,
-    validate: 'syntax',
+    validate: 'run',
+    repair: 'observe',
+    time_budget: 300,
+    python: null,
     test_dir: null,
     framework: null,
     trust_remote_code: false,
@@ -50,6 +56,7 @@ export const ALLOWED: Readonly<Partial<Record<SettingKey, readonly (string | nul
     device: ['auto', 'cuda', 'cpu', 'mps'],
     context: ['fm', 'fm+fc', 'fm+fc+c', 'fm+fc+c+m', 'fm+fc+c+m+f'],
     validate: ['none', 'syntax', 'run'],
+    repair: ['observe', 'drop', 'none'],
     framework: ['pytest', 'unittest', 'junit5', 'junit4', null],
 };
 
@@ -57,6 +64,7 @@ export const ALLOWED: Readonly<Partial<Record<SettingKey, readonly (string | nul
 export const RANGES: Readonly<Partial<Record<SettingKey, readonly [number, number]>>> = {
     max_new_tokens: [1, 8192],
     candidates: [1, 64],
+    time_budget: [5, 3600],
 };
 
 /** The shape of `WorkspaceConfiguration.inspect()` that matters here. */

@@ -20,9 +20,11 @@ function inspectorOf(values: Record<string, Inspected>) {
 test('the settings keys are DESIGN.md keys, spelled as there', () => {
     assert.deepEqual([...SETTING_KEYS], [
         'model', 'adapter', 'quantization', 'device', 'context', 'max_new_tokens', 'candidates',
-        'validate', 'test_dir', 'framework', 'trust_remote_code',
+        'validate', 'repair', 'time_budget', 'python', 'test_dir', 'framework', 'trust_remote_code',
     ]);
-    assert.equal(DEFAULTS.model, 'unitune-mini');
+    assert.equal(DEFAULTS.model, 'qwen2.5-coder-0.5b-instruct');
+    assert.equal(DEFAULTS.validate, 'run');
+    assert.deepEqual(RANGES.time_budget, [5, 3600]);
     assert.equal(DEFAULTS.context, 'fm+fc+c+m+f');
     assert.equal(DEFAULTS.max_new_tokens, 256);
     assert.deepEqual(RANGES.candidates, [1, 64]);
