@@ -10,12 +10,12 @@ from unitune.insertion import (
     apply,
     existing_test_names,
     plan_insertion,
-    reindent_test,
     write_insertion,
 )
 from unitune.placement import TestLocation
 from unitune.prompt import build_prompt, test_file_header
 from unitune.source import SourceFile
+from unitune.text_layout import reindent_test
 
 FIXTURES = Path(__file__).parent / "fixtures" / "generation"
 
