@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.files import atomic_write
 from unitune.settings import COMMAND_LINE, data_home, load_settings, refuse_bad_flags
 
 METRICS = [("valid_syntax", "valid syntax"), ("pass_at_1", "pass@1"), ("line_coverage", "line cov"),
@@ -255,8 +256,6 @@ def _results_path(adapter, model: str, dataset: str, limit: int | None, candidat
 
 
 def _save(path: Path, record: dict) -> None:
-    from unitune.files import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(record, indent=1) + "\n")
 

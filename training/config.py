@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitune.adapters.constants import FULL, METHODS
+from unitune.files import atomic_write
 
 CONFIG_FILE = "train-config.json"
 CHOICES = {
@@ -94,8 +95,6 @@ class TrainConfig:
         return record
 
     def save(self, folder: Path) -> Path:
-        from unitune.files import atomic_write
-
         return atomic_write(Path(folder) / CONFIG_FILE, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod

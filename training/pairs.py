@@ -29,6 +29,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from unitune.files import atomic_write
+
 TRAIN, VALID, TEST = "train", "valid", "test"
 SPLITS = (TRAIN, VALID, TEST)
 #: Percent of groups in train and in valid; the rest is test.
@@ -202,8 +204,6 @@ def without_duplicates(pairs: list[Pair]) -> tuple[list[Pair], int]:
 def write_pairs(pairs: list[Pair], path: str | Path) -> Path:
     """Write `pairs` as JSONL to `path` atomically: a temporary file beside it, then a rename, so a
     crash or Ctrl-C never leaves half a file (nor replaces a good one with it)."""
-    from unitune.files import atomic_write
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, "".join(json.dumps(pair.to_json(), ensure_ascii=False) + "\n" for pair in pairs))

@@ -61,7 +61,8 @@ def fit_code(code: str, language: str, focal_name: str, budget: int, count: Call
     `count(result) <= budget`, keeping the focal method whole; None when even the focal method and
     the code's last line do not fit. `count` measures a whole prompt (a chat rendering costs more than
     its code); `line_cost` estimates one line (default: `count`)."""
-    if count(code) <= budget:
+    total = count(code)
+    if total <= budget:
         return code
     lines = code.split("\n")
     span = focal_span(lines, language, focal_name) or (len(lines) - 1, len(lines) - 1)
@@ -73,7 +74,7 @@ def fit_code(code: str, language: str, focal_name: str, budget: int, count: Call
 
     order = sorted((n for n in range(len(lines)) if distance(n) > 0), key=lambda n: (-distance(n), n))
     costs = [(line_cost or count)(line + "\n") for line in lines]
-    excess = count(code) - budget
+    excess = total - budget
     dropped: set[int] = set()
     for number in order:  # drop the farthest lines until the estimate fits, then check the real count
         dropped.add(number)

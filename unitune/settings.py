@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from unitune.context import CONTEXT_LEVELS, DEFAULT_CONTEXT
+from unitune.files import atomic_write
 from unitune.frameworks import FRAMEWORKS
 
 #: The model used when no `model` is set: Qwen2.5-Coder-0.5B-Instruct under its built-in name (found in
@@ -235,11 +236,6 @@ def write_project_setting(project_root: Path, key: str, value: str | None) -> Pa
         table.pop(key, None)
     else:
         table[key] = value
-    _atomic_text(path, tomlkit.dumps(document))
+    atomic_write(path, tomlkit.dumps(document))
     return path
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    from unitune.files import atomic_write
-
-    atomic_write(path, text)

@@ -55,6 +55,7 @@ def _open_text(ls: UnituneServer):
 
 @dataclass
 class _Work:
+    spec: object  # unitune.adapters.loading.ModelSpec: the base model (works of one spec share a batch)
     folder: object  # the workspace folder (its settings and path)
     request: object  # unitune.adapters.service.GenerationRequest
     report: object
@@ -65,12 +66,12 @@ def _generate_group(ls: UnituneServer, works: list[_Work]) -> list:
     """On the model thread: requests for one base model, each with its folder's adapter, generated
     together (`unitune.adapters.batching`). One result or exception per request."""
     from unitune.adapters.batching import BatchJob, generate_together
-    from unitune.adapters.loading import ModelSpec, quiet_libraries
+    from unitune.adapters.loading import quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
     from unitune.adapters.service import TestGenerator
 
     quiet_libraries()
-    runtime = ls.engine.runtime_for(ModelSpec.from_settings(works[0].folder.settings))
+    runtime = ls.engine.runtime_for(works[0].spec)
     results: list = [None] * len(works)
     jobs, indices = [], []
     for index, work in enumerate(works):
@@ -124,8 +125,8 @@ async def generate_tests(ls: UnituneServer, *args):
     try:
         from unitune.adapters.loading import ModelSpec
 
-        outcome = await ls.engine.run_batched(ModelSpec.from_settings(folder.settings),
-                                              _Work(folder, request, report, job.cancel),
+        spec = ModelSpec.from_settings(folder.settings)
+        outcome = await ls.engine.run_batched(spec, _Work(spec, folder, request, report, job.cancel),
                                               lambda works: _generate_group(ls, works))
     except GenerationCancelled:
         progress.end("cancelled")
