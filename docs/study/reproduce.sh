@@ -9,8 +9,10 @@
 #
 #   bash docs/study/reproduce.sh                               # writes docs/study/deply.{txt,json,png}
 #   STUDY_WORK=/tmp/study STUDY_MINUTES=20 bash docs/study/reproduce.sh
+#   STUDY_MINUTES=5 STUDY_LIMIT=8 bash docs/study/reproduce.sh  # a shorter run: 8 test pairs per model
 #
-# STUDY_MINUTES is each method's training budget (default 20). Every step can be run again: the sdist
+# STUDY_MINUTES is each method's training budget (default 20); STUDY_LIMIT judges only the first N
+# pairs of the test split (default: all). Every step can be run again: the sdist
 # and the pairs are kept in STUDY_WORK, a method whose adapter exists is not trained again, a killed
 # training resumes from its last checkpoint, and an evaluation goes on from its last judged problem.
 # Needs the package index once (for the sdist), unless STUDY_SDIST names a downloaded copy.
@@ -19,6 +21,8 @@ set -euo pipefail
 out=$(cd "$(dirname "$0")" && pwd)
 work=${STUDY_WORK:-$HOME/.cache/unitune-study}
 minutes=${STUDY_MINUTES:-20}
+limit=()
+[ -n "${STUDY_LIMIT:-}" ] && limit=(--limit "$STUDY_LIMIT")
 version=1.3.0
 project="$work/deply-$version"
 methods=(lora ia3 prompt-tuning full)
@@ -43,8 +47,8 @@ for method in "${methods[@]}"; do
 done
 
 adapters=("${methods[@]/#/deply-}")
-unitune eval --compare base "${adapters[@]}" --dataset pairs.jsonl --repo . --chart "$out/deply.png" \
-  --json > "$out/deply.json"
+unitune eval --compare base "${adapters[@]}" --dataset pairs.jsonl --repo . "${limit[@]}" \
+  --chart "$out/deply.png" --json > "$out/deply.json"
 # the same comparison as tables (the results are saved: nothing is generated again)
-unitune eval --compare base "${adapters[@]}" --dataset pairs.jsonl --repo . --chart "$out/deply.png" \
-  | tee "$out/deply.txt"
+unitune eval --compare base "${adapters[@]}" --dataset pairs.jsonl --repo . "${limit[@]}" \
+  --chart "$out/deply.png" | tee "$out/deply.txt"

@@ -192,7 +192,10 @@ def _isolation_plan(python: str) -> Plan:
                 break
     preexec_unshare_net = bool(root and not prefix and sys.platform.startswith("linux"))
     if not root:
-        return Plan(False, has_pytest, prefix, prefix_with_network, read_only_fs=mount)
+        # the private /tmp binds these back: an interpreter (or what it starts) living under /tmp
+        interpreter = _interpreter(python) if mount else None
+        return Plan(False, has_pytest, prefix, prefix_with_network, read_only_fs=mount,
+                    interpreter_paths=_interpreter_paths(python, interpreter) if interpreter else ())
     user = _nobody()
     if user is None:  # no one to become: the tests run as root (documented limit)
         return Plan(True, has_pytest, prefix, prefix_with_network, preexec_unshare_net=preexec_unshare_net)
