@@ -280,9 +280,28 @@ def _file_text(job: Job, tests) -> str:
 
 
 def _node_id(job: Job, text: str, name: str) -> str:
-    from unitune.adapters.service import _node_id as node_in_file
-
     return f"{job.test_rel}::{node_in_file(text, name)}"
+
+
+def node_in_file(text: str, name: str) -> str:
+    """The test `name` in the test file `text` as pytest selects it (`Class::name` inside classes)."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return name
+    found: list[str] = []
+
+    def visit(body, classes: tuple[str, ...]) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, (*classes, node.name))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+                found.append("::".join((*classes, name)))
+
+    visit(tree.body, ())
+    return found[-1] if found else name
 
 
 def _with_import(header: str, line: str) -> str:

@@ -20,12 +20,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tree_sitter import Node
-
 from unitune.adapters.assure import _reject
 from unitune.adapters.postprocess import GeneratedTest, rate
 from unitune.insertion import apply, plan_insertion
 from unitune.languages import JAVA, parser_for
+from unitune.syntax_walk import descendants
 
 RUNS = 3
 REPAIR_ROUNDS = 3
@@ -200,14 +199,11 @@ def _method_rows(text: str) -> dict[str, tuple[int, int]]:
     """Method name -> (first row, last row), 0-based, of every method in the Java file `text`."""
     root = parser_for(JAVA).parse(text.encode("utf-8")).root_node
     rows: dict[str, tuple[int, int]] = {}
-    stack: list[Node] = [root]
-    while stack:
-        node = stack.pop()
+    for node in descendants(root, named_only=True):
         if node.type == "method_declaration":
             name = node.child_by_field_name("name")
-            if name is not None:
-                rows[name.text.decode("utf-8", errors="replace")] = (node.start_point.row, node.end_point.row)
-        stack.extend(node.named_children)
+            if name is not None:  # of overloads, the first one
+                rows.setdefault(name.text.decode("utf-8", errors="replace"), (node.start_point.row, node.end_point.row))
     return rows
 
 
@@ -215,21 +211,19 @@ def _replace_expected(line: str, observed: str) -> str | None:
     """`line`'s `assertEquals(EXPECTED, ...)` with EXPECTED written as `observed`, in the kind of
     literal EXPECTED was; None when that cannot be written."""
     root = parser_for(JAVA).parse(f"class X {{ void f() {{ {line.strip()} }} }}".encode("utf-8")).root_node
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == "method_invocation" and (node.child_by_field_name("name") or node).text == b"assertEquals":
-            arguments = node.child_by_field_name("arguments")
-            if arguments is None or arguments.named_child_count < 2:
-                return None
-            first = arguments.named_children[0]
-            literal = _java_literal(first.type, first.text.decode("utf-8", errors="replace"), observed)
-            if literal is None:
-                return None
-            old = first.text.decode("utf-8", errors="replace")
-            return line.replace(old, literal, 1) if old in line else None
-        stack.extend(node.named_children)
-    return None
+    calls = [node for node in descendants(root, named_only=True)
+             if node.type == "method_invocation" and (node.child_by_field_name("name") or node).text == b"assertEquals"]
+    if not calls:
+        return None
+    arguments = calls[-1].child_by_field_name("arguments")  # of a line's several, the last one
+    if arguments is None or arguments.named_child_count < 2:
+        return None
+    first = arguments.named_children[0]
+    literal = _java_literal(first.type, first.text.decode("utf-8", errors="replace"), observed)
+    if literal is None:
+        return None
+    old = first.text.decode("utf-8", errors="replace")
+    return line.replace(old, literal, 1) if old in line else None
 
 
 def _java_literal(kind: str, old: str, observed: str) -> str | None:

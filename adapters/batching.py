@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from unitune.adapters.constants import LORA
 from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_batch
-from unitune.adapters.service import GENERATING, GenerationOutcome, GenerationRequest, PlannedRequest, ProgressCallback, TestGenerator
+from unitune.adapters.request import GENERATING, GenerationRequest, ProgressCallback
+from unitune.adapters.service import GenerationOutcome, PlannedRequest, TestGenerator
 from unitune.errors import GenerationCancelled
 from unitune.logs import get_logger, log_event, new_request_id
 

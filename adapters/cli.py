@@ -78,7 +78,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def _project_root(value: str | None) -> Path:
     from unitune.adapters.errors import AdapterError
-    from unitune.placement import find_project_root
+    from unitune.project_layout import find_project_root
 
     if not value:
         return find_project_root(Path.cwd())

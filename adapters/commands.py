@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.cli_options import add_position, add_setting_flags, setting_overrides
+from unitune.progress_line import ProgressLine
 from unitune.settings import COMMAND_LINE, load_settings, refuse_bad_flags
 
 
@@ -28,30 +30,8 @@ def add_generate_parser(subparsers) -> None:
             "missing, imports added, names made unique, nothing existing replaced) and prints its path."
         ),
     )
-    parser.add_argument("file", metavar="FILE", help="a Python or Java source file")
-    parser.add_argument("--line", type=int, required=True, metavar="L", help="1-based line number")
-    parser.add_argument("--column", type=int, metavar="C", help="1-based column in characters")
-    parser.add_argument("--model", metavar="M", help="base model: a Hugging Face id or a local folder (setting `model`)")
-    parser.add_argument("--adapter", metavar="A", help="adapter name or folder (setting `adapter`); `none` for the bare model")
-    parser.add_argument("--candidates", type=int, metavar="N", help="tests to sample; the valid ones are kept, best first")
-    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="longest test, in tokens (default 256)")
-    parser.add_argument("--context", metavar="LEVEL", help="context level, fm ... fm+fc+c+m+f")
-    parser.add_argument("--quantization", metavar="Q", help="auto, 4bit, 8bit or none")
-    parser.add_argument("--device", metavar="D", help="auto, cuda, cpu or mps")
-    parser.add_argument("--framework", metavar="F", help="pytest, unittest, junit5 or junit4 (default: detected)")
-    parser.add_argument("--validate", choices=("none", "syntax", "run"),
-                        help="run: deliver only tests that pass 3 runs in the sandbox and add coverage or kill a "
-                             "mutant (the default); syntax: tests that parse, not run; none: as written")
-    parser.add_argument("--repair", choices=("observe", "drop", "none"),
-                        help="with --validate run, a failing assertion gets the observed value (observe, the "
-                             "default), is removed (drop), or fails its test (none)")
-    parser.add_argument("--time-budget", type=int, metavar="S",
-                        help="seconds a request may take; more rounds for uncovered lines while it allows (default 300)")
-    parser.add_argument("--test-dir", metavar="DIR", help="where new test files go (setting `test_dir`; default: detected)")
-    parser.add_argument("--python", metavar="PATH",
-                        help="the interpreter the project's tests run with (setting `python`; default: detected)")
-    parser.add_argument("--trust-remote-code", action="store_const", const=True, default=None,
-                        help="let a Hugging Face model run its own code (setting `trust_remote_code`)")
+    add_position(parser)
+    add_setting_flags(parser)
     parser.add_argument("--project", metavar="DIR", type=Path, help="project root (default: found from FILE)")
     parser.add_argument("--write", action="store_true", help="insert the tests into the test file and print its path")
     parser.add_argument("--json", action="store_true", help="print one JSON object describing the outcome")
@@ -62,21 +42,18 @@ def run_generate(args: argparse.Namespace) -> int:
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
     from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import GenerationRequest, TestGenerator, delivery_notes
+    from unitune.adapters.delivery import delivery_notes
+    from unitune.adapters.request import GenerationRequest
+    from unitune.adapters.service import TestGenerator
     from unitune.insertion import write_insertion
-    from unitune.placement import find_project_root
+    from unitune.project_layout import find_project_root
     from unitune.source import SourceFile, cli_offset
 
     quiet_libraries()
     file = SourceFile.from_path(args.file)
     offset = cli_offset(file, args.line, args.column)
     root = args.project.resolve() if args.project else find_project_root(Path(args.file).resolve())
-    overrides = {
-        "model": args.model, "candidates": args.candidates, "max_new_tokens": args.max_new_tokens,
-        "context": args.context, "quantization": args.quantization, "device": args.device,
-        "framework": args.framework, "validate": args.validate, "repair": args.repair, "time_budget": args.time_budget,
-        "test_dir": args.test_dir, "python": args.python, "trust_remote_code": args.trust_remote_code,
-    }
+    overrides = setting_overrides(args)
     loaded = load_settings(root, {k: v for k, v in overrides.items() if v is not None}, COMMAND_LINE)
     refuse_bad_flags(loaded)
     for problem in loaded.problems:
@@ -134,15 +111,16 @@ class _FirstUseNotice:
 
 
 class _TerminalProgress:
-    """One self-rewriting line on stderr: stage and percentage."""
+    """The generation's stages as a bar on stderr."""
+
+    def __init__(self) -> None:
+        self._line = ProgressLine(percent=True)
 
     def __call__(self, stage: str, fraction: float, message: str) -> None:
-        sys.stderr.write(f"\r\x1b[K{stage}: {int(fraction * 100):3d}%  {message}")
-        sys.stderr.flush()
+        self._line.update(fraction, 1.0, stage, message)
 
     def done(self) -> None:
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
+        self._line.close()
 
 
 # -- doctor ---------------------------------------------------------------------------------------
@@ -165,7 +143,7 @@ def add_doctor_parser(subparsers) -> None:
 
 def run_doctor(args: argparse.Namespace) -> int:
     from unitune import __version__
-    from unitune.placement import find_project_root
+    from unitune.project_layout import find_project_root
 
     root = (args.project or find_project_root(Path.cwd())).resolve()
     loaded = load_settings(root)

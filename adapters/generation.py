@@ -124,6 +124,11 @@ class _TestEnd:
             done = [True] * len(done)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
+    def completions(self) -> list[Completion]:
+        """Each row's text, cut where the stop rule (or an end-of-text token) ended its test."""
+        return [Completion(text[:end] if end is not None else text, tokens, end is not None)
+                for text, end, tokens in zip(self.texts, self.end_at, self.tokens)]
+
 
 def generate_completions(
     model: Any,
@@ -192,11 +197,7 @@ def generate_completions(
     if criterion.cancelled:
         log_event(log, "generate.cancelled", request_id=request_id, seconds=seconds)
         raise GenerationCancelled("generation cancelled; nothing was changed")
-    completions = []
-    for row in range(rows):
-        text = criterion.texts[row]
-        end = criterion.end_at[row]
-        completions.append(Completion(text[:end] if end is not None else text, criterion.tokens[row], end is not None))
+    completions = criterion.completions()
     stats = GenerationStats(request_id, int(input_ids.shape[1]), sum(criterion.tokens), seconds, truncated, completions)
     log_event(log, "generate.done", request_id=request_id, new_tokens=stats.new_tokens, seconds=seconds,
               ended=sum(c.ended for c in completions))
@@ -275,9 +276,6 @@ def generate_batch(
         )
     if criterion.cancelled:
         raise GenerationCancelled("generation cancelled; nothing was changed")
-    completions = []
-    for row in range(len(prompts)):
-        text, end = criterion.texts[row], criterion.end_at[row]
-        completions.append(Completion(text[:end] if end is not None else text, criterion.tokens[row], end is not None))
+    completions = criterion.completions()
     log_event(log, "generate.batch", request_id=request_id, rows=len(prompts), seconds=time.perf_counter() - started)
     return completions

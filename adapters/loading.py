@@ -16,7 +16,8 @@ from typing import Any
 
 from unitune.errors import ModelLoadError
 from unitune.logs import get_logger, log_event
-from unitune.adapters.builtin_models import BUILTIN_MODELS, Progress, is_gguf_model, resolve_builtin, resolve_gguf
+from unitune.adapters.builtin_models import BUILTIN_MODELS, is_gguf_model, resolve_builtin, resolve_gguf
+from unitune.adapters.gguf_conversion import Progress
 from unitune.settings import DEFAULT_MODEL
 
 log = get_logger("loading")

@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from unitune import sandbox
-    from unitune.adapters.service import GenerationRequest, deliver, prepare
+    from unitune.adapters.delivery import deliver
+    from unitune.adapters.request import GenerationRequest, prepare
     from unitune.insertion import apply, plan_insertion
     from unitune.prompt import build_prompt
     from unitune.settings import Settings

@@ -167,7 +167,8 @@ def main() -> None:
 
     # -- time to the first test --------------------------------------------------------------
     from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import GenerationRequest, TestGenerator
+    from unitune.adapters.request import GenerationRequest
+    from unitune.adapters.service import TestGenerator
     from unitune.errors import GenerationFailed
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset

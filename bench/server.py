@@ -108,7 +108,7 @@ async def run(args) -> None:
     # command -> applied edit, interleaved with the bare generation so machine noise hits both alike
     from unitune.adapters.generation import SamplingOptions, generate_completions
     from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
-    from unitune.adapters.service import GenerationRequest, fit_prompt, prepare
+    from unitune.adapters.request import GenerationRequest, fit_prompt, prepare
     from unitune.settings import load_settings
     from unitune.source import SourceFile
     from unitune.stopping import StopScanner

@@ -50,7 +50,7 @@ def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bo
     import torch
 
     from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
-    from unitune.training import trainer
+    from unitune.training import run_record, trainer
     from unitune.training.config import TrainConfig
     from unitune.training.data import collate, read_pairs, tokenize_pairs
 
@@ -61,7 +61,7 @@ def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bo
                          checkpoint_every=10**6, epochs=100)
     bf16, checkpointing, optimizer = trainer.compute_plan(config, "cpu", block)
     model = trainer.build_model(config, loaded, loaded.model.config.model_type, checkpointing)
-    trainable, total = trainer.count_parameters(model)
+    trainable, total = run_record.count_parameters(model)
     rows = read_pairs(pairs)
     reserved = config.virtual_tokens if method == "prompt-tuning" else 0
     train = tokenize_pairs([p for p in rows if p["split"] == "train"], loaded.tokenizer, block, reserved)
@@ -88,7 +88,7 @@ def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bo
                            lambda event: None, bf16=bf16, optimizer_kind=optimizer)
     seconds = time.perf_counter() - started
     return {"method": method, "trainable": trainable, "total": total, "seconds_per_step": seconds / steps,
-            "peak_mib": trainer.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune",
+            "peak_mib": run_record.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune",
             "optimizer": optimizer, "checkpointing": checkpointing, "examples": len(train.examples),
             "mean_tokens": sum(len(e.input_ids) for e in train.examples) / max(1, len(train.examples))}
 

@@ -23,9 +23,11 @@ import json
 import sys
 from pathlib import Path
 
+from unitune.cli_options import add_setting_flags, setting_overrides, settings_stamp
 from unitune.errors import UnituneError
+from unitune.progress_line import ProgressLine
 from unitune.files import atomic_write
-from unitune.settings import COMMAND_LINE, data_home, load_settings, refuse_bad_flags
+from unitune.settings import COMMAND_LINE, KEYS, data_home, load_settings, refuse_bad_flags
 
 METRICS = [("valid_syntax", "valid syntax"), ("pass_at_1", "pass@1"), ("line_coverage", "line cov"),
            ("branch_coverage", "branch cov"), ("mutation_score", "mutation"), ("codebleu", "CodeBLEU")]
@@ -51,8 +53,8 @@ def add_eval_parser(subparsers) -> None:
                               "or a pairs JSONL from `unitune mine` (its test split)"))
     parser.add_argument("--repo", type=Path, help="the mined repository, for a pairs file (default: the cwd)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
-    parser.add_argument("--model", help="base model (default: the `model` setting)")
-    parser.add_argument("--candidates", type=int, help="tests sampled per problem (default: the setting)")
+    add_setting_flags(parser.add_argument_group("settings (default: the project's and the user's settings files)"),
+                      [key for key in KEYS if key not in ("adapter", "test_dir")])
     parser.add_argument("--chart", type=Path, default=Path("unitune-compare.png"), help="PNG chart of --compare")
     parser.add_argument("--save-tests", type=Path, metavar="DIR",
                         help="write the test file delivered for each problem into DIR (one per problem, named after it)")
@@ -103,15 +105,14 @@ def _evaluate(name: str, args, reuse: bool):
 
     quiet_libraries()
     project = (args.repo or Path.cwd()).resolve()
-    overrides = {k: v for k, v in {"model": args.model, "candidates": args.candidates}.items() if v is not None}
-    loaded = load_settings(project, overrides, COMMAND_LINE)
+    loaded = load_settings(project, setting_overrides(args), COMMAND_LINE)
     refuse_bad_flags(loaded)
     settings = loaded.settings
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
-    # results under other validation or repair settings are other results
-    stamp = model_stamp(settings.model, adapter.path if adapter else None) + f":{settings.validate}:{settings.repair}"
+    # results under other settings are other results
+    stamp = model_stamp(settings.model, adapter.path if adapter else None) + ":" + settings_stamp(settings)
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
         if saved.pop("model_stamp", None) == stamp:
@@ -123,14 +124,12 @@ def _evaluate(name: str, args, reuse: bool):
     if done:
         print(f"unitune eval: {label}: resuming, {len(done)} problems already judged ({partial.path})",
               file=sys.stderr)
-    tty = sys.stderr.isatty()
+    # a terminal gets a bar; a log file gets a line per problem (each is worth keeping)
+    progress = ProgressLine(unit="problem", log_every_update=True)
 
     def on_problem(index, total, result):
         partial.append(result)
-        # A terminal gets one line rewritten in place; a log file gets a line per problem.
-        line = f"{label}: {index}/{total} {result.id} {result.status} {result.seconds:.1f}s"
-        sys.stderr.write(f"\r\x1b[K{line}" if tty else line + "\n")
-        sys.stderr.flush()
+        progress.update(index, total, label, f"{result.id} {result.status} {result.seconds:.1f}s")
 
     if args.dataset == JAVA_DATASET:
         from unitune.evaluation.java_eval import run_java_evaluation
@@ -139,8 +138,7 @@ def _evaluate(name: str, args, reuse: bool):
     else:
         report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem,
                                 done)
-    if tty:
-        sys.stderr.write("\r\x1b[K")
+    progress.close()
     _save(target, {**report.to_json(), "model_stamp": stamp})
     partial.remove()
     return report

@@ -149,7 +149,9 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
     `judge_delivered(test_rel, test_text, tests)`."""
     from dataclasses import replace
 
-    from unitune.adapters.service import GenerationRequest, TestGenerator, deliver, prepare
+    from unitune.adapters.delivery import deliver
+    from unitune.adapters.request import GenerationRequest, prepare
+    from unitune.adapters.service import TestGenerator
     from unitune.insertion import apply, plan_insertion
 
     started = time.perf_counter()
@@ -202,11 +204,11 @@ def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int,
               test_text: str, names: list[str]) -> dict:
     """Judge delivered tests together, as another harness would: one sandbox session runs them with
     coverage of the focal function, then against each mutant."""
-    from unitune.adapters.service import _node_id
+    from unitune.adapters.assure import node_in_file
     from unitune.sandbox import Round, run_rounds
     from unitune.evaluation.mutants import mutants
 
-    ids = [f"{test_rel}::{_node_id(test_text, name)}" for name in names]
+    ids = [f"{test_rel}::{node_in_file(test_text, name)}" for name in names]
     found = mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM)
     rounds = [Round(select=ids, coverage=True)] + [Round(files={focal_rel: m.source}, select=ids) for m in found]
     session = run_rounds(project, test_rel, rounds, {test_rel: test_text}, focal_file=focal_rel, focal_lines=lines,

@@ -35,9 +35,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitune.adapters.postprocess import close_java_brackets
+from unitune.adapters.validity import close_java_brackets
 from unitune.errors import UnituneError
 from unitune.languages import JAVA, LANGUAGES, PYTHON, parser_for
+from unitune.syntax_walk import descendants
 
 REQUIRED_KEYS = ("prompt", "reference", "prediction")
 SCORE_KEYS = ("codebleu", "ngram_match", "weighted_ngram_match", "syntax_match", "dataflow_match")
@@ -212,13 +213,13 @@ def _describe(node, prompt: str, language: str) -> str | None:
 
 
 def _first_error(root):
-    found, stack = [], [root]
-    while stack:
-        node = stack.pop()
-        if node.is_error or node.is_missing:
-            found.append(node)
-        elif node.has_error:
-            stack.extend(node.children)
+    def is_error(node) -> bool:
+        return node.is_error or node.is_missing
+
+    if is_error(root):
+        return root
+    inside = descendants(root, descend_into=lambda node: node.has_error and not is_error(node))
+    found = [node for node in inside if is_error(node)]
     return min(found, key=lambda node: node.start_byte) if found else root
 
 

@@ -19,7 +19,7 @@ from unitune.server.documents import DocumentIndex
 from unitune.server.engine import ModelEngine
 from unitune import __version__
 from unitune.logs import get_logger, log_event
-from unitune.placement import find_project_root
+from unitune.project_layout import find_project_root
 
 log = get_logger("server")
 NAME = "unitune"

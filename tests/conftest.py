@@ -78,10 +78,10 @@ def example_prompt(relative: str, line: int, root: Path | None = None, existing:
                         existing_test_source=existing)
 
 
-@pytest.fixture(scope="session")
-def trained_base(tmp_path_factory) -> Path:
-    """A tiny model trained until it answers the examples' prompts with a known, valid test: a real
-    model whose output we know, for end-to-end tests of generation, stopping and writing."""
+def trained_model(folder: Path) -> Path:
+    """Save to `folder` a tiny model trained until it answers the examples' prompts with a known,
+    valid test (cached on disk, see `tinymodels.overfit_model`). Outside pytest too:
+    `python -c 'import sys; sys.path.insert(0, "tests"); import conftest; conftest.trained_model(...)'`."""
     import tinymodels
 
     pairs = [
@@ -89,7 +89,14 @@ def trained_base(tmp_path_factory) -> Path:
         (example_prompt(*JAVA_FOCAL).text, JAVA_COMPLETION),
         (example_prompt(*PY_FOCAL, existing=EXISTING_PY_TESTS).text, PY_COMPLETION),
     ]
-    return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "trained-base", pairs, steps=500)
+    return tinymodels.overfit_model(folder, pairs, steps=500)
+
+
+@pytest.fixture(scope="session")
+def trained_base(tmp_path_factory) -> Path:
+    """A tiny model trained until it answers the examples' prompts with a known, valid test: a real
+    model whose output we know, for end-to-end tests of generation, stopping and writing."""
+    return trained_model(tmp_path_factory.mktemp("models") / "trained-base")
 
 
 @pytest.fixture

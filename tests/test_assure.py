@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from unitune.adapters.service import GenerationRequest, deliver, prepare
+from unitune.adapters.delivery import deliver
+from unitune.adapters.request import GenerationRequest, prepare
 from unitune.errors import GenerationFailed
 from unitune.insertion import apply, plan_insertion
 from unitune.prompt import build_prompt
@@ -41,6 +42,7 @@ def run(project, completions, *, line, repair="observe", notes=None):
 DEPOSIT_LINE = 15  # inside Account.deposit
 
 
+@pytest.mark.slow
 def test_a_wrong_expected_value_and_an_unexpected_raise_are_repaired(example_project):
     kept, rejected, text = run(example_project, [
         '    account = Account("ann", 100)\n'
@@ -57,6 +59,7 @@ def test_a_wrong_expected_value_and_an_unexpected_raise_are_repaired(example_pro
     assert kept[0].adds.startswith("covers 4/4 lines, 2/2 branches, kills ")
 
 
+@pytest.mark.slow
 def test_repair_drop_removes_what_failed_and_keeps_what_held(example_project):
     kept, _, _ = run(example_project, [
         '    account = Account("ann", 100)\n'
@@ -67,6 +70,7 @@ def test_repair_drop_removes_what_failed_and_keeps_what_held(example_project):
     assert "account.balance == 7" not in kept[0].source
 
 
+@pytest.mark.slow
 def test_repair_none_drops_a_failing_test_and_nothing_is_delivered(example_project):
     with pytest.raises(GenerationFailed) as failure:
         run(example_project, ['    assert Account("ann", 1).deposit(1) == 3\n'], line=DEPOSIT_LINE, repair="none")
@@ -81,6 +85,7 @@ def test_a_test_that_cannot_be_repaired_is_dropped(example_project):
     assert "uses undefined name helper_that_does_not_exist" in str(failure.value)
 
 
+@pytest.mark.slow
 def test_checks_before_running(example_project):
     notes: list[str] = []
     kept, rejected, text = run(example_project, [
@@ -95,6 +100,7 @@ def test_checks_before_running(example_project):
     assert "import math" in text
 
 
+@pytest.mark.slow
 def test_a_parameter_no_fixture_provides_is_removed(example_project):
     project = example_project / "python"
     (project / "conftest.py").write_text("import pytest\n\n\n@pytest.fixture\ndef rich():\n"
@@ -112,6 +118,7 @@ def test_a_parameter_no_fixture_provides_is_removed(example_project):
     assert kept[0].repaired == ["removed parameter amount: no fixture provides it"]
 
 
+@pytest.mark.slow
 def test_a_flaky_test_is_dropped(example_project):
     with pytest.raises(GenerationFailed) as failure:
         run(example_project, [
@@ -125,6 +132,7 @@ def test_a_flaky_test_is_dropped(example_project):
     assert "flaky: passed, then failed when run again" in str(failure.value)
 
 
+@pytest.mark.slow
 def test_only_tests_that_add_coverage_or_kill_mutants_are_delivered(example_project):
     kept, rejected, _ = run(example_project, [
         '    assert Account("ann", 1).deposit(1) == 2\n',
@@ -163,6 +171,7 @@ def coverage_model(tmp_path_factory):
     return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "coverage", pairs, steps=600)
 
 
+@pytest.mark.slow
 def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project):
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime
@@ -182,6 +191,7 @@ def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(cover
     assert "coverage_round_1" in outcome.timings
 
 
+@pytest.mark.slow
 def test_no_coverage_round_past_the_time_budget(coverage_model, example_project):
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime

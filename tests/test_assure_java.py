@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from unitune.adapters.service import GenerationRequest, deliver, prepare
+from unitune.adapters.delivery import deliver
+from unitune.adapters.request import GenerationRequest, prepare
 from unitune.errors import GenerationFailed
 from unitune.prompt import build_prompt
 from unitune.settings import Settings
@@ -26,6 +27,7 @@ def run(project, completions, repair="observe"):
     return deliver(request, prepared, prompt, completions, [], lambda *args: None)
 
 
+@pytest.mark.slow
 def test_java_tests_are_compiled_run_and_repaired(example_project):
     delivery = run(example_project, [
         '        Account account = new Account("ann", 100);\n'
@@ -48,12 +50,14 @@ def test_java_tests_are_compiled_run_and_repaired(example_project):
     assert any(p.startswith("does not compile:") for p in problems), problems
 
 
+@pytest.mark.slow
 def test_a_failing_java_test_is_dropped_without_repair(example_project):
     with pytest.raises(GenerationFailed) as failure:
         run(example_project, ['        assertEquals(3, new Account("ann", 1).deposit(1));\n    }\n'], repair="none")
     assert "failed when run" in str(failure.value) and "nothing was inserted" in str(failure.value)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not jacoco_jars(), reason="JaCoCo is not installed (Debian: libjacoco-java)")
 def test_a_java_test_that_adds_no_coverage_is_dropped(example_project):
     delivery = run(example_project, [

@@ -46,7 +46,7 @@ def projects(trained_base, tmp_path_factory, peft_adapters) -> dict[str, tuple[P
 
 
 def _request(projects, name: str, focal=PY_FOCAL, trained_base=None):
-    from unitune.adapters.service import GenerationRequest
+    from unitune.adapters.request import GenerationRequest
     from unitune.source import SourceFile, cli_offset
 
     project, adapter = projects[name]
@@ -74,6 +74,7 @@ def batches(monkeypatch) -> list[int]:
     return rows
 
 
+@pytest.mark.slow
 def test_two_projects_requests_are_written_in_one_batch_as_each_would_be_alone(projects, trained_base, batches):
     from unitune.adapters.batching import BatchJob, generate_together
     from unitune.adapters.loading import ModelSpec
@@ -94,11 +95,13 @@ def test_two_projects_requests_are_written_in_one_batch_as_each_would_be_alone(p
     assert "def test_deposit():" in together[0].tests[0].source and "testDeposit" in together[1].tests[0].source
 
 
+@pytest.mark.slow
 def test_a_request_cancelled_in_a_batch_ends_alone(projects, trained_base, batches):
     from unitune.adapters.batching import BatchJob, generate_together
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import GENERATING, TestGenerator
+    from unitune.adapters.request import GENERATING
+    from unitune.adapters.service import TestGenerator
 
     generator = TestGenerator(ModelRuntime(ModelSpec(model=str(trained_base), quantization="none")))
     cancel = threading.Event()

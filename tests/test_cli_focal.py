@@ -133,3 +133,17 @@ def test_console_script_help_lists_subcommands():
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_the_context_is_the_projects_setting_unless_the_flag_says_otherwise(capsys, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "unitune.toml").write_text('context = "fm"\n')
+    source = project / "account.py"
+    source.write_text(EXAMPLE.read_text())
+    code, out, err = run(capsys, "focal", str(source), "--line", "17", "--json")
+    assert code == 0, err
+    assert "class Account:" not in json.loads(out)["context"]  # the focal method alone, as `generate` would use
+    code, out, err = run(capsys, "focal", str(source), "--line", "17", "--json", "--context", "fm+fc")
+    assert code == 0, err
+    assert "class Account:" in json.loads(out)["context"]

@@ -4,13 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from unitune.code_spans import module_imports, signature
 from unitune.context import (
     CONTEXT_LEVELS,
     DEFAULT_CONTEXT,
-    module_imports,
     parse_context_level,
     render_context,
-    signature,
 )
 from unitune.errors import BadSettingError
 from unitune.focal import functions

@@ -54,6 +54,7 @@ def test_doctor_reports_the_sandbox(tmp_path, monkeypatch, capsys):
     assert checks["sandbox"]["detail"].startswith('validate = "run" works')
 
 
+@pytest.mark.slow
 def test_the_tests_run_with_the_projects_interpreter(tmp_path, monkeypatch):
     """The `python` setting, else an active virtual environment, else the project's .venv/ or venv/,
     else unitune's own interpreter; doctor says which and why."""

@@ -9,7 +9,9 @@ import os
 import pytest
 
 from unitune.cli import main
+from unitune.cli_options import settings_stamp
 from unitune.evaluation.eval_command import model_stamp, training_table
+from unitune.settings import Settings
 
 
 @pytest.fixture
@@ -47,6 +49,7 @@ def test_bundled_model_is_stamped_by_its_files():
     assert model_stamp(BUNDLED_TEST_MODEL) == model_stamp(str(folder)) != model_stamp("no-such-model-xyz")
 
 
+@pytest.mark.slow
 def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_path, capsys):
     import shutil
 
@@ -56,7 +59,7 @@ def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_pa
     assert main(args + ["--json"]) == 0
     saved = home / "evals" / "base-model-humaneval-1.json"
     record = json.loads(saved.read_text())
-    assert record["model_stamp"] == model_stamp(str(model)) + ":run:observe"
+    assert record["model_stamp"] == model_stamp(str(model)) + ":" + settings_stamp(Settings())
     report = json.loads(capsys.readouterr().out)
     assert report[0]["problems"] == 1 and report[0]["training"] == {}
 
@@ -65,6 +68,11 @@ def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_pa
     saved.write_text(json.dumps(record))
     assert main(args + ["--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["seconds"] == 12345.0
+
+    # Another setting is another measurement: run again, not the saved results.
+    assert main(args + ["--json", "--context", "fm"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["seconds"] != 12345.0
+    saved.write_text(json.dumps(record))
 
     # Another candidate count is another measurement: run, and saved apart.
     assert main(args + ["--json", "--candidates", "2"]) == 0
@@ -94,6 +102,7 @@ def test_training_table_shows_each_adapter():
     assert lines[4].split()[-2:] == ["2.500", "-"]
 
 
+@pytest.mark.slow
 def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project, home, monkeypatch, capsys,
                                                    tmp_path):
     """`unitune eval --dataset pairs.jsonl --repo .` from inside the mined project, as a user types it:
@@ -131,7 +140,7 @@ def test_an_interrupted_eval_resumes_where_it_stopped(tiny_base, home, tmp_path,
     seeded = {"id": "HumanEval/0", "valid_syntax": True, "passed": True, "asserts": True, "status": "passed",
               "test": "# judged before the interruption", "seconds": 1000.0}
     # The header names these model files; the last line was cut short by the kill.
-    stamp = model_stamp(str(model)) + ":run:observe"  # the model files, validate and repair
+    stamp = model_stamp(str(model)) + ":" + settings_stamp(Settings())  # the model files and the settings
     partial.write_text(json.dumps({"model_stamp": stamp}) + "\n" + json.dumps(seeded) + "\n"
                        + '{"id": "HumanEval/1", "valid_')
 

@@ -54,6 +54,7 @@ def run(project, test_text, asserts=True):
                  test_text)
 
 
+@pytest.mark.slow
 def test_strong_test_passes_covers_everything_and_kills_mutants(project):
     result = run(project, STRONG)
     assert result.passed and result.status == "passed"
@@ -62,6 +63,7 @@ def test_strong_test_passes_covers_everything_and_kills_mutants(project):
     assert result.mutants >= 4 and result.mutants_killed >= result.mutants - 1
 
 
+@pytest.mark.slow
 def test_weak_test_covers_less_and_misses_mutants(project):
     result = run(project, WEAK)
     assert result.passed
@@ -70,11 +72,13 @@ def test_weak_test_covers_less_and_misses_mutants(project):
     assert result.mutants_killed < result.mutants
 
 
+@pytest.mark.slow
 def test_failing_test_does_not_count_as_pass(project):
     result = run(project, WRONG)
     assert result.status == "failed" and not result.passed and result.mutants == 0
 
 
+@pytest.mark.slow
 def test_a_test_that_asserts_nothing_is_not_a_pass(project):
     result = run(project, STRONG, asserts=False)
     assert result.status == "passed" and not result.passed

@@ -1,4 +1,5 @@
-"""The focal method under a position, the functions of a file, and the position conversions behind them.
+"""The focal method under a position, the functions of a file, the position conversions behind them, and
+the walk over a file's syntax tree.
 
 Positions in the tables are command-line positions (1-based line, 1-based column in code points). Each
 row is also looked up the way the language server does it: a 0-based line and a column in UTF-16 code
@@ -14,7 +15,9 @@ import pytest
 
 from unitune.errors import BadFileError, BadPositionError, NoFocalMethodError, UnsupportedLanguageError
 from unitune.focal import CONSTRUCTOR, FUNCTION, METHOD, focal_at, functions, require_focal_at
+from unitune.languages import PYTHON
 from unitune.source import UTF8, UTF16, UTF32, SourceFile, cli_offset
+from unitune.syntax_walk import descendants
 
 FIXTURES = Path(__file__).parent / "fixtures" / "focal"
 
@@ -464,3 +467,18 @@ def test_upper_case_extension_is_recognised(tmp_path):
     path = tmp_path / "Shout.JAVA"
     path.write_text("class Shout { void a() {} }\n", encoding="utf-8")
     assert [f.qualified_name for f in functions(SourceFile.from_path(path))] == ["Shout.a"]
+
+
+def test_descendants_are_in_document_order_and_not_entered_where_refused():
+    file = SourceFile("def f(a):\n    return a\n\nx = [1]\n", PYTHON)
+    root = file.tree.root_node
+    assert [node.type for node in descendants(root, named_only=True)] == [
+        "function_definition", "identifier", "parameters", "identifier", "block", "return_statement", "identifier",
+        "expression_statement", "assignment", "identifier", "list", "integer",
+    ]
+    outside_functions = descendants(root, named_only=True, descend_into=lambda node: node.type != "function_definition")
+    assert [node.type for node in outside_functions] == [
+        "function_definition", "expression_statement", "assignment", "identifier", "list", "integer",
+    ]
+    assignment = root.named_children[1]
+    assert [node.type for node in descendants(assignment)] == ["assignment", "identifier", "=", "list", "[", "integer", "]"]

@@ -27,12 +27,14 @@ def generate(capsys, project, focal, *extra):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_prints_the_generated_test(capsys, example_project, trained_base):
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base))
     assert code == 0, err
     assert out == EXPECTED_PY_TEST
 
 
+@pytest.mark.slow
 def test_write_creates_the_test_file_and_the_test_passes(capsys, example_project, trained_base):
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--write")
     assert code == 0, err
@@ -46,6 +48,7 @@ def test_write_creates_the_test_file_and_the_test_passes(capsys, example_project
     assert "1 passed" in run.stdout
 
 
+@pytest.mark.slow
 def test_write_into_an_existing_test_file_keeps_every_line(capsys, example_project, trained_base):
     test_file = example_project / "python" / "tests" / "test_account.py"
     test_file.parent.mkdir()
@@ -76,6 +79,7 @@ def test_java_new_test_file_has_package_imports_and_class(capsys, example_projec
     assert not parser_for("java").parse(text.encode("utf-8")).root_node.has_error  # the whole file parses
 
 
+@pytest.mark.slow
 def test_json_outcome(capsys, example_project, trained_base):
     code, out, _ = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--json")
     assert code == 0
@@ -87,6 +91,7 @@ def test_json_outcome(capsys, example_project, trained_base):
     assert record["tests"][0]["adds"].startswith("covers 3/4 lines")  # validate = "run", the default
 
 
+@pytest.mark.slow
 def test_json_says_why_when_no_test_survives(capsys, example_project, tiny_base):
     """A random tiny model writes nothing usable: exit 1, and a JSON answer on stdout for scripts."""
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(tiny_base), "--json")
@@ -97,22 +102,13 @@ def test_json_says_why_when_no_test_survives(capsys, example_project, tiny_base)
 
 @pytest.mark.parametrize("flags, message", [
     (["--candidates", "0"], "candidates = 0 must be a whole number from 1 to 64"),
-    (["--validate", "maybe"], "invalid choice: 'maybe'"),
+    (["--validate", "maybe"], "validate = 'maybe' is not one of none, syntax, run"),
     (["--time-budget", "1"], "time_budget = 1 must be a whole number from 5 to 3600"),
     (["--column", "400"], "column 400 is past the end of line 17"),
 ])
 def test_a_bad_flag_value_is_an_error(capsys, example_project, flags, message):
-    with pytest.raises(SystemExit) if "invalid choice" in message else _no_exception():
-        code, out, err = generate(capsys, example_project, PY_FOCAL, *flags)
-        assert code == 2 and out == "" and message in err
-    if "invalid choice" in message:
-        assert message in capsys.readouterr().err
-
-
-def _no_exception():
-    import contextlib
-
-    return contextlib.nullcontext()
+    code, out, err = generate(capsys, example_project, PY_FOCAL, *flags)
+    assert code == 2 and out == "" and message in err
 
 
 def test_verbose_after_the_command(capsys):
@@ -148,6 +144,7 @@ def test_wrong_base_adapter_is_refused_naming_both(capsys, example_project, trai
     assert code == 2 and "tiny-base" in err and "trained-base" in err
 
 
+@pytest.mark.slow
 def test_adapter_of_the_same_base_is_used(capsys, example_project, trained_base, tmp_path):
     import tinymodels
 

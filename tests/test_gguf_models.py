@@ -14,15 +14,9 @@ import shutil
 
 import pytest
 
-from unitune.adapters import builtin_models
-from unitune.adapters.builtin_models import (
-    CONVERSION_RECORD,
-    BuiltinModel,
-    PackagedWeights,
-    convert_gguf,
-    packaged_parts,
-    resolve_builtin,
-)
+from unitune.adapters import builtin_models, gguf_conversion
+from unitune.adapters.builtin_models import BuiltinModel, PackagedWeights, packaged_parts, resolve_builtin
+from unitune.adapters.gguf_conversion import CONVERSION_RECORD, convert_gguf
 from unitune.adapters.loading import ModelSpec, load_model, resolve_model_folder
 from unitune.errors import ModelLoadError
 
@@ -83,7 +77,7 @@ def test_gguf_is_converted_once(tiny_gguf, home, monkeypatch):
         raise AssertionError("converted again")
 
     monkeypatch.setattr(builtin_models, "convert_gguf", no_second_conversion)
-    monkeypatch.setattr(builtin_models, "_dequantize", no_second_conversion)
+    monkeypatch.setattr(gguf_conversion, "_dequantize", no_second_conversion)
     again, _, _ = resolve_model_folder(str(tiny_gguf))
     assert again == folder
     assert record.stat().st_mtime_ns == written

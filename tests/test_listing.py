@@ -6,7 +6,7 @@ import pytest
 
 from unitune.languages import JAVA, PYTHON
 from unitune.listing import is_test_file, list_functions, list_tests, python_imports
-from unitune.placement import JUNIT3, JUNIT4, JUNIT5, PYTEST, UNITTEST
+from unitune.frameworks import JUNIT3, JUNIT4, JUNIT5, PYTEST, UNITTEST
 from unitune.source import SourceFile
 
 

@@ -282,15 +282,16 @@ def test_walk_skips_environments_dependencies_build_output_binaries_and_huge_fil
     if is_git_work_tree(tmp_path):
         pytest.skip("the temporary folder is inside a git work tree, so git lists the files")
     repo = tmp_path / "plain"
-    for folder in ("pkg", "venv/lib", ".venv", "myenv", "node_modules/x", "build", "target", "vendor",
+    for folder in ("pkg", "pkg/build", "venv/lib", ".venv", "myenv", "node_modules/x", "build", "target", "vendor",
                    "third_party", "__pycache__", ".tox", "site-packages"):
         (repo / folder).mkdir(parents=True, exist_ok=True)
         (repo / folder / "mod.py").write_text("def f():\n    pass\n")
+    (repo / "pyproject.toml").write_text("[project]\nname = 'plain'\n")  # makes `build` and `target` build output
     (repo / "myenv" / "pyvenv.cfg").write_text("home = /usr\n")
     (repo / "pkg" / "blob.py").write_bytes(b"def f():\x00\n")
     (repo / "pkg" / "huge.py").write_text("x = 1\n" * 200_000)
     found = _relative(repo, discover_files(repo))
-    assert found == {"pkg/mod.py"}
+    assert found == {"pkg/mod.py", "pkg/build/mod.py", "pyproject.toml"}  # a package may be named `build`
 
 
 def test_unreadable_files_are_reported_and_skipped(tmp_path):
@@ -367,7 +368,7 @@ def test_cli_bad_input_gives_one_line_and_writes_nothing(tmp_path, capsys, setup
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and message in captured.err and "Traceback" not in captured.err
     assert not out_file.exists() and not out_file.parent.exists()
-    assert not (tmp_path / "repo" / ".unitune").exists() if repo.is_dir() else True
+    assert not (tmp_path / "repo" / ".unitune").exists()
 
 
 def test_cli_refuses_an_unknown_language(tmp_path, capsys):

@@ -196,6 +196,7 @@ vim.api.nvim_create_autocmd("VimEnter", {
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(NVIM is None, reason="Neovim (nvim) is not installed; .ci/run installs it with apt-get")
 def test_code_action_writes_a_passing_test_through_neovim(tmp_path, trained_base):
     project = tmp_path / "examples"

@@ -86,6 +86,7 @@ def repaired(observed, name, source=None, mode="observe"):
     return repair(source or TESTS[name], name, records, mode)
 
 
+@pytest.mark.slow
 def test_observed_values_replace_wrong_expected_values(observed):
     fixed = repaired(observed, "test_value")
     assert "assert b.add(2) == 2" in fixed.source

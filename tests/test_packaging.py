@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 #: source folder -> where its files land in the installed package
 INSTALLED_AS = {"unitune": "unitune", "adapters": "unitune/adapters", "server": "unitune/server",
@@ -16,6 +18,7 @@ INSTALLED_AS = {"unitune": "unitune", "adapters": "unitune/adapters", "server": 
 DATA = ["unitune/evaluation/datasets/HumanEval.jsonl.gz", "unitune/evaluation/java/UnituneCoverage.java"]
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     source = tmp_path / "source"  # a clean copy: setuptools' build/ folder would keep files a build removed
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "node_modules",

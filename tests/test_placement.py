@@ -1,13 +1,15 @@
-"""Tests of unitune.placement: test file <-> focal file mapping, module names, framework detection."""
+"""Tests of test file <-> focal file mapping (unitune.placement, unitune.focal_candidates), the
+project's layout and walk (unitune.project_layout, unitune.project_walk) and framework detection."""
 
 from pathlib import Path
 
 import pytest
 
-from unitune.placement import (
-    FRAMEWORKS, JUNIT4, JUNIT5, PYTEST, UNITTEST, TestLocation, detect_framework, find_project_root,
-    focal_candidates_for_test, locate_test_file, project_files, python_module_name,
-)
+from unitune.focal_candidates import focal_candidates_for_test
+from unitune.frameworks import FRAMEWORKS, JUNIT4, JUNIT5, PYTEST, UNITTEST, detect_framework
+from unitune.placement import TestLocation, locate_test_file
+from unitune.project_layout import find_project_root, python_module_name
+from unitune.project_walk import project_files, project_folders
 
 UNITTEST_TEST = "import unittest\n\nclass TestThing(unittest.TestCase):\n    def test_a(self):\n        pass\n"
 PYTEST_TEST = "import pytest\n\ndef test_a():\n    pass\n"
@@ -46,6 +48,22 @@ def test_project_root_is_nearest_marker(tmp_path, marker):
 def test_project_root_without_marker_is_the_file_folder(tmp_path):
     tree(tmp_path, {"a/b/mod.py": ""})
     assert find_project_root(tmp_path / "a/b/mod.py") == tmp_path / "a/b"
+
+
+# -- walking the project -------------------------------------------------------------------------
+
+def test_project_walk_skips_what_is_not_the_projects_own(tmp_path):
+    tree(tmp_path, {
+        "pyproject.toml": "", "pkg/mod.py": "", "pkg/notes.txt": "", "pkg/build/steps.py": "",
+        ".git/hooks/hook.py": "", ".venv/lib/site.py": "", "node_modules/x/x.py": "", "__pycache__/mod.py": "",
+        "myenv/pyvenv.cfg": "", "myenv/lib.py": "", "pkg.egg-info/x.py": "", "build/lib/mod.py": "",
+        "vendor/lib.py": "", ".github/scripts/release.py": "",
+    })
+    found = [path.relative_to(tmp_path).as_posix() for path in project_files(tmp_path, suffixes=(".py",))]
+    assert found == ["pkg/mod.py", "pkg/build/steps.py"]  # `build` is build output only beside a build file
+    copied = {folder.relative_to(tmp_path).as_posix() for folder, _ in project_folders(tmp_path, copying=True)}
+    assert {".github", "vendor", "pkg/build"} <= copied  # what the project's tests may read or import
+    assert not copied & {".git", ".venv", "node_modules", "__pycache__", "myenv", "pkg.egg-info", "build"}
 
 
 # -- module names --------------------------------------------------------------------------------
@@ -375,6 +393,6 @@ def test_focal_for_java_prefers_same_module(tmp_path):
         "b/src/main/java/com/x/Foo.java": java_class("com.x", "Foo"),
         "b/src/test/java/com/x/FooTest.java": "package com.x;\n",
     })
-    files = project_files(tmp_path, "java")
+    files = list(project_files(tmp_path, suffixes=(".java",)))
     found = focal_candidates_for_test(tmp_path / "b/src/test/java/com/x/FooTest.java", tmp_path, files=files)
     assert found == [tmp_path / "b/src/main/java/com/x/Foo.java", tmp_path / "a/src/main/java/com/x/Foo.java"]

@@ -5,13 +5,12 @@ from pathlib import Path
 import pytest
 from unitune.adapters.postprocess import (
     GeneratedTest,
-    close_java_brackets,
     postprocess,
     postprocess_all,
     rename_test,
-    syntax_problems,
     unique_names,
 )
+from unitune.adapters.validity import close_java_brackets, syntax_problems
 
 from unitune.errors import UnituneError
 from unitune.focal import functions
@@ -244,7 +243,7 @@ def test_what_python_rejects_but_tree_sitter_accepts_is_not_a_valid_test(pytest_
 
 
 def test_an_insertion_that_would_break_the_test_file_is_refused(tmp_path):
-    from unitune.adapters.service import check_whole_file
+    from unitune.adapters.delivery import check_whole_file
     from unitune.errors import GenerationFailed
     from unitune.insertion import plan_insertion
     from unitune.placement import locate_test_file

@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
-from unitune.training.pretrain import (  # noqa: E402
-    CORPUS_FILE, CORPUS_STATS, LOSS_FILE, SHIPPED_FOLDER, PretrainConfig, is_held_out, run_pretrain,
-)
+from unitune.training.model_folder import LOSS_FILE  # noqa: E402
+from unitune.training.pretrain import run_pretrain  # noqa: E402
+from unitune.training.pretrain_config import SHIPPED_FOLDER, PretrainConfig  # noqa: E402
+from unitune.training.pretrain_corpus import CORPUS_FILE, CORPUS_STATS, is_held_out  # noqa: E402
 
 MAX_SHIPPED_BYTES = 25 * 10**6
 
@@ -54,6 +55,7 @@ def _losses(folder: Path, stage: str) -> list[float]:
     return [r["loss"] for r in records if r.get("stage") == stage and "loss" in r]
 
 
+@pytest.mark.slow
 def test_pretrain_writes_a_loadable_model_folder(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -94,6 +96,7 @@ def test_pretrain_writes_a_loadable_model_folder(tmp_path):
     assert "small" in (out / "README.md").read_text("utf-8")
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_tokenizer_and_losses(tmp_path):
     first = run_pretrain(_tiny(tmp_path, "a", steps=3, tune_steps=2), echo=False)
     second = run_pretrain(_tiny(tmp_path, "b", steps=3, tune_steps=2), echo=False)
@@ -133,6 +136,7 @@ class TestCalc(unittest.TestCase):
 """
 
 
+@pytest.mark.slow
 def test_unittest_tests_also_train_as_pytest_functions(tmp_path):
     """The stdlib tests with unittest; the test-shaped stage also gets their pytest rewrites (where
     faithful), so the model learns to continue `def test_x(` too."""
@@ -186,11 +190,12 @@ def test_the_shipped_test_model_loads_by_name_and_is_small():
     assert out.shape[1] > ids["input_ids"].shape[1]
 
 
+@pytest.mark.slow
 def test_resume_never_runs_a_pickle_in_the_checkpoint(tmp_path):
     """A pickle payload put in the work folder's `checkpoint/optimizer.pt` is refused, not executed."""
     import pickle
 
-    from unitune.training.pretrain import PretrainError
+    from unitune.training.pretrain_config import PretrainError
 
     config = _tiny(tmp_path, "mini", steps=2, tune_steps=1)
     run_pretrain(config, echo=False)
@@ -207,6 +212,7 @@ def test_resume_never_runs_a_pickle_in_the_checkpoint(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_resume_loads_the_checkpoint_unitune_wrote(tmp_path):
     """The optimizer state unitune saves loads with `weights_only=True` (tensors and plain containers)."""
     config = _tiny(tmp_path, "mini", steps=2, tune_steps=1)
@@ -217,7 +223,7 @@ def test_resume_loads_the_checkpoint_unitune_wrote(tmp_path):
 
 def test_pretrain_writes_into_the_data_home_by_default(tmp_path, monkeypatch):
     """Without --out the package's own model is never overwritten."""
-    from unitune.training.pretrain import output_folder
+    from unitune.training.pretrain_config import output_folder
 
     monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
     assert output_folder(PretrainConfig()) == tmp_path / "home" / "models" / "unitune-mini"

@@ -13,12 +13,11 @@ from unitune.prompt import (
     build_prompt,
     parse_framework,
     split_test,
-    test_class_name,
     test_has_ended,
-    test_name_for,
     training_example,
 )
 from unitune.source import SourceFile
+from unitune.test_names import test_class_name, test_name_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "context"
 

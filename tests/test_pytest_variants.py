@@ -1,5 +1,6 @@
 """Tests of the pytest variants of mined unittest pairs: the rewrite of test methods into pytest
-functions, what it refuses, and the training pairs built from the rewrites."""
+functions (unitune.training.unittest_to_pytest), what it refuses, and the training pairs built from
+the rewrites (unitune.training.pytest_variants)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from unitune.training.mining import mine
-from unitune.training.pytest_variants import pytest_variant, pytest_variants, unittest_to_pytest
+from unitune.training.pytest_variants import pytest_variant, pytest_variants
+from unitune.training.unittest_to_pytest import unittest_to_pytest
 
 
 def method(body: str, decorators: str = "", signature: str = "def test_x(self):") -> str:

@@ -26,12 +26,13 @@ def home(real_model_home, monkeypatch, tmp_path) -> Path:
 
 def test_the_default_model_comes_verified_from_the_packages_and_converts_once(home, monkeypatch):
     from unitune.adapters import builtin_models
+    from unitune.adapters.gguf_conversion import CONVERSION_RECORD
     from unitune.adapters.loading import resolve_model_folder
 
     folder, model_id, _ = resolve_model_folder(DEFAULT_MODEL)
     assert folder == home / "models" / DEFAULT_MODEL
     assert model_id == "Qwen/Qwen2.5-Coder-0.5B-Instruct"
-    record = json.loads((folder / builtin_models.CONVERSION_RECORD).read_text())
+    record = json.loads((folder / CONVERSION_RECORD).read_text())
     assert record["gguf_sha256"] == builtin_models.QWEN_CODER_05B.packaged.sha256
     assert record["gguf_bytes"] == 491_400_064
     config = json.loads((folder / "config.json").read_text())
@@ -47,6 +48,7 @@ def test_the_default_model_comes_verified_from_the_packages_and_converts_once(ho
 
 def test_a_changed_part_is_refused_before_anything_reads_it(home, tmp_path, monkeypatch):
     from unitune.adapters import builtin_models
+    from unitune.adapters.gguf_conversion import convert_gguf
     from unitune.errors import ModelLoadError
 
     parts = builtin_models.packaged_parts(builtin_models.QWEN_CODER_05B.packaged)
@@ -56,8 +58,8 @@ def test_a_changed_part_is_refused_before_anything_reads_it(home, tmp_path, monk
     tampered.write_bytes(bytes(data))
     target = tmp_path / "models" / "qwen"
     with pytest.raises(ModelLoadError, match="refused"):
-        builtin_models.convert_gguf([*parts[:-1], tampered], builtin_models.QWEN_CODER_05B.packaged.size,
-                                    builtin_models.QWEN_CODER_05B.packaged.sha256, target, None, "qwen")
+        convert_gguf([*parts[:-1], tampered], builtin_models.QWEN_CODER_05B.packaged.size,
+                     builtin_models.QWEN_CODER_05B.packaged.sha256, target, None, "qwen")
     assert not target.exists()
 
 

@@ -610,6 +610,7 @@ def test_an_archive_with_a_flipped_byte_is_refused(registry, install, tmp_path):
     assert list(registry.store_dir(c.STORE_USER).iterdir()) == []
 
 
+@pytest.mark.slow
 def test_header_bombs_many_members_and_compression_bombs_are_refused_before_unpacking(registry, tmp_path):
     pax = tarfile.TarInfo("x/adapter_config.json")
     pax.pax_headers = {"comment": "x" * (8 << 20)}  # an 8 MiB extended header

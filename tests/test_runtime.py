@@ -60,6 +60,7 @@ def bare_output(tiny_base) -> str:
     return stats.completions[0].text
 
 
+@pytest.mark.slow
 def test_every_adapter_type_loads_generates_and_switches(runtime, registry, bare_output):
     outputs = {}
     for name in ("lora", "ia3", "prompt-tuning", "lora2"):
@@ -165,6 +166,7 @@ def test_candidates_are_sampled(runtime):
     assert len(stats.completions) == 3 and len({c.text for c in stats.completions}) > 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantization, layer", [("8bit", "Linear8bitLt"), ("4bit", "Linear4bit")])
 def test_quantized_cpu_paths_load_and_generate(tiny_base, registry, quantization, layer):
     runtime = ModelRuntime(ModelSpec(model=str(tiny_base), device="cpu", quantization=quantization))

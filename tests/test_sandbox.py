@@ -221,6 +221,7 @@ def test_the_project_copy_leaves_out_version_control_and_bad_paths_are_refused(p
 
 # -- containment ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_infinite_loop_times_out_and_its_processes_are_killed(project):
     marker = f"unitune-loop-{os.getpid()}-{time.monotonic_ns()}"
     started = time.monotonic()
@@ -361,6 +362,7 @@ def test_writes_outside_the_copy_fail_and_the_users_files_stay_unchanged(project
         (project / probe_name).unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_network_calls_are_blocked_before_anything_is_sent(project):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
@@ -484,12 +486,12 @@ def test_the_environment_is_clean(project, monkeypatch):
 
 def test_the_driver_says_why_it_cannot_start_the_interpreter(tmp_path):
     # Run the driver itself (as the caller, no namespace): its interpreter is not executable.
-    driver, config, out = tmp_path / "driver.py", tmp_path / "config.json", tmp_path / "out"
+    config, out = tmp_path / "config.json", tmp_path / "out"
     out.mkdir()
     not_a_program = tmp_path / "python"
     not_a_program.write_text("#!/bin/sh\n")
     os.chmod(not_a_program, 0o644)
-    driver.write_text(sandbox.programs.driver_source())
+    driver = sandbox.programs.write_driver(tmp_path)
     config.write_text(json.dumps({"cwd": str(out), "out": str(out), "python": str(not_a_program), "pytest_args": []}))
     completed = subprocess.run(sandbox.programs.driver_command(sys.executable, driver, config), capture_output=True,
                                text=True, timeout=60)
@@ -604,6 +606,7 @@ def private_venv(tmp_path) -> Path:
     return python
 
 
+@pytest.mark.slow
 @needs_root_and_namespaces
 def test_a_virtual_environment_in_a_private_folder_runs_as_nobody(project, private_venv):
     secret = private_venv.parents[2] / "secret.txt"
@@ -613,6 +616,7 @@ def test_a_virtual_environment_in_a_private_folder_runs_as_nobody(project, priva
     assert result.isolation["exposed"]  # the venv, bound back into a tmpfs over the private folder
 
 
+@pytest.mark.slow
 @needs_root_and_namespaces
 def test_an_interpreter_nobody_cannot_start_is_an_error_that_says_so(project, private_venv, monkeypatch):
     # The original fault: the run starts, but `nobody` cannot start the interpreter. Nothing shown
@@ -646,7 +650,8 @@ def _generate(example_project, trained_base, monkeypatch, **settings):
     from conftest import PY_FOCAL
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import GenerationRequest, TestGenerator
+    from unitune.adapters.request import GenerationRequest
+    from unitune.adapters.service import TestGenerator
 
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
@@ -659,6 +664,7 @@ def _generate(example_project, trained_base, monkeypatch, **settings):
     return TestGenerator(ModelRuntime(ModelSpec.from_settings(options))).generate(request)
 
 
+@pytest.mark.slow
 def test_validate_run_keeps_the_passing_test(example_project, trained_base, monkeypatch):
     before = snapshot(example_project)
     outcome = _generate(example_project, trained_base, monkeypatch)
@@ -668,6 +674,7 @@ def test_validate_run_keeps_the_passing_test(example_project, trained_base, monk
     assert snapshot(example_project) == before  # nothing written: the caller applies the plan
 
 
+@pytest.mark.slow
 def test_validate_run_refuses_tests_that_fail(example_project, trained_base, monkeypatch):
     from unitune.errors import GenerationFailed
 
@@ -688,6 +695,7 @@ def test_validate_run_refuses_tests_that_fail(example_project, trained_base, mon
     assert "# expected value observed by running the code (regression oracle)" in outcome.tests[0].source
 
 
+@pytest.mark.slow
 def test_the_run_has_its_own_tmp_and_shm_and_no_host_socket(tmp_path):
     """Writes to /tmp and /dev/shm do not outlive the run; a host socket under /tmp is out of reach."""
     import socket

@@ -61,6 +61,7 @@ def scored():
     return results
 
 
+@pytest.mark.slow
 @needs_data
 @pytest.mark.parametrize("name", list(RUNS))
 def test_codebleu_reproduces_the_study(scored, name):
@@ -93,6 +94,7 @@ def test_valid_syntax_next_to_the_study(scored, name):
     assert report.valid == n - leftovers - len({row["id"] for row in rows} & ANTLR_ONLY)
 
 
+@pytest.mark.slow
 @needs_data
 def test_every_reference_is_valid_syntax(scored):
     """The completed test is built right: the developers' own tests all parse."""

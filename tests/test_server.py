@@ -16,6 +16,8 @@ from conftest import EXAMPLES, JAVA_FOCAL, PY_FOCAL
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from unitune.server.edits import supports_document_changes
+
 SERVER = [sys.executable, "-m", "unitune.server"]
 
 
@@ -107,10 +109,10 @@ def focal_position(relative: str, line: int) -> types.Position:
     return types.Position(line=line - 1, character=len(text) - len(text.lstrip()))
 
 
-async def code_actions(client, uri, position) -> list[types.CodeAction]:
+async def code_actions(client, uri, position, only: list[str] | None = None) -> list[types.CodeAction]:
     actions = await client.text_document_code_action_async(types.CodeActionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), range=types.Range(start=position, end=position),
-        context=types.CodeActionContext(diagnostics=[])))
+        context=types.CodeActionContext(diagnostics=[], only=only)))
     # lsprotocol's client-side hook reads any object with a `command` key as a Command, so a CodeAction
     # carrying a command arrives as Command(command=<repr of the dict>): undo that here.
     fixed = []
@@ -128,6 +130,7 @@ async def command(client, name, *arguments):
 
 # -- the tests -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 async def test_server_info_and_sync(client: LanguageClient):
     from unitune import __version__
 
@@ -152,8 +155,12 @@ async def test_code_action_offered_inside_a_function_only(client: LanguageClient
     assert actions[0].command.command == "unitune.generateTests"
     assert actions[0].command.arguments[0] == uri
     assert not await code_actions(client, uri, types.Position(line=0, character=0))  # the module docstring
+    # a refactor at the cursor (VS Code's lightbulb and Ctrl+. list it), not a whole-file source action
+    assert len(await code_actions(client, uri, focal_position(*PY_FOCAL), only=["refactor"])) == 1
+    assert not await code_actions(client, uri, focal_position(*PY_FOCAL), only=["source.organizeImports"])
 
 
+@pytest.mark.slow
 async def test_generate_applies_the_edit_with_progress(client: LanguageClient):
     path = client.workspace_root / PY_FOCAL[0]
     uri = open_file(client, path, "python")
@@ -187,6 +194,7 @@ async def test_generate_applies_the_edit_with_progress(client: LanguageClient):
                                               "test_deposit (covers 3/4 lines")
 
 
+@pytest.mark.slow
 async def test_generate_into_an_existing_file_only_inserts(client: LanguageClient, tmp_path):
     from conftest import EXISTING_PY_TESTS
 
@@ -201,6 +209,7 @@ async def test_generate_into_an_existing_file_only_inserts(client: LanguageClien
     assert text.startswith(EXISTING_PY_TESTS) and "def test_deposit_2():" in text
 
 
+@pytest.mark.slow
 async def test_a_test_file_edited_while_the_model_runs_gets_the_tests_placed_again(client: LanguageClient):
     """The user types into the open test file during generation: the edit is planned again on what
     is there now (and stamped with its version), so nothing lands at stale positions."""
@@ -227,9 +236,14 @@ async def test_a_test_file_edited_while_the_model_runs_gets_the_tests_placed_aga
     assert result["ok"] is True, client.messages
     text = test_file.read_text()
     assert text.startswith(typed + EXISTING_PY_TESTS) and "def test_deposit_2():" in text
-    assert client.edits[-1].document_changes[0].text_document.version == 2 if client.edits[-1].document_changes else True
+    edit = client.edits[-1]
+    if supports_document_changes(client.capabilities):  # VS Code: the edit is stamped with the version it planned on
+        assert edit.document_changes[0].text_document.version == 2
+    else:  # Neovim 0.7 takes plain `changes`, planned on the same text
+        assert edit.document_changes is None and list(edit.changes) == [test_uri]
 
 
+@pytest.mark.slow
 async def test_java_generation_creates_the_maven_test_file(client: LanguageClient):
     path = client.workspace_root / JAVA_FOCAL[0]
     uri = open_file(client, path, "java")
@@ -240,6 +254,7 @@ async def test_java_generation_creates_the_maven_test_file(client: LanguageClien
     assert text.startswith("package com.example.bank;") and "assertEquals(5, account.deposit(5));" in text
 
 
+@pytest.mark.slow
 async def test_file_never_opened_is_read_from_disk(client: LanguageClient):
     # a copy of the project outside the workspace folders, never opened: read from disk, its own project
     copy = client.workspace_root.parent / f"unopened-{client.client_name.replace('@', '-')}"
@@ -310,6 +325,7 @@ async def test_unknown_command_is_an_error_response(client: LanguageClient):
     assert (await command(client, "unitune.status"))["version"]  # still serving
 
 
+@pytest.mark.slow
 async def test_training_reports_it_is_unavailable_or_validates(client: LanguageClient):
     result = await command(client, "unitune.trainAdapter", {"method": "bogus", "name": "x"})
     assert result["ok"] is False

@@ -32,6 +32,7 @@ async def client(lsp_client: LanguageClient, tmp_path_factory):
     await lsp_client.shutdown_session()
 
 
+@pytest.mark.slow
 async def test_utf8_is_chosen_when_offered(client: LanguageClient):
     assert client.init_result.capabilities.position_encoding in ("utf-8", types.PositionEncodingKind.Utf8)
 

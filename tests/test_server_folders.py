@@ -98,6 +98,7 @@ async def status(client):
     return await client.workspace_execute_command_async(types.ExecuteCommandParams(command="unitune.status"))
 
 
+@pytest.mark.slow
 async def test_bad_settings_are_reported_and_defaults_used(client: LanguageClient):
     await asyncio.sleep(0.5)  # settings are read after `initialized`
     problems = [m.message for m in client.messages if "candidates = 0" in m.message]
@@ -106,6 +107,7 @@ async def test_bad_settings_are_reported_and_defaults_used(client: LanguageClien
     assert folders[client.projects["broken"].as_uri()]["candidates"] == 1
 
 
+@pytest.mark.slow
 async def test_folders_switch_adapters_without_reloading_the_base(client: LanguageClient):
     seen = []
     for project in ("a", "b", "a"):
@@ -141,6 +143,7 @@ async def test_code_actions_answer_while_a_generation_runs(client: LanguageClien
     assert answered < 5  # generous: the point is that it did not wait for the generation
 
 
+@pytest.mark.slow
 async def test_cancel_request_stops_the_generation(client: LanguageClient):
     applied = len(client.applied)
     msg_id = "cancel-me"
@@ -165,6 +168,7 @@ async def test_model_failure_reaches_the_user(client: LanguageClient):
     assert (await status(client))["version"]  # still serving
 
 
+@pytest.mark.slow
 async def test_changed_configuration_applies(client: LanguageClient):
     client.set_configuration({"unitune": {"candidates": 3}})
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 CODE_ACTION = {"textDocument": {"uri": "file:///x.py"},
                "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
                "context": {"diagnostics": []}}
@@ -34,6 +36,7 @@ def responses(data: bytes) -> dict:
     return found
 
 
+@pytest.mark.slow
 def test_requests_out_of_the_lifecycle_and_malformed_ones_get_errors(tmp_path):
     messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "textDocument/codeAction", "params": CODE_ACTION},
@@ -68,6 +71,7 @@ def raw(body: dict | str, length=None, eol=b"\r\n") -> bytes:
     return b"Content-Length: " + str(len(data) if length is None else length).encode() + eol + eol + data
 
 
+@pytest.mark.slow
 def test_bad_framing_is_survived_and_the_next_messages_answered(tmp_path):
     """A strict reading of the base protocol would leave the server deaf after any of these."""
     request = lambda n: {"jsonrpc": "2.0", "id": n, "method": "textDocument/codeAction", "params": CODE_ACTION}
@@ -99,3 +103,18 @@ def test_bad_framing_is_survived_and_the_next_messages_answered(tmp_path):
     assert "result" in answers[5] and server.returncode == 0
     assert answers[None]["error"]["code"] == -32700  # the cut body: a parse error, id null
     assert not {90, 91, 92} & set(answers)  # refused framings: nothing to answer to
+
+
+def test_the_stdio_flag_language_clients_add_is_accepted(tmp_path):
+    """vscode-languageclient's stdio transport starts the server with `--stdio`."""
+    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
+    server = subprocess.Popen([sys.executable, "-m", "unitune.server", "--stdio"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    for message in ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE},
+                    {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}, {"jsonrpc": "2.0", "method": "exit"}):
+        server.stdin.write(frame(message))
+        server.stdin.flush()
+        time.sleep(1.0 if message.get("method") == "initialize" else 0.3)
+    out, err = server.communicate(timeout=60)
+    assert server.returncode == 0, err.decode()
+    assert "result" in responses(out)[1]

@@ -118,3 +118,26 @@ def test_a_unitune_toml_shadowed_by_pyproject_is_reported(tmp_path):
     assert loaded.settings.adapter is None
     assert any("unitune.toml is ignored" in problem and "[tool.unitune], which wins" in problem
                for problem in loaded.problems)
+
+
+def test_every_setting_has_a_flag_on_generate_and_a_bad_flag_value_is_refused(tmp_path, capsys):
+    """The flags come from the settings schema: a new setting gets one without further code."""
+    import argparse
+
+    from unitune.adapters.commands import add_generate_parser
+    from unitune.cli import main
+    from unitune.cli_options import flag_of, setting_overrides
+    from unitune.settings import KEYS
+
+    parser = argparse.ArgumentParser()
+    add_generate_parser(parser.add_subparsers())
+    help_text = " ".join(parser._subparsers._group_actions[0].choices["generate"].format_help().split())
+    for key in KEYS:
+        assert flag_of(key) in help_text and f"setting `{key}`" in help_text, key
+    args = parser.parse_args(["generate", "a.py", "--line", "1", "--candidates", "3", "--trust-remote-code"])
+    assert setting_overrides(args) == {"candidates": 3, "trust_remote_code": True}
+
+    source = tmp_path / "a.py"
+    source.write_text("def f():\n    return 1\n")
+    assert main(["generate", str(source), "--line", "1", "--validate", "always"]) == 2
+    assert "validate = 'always' is not one of none, syntax, run" in capsys.readouterr().err

@@ -119,6 +119,7 @@ def test_the_schedule_is_fitted_to_the_time_left():
     assert schedule.total == 100  # never past the planned steps
 
 
+@pytest.mark.slow
 def test_a_time_budget_ends_the_run_with_its_adapter(tiny_base, pairs_file, home, tmp_path):
     from unitune.training.config import TrainConfig
     from unitune.training.train_command import train
@@ -132,6 +133,7 @@ def test_a_time_budget_ends_the_run_with_its_adapter(tiny_base, pairs_file, home
     assert history[-1]["eval_loss"] is not None  # and the run ended as a finished run does
 
 
+@pytest.mark.slow
 def test_an_existing_adapter_name_is_refused_without_overwrite(tiny_base, pairs_file, home, tmp_path, capsys):
     argv = ["train", str(pairs_file), "--name", "mine", "--model", str(tiny_base), "--max-steps", "1"]
     assert main(argv) == 0
@@ -146,6 +148,7 @@ def test_an_existing_adapter_name_is_refused_without_overwrite(tiny_base, pairs_
     assert json.loads(card.read_text())["training"]["hyperparameters"]["seed"] == 7
 
 
+@pytest.mark.slow
 def test_qlora_trains_on_a_cpu(tiny_base, pairs_file, home, tmp_path):
     from safetensors import safe_open
 

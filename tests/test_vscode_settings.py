@@ -28,10 +28,10 @@ def test_the_same_keys():
 def test_each_setting_has_the_schemas_default_values_and_range(key):
     prop = PROPERTIES[f"unitune.{key}"]
     assert prop["default"] == FIELDS[key].default, key
-    if key in schema._CHOICES:
-        assert [value for value in prop["enum"] if value is not None] == list(schema._CHOICES[key]), key
-    if key in schema._RANGES:
-        assert (prop["minimum"], prop["maximum"]) == schema._RANGES[key], key
+    if key in schema.CHOICES:
+        assert [value for value in prop["enum"] if value is not None] == list(schema.CHOICES[key]), key
+    if key in schema.RANGES:
+        assert (prop["minimum"], prop["maximum"]) == schema.RANGES[key], key
 
 
 def test_settings_ts_has_the_schemas_keys_and_defaults():

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from unitune.languages import LANGUAGES
+from unitune.progress_line import ProgressLine
 from unitune.training.pairs import AUTO, MIN_GROUPS_TO_HOLD_OUT, SPLIT_MODES
 
 DEFAULT_PAIRS_PATH = Path(".unitune") / "pairs.jsonl"  # relative to the mined repository
@@ -63,7 +64,7 @@ def add_mine_parser(subparsers) -> None:
 def _cmd_mine(args: argparse.Namespace) -> int:
     from unitune.training.mining import mine, require_pairs, write_pairs
 
-    progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else None
+    progress = _MiningProgress() if sys.stderr.isatty() and not args.json else None
     try:
         result = mine(args.repo, language=args.language, on_progress=progress, split=args.split)
     finally:
@@ -118,22 +119,17 @@ def format_summary(result) -> str:
     return "\n".join(lines)
 
 
-class _TerminalProgress:
-    """One line on stderr, rewritten as test files are mined."""
+class _MiningProgress:
+    """The test files mined so far, as a bar on stderr."""
 
     def __init__(self) -> None:
-        self._width = 0
+        self._line = ProgressLine(unit="file")
 
     def __call__(self, done: int, total: int, current: str) -> None:
-        text = f"mining {done}/{total} test files: {current}"[:110]
-        sys.stderr.write("\r" + text.ljust(self._width))
-        sys.stderr.flush()
-        self._width = len(text)
+        self._line.update(done, total, "mining test files", current)
 
     def clear(self) -> None:
-        if self._width:
-            sys.stderr.write("\r" + " " * self._width + "\r")
-            sys.stderr.flush()
+        self._line.close()
 
 
 # -- further training subcommands ------------------------------------------------------------------

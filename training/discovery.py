@@ -2,9 +2,9 @@
 
 In a git work tree: the files git knows about, tracked or not, minus what `.gitignore` (and the other
 standard exclude files) ignores: `git ls-files --cached --others --exclude-standard`. Elsewhere (when
-git is missing, or the folder is one git ignores as a whole): a walk that skips hidden folders, virtual environments (`venv`, `.venv`, `env`,
-any folder with a `pyvenv.cfg`), `site-packages`, `node_modules`, build output (`build`, `dist`,
-`target`, `out`), vendored code (`vendor`, `third_party`), `__pycache__` and `.tox`.
+git is missing, or the folder is one git ignores as a whole): the project's files as
+`unitune.project_walk` walks them, without hidden folders, virtual environments, `site-packages`,
+`node_modules`, vendored code (`vendor`, `third_party`), caches, and build output beside a build file.
 
 Either way, binary files (a NUL byte in their first 8 KiB) and files over `MAX_MINED_FILE_BYTES` are
 left out: neither is code someone tests by hand.
@@ -12,19 +12,15 @@ left out: neither is code someone tests by hand.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from unitune.project_walk import project_files
+
 #: Larger files are generated or data, not hand-written code.
 MAX_MINED_FILE_BYTES = 1024 * 1024
 _SNIFF_BYTES = 8192
-
-SKIPPED_DIRS = frozenset({
-    ".git", "venv", ".venv", "env", "site-packages", "node_modules", "build", "dist", "target", "out",
-    "vendor", "third_party", "__pycache__", ".tox",
-})
 _GIT_TIMEOUT_SECONDS = 60
 
 
@@ -32,7 +28,7 @@ def discover_files(repo: str | Path) -> list[Path]:
     """The files of `repo` worth mining, as absolute paths sorted by their path in the repository."""
     root = Path(repo).resolve()
     listed = _git_files(root)
-    candidates = listed if listed is not None else _walk(root)
+    candidates = listed if listed is not None else project_files(root)
     kept = [path for path in candidates if _is_minable(path)]
     return sorted(kept, key=lambda path: path.relative_to(root).as_posix())
 
@@ -95,19 +91,6 @@ def _ignored_by_git(root: Path) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
-
-
-def _walk(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d for d in dirs
-            if d not in SKIPPED_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-            and not (here / d / "pyvenv.cfg").exists()
-        )
-        found.extend(here / name for name in files)
-    return found
 
 
 def _is_minable(path: Path) -> bool:

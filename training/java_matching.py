@@ -1,7 +1,7 @@
 """Pairing Java tests with the methods they test, by the rules of methods2test.
 
 - Test class -> focal class: `src/test/java/p/FooTest.java` -> `src/main/java/p/Foo.java` (also
-  `FooTests`, `FooIT`, `FooTestCase`, `TestFoo`; `unitune.placement.focal_candidates_for_test`).
+  `FooTests`, `FooIT`, `FooTestCase`, `TestFoo`; `unitune.focal_candidates`).
 - Test -> focal method, among the methods of the focal class `Foo` (constructors excluded):
   1. by name: the test's name, lower case and without a leading `test`, contains the method's name
      (`testDeposit`, `deposit`, `depositWorks`, `shouldDepositMoney` -> `deposit`); the longest name wins;
@@ -21,7 +21,7 @@ from tree_sitter import Query, QueryCursor
 from unitune.focal import METHOD, Function
 from unitune.languages import JAVA, tree_sitter_language
 from unitune.listing import TestFunction
-from unitune.placement import focal_candidates_for_test
+from unitune.focal_candidates import focal_candidates_for_test
 from unitune.source import SourceFile
 from unitune.training.matching import CALL, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from unitune.errors import UnituneError
-from unitune.frameworks import JUNIT3, JUNIT4, JUNIT5, PYTEST, UNITTEST
+from unitune.frameworks import JUNIT3, JUNIT4, JUNIT5, PYTEST, UNITTEST, java_import_framework
 from unitune.languages import JAVA, LANGUAGES, PYTHON
 from unitune.listing import TestFunction, is_test_file, java_imports, java_package, list_tests
-from unitune.placement import TEST_DIR_NAMES, java_import_framework, looks_like_test_file
+from unitune.project_layout import TEST_DIR_NAMES, looks_like_test_file
 from unitune.prompt import PROMPT_FORMAT_VERSION, training_example
 from unitune.source import SourceFile
 from unitune.training.discovery import discover_files, git_commit

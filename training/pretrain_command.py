@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from unitune.training.pretrain import PretrainConfig, output_folder, run_pretrain
+from unitune.training.pretrain import run_pretrain
+from unitune.training.pretrain_config import PretrainConfig, output_folder
 
 
 def add_pretrain_parser(subparsers) -> None:

@@ -1,7 +1,7 @@
 """Pairing Python tests with the functions they test.
 
 A test file maps to its module: `tests/test_x.py`, `tests/pkg/test_x.py`, `test_x.py` or `x_test.py`
-beside `x.py`, src layouts (`unitune.placement.focal_candidates_for_test`), preferring the module whose
+beside `x.py`, src layouts (`unitune.focal_candidates`), preferring the module whose
 package the test's folders name (`test/test_email/test_utils.py` -> `email/utils.py`); a test file in
 a `test_x/` folder whose own name matches nothing maps to the module or package `x`.
 
@@ -34,9 +34,10 @@ from tree_sitter import Query, QueryCursor
 from unitune.focal import FUNCTION, Function
 from unitune.languages import PYTHON, tree_sitter_language
 from unitune.listing import TestFunction
-from unitune.placement import TEST_DIR_NAMES, focal_candidates_for_test, tested_name
-from unitune.prompt import snake_case
+from unitune.focal_candidates import focal_candidates_for_test
+from unitune.project_layout import TEST_DIR_NAMES, common_suffix, tested_name
 from unitune.source import SourceFile
+from unitune.test_names import snake_case
 from unitune.training.matching import CALL, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
 from unitune.training.python_modules import (
     CLASS, MODULE, Binding, PythonModules, Target, import_bindings, is_dotted_name,
@@ -101,7 +102,7 @@ class PythonMatcher:
             # Only files named like the test can be candidates, so placement need not see the rest.
             ranked = focal_candidates_for_test(test_path, self.root, files=nearby)
             if ranked:
-                ranked.sort(key=lambda p: -_common_suffix(self.modules.module_name(p).split(".")[:-1], hint))
+                ranked.sort(key=lambda p: -common_suffix(self.modules.module_name(p).split(".")[:-1], hint))
                 return ranked[0]
         for start in range(len(hint)):
             found = self.modules.by_name.get(".".join(hint[start:]))
@@ -347,9 +348,3 @@ def _local_names(file: SourceFile) -> frozenset[str]:
                 names.add(file.node_text(left))
     return frozenset(names)
 
-
-def _common_suffix(a: list[str], b: list[str]) -> int:
-    count = 0
-    while count < min(len(a), len(b)) and a[len(a) - 1 - count] == b[len(b) - 1 - count]:
-        count += 1
-    return count

@@ -18,8 +18,9 @@ from tree_sitter import Node, Query, QueryCursor
 
 from unitune.focal import FUNCTION, Function
 from unitune.languages import PYTHON, tree_sitter_language
-from unitune.placement import python_module_name
+from unitune.project_layout import python_module_name
 from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 from unitune.training.matching import ParsedFiles
 
 MODULE = "module"
@@ -103,14 +104,8 @@ def _import_statements(file: SourceFile, anywhere: bool) -> list[Node]:
     if anywhere:  # a query walks the tree in C: test files are big
         found = QueryCursor(_import_query()).captures(file.tree.root_node).get("import", [])
         return sorted(found, key=lambda node: node.start_byte)
-    found, stack = [], list(reversed(file.tree.root_node.named_children))
-    while stack:
-        node = stack.pop()
-        if node.type in ("import_statement", "import_from_statement"):
-            found.append(node)
-        elif node.type in _TOP_LEVEL_BLOCKS:
-            stack.extend(reversed(node.named_children))
-    return found
+    inside = descendants(file.tree.root_node, named_only=True, descend_into=lambda node: node.type in _TOP_LEVEL_BLOCKS)
+    return [node for node in inside if node.type in ("import_statement", "import_from_statement")]
 
 
 def _from_module(file: SourceFile, node: Node, module_name: str, is_package: bool) -> str | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from unitune.adapters.constants import FULL, IA3, LORA, METHODS
 from unitune.errors import UnituneError
 from unitune.logs import get_logger, log_event
+from unitune.progress_line import ProgressLine
 from unitune.training.config import CHOICES, CONFIG_FILE, TrainConfig, help_of
 
 log = get_logger("training.command")
@@ -195,7 +196,7 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     from unitune.adapters.registry import AdapterRegistry
     from unitune.prompt import PROMPT_FORMAT_VERSION
     from unitune.settings import load_settings
-    from unitune.training import trainer
+    from unitune.training import run_record, trainer
     from unitune.training.data import tokenize_pairs
 
     quiet_libraries()
@@ -218,7 +219,7 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     valid_split = tokenize_pairs(valid_pairs, tokenizer, block, reserved, config.over_length)
     bf16, checkpointing, optimizer = trainer.compute_plan(config, device, block)
     model = trainer.build_model(config, base, base.model.config.model_type, checkpointing)
-    trainable, total = trainer.count_parameters(model)
+    trainable, total = run_record.count_parameters(model)
     log_event(log, "train.start", name=config.name, method=config.method, model=base.model_id, trainable=trainable,
               total=total, train=len(train_split.examples), valid=len(valid_split.examples),
               dropped=train_split.dropped + valid_split.dropped,
@@ -232,7 +233,7 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     languages = sorted({p["language"] for p in pairs})
     summary = {
         "name": config.name, "method": config.method, "base_model": base.model_id, "repository": str(repo) if repo else None,
-        "commit": trainer.git_commit(repo), "pairs": {"train": train_split.pairs, "valid": valid_split.pairs},
+        "commit": run_record.git_commit(repo), "pairs": {"train": train_split.pairs, "valid": valid_split.pairs},
         "examples": {"train": len(train_split.examples), "valid": len(valid_split.examples)},
         "dropped_over_length": train_split.dropped + valid_split.dropped, "block_size": block,
         "truncated": train_split.truncated + valid_split.truncated,
@@ -242,21 +243,21 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
         "trainable_parameters": trainable, "total_parameters": total,
         "trainable_percent": round(100 * trainable / max(total, 1), 4),
         "seconds": round(state.seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
-        "peak_memory_mib": round(trainer.peak_memory_mib(), 1), "device": device, "quantization": quantization,
+        "peak_memory_mib": round(run_record.peak_memory_mib(), 1), "device": device, "quantization": quantization,
     }
     metrics = {"eval_loss_before": state.eval_before, "eval_loss_after": eval_after,
                "final_train_loss": state.history[-1]["loss"] if state.history else None}
     card = AdapterCard(name=config.name, method=config.method, prompt_format_version=PROMPT_FORMAT_VERSION,
                        base_model=BaseModelRef(base.model_id, base.revision, base.fingerprint), languages=languages,
                        training=summary, metrics=metrics)
-    folder = trainer.temporary_folder(run_dir)
+    folder = run_record.temporary_folder(run_dir)
     try:
-        trainer.save_artifacts(folder, model, tokenizer, config, state)
+        run_record.save_artifacts(folder, model, tokenizer, config, state)
         # an adapter of this name written while this run trained is refused too; the checkpoints stay for --resume
         entry = AdapterRegistry(project_root).save(folder, config.name, card, store=config.store, overwrite=overwrite)
     finally:
-        trainer.remove(folder)
-    trainer.remove(run_dir / "checkpoints")  # finished: nothing left to resume
+        run_record.remove(folder)
+    run_record.remove(run_dir / "checkpoints")  # finished: nothing left to resume
     log_event(log, "train.done", name=config.name, path=entry.path, seconds=state.seconds)
     return {**summary, "metrics": metrics, "adapter_path": str(entry.path)}
 
@@ -281,16 +282,19 @@ class _JsonProgress:
 
 
 class _BarProgress:
+    """Steps, epoch, loss and the trainer's own time left (it knows a `--minutes` budget) on stderr."""
+
+    def __init__(self) -> None:
+        self._line = ProgressLine(unit="step", timing=False)
+
     def __call__(self, event: dict) -> None:
-        done = int(30 * event["fraction"])
-        eta = f" eta {event['eta']:.0f}s" if event.get("eta") is not None else ""
         evaluation = f" eval {event['eval_loss']:.4f}" if event.get("eval_loss") is not None else ""
-        sys.stderr.write(f"\r\x1b[K[{'#' * done}{'.' * (30 - done)}] step {event['step']}/{event['total_steps']} "
-                         f"epoch {event['epoch']:.2f} loss {event['loss']:.4f}{evaluation}{eta}")
-        sys.stderr.flush()
+        eta = f" eta {event['eta']:.0f}s" if event.get("eta") is not None else ""
+        self._line.update(event["step"], event["total_steps"], "training",
+                          f"epoch {event['epoch']:.2f} loss {event['loss']:.4f}{evaluation}{eta}")
 
     def close(self) -> None:
-        sys.stderr.write("\n")
+        self._line.close()
 
 
 def _reporter(kind: str):

@@ -10,21 +10,19 @@ passes' time is set aside from the budget. With more than one example per batch,
 from groups of similar length (less padding), in an order that is a function of the seed and epoch.
 
 The loop is our own, not `transformers.Trainer`, so that a resumed run continues with the same data
-order, optimizer, scheduler and random state, and reproduces the uninterrupted run's losses.
+order, optimizer, scheduler and random state, and reproduces the uninterrupted run's losses. Its core,
+`run_steps`, also runs both stages of `unitune pretrain` (training/pretrain_stages.py), which bring
+their own batches, learning-rate schedule and logging through its hooks.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
-import resource
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +38,6 @@ from unitune.training.targets import ia3_targets, lora_targets
 log = get_logger("training")
 DEFAULT_BLOCK_SIZE = 2048  # on a CPU
 DEFAULT_GPU_BLOCK_SIZE = 4096
-PLOT_FILE = "loss.png"
-HISTORY_FILE = "history.json"
 
 
 class TrainingError(UnituneError):
@@ -111,7 +107,7 @@ def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int, bf16: b
         return None
     model.eval()
     total, tokens = 0.0, 0
-    with torch.no_grad(), _autocast(model, bf16):
+    with torch.no_grad(), autocast(model, bf16):
         for start in range(0, len(split.examples), batch_size):
             batch = collate(split.examples[start:start + batch_size], pad_id)
             batch = {k: v.to(_device(model)) for k, v in batch.items()}
@@ -127,7 +123,8 @@ def _device(model):
     return next(model.parameters()).device
 
 
-def _autocast(model, bf16: bool):
+def autocast(model, bf16: bool):
+    """bf16 autocast of the forward pass on the model's device (the weights stay as they are)."""
     import torch
 
     return torch.autocast(_device(model).type, dtype=torch.bfloat16, enabled=bf16)
@@ -243,56 +240,83 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
         state.eval_before = evaluate(model, valid, pad_id, config.batch_size, bf16)
         state.eval_seconds = time.perf_counter() - mark
     budget = config.minutes * 60 - state.eval_seconds if config.minutes else None  # the final validation's time
-    model.train()
     started = time.perf_counter() - state.seconds
     device = _device(model)
-    running_loss, micro_in_step = 0.0, 0
-    while state.step < schedule.total:
-        batches = _epoch_batches(train, config.batch_size, config.seed + state.epoch)
-        while state.batch < len(batches) and state.step < schedule.total:
-            batch = collate([train.examples[i] for i in batches[state.batch]], pad_id)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with _autocast(model, bf16):
-                loss = model(**batch).loss / config.grad_accum
-            loss.backward()
-            running_loss += float(loss.detach())
-            micro_in_step += 1
-            state.batch += 1
-            last_of_epoch = state.batch == len(batches)
-            if micro_in_step == config.grad_accum or last_of_epoch:
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                state.step += 1
-                state.seconds = time.perf_counter() - started
-                if budget is not None:  # before the scheduler computes the next step's rate from it
-                    _fit_schedule(schedule, state, budget, planned)
-                scheduler.step()
-                record = {"step": state.step, "epoch": round(state.epoch + state.batch / len(batches), 4),
-                          "loss": running_loss * config.grad_accum / micro_in_step, "lr": scheduler.get_last_lr()[0]}
-                running_loss, micro_in_step = 0.0, 0
-                if last_of_epoch or state.step == schedule.total:
-                    record["eval_loss"] = evaluate(model, valid, pad_id, config.batch_size, bf16)
-                state.history.append(record)
-                state.seconds = time.perf_counter() - started
-                if last_of_epoch:
-                    state.epoch, state.batch = state.epoch + 1, 0
-                if state.step % config.checkpoint_every == 0 or state.step == schedule.total:
-                    checkpoints.save(run_dir, state.step, model, optimizer, scheduler, _state_dict(state))
-                remaining = schedule.total - state.step
-                eta = state.seconds / state.step * remaining if state.step else None
-                on_step({"event": "step", **record, "total_steps": schedule.total,
-                         "fraction": state.step / schedule.total, "elapsed": round(state.seconds, 2),
-                         "eta": round(eta, 1) if eta is not None else None})
-                if stop_after_step is not None and stop_after_step(state.step):
-                    raise TrainingInterrupted(f"training stopped after step {state.step}; continue with --resume")
-                if last_of_epoch:
-                    break  # the next epoch is shuffled anew, as a run resumed at this point shuffles it
-        if state.batch >= len(batches):
+
+    @functools.lru_cache(maxsize=1)
+    def epoch_batches(epoch: int) -> list[list[int]]:
+        return _epoch_batches(train, config.batch_size, config.seed + epoch)
+
+    def next_batches():
+        """The next step's micro-batches: `grad_accum` of them, fewer at the end of an epoch."""
+        chosen = epoch_batches(state.epoch)[state.batch:state.batch + config.grad_accum]
+        state.batch += len(chosen)
+        for indices in chosen:
+            batch = collate([train.examples[i] for i in indices], pad_id)
+            yield {k: v.to(device) for k, v in batch.items()}
+
+    def after_step(step: int, loss: float) -> None:
+        state.step, state.seconds = step, time.perf_counter() - started
+        if budget is not None:  # before the scheduler computes the next step's rate from it
+            _fit_schedule(schedule, state, budget, planned)
+        scheduler.step()
+        last_of_epoch = state.batch == micro_per_epoch
+        record = {"step": step, "epoch": round(state.epoch + state.batch / micro_per_epoch, 4), "loss": loss,
+                  "lr": scheduler.get_last_lr()[0]}
+        if last_of_epoch or step == schedule.total:
+            record["eval_loss"] = evaluate(model, valid, pad_id, config.batch_size, bf16)
+        state.history.append(record)
+        state.seconds = time.perf_counter() - started
+        if last_of_epoch:  # the next epoch is shuffled anew, as a run resumed at this point shuffles it
             state.epoch, state.batch = state.epoch + 1, 0
+        if step % config.checkpoint_every == 0 or step == schedule.total:
+            checkpoints.save(run_dir, step, model, optimizer, scheduler, _state_dict(state))
+        eta = state.seconds / step * (schedule.total - step)
+        on_step({"event": "step", **record, "total_steps": schedule.total, "fraction": step / schedule.total,
+                 "elapsed": round(state.seconds, 2), "eta": round(eta, 1)})
+        if stop_after_step is not None and stop_after_step(step):
+            raise TrainingInterrupted(f"training stopped after step {step}; continue with --resume")
+
+    run_steps(model, optimizer, next_batches, step=state.step, started=started,
+              done=lambda step, seconds: step >= schedule.total, after_step=after_step,
+              grad_accum=config.grad_accum, bf16=bf16)
     state.stopped_by = "minutes" if schedule.total < planned else ("max_steps" if config.max_steps and
                                                                     planned == config.max_steps else "epochs")
     return state
+
+
+def run_steps(model, optimizer, next_batches: Callable[[], Iterable[dict]], *, step: int, started: float,
+              done: Callable[[int, float], bool], after_step: Callable[[int, float], None],
+              before_step: Callable[[int, float], None] | None = None, grad_accum: int = 1,
+              bf16: bool = False) -> int:
+    """The optimisation loop, from `step` on; returns the step reached. Before a step, `done(step, seconds)`
+    may end the loop, then `before_step(step, seconds)` runs (to set a learning rate, say); `seconds` counts
+    from `started`, a `time.perf_counter()` reading (earlier by the time a resumed run had trained). A step:
+    forward and backward on each of `next_batches()`, the loss scaled by 1/`grad_accum`, the gradient
+    clipped to norm 1, an optimizer step; then `after_step(step, loss)`, with the micro-batches' mean loss,
+    logs, evaluates, checkpoints or raises to stop."""
+    import torch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    while True:
+        seconds = time.perf_counter() - started
+        if done(step, seconds):
+            return step
+        if before_step is not None:
+            before_step(step, seconds)
+        loss_sum, micro_batches = 0.0, 0
+        for batch in next_batches():
+            with autocast(model, bf16):
+                loss = model(**batch).loss / grad_accum
+            loss.backward()
+            loss_sum += float(loss.detach())
+            micro_batches += 1
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        after_step(step, loss_sum * grad_accum / micro_batches)
 
 
 def _fit_schedule(schedule: LinearSchedule, state: RunState, budget: float, planned: int) -> None:
@@ -306,85 +330,6 @@ def _fit_schedule(schedule: LinearSchedule, state: RunState, budget: float, plan
 def _state_dict(state: RunState) -> dict:
     return {"step": state.step, "epoch": state.epoch, "batch": state.batch, "history": state.history,
             "eval_before": state.eval_before, "eval_seconds": state.eval_seconds, "seconds": state.seconds}
-
-
-def peak_memory_mib() -> float:
-    """The process's peak resident memory (CUDA: peak allocated on the GPU) in MiB."""
-    try:
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
-            return torch.cuda.max_memory_allocated() / 2**20
-    except ImportError:  # pragma: no cover
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 if sys.platform != "darwin" else peak / 2**20
-
-
-def git_commit(repo: Path | None) -> str | None:
-    if repo is None:
-        return None
-    try:
-        result = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def plot_losses(history: list[dict], eval_before: float | None, path: Path) -> Path | None:
-    """Training and validation loss against steps, as a PNG (None when matplotlib is missing)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
-    axes.plot([h["step"] for h in history], [h["loss"] for h in history], label="training loss")
-    evals = [(h["step"], h["eval_loss"]) for h in history if h.get("eval_loss") is not None]
-    if eval_before is not None:
-        evals.insert(0, (0, eval_before))
-    if evals:
-        axes.plot([s for s, _ in evals], [v for _, v in evals], marker="o", label="validation loss")
-    axes.set_xlabel("optimizer step")
-    axes.set_ylabel("loss per completion token")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
-
-
-def save_artifacts(folder: Path, model, tokenizer, config: TrainConfig, state: RunState) -> None:
-    """Weights (PEFT's files, or the model's for a full fine-tune), config, history and plot into `folder`."""
-    import json
-
-    if config.method == FULL:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    else:
-        model.save_pretrained(folder)
-    config.save(folder)
-    (folder / HISTORY_FILE).write_text(json.dumps({"eval_before": state.eval_before, "history": state.history},
-                                                  indent=1) + "\n", "utf-8")
-    plot_losses(state.history, state.eval_before, folder / PLOT_FILE)
-
-
-def temporary_folder(run_dir: Path) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".adapter-", dir=run_dir))
-
-
-def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def count_parameters(model) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -32,12 +32,21 @@ EXIT_BAD_INPUT = 2
 
 
 def _cmd_focal(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from unitune.cli_options import setting_overrides
     from unitune.context import parse_context_level, render_context
     from unitune.focal import require_focal_at
+    from unitune.project_layout import find_project_root
+    from unitune.settings import COMMAND_LINE, load_settings, refuse_bad_flags
     from unitune.source import SourceFile, cli_offset
 
-    level = parse_context_level(args.context)
     file = SourceFile.from_path(args.file)
+    # the project's `context` setting, as `generate` would use it, unless --context says otherwise
+    loaded = load_settings(find_project_root(Path(args.file).resolve()), setting_overrides(args, ["context"]),
+                           COMMAND_LINE)
+    refuse_bad_flags(loaded)
+    level = parse_context_level(loaded.settings.context)
     function = require_focal_at(file, cli_offset(file, args.line, args.column))
     context = render_context(file, function, level)
     if args.json:
@@ -52,7 +61,7 @@ def _cmd_focal(args: argparse.Namespace) -> int:
 
 
 def _add_focal(subparsers) -> None:
-    from unitune.context import CONTEXT_LEVELS, DEFAULT_CONTEXT
+    from unitune.cli_options import add_position, add_setting_flags
 
     parser = subparsers.add_parser(
         "focal",
@@ -64,16 +73,8 @@ def _add_focal(subparsers) -> None:
             "or position."
         ),
     )
-    parser.add_argument("file", metavar="FILE", help="a Python (.py) or Java (.java) source file")
-    parser.add_argument("--line", type=int, required=True, metavar="L", help="1-based line number")
-    parser.add_argument(
-        "--column", type=int, metavar="C",
-        help="1-based column in characters (default: the first non-blank character of the line)",
-    )
-    parser.add_argument(
-        "--context", default=DEFAULT_CONTEXT, metavar="LEVEL",
-        help=f"how much of the surrounding code to include: {', '.join(CONTEXT_LEVELS)} (default {DEFAULT_CONTEXT})",
-    )
+    add_position(parser)
+    add_setting_flags(parser, ["context"])
     parser.add_argument(
         "--json", action="store_true",
         help="print one JSON object: language, name, qualified_name, class_name, start_line, end_line, source, context",
@@ -122,7 +123,10 @@ def _add_serve(subparsers) -> None:
             "stdin/stdout unless --tcp is given, and logs to the data directory's logs/server.log."
         ),
     )
-    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead of stdio (for debugging)")
+    transport = parser.add_mutually_exclusive_group()
+    transport.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead of stdio (for debugging)")
+    # Language clients (vscode-languageclient's stdio transport, others) add --stdio: accept it.
+    transport.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
     parser.add_argument("--log-file", metavar="FILE", help="where to log (default: <data dir>/logs/server.log)")
     parser.set_defaults(handler=_cmd_serve)
 

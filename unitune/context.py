@@ -17,7 +17,8 @@ Levels follow methods2test, each adding to the one before:
 Python is laid out as a Python module would be (imports, class attributes, `__init__`, methods in
 source order); Java mirrors the study's prompts (focal method, constructors, methods, fields). The
 output is re-indented with four spaces per class level; long values are elided with `...` and the
-number of signatures is capped, so a huge class cannot blow up a prompt.
+number of signatures is capped, so a huge class cannot blow up a prompt. The pieces of code themselves
+(flattened spans, signatures, imports) come from `unitune.code_spans`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ import re
 
 from tree_sitter import Node
 
+from unitune.code_spans import (
+    COMMENTS, definition_header, flatten_span, java_signature, module_imports, python_signature, reindent_span, signature,
+)
 from unitune.errors import BadSettingError
 from unitune.focal import FUNCTION, Function, functions
 from unitune.languages import JAVA, PYTHON
-from unitune.source import UTF8, SourceFile
+from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 
 FM = "fm"
 FM_FC = "fm+fc"
@@ -45,14 +50,6 @@ MAX_VALUE_CHARS = 200
 #: At most this many signatures (and as many fields) per context, the ones nearest the focal method.
 MAX_MEMBERS = 60
 
-_COMMENTS = {PYTHON: frozenset({"comment"}), JAVA: frozenset({"line_comment", "block_comment"})}
-_MULTILINE_STRINGS = {PYTHON: frozenset({"string"}), JAVA: frozenset({"string_literal"})}
-_PY_IMPORTS = frozenset({"import_statement", "import_from_statement", "future_import_statement"})
-# Statements whose blocks still belong to the module's top level (`if TYPE_CHECKING:`, `try:`).
-_PY_IMPORT_BLOCKS = frozenset({
-    "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause", "finally_clause",
-    "block",
-})
 _PY_INIT_BLOCKS = frozenset({
     "if_statement", "elif_clause", "else_clause", "try_statement", "except_clause", "finally_clause",
     "with_statement", "for_statement", "while_statement", "block", "expression_statement",
@@ -67,65 +64,7 @@ def parse_context_level(text: str) -> str:
     return level
 
 
-# -- text helpers --------------------------------------------------------------------------------
-
-def flatten_span(file: SourceFile, node: Node, start: int, end: int) -> str:
-    """The code in bytes [start, end) of `node` on one line: comments dropped, line breaks collapsed."""
-    drop = sorted((c.start_byte, c.end_byte) for c in _descendants_in(node, start, end, _COMMENTS[file.language]))
-    pieces, cursor = [], start
-    for comment_start, comment_end in drop:
-        pieces.append(file.bytes_text(cursor, comment_start))
-        cursor = comment_end
-    pieces.append(file.bytes_text(cursor, end))
-    text = "".join(pieces)
-    text = re.sub(r"[ \t]*\\\r?\n\s*", " ", text)  # Python line continuations
-    text = re.sub(r"([(\[{])\s*\n\s*", r"\1", text)
-    text = re.sub(r",?\s*\n\s*([)\]}])", r"\1", text)  # a trailing comma only exists for the line break
-    text = re.sub(r"\s*\n\s*", " ", text)
-    return text.strip()
-
-
-def reindent_span(file: SourceFile, node: Node, start: int, end: int, indent: str) -> str:
-    """Bytes [start, end) of `node` as lines re-based to `indent`; lines inside multi-line strings are
-    kept as they are, since their indentation is part of the string's value (docstrings and other
-    bare string statements move with the code: nothing reads their indentation)."""
-    first_row = file.position(start, UTF8)[0]
-    line_prefix = file.bytes_text(file.offset(first_row, 0), start)
-    base = line_prefix[: len(line_prefix) - len(line_prefix.lstrip())]
-    verbatim: set[int] = set()
-    for string in _descendants_in(node, start, end, _MULTILINE_STRINGS[file.language]):
-        parent = string.parent
-        if parent is not None and parent.type == "expression_statement" and parent.named_child_count == 1:
-            continue
-        verbatim.update(range(string.start_point.row + 1, string.end_point.row + 1))
-    lines = file.bytes_text(start, end).split("\n")
-    out = [indent + lines[0].rstrip("\r")]
-    for row, line in enumerate(lines[1:], first_row + 1):
-        line = line.rstrip("\r")
-        if row in verbatim:
-            out.append(line)
-        elif not line.strip():
-            out.append("")
-        elif line.startswith(base):
-            out.append(indent + line[len(base):])
-        else:
-            out.append(indent + line.lstrip())
-    return "\n".join(out)
-
-
-def _descendants_in(node: Node, start: int, end: int, types: frozenset[str]) -> list[Node]:
-    """The outermost descendants of `node` of one of `types` that overlap bytes [start, end)."""
-    found, stack = [], [node]
-    while stack:
-        current = stack.pop()
-        if current.end_byte <= start or current.start_byte >= end:
-            continue
-        if current.type in types:
-            found.append(current)
-            continue
-        stack.extend(current.children)
-    return found
-
+# -- helpers -------------------------------------------------------------------------------------
 
 def _indent_lines(text: str, indent: str) -> str:
     return "\n".join(indent + line if line else line for line in text.split("\n"))
@@ -137,76 +76,6 @@ def _nearest(items: list[tuple[int, str]], anchor: int, limit: int = MAX_MEMBERS
         return items
     kept = sorted(items, key=lambda item: abs(item[0] - anchor))[:limit]
     return sorted(kept, key=lambda item: item[0])
-
-
-# -- imports and signatures ----------------------------------------------------------------------
-
-def module_imports(file: SourceFile) -> list[str]:
-    """The module's imports, one line each, in order and without duplicates.
-
-    Python: `import`/`from` statements at module level, including those under `if TYPE_CHECKING:`
-    and in `try`/`except` blocks. Java: the package declaration, then the imports."""
-    root = file.tree.root_node
-    found: list[str] = []
-    if file.language == PYTHON:
-        stack = list(reversed(root.named_children))
-        while stack:
-            node = stack.pop()
-            if node.type in _PY_IMPORTS:
-                found.append(flatten_span(file, node, node.start_byte, node.end_byte))
-            elif node.type in _PY_IMPORT_BLOCKS:
-                stack.extend(reversed(node.named_children))
-    else:
-        for node in root.named_children:
-            if node.type in ("package_declaration", "import_declaration"):
-                found.append(flatten_span(file, node, node.start_byte, node.end_byte))
-    return list(dict.fromkeys(found))
-
-
-def signature(file: SourceFile, function: Function) -> str:
-    """The function's signature as unindented code: Python `@decorators` + `def name(params) -> ret: ...`,
-    Java modifiers, annotations, type, name, parameters and throws ending in `;`."""
-    if function.language == PYTHON:
-        return _python_signature(file, function) + " ..."
-    return _java_signature(file, function.node)
-
-
-def _python_signature(file: SourceFile, function: Function) -> str:
-    """Decorators and `def ...:` line(s), without a body."""
-    node = function.node
-    if node.type == "assignment":  # `name = lambda params: ...`
-        lam = node.child_by_field_name("right")
-        params = lam.child_by_field_name("parameters")
-        params_text = flatten_span(file, params, params.start_byte, params.end_byte) if params else ""
-        return f"def {function.name}({params_text}):"
-    return definition_header(file, node)
-
-
-def definition_header(file: SourceFile, node: Node) -> str:
-    """A `def` or `class` header with its decorators, one per line, ending in `:`."""
-    lines = []
-    parent = node.parent
-    if parent is not None and parent.type == "decorated_definition":
-        lines = [flatten_span(file, d, d.start_byte, d.end_byte) for d in parent.named_children if d.type == "decorator"]
-    return "\n".join(lines + [flatten_span(file, node, node.start_byte, _python_colon_end(node))])
-
-
-def _python_colon_end(node: Node) -> int:
-    """End of the `:` that closes a def's or class's header."""
-    body = node.child_by_field_name("body")
-    colon_end = body.start_byte if body is not None else node.end_byte
-    for child in node.children:
-        if child.type == ":":
-            colon_end = child.end_byte
-        if body is not None and child.start_byte >= body.start_byte:
-            break
-    return colon_end
-
-
-def _java_signature(file: SourceFile, node: Node) -> str:
-    body = node.child_by_field_name("body")
-    end = body.start_byte if body is not None else node.end_byte
-    return flatten_span(file, node, node.start_byte, end).rstrip(";").rstrip() + ";"
 
 
 def _python_assignment(file: SourceFile, statement: Node) -> str:
@@ -324,7 +193,7 @@ def _python_class_context(file: SourceFile, function: Function, parts) -> str:
 
 def _python_init(file: SourceFile, init: Function, with_fields: bool) -> str:
     """`__init__`'s signature, followed by its first assignment to each `self.x` when fields are shown."""
-    header = _python_signature(file, init)
+    header = python_signature(file, init)
     assignments = _self_assignments(file, init.node) if with_fields else []
     if not assignments:
         return header + " ..."
@@ -335,12 +204,13 @@ def _self_assignments(file: SourceFile, init: Node) -> list[str]:
     params = init.child_by_field_name("parameters")
     first = params.named_children[0] if params is not None and params.named_children else None
     self_name = file.node_text(first) if first is not None and first.type == "identifier" else "self"
+    body = init.child_by_field_name("body")
+    if body is None:
+        return []
     seen: set[str] = set()
     found: list[str] = []
-    body = init.child_by_field_name("body")
-    stack = [body] if body is not None else []
-    while stack:  # depth-first in source order, not into nested functions or classes
-        node = stack.pop()
+    # In source order, not into nested functions or classes.
+    for node in descendants(body, named_only=True, descend_into=lambda node: node.type in _PY_INIT_BLOCKS):
         if node.type == "expression_statement" and node.named_child_count == 1 and node.named_children[0].type == "assignment":
             left = node.named_children[0].child_by_field_name("left")
             targets = left.named_children if left is not None and left.type in ("pattern_list", "tuple_pattern") else [left]
@@ -355,8 +225,6 @@ def _self_assignments(file: SourceFile, init: Node) -> list[str]:
                 text = _python_assignment(file, node)
                 if text:
                     found.append(text)
-        elif node.type in _PY_INIT_BLOCKS:
-            stack.extend(reversed(node.named_children))
     return found[:MAX_MEMBERS]
 
 
@@ -380,11 +248,11 @@ def _java_class_context(file: SourceFile, function: Function, parts) -> str:
         if member.start_byte == function.start_byte:
             continue
         if member.type == "constructor_declaration":
-            constructors.append((member.start_byte, _java_signature(file, member)))
+            constructors.append((member.start_byte, java_signature(file, member)))
         elif member.type == "compact_constructor_declaration":
             constructors.append((member.start_byte, _java_compact_constructor(file, member, innermost)))
         elif member.type == "method_declaration":
-            methods.append((member.start_byte, _java_signature(file, member)))
+            methods.append((member.start_byte, java_signature(file, member)))
         elif member.type in ("field_declaration", "constant_declaration"):
             fields.append((member.start_byte, _java_field(file, member)))
     for flag, items in (("c", constructors), ("m", methods), ("f", fields)):
@@ -443,7 +311,7 @@ def _java_field(file: SourceFile, field: Node) -> str:
     head = [
         flatten_span(file, child, child.start_byte, child.end_byte)
         for child in field.children
-        if child.type not in ("variable_declarator", ",", ";") and child.type not in _COMMENTS[JAVA]
+        if child.type not in ("variable_declarator", ",", ";") and child.type not in COMMENTS[JAVA]
     ]
     names = [_field_text(file, d, "name") for d in field.children_by_field_name("declarator")]
     return " ".join(head) + " " + ", ".join(names) + ";"

@@ -5,7 +5,7 @@ it is too long for the budget, the test's opening is never touched and the focal
 whole; the lines dropped are those farthest from both the focal method and the end of the code (the
 test file's header sits right before the opening), each dropped run replaced by one `...` comment so
 the model sees that code was left out. Training (`unitune.training.data`) fits mined pairs this way
-rather than dropping them; inference first lowers the context level (`adapters.service.fit_prompt`).
+rather than dropping them; inference first lowers the context level (`adapters.request.fit_prompt`).
 """
 
 from __future__ import annotations

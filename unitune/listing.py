@@ -29,9 +29,10 @@ from tree_sitter import Node
 
 from unitune.focal import Function, functions
 from unitune.languages import JAVA, PYTHON
-from unitune.frameworks import JUNIT3, JUNIT4, JUNIT5, PYTEST, TESTNG, UNITTEST
-from unitune.placement import java_import_framework, looks_like_test_file
+from unitune.frameworks import JUNIT3, JUNIT4, JUNIT5, PYTEST, TESTNG, UNITTEST, java_import_framework
+from unitune.project_layout import looks_like_test_file
 from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 
 _PY_TEST_PREFIX = "test"
 _PY_FIXTURE_DECORATORS = frozenset({"pytest.fixture", "fixture", "pytest_asyncio.fixture"})
@@ -101,7 +102,7 @@ def list_tests(file: SourceFile) -> list[TestFunction]:
 def is_test_file(path: str | Path, file: SourceFile | None = None) -> bool:
     """Whether `path` is a file of tests rather than code under test.
 
-    By name or place, as the runners pick files (see `placement.looks_like_test_file`). With the parsed
+    By name or place, as the runners pick files (see `project_layout.looks_like_test_file`). With the parsed
     `file`, also a file holding unittest or JUnit tests, or a Python file with tests inside a
     `tests`/`test` folder (pytest-style functions elsewhere are not collected by default)."""
     path = Path(path)
@@ -169,17 +170,15 @@ def _is_pytest_class(file, node: Node, testcase_names: set[str]) -> bool:
 def _python_classes(file: SourceFile) -> dict[str, list[str]]:
     """Every class of the file (nested ones included) by name, with the names of its bases."""
     classes: dict[str, list[str]] = {}
-    stack = [file.tree.root_node]
-    while stack:
-        node = stack.pop()
+    # Local classes (in functions and lambdas) are not collected.
+    inside = descendants(file.tree.root_node, named_only=True,
+                         descend_into=lambda node: node.type not in ("function_definition", "lambda"))
+    for node in inside:
         if node.type == "class_definition":
             bases = node.child_by_field_name("superclasses")
             names = [file.node_text(base) for base in (bases.named_children if bases is not None else ())
                      if base.type in ("identifier", "attribute")]
-            classes.setdefault(_class_name(file, node), names)
-        if node.type in ("function_definition", "lambda"):
-            continue  # local classes are not collected
-        stack.extend(node.named_children)
+            classes[_class_name(file, node)] = names  # a later class of the same name replaces it, as when run
     return classes
 
 
@@ -214,9 +213,9 @@ def _class_name(file, node: Node) -> str:
 def python_imports(file: SourceFile) -> set[str]:
     """Top-level names of the modules `file` imports (`unittest`, `pytest`, `django`, ...)."""
     modules: set[str] = set()
-    stack = [file.tree.root_node]
-    while stack:
-        node = stack.pop()
+    inside = descendants(file.tree.root_node, named_only=True,
+                         descend_into=lambda node: node.type not in ("function_definition", "class_definition"))
+    for node in inside:
         if node.type == "import_statement":
             for name in node.named_children:
                 target = name.child_by_field_name("name") if name.type == "aliased_import" else name
@@ -226,8 +225,6 @@ def python_imports(file: SourceFile) -> set[str]:
             module = node.child_by_field_name("module_name")
             if module is not None and module.type == "dotted_name":
                 modules.add(file.node_text(module).split(".", 1)[0])
-        elif node.type not in ("function_definition", "class_definition"):
-            stack.extend(node.named_children)
     return modules
 
 
@@ -310,15 +307,12 @@ def _java_runs_parameterized(file, class_nodes) -> bool:
 def _java_junit3_classes(file: SourceFile) -> set[str]:
     """Classes deriving from JUnit 3's `TestCase`, directly or through classes of the same file."""
     supers: dict[str, str] = {}
-    stack = [file.tree.root_node]
-    while stack:
-        node = stack.pop()
+    for node in descendants(file.tree.root_node, named_only=True):
         if node.type in _JAVA_CLASSES:
             superclass = node.child_by_field_name("superclass")
             if superclass is not None:
                 text = file.node_text(superclass).removeprefix("extends").strip()
-                supers[_class_name(file, node)] = text.split("<", 1)[0].strip().rsplit(".", 1)[-1]
-        stack.extend(node.named_children)
+                supers.setdefault(_class_name(file, node), text.split("<", 1)[0].strip().rsplit(".", 1)[-1])
     found: set[str] = set()
     changed = True
     while changed:

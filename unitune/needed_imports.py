@@ -8,10 +8,11 @@ import re
 
 from tree_sitter import Node
 
-from unitune.context import module_imports
+from unitune.code_spans import module_imports
 from unitune.frameworks import JUNIT4, JUNIT5, PYTEST, UNITTEST
 from unitune.languages import PYTHON
 from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 from unitune.text_layout import TextInsertion, line_after, row_column
 
 # The imports each framework's tests rely on, should the header not bring them.
@@ -162,14 +163,8 @@ def _imports_anchor(source: SourceFile, text: str, language: str) -> tuple[int, 
 
 
 def _holds_import(node: Node) -> bool:
-    stack = list(node.named_children)
-    while stack:
-        child = stack.pop()
-        if child.type in _PY_IMPORT_NODES:
-            return True
-        if child.type not in _PY_DEFINITIONS:
-            stack.extend(child.named_children)
-    return False
+    inside = descendants(node, named_only=True, descend_into=lambda child: child.type not in _PY_DEFINITIONS)
+    return any(child.type in _PY_IMPORT_NODES for child in inside)
 
 
 def _is_docstring(node: Node) -> bool:

@@ -19,6 +19,7 @@ recording what its body did. The records (one JSON line each, in the file named 
   loop, a NameError or ImportError) is removed, and a test left with no assertion is dropped.
 Each repair is described (for `--json`) and marked in the test by a comment, so a reviewer knows
 the expected value was observed, not specified. `mode="drop"` only removes what failed.
+What counts as an assertion or a raises block is `unitune.python_assertions`'s to say.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from __future__ import annotations
 import ast
 import textwrap
 from dataclasses import dataclass, field
+
+from unitune.python_assertions import count_assertions, parse_assertion, parse_raises_block, parse_test_function
 
 OBSERVE, DROP, NO_REPAIR = "observe", "drop", "none"
 REPAIR_MODES = (OBSERVE, DROP, NO_REPAIR)
@@ -35,18 +38,6 @@ RAISED_COMMENT = "# raised when the code was run (regression oracle)"
 TEST_FAULTS = frozenset({"NameError", "UnboundLocalError", "ImportError", "ModuleNotFoundError", "SyntaxError",
                          "AssertionError", "RecursionError", "TimeoutError", "NotImplementedError"})
 MAX_LITERAL = 300  # characters: longer observed values are not written into a test
-
-# unittest assertion method -> the comparison it makes (None: a truth test of its first argument)
-_UNITTEST_ASSERTIONS = {
-    "assertEqual": "==", "assertEquals": "==", "assertAlmostEqual": "approx", "assertNotEqual": "!=",
-    "assertIs": "is", "assertIsNot": "is not", "assertIn": "in", "assertNotIn": "not in",
-    "assertGreater": ">", "assertGreaterEqual": ">=", "assertLess": "<", "assertLessEqual": "<=",
-    "assertTrue": "truth", "assertFalse": "falsity", "assertIsNone": "none", "assertIsNotNone": "not none",
-    "assertListEqual": "==", "assertDictEqual": "==", "assertTupleEqual": "==", "assertSetEqual": "==",
-    "assertCountEqual": "count",
-}
-_COMPARE_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-                ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}
 
 _OBSERVER = '''
 def _unitune_record(record):
@@ -125,7 +116,7 @@ class Repair:
 def observing_twin(source: str, name: str) -> str | None:
     """The observing twin of the test function `source` (indented as in its file), or None when it
     cannot be parsed."""
-    parsed = _parse(source)
+    parsed = parse_test_function(source)
     if parsed is None:
         return None
     function, indent = parsed
@@ -139,14 +130,14 @@ def observing_twin(source: str, name: str) -> str | None:
 def _twin_body(body: list[ast.stmt], top: bool) -> list[ast.stmt]:
     result: list[ast.stmt] = []
     for statement in body:
-        assertion = _assertion(statement)
+        assertion = parse_assertion(statement)
         if assertion is not None:
             left, right, op, _ = assertion
             call = _call("_unitune_observe", [ast.Constant(_key(statement)), _thunk(left),
                                               _thunk(right) if right is not None else ast.Constant(None),
                                               ast.Constant(op)])
             result.append(ast.Expr(call))
-        elif _raises_block(statement) is not None:
+        elif parse_raises_block(statement) is not None:
             result.append(_twin_block(statement))
         elif top and isinstance(statement, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign)):
             result.append(_guarded(statement))
@@ -197,58 +188,11 @@ def _key(statement: ast.stmt) -> str:
     return f"{statement.lineno}:{statement.col_offset}"
 
 
-# -- recognising assertions ----------------------------------------------------------------------
-
-def _assertion(statement: ast.stmt) -> tuple[ast.expr, ast.expr | None, str, bool] | None:
-    """(left, right or None, comparison, unittest style) of an assertion statement, else None."""
-    if isinstance(statement, ast.Assert):
-        test = statement.test
-        if isinstance(test, ast.Compare) and len(test.ops) == 1 and type(test.ops[0]) in _COMPARE_OPS:
-            return test.left, test.comparators[0], _COMPARE_OPS[type(test.ops[0])], False
-        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-            return test.operand, None, "falsity", False
-        return test, None, "truth", False
-    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-        function = statement.value.func
-        if (isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name)
-                and function.value.id == "self" and function.attr in _UNITTEST_ASSERTIONS):
-            op = _UNITTEST_ASSERTIONS[function.attr]
-            args = statement.value.args
-            needed = 1 if op in ("truth", "falsity", "none", "not none") else 2
-            if len(args) >= needed:
-                return args[0], args[1] if needed == 2 else None, op, True
-    return None
-
-
-def _raises_block(statement: ast.stmt) -> tuple[ast.expr, bool] | None:
-    """(the expected exception type, unittest style) of `with pytest.raises(T):` or
-    `with self.assertRaises(T):`, else None."""
-    if not isinstance(statement, ast.With) or len(statement.items) != 1:
-        return None
-    expression = statement.items[0].context_expr
-    if not isinstance(expression, ast.Call) or not expression.args:
-        return None
-    called = ast.unparse(expression.func)
-    if called in ("pytest.raises", "raises"):
-        return expression.args[0], False
-    if called == "self.assertRaises":
-        return expression.args[0], True
-    return None
-
-
-def count_assertions(source: str) -> int:
-    parsed = _parse(source)
-    if parsed is None:
-        return 0
-    return sum(1 for node in ast.walk(parsed[0]) if isinstance(node, ast.stmt)
-               and (_assertion(node) is not None or _raises_block(node) is not None))
-
-
 # -- repair --------------------------------------------------------------------------------------
 
 def repair(source: str, name: str, observations: list[dict], mode: str = OBSERVE) -> Repair:
     """The failing test `source` repaired from its twin's `observations` (records of this test only)."""
-    parsed = _parse(source)
+    parsed = parse_test_function(source)
     if parsed is None or mode == NO_REPAIR:
         return Repair(None, ["failed when run"])
     function, indent = parsed
@@ -286,8 +230,8 @@ def _repair_statement(statement, seen, mode, lines, notes, self_style):
     """An edit (first line, last line, new lines or None to remove), None to keep, False to drop the test."""
     text = ast.get_source_segment("\n".join(lines), statement) or ""
     pad = " " * statement.col_offset
-    assertion = _assertion(statement)
-    block = _raises_block(statement)
+    assertion = parse_assertion(statement)
+    block = parse_raises_block(statement)
     if assertion is not None:
         if all(record.get("holds") for record in seen):
             return None
@@ -415,15 +359,3 @@ def _shares_lines(statements: list[ast.stmt]) -> bool:
 def _short(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _parse(source: str) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, str] | None:
-    lines = source.split("\n")
-    first = next((line for line in lines if line.strip()), "")
-    indent = first[: len(first) - len(first.lstrip())]
-    try:
-        tree = ast.parse(textwrap.dedent(source))
-    except (SyntaxError, ValueError):
-        return None
-    functions = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    return (functions[0], indent) if len(functions) == 1 else None

@@ -16,11 +16,9 @@ through the method's closing brace. `split_test` cuts a developer's test the sam
 parameters, or one in a file that shows fixtures, at the parameter list), so training pairs and
 inference prompts have one shape.
 
-`model_input` gives a prompt to the model: the plain code for a base model, the chat template's
-rendering for an instruct model (see the end of this module).
-
-Test names: Python `test_<focal name in snake case>`, Java `test<FocalName>` (a constructor's focal
-name is its class name). Test classes: Python `Test<Class>`, Java `<OutermostClass>Test`.
+The header's parts come from `unitune.prompt_header`, the names of tests and test classes from
+`unitune.test_names`. `model_input` gives a prompt to the model: the plain code for a base model, the
+chat template's rendering for an instruct model (see the end of this module).
 
 Generation stops where `StopScanner` says the test ended: in Python at the first code line indented
 no deeper than the test's `def` (a dedent; lines inside brackets, after a backslash or inside strings
@@ -35,17 +33,17 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from unitune.context import (
-    DEFAULT_CONTEXT, INDENT, definition_header, flatten_span, module_imports, reindent_span, render_context,
-)
+from unitune.code_spans import reindent_span
+from unitune.context import DEFAULT_CONTEXT, INDENT, render_context
 from unitune.errors import UnituneError
-from unitune.frameworks import (  # noqa: F401  (re-exported: the prompt's vocabulary)
-    DEFAULT_FRAMEWORK, FRAMEWORKS_BY_LANGUAGE, JUNIT4, JUNIT5, PYTEST, UNITTEST, parse_framework,
-)
-from unitune.stopping import StopScanner, indent_width, test_has_ended  # noqa: F401
 from unitune.focal import Function
+from unitune.frameworks import UNITTEST, parse_framework
 from unitune.languages import JAVA, PYTHON
+from unitune.prompt_header import java_test_header, python_test_header
 from unitune.source import SourceFile
+from unitune.stopping import StopScanner, indent_width, test_has_ended
+from unitune.syntax_walk import descendants
+from unitune.test_names import test_class_name, test_name_for
 
 PROMPT_FORMAT_VERSION = 2
 #: The coverage prompt (a round of `validate = "run"` that asks for the lines the tests so far leave
@@ -53,43 +51,7 @@ PROMPT_FORMAT_VERSION = 2
 COVERAGE_PROMPT_VERSION = 1
 TEST_PROMPT, COVERAGE_PROMPT = "test", "coverage"
 
-
-_JUNIT_IMPORTS = {
-    JUNIT5: ("import org.junit.jupiter.api.Test;", "import static org.junit.jupiter.api.Assertions.*;"),
-    JUNIT4: ("import org.junit.Test;", "import static org.junit.Assert.*;"),
-}
 _FIXTURE_DECORATOR = re.compile(r"^\s*@[\w.]*fixture\b", re.M)
-_PY_LIFECYCLE = frozenset({
-    "setUp", "tearDown", "setUpClass", "tearDownClass", "asyncSetUp", "asyncTearDown",
-    "setup_method", "teardown_method", "setup_class", "teardown_class", "setup", "teardown",
-})
-_JAVA_LIFECYCLE = frozenset({
-    "BeforeEach", "AfterEach", "BeforeAll", "AfterAll", "Before", "After", "BeforeClass", "AfterClass",
-})
-
-
-# -- names ---------------------------------------------------------------------------------------
-
-def snake_case(name: str) -> str:
-    """`getHTTPValue` -> `get_http_value`; leading and trailing underscores dropped."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name.strip("_"))
-    return re.sub(r"_+", "_", spaced).lower()
-
-
-def test_name_for(function: Function) -> str:
-    """The name of a new test of `function`: `test_deposit` (Python), `testDeposit` (Java)."""
-    if function.language == PYTHON:
-        stem = snake_case(function.name)
-        return f"test_{stem}" if stem else "test"
-    return "test" + function.name[:1].upper() + function.name[1:]
-
-
-def test_class_name(function: Function) -> str:
-    """The test class of `function`: `TestAccount` (Python), `AccountTest` (Java, outermost class)."""
-    if function.language == PYTHON:
-        subject = function.class_path[-1] if function.class_path else function.name
-        return "Test" + "".join(part[:1].upper() + part[1:] for part in snake_case(subject).split("_"))
-    return (function.class_path[0] if function.class_path else function.name) + "Test"
 
 
 # -- test file header ----------------------------------------------------------------------------
@@ -116,151 +78,8 @@ def test_file_header(
     framework = parse_framework(framework, language)
     existing = SourceFile(existing_test_source, language) if existing_test_source and existing_test_source.strip() else None
     if language == PYTHON:
-        return _python_test_header(framework, focal, focal_file, module_import, existing, test_class)
-    return _java_header(framework, focal, focal_file, module_import, existing, test_class)
-
-
-def _python_test_header(framework, focal, focal_file, module_import, existing, test_class) -> str:
-    subject = focal.class_path[0] if focal.class_path else focal.name
-    module = module_import or (focal_file.path.stem if focal_file.path else None)
-    focal_import = f"from {module} import {subject}" if module else None
-    in_class = framework == UNITTEST or test_class is not None
-    class_name = test_class or test_class_name(focal)
-    blocks: list[str] = []
-    if existing is None:
-        imports = ["import pytest" if framework == PYTEST else "import unittest"]
-        if focal_import:
-            imports += ["", focal_import]
-        blocks.append("\n".join(imports))
-        class_node = None
-    else:
-        imports = module_imports(existing)
-        if framework == UNITTEST and not any(re.search(r"\bunittest\b", line) for line in imports):
-            imports.insert(0, "import unittest")
-        if focal_import and not any(re.search(rf"\b{re.escape(subject)}\b", line) for line in imports):
-            imports.append(focal_import)
-        if imports:
-            blocks.append("\n".join(imports))
-        blocks.extend(_python_fixtures(existing))
-        class_node = _python_test_class(existing, test_class, class_name) if in_class else None
-    if in_class:
-        if class_node is None:
-            base = "(unittest.TestCase)" if framework == UNITTEST else ""
-            blocks.append(f"class {class_name}{base}:")
-        else:
-            blocks.append(_python_class_block(existing, class_node))
-    return "\n\n\n".join(blocks)
-
-
-def _python_fixtures(file: SourceFile) -> list[str]:
-    """The module-level pytest fixtures of a test file, in full."""
-    return [
-        reindent_span(file, node, node.start_byte, node.end_byte, "")
-        for node in file.tree.root_node.named_children
-        if _is_fixture(file, node)
-    ]
-
-
-def _is_fixture(file: SourceFile, node: Node) -> bool:
-    return node.type == "decorated_definition" and any(
-        _decorator_name(file, d).endswith("fixture") for d in node.named_children if d.type == "decorator"
-    )
-
-
-def _decorator_name(file: SourceFile, decorator: Node) -> str:
-    return file.node_text(decorator).lstrip("@").split("(", 1)[0].strip()
-
-
-def _python_test_class(file: SourceFile, exact: str | None, preferred: str) -> Node | None:
-    """The class named `exact`; without one, the class named `preferred`, else the first `TestCase`
-    subclass; None when there is no such class (a new one is written)."""
-    classes = []
-    for node in file.tree.root_node.named_children:
-        definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
-        if definition is not None and definition.type == "class_definition":
-            classes.append((file.node_text(definition.child_by_field_name("name")), definition))
-    for name, node in classes:
-        if name == (exact or preferred):
-            return node
-    if exact is not None:
-        return None
-    for _, node in classes:
-        superclasses = node.child_by_field_name("superclasses")
-        if superclasses is not None and "TestCase" in file.node_text(superclasses):
-            return node
-    return None
-
-
-def _python_class_block(file: SourceFile, class_node: Node) -> str:
-    """A test class's header, class attributes, set-up/tear-down methods and fixtures."""
-    lines = [definition_header(file, class_node)]
-    body = class_node.child_by_field_name("body")
-    members: list[str] = []
-    attributes: list[str] = []
-    for node in body.named_children if body is not None else []:
-        definition = node.child_by_field_name("definition") if node.type == "decorated_definition" else node
-        if node.type == "expression_statement" and node.named_child_count == 1 and node.named_children[0].type == "assignment":
-            attributes.append(INDENT + flatten_span(file, node, node.start_byte, node.end_byte))
-        elif definition is not None and definition.type == "function_definition":
-            if file.node_text(definition.child_by_field_name("name")) in _PY_LIFECYCLE or _is_fixture(file, node):
-                members.append(reindent_span(file, node, node.start_byte, node.end_byte, INDENT))
-    if attributes:
-        members.insert(0, "\n".join(attributes))
-    return "\n".join(lines) + ("\n" + "\n\n".join(members) if members else "")
-
-
-def _java_header(framework, focal, focal_file, module_import, existing, test_class) -> str:
-    class_name = test_class or test_class_name(focal)
-    test_import, assert_import = _JUNIT_IMPORTS[framework]
-    # A class in the default package cannot be imported (nor needs to be, from a test in that package).
-    focal_import = f"import {module_import};" if module_import and "." in module_import else None
-    if existing is None:
-        package = [line for line in module_imports(focal_file) if line.startswith("package ")]
-        imports = [test_import] + ([focal_import] if focal_import else [])
-        blocks = package + ["\n".join(imports), assert_import]
-        public = "public " if framework == JUNIT4 else ""
-        blocks.append(f"{public}class {class_name} {{")
-        return "\n\n".join(blocks)
-    lines = module_imports(existing)
-    if not any(line.endswith(".Test;") or line.endswith(".api.*;") or line == "import org.junit.*;" for line in lines):
-        lines.append(test_import)
-    if focal_import and focal_import not in lines:
-        lines.append(focal_import)
-    package = [line for line in lines if line.startswith("package ")]
-    imports = [line for line in lines if not line.startswith("package ")]
-    blocks = package + (["\n".join(imports)] if imports else [])
-    blocks.append(_java_class_block(existing, class_name, framework))
-    return "\n\n".join(blocks)
-
-
-def _java_class_block(file: SourceFile, class_name: str, framework: str) -> str:
-    classes = [node for node in file.tree.root_node.named_children if node.type == "class_declaration"]
-    chosen = next((node for node in classes if file.node_text(node.child_by_field_name("name")) == class_name), None)
-    chosen = chosen or (classes[0] if classes else None)
-    if chosen is None:
-        return ("public " if framework == JUNIT4 else "") + f"class {class_name} {{"
-    body = chosen.child_by_field_name("body")
-    header = flatten_span(file, chosen, chosen.start_byte, body.start_byte if body is not None else chosen.end_byte) + " {"
-    fields, methods = [], []
-    for member in body.named_children if body is not None else []:
-        if member.type == "field_declaration":
-            fields.append(reindent_span(file, member, member.start_byte, member.end_byte, INDENT))
-        elif member.type == "method_declaration" and _is_java_lifecycle(file, member):
-            methods.append(reindent_span(file, member, member.start_byte, member.end_byte, INDENT))
-    groups = (["\n".join(fields)] if fields else []) + methods
-    return header + ("\n\n" + "\n\n".join(groups) if groups else "")
-
-
-def _is_java_lifecycle(file: SourceFile, method: Node) -> bool:
-    name = file.node_text(method.child_by_field_name("name"))
-    if name in ("setUp", "tearDown"):
-        return True
-    modifiers = next((child for child in method.children if child.type == "modifiers"), None)
-    for annotation in modifiers.named_children if modifiers is not None else []:
-        if annotation.type in ("marker_annotation", "annotation"):
-            if file.node_text(annotation.child_by_field_name("name")).rsplit(".", 1)[-1] in _JAVA_LIFECYCLE:
-                return True
-    return False
+        return python_test_header(framework, focal, focal_file, module_import, existing, test_class)
+    return java_test_header(framework, focal, focal_file, module_import, existing, test_class)
 
 
 # -- the prompt ----------------------------------------------------------------------------------
@@ -409,13 +228,7 @@ def split_test(test_source: str, language: str, indent: str | None = None, keep_
 
 def _first_definition(root: Node, language: str) -> Node | None:
     wanted = "function_definition" if language == PYTHON else "method_declaration"
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == wanted:
-            return node
-        stack.extend(reversed(node.children))
-    return None
+    return next((node for node in descendants(root) if node.type == wanted), None)
 
 
 def training_example(
@@ -516,6 +329,6 @@ def _chat(tokenizer, code: str, opening: str, language: str) -> str:
 
 # These helpers are named after what they make (tests), not tests themselves: keep pytest from
 # collecting them wherever they are imported into a test module.
-for _helper in (test_name_for, test_class_name, test_file_header, test_prefix):
+for _helper in (test_file_header, test_prefix):
     _helper.__test__ = False
 del _helper

@@ -60,7 +60,7 @@ class Settings:
 
 
 #: What each key allows, for validation and for the messages a bad value gets.
-_CHOICES: dict[str, tuple[str, ...]] = {
+CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": QUANTIZATIONS,
     "device": DEVICES,
     "context": CONTEXT_LEVELS,
@@ -68,7 +68,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "repair": REPAIRS,
     "framework": FRAMEWORKS,
 }
-_RANGES: dict[str, tuple[int, int]] = {"max_new_tokens": (1, 8192), "candidates": (1, 64), "time_budget": (5, 3600)}
+RANGES: dict[str, tuple[int, int]] = {"max_new_tokens": (1, 8192), "candidates": (1, 64), "time_budget": (5, 3600)}
 KEYS = tuple(f.name for f in dataclasses.fields(Settings))
 
 
@@ -93,14 +93,14 @@ def validate(values: dict[str, Any], origin: str, problems: list[str]) -> dict[s
         if value is None:
             continue
         default = getattr(defaults, key)
-        if key in _CHOICES:
-            if value not in _CHOICES[key]:
+        if key in CHOICES:
+            if value not in CHOICES[key]:
                 problems.append(
-                    f"{origin}: {key} = {value!r} is not one of {', '.join(_CHOICES[key])}; using {default!r}"
+                    f"{origin}: {key} = {value!r} is not one of {', '.join(CHOICES[key])}; using {default!r}"
                 )
                 continue
-        elif key in _RANGES:
-            low, high = _RANGES[key]
+        elif key in RANGES:
+            low, high = RANGES[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 problems.append(
                     f"{origin}: {key} = {value!r} must be a whole number from {low} to {high}; using {default!r}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from unitune.context import INDENT
 from unitune.languages import JAVA, PYTHON, parser_for
 from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 
 
 @dataclass(frozen=True)
@@ -50,24 +51,20 @@ def _string_continuation_rows(lines: list[str], base: str, language: str) -> set
     if language == JAVA:
         dedented, shift = "class UnituneWrapper {\n" + dedented + "\n}\n", 1
     root = parser_for(language).parse(dedented.encode("utf-8")).root_node
-    rows, stack = set(), [root]
-    while stack:
-        node = stack.pop()
-        if node.type in ("string", "string_literal") and node.end_point.row > node.start_point.row:
+    strings = ("string", "string_literal")
+    rows = set()
+    for node in descendants(root, descend_into=lambda node: node.type not in strings):
+        if node.type in strings and node.end_point.row > node.start_point.row:
             parent = node.parent
             if not (parent is not None and parent.type == "expression_statement" and parent.named_child_count == 1):
                 rows.update(row - shift for row in range(node.start_point.row + 1, node.end_point.row + 1))
-            continue
-        stack.extend(node.children)
     return rows
 
 
 def indent_unit(source: SourceFile) -> str:
     """One level of the file's indentation, from its first function with a multi-line body."""
     wanted = "function_definition" if source.language == PYTHON else "method_declaration"
-    stack = [source.tree.root_node]
-    while stack:
-        node = stack.pop()
+    for node in descendants(source.tree.root_node, named_only=True):
         if node.type == wanted:
             body = node.child_by_field_name("body")
             statements = [child for child in body.named_children if child.start_point.row > node.start_point.row] if body is not None else []
@@ -76,7 +73,6 @@ def indent_unit(source: SourceFile) -> str:
                 inner = leading_whitespace(source.line_text(statements[0].start_point.row))
                 if inner.startswith(outer) and len(inner) > len(outer):
                     return inner[len(outer):]
-        stack.extend(reversed(node.named_children))
     return INDENT
 
 

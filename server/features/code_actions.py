@@ -10,10 +10,15 @@ from unitune.errors import UnituneError
 from unitune.focal import focal_at
 
 GENERATE_COMMAND = "unitune.generateTests"
-ACTION_KIND = types.CodeActionKind.Source + ".unitune.generateTests"
+# A refactor kind: editors offer it where the cursor is (VS Code's lightbulb and Quick Fix menu, Ctrl+.),
+# as well as under "Refactor..."; a `source` kind would hide it in the whole-file "Source Action..." menu.
+ACTION_KIND = types.CodeActionKind.Refactor + ".unitune.generateTests"
 
 
 def code_actions(ls: UnituneServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    only = params.context.only
+    if only and not any(ACTION_KIND == kind or ACTION_KIND.startswith(f"{kind}.") for kind in only):
+        return None  # the client asked for other kinds (e.g. organize imports on save)
     document = ls.documents.get(params.text_document.uri)
     if document is None:
         return None
@@ -34,5 +39,5 @@ def code_actions(ls: UnituneServer, params: types.CodeActionParams) -> list[type
 def register(ls: UnituneServer) -> None:
     ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.Source, ACTION_KIND], resolve_provider=False),
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.Refactor, ACTION_KIND], resolve_provider=False),
     )(code_actions)

@@ -57,7 +57,7 @@ def _open_text(ls: UnituneServer):
 class _Work:
     spec: object  # unitune.adapters.loading.ModelSpec: the base model (works of one spec share a batch)
     folder: object  # the workspace folder (its settings and path)
-    request: object  # unitune.adapters.service.GenerationRequest
+    request: object  # unitune.adapters.request.GenerationRequest
     report: object
     cancel: object
 
@@ -107,7 +107,7 @@ async def generate_tests(ls: UnituneServer, *args):
         ls.notify_user(f"unitune: {error}")
         return {"ok": False, "error": str(error)}
 
-    from unitune.adapters.service import GenerationRequest  # light: no torch at import
+    from unitune.adapters.request import GenerationRequest  # light: no torch at import
 
     folder = ls.folder_for_uri(uri)
     job = ls.engine.start_job(Job(request_id, "generate", function.qualified_name))

@@ -60,8 +60,8 @@ path, a download) away from the user's machine.
 
 The package, one concern per module: `running` (`run_tests`, `run_rounds`, the wall-clock kill),
 `isolation` (the plan per interpreter, limits, the project's interpreter), `workspace` (the copy),
-`results` (the result types, reading reports) and `programs` (the two programs that run inside,
-shipped as `driver.py` and `network_guard.py`).
+`results` (the result types, reading reports) and `programs` (the programs that run inside,
+shipped as `driver.py` with `driver_run.py`, and `network_guard.py`).
 """
 
 from unitune.sandbox.isolation import (  # noqa: F401  (the package's interface)
@@ -72,5 +72,5 @@ from unitune.sandbox.results import (  # noqa: F401
 )
 from unitune.sandbox.running import RunSpec, run_rounds, run_tests  # noqa: F401
 from unitune.sandbox.workspace import (  # noqa: F401
-    MAX_COPY_BYTES, MAX_COPY_FILES, MAX_FILE_BYTES, SKIPPED_DIRS, SKIPPED_SUFFIXES, copy_project,
+    MAX_COPY_BYTES, MAX_COPY_FILES, MAX_FILE_BYTES, SKIPPED_SUFFIXES, copy_project,
 )

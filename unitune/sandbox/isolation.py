@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from unitune.sandbox.programs import driver_command, driver_source
+from unitune.sandbox.programs import driver_command, write_driver
 from unitune.sandbox.workspace import remove_tree
 
 try:  # POSIX only; on other systems `run_tests` refuses to run
@@ -310,14 +310,13 @@ def _check(plan: Plan, python: str, interpreter: dict) -> tuple[int, str]:
             "keep_in_tmp": [str(work), *plan.interpreter_paths],
             "outer_mount_namespace": mount_namespace(),
         }
-        (work / "driver.py").write_text(driver_source(), encoding="utf-8")
+        driver = write_driver(work)
         (work / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        for path in (work / "driver.py", work / "config.json"):
-            os.chmod(path, 0o644)
+        os.chmod(work / "config.json", 0o644)
         os.chmod(work, 0o711)
         os.chown(out, plan.user.uid, plan.user.gid)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(out), "LANG": "C.UTF-8", **passed_through()}
-        command = [*plan.namespace_prefix, *driver_command(python, work / "driver.py", work / "config.json")]
+        command = [*plan.namespace_prefix, *driver_command(python, driver, work / "config.json")]
         completed = subprocess.run(command, cwd=out, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
                                    check=False)
         output = (completed.stdout + completed.stderr).decode("utf-8", errors="replace")

@@ -19,7 +19,7 @@ from unitune.sandbox.isolation import (
     ENV_MARKER, Plan, absolute_program, apply_in_child, current_user, exposure, mount_namespace, passed_through,
     plan_for, prlimit_prefix, project_python, run_limits, task_count,
 )
-from unitune.sandbox.programs import driver_command, driver_source, network_guard_source
+from unitune.sandbox.programs import driver_command, network_guard_source, write_driver
 from unitune.sandbox.results import (
     ERROR, FAILED, PASSED, TIMEOUT, Round, RoundResult, SandboxError, SandboxResult, focal_coverage,
     function_body_start, read_json, read_junit, read_output, truncate,
@@ -221,7 +221,7 @@ def _run_in(work: Path, spec: RunSpec) -> SandboxResult:
         config["pytest_base_args"] = [arg for arg in config["pytest_base_args"] if not arg.startswith("--junitxml")
                                       ] + [f"--rootdir={copy}"]
     (site / "sitecustomize.py").write_text(network_guard_source() if not network else "", encoding="utf-8")
-    (site / "unitune_sandbox_driver.py").write_text(driver_source(), encoding="utf-8")
+    driver = write_driver(site)
     (site / "config.json").write_text(json.dumps(config), encoding="utf-8")
     os.chmod(work, 0o711)
     for path in (site, *site.iterdir()):
@@ -254,7 +254,7 @@ def _run_in(work: Path, spec: RunSpec) -> SandboxResult:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
     command = [*(plan.namespace_prefix if not network else plan.namespace_prefix_with_network),
-               *driver_command(interpreter, site / "unitune_sandbox_driver.py", site / "config.json")]
+               *driver_command(interpreter, driver, site / "config.json")]
     limits = run_limits(timeout, spec.memory_mb, spec.max_processes + task_count(uid))
     unshare_net = plan.preexec_unshare_net and not network
     preexec = None  # no Python between fork and exec where possible: unitune's server has threads

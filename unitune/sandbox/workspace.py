@@ -9,14 +9,10 @@ import stat
 import sys
 from pathlib import Path, PurePosixPath
 
+from unitune.project_walk import project_folders
 from unitune.sandbox.results import SandboxError
 
-#: Folders never copied into the sandbox (nor any folder holding a `pyvenv.cfg`: a virtual environment).
-SKIPPED_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".bzr", ".tox", ".nox", ".venv", "venv", "node_modules",
-    "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".unitune", ".idea",
-    ".eggs", "site-packages", "htmlcov", ".ipynb_checkpoints", ".gradle", ".m2",
-})
+#: Endings of file names never copied (which folders are copied: `unitune.project_walk`).
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 MAX_FILE_BYTES = 10 * 1024 * 1024  # larger files are not copied
 MAX_COPY_FILES = 50_000
@@ -24,26 +20,16 @@ MAX_COPY_BYTES = 512 * 1024 * 1024
 
 
 def copy_project(root: Path, target: Path) -> int:
-    """Copy the project's files under `root` into `target` (created), leaving out version control,
-    virtual environments, caches, `node_modules`, build output beside a build file and files over
-    `MAX_FILE_BYTES`; symbolic links are copied as the file they point to when that is inside the
-    project, else left out. Returns the number of files copied."""
+    """Copy the project's files under `root` into `target` (created), leaving out the folders that
+    are not the project's own (version control, virtual environments, caches, `node_modules`, build
+    output beside a build file: `unitune.project_walk`, walking as a copy does) and files over
+    `MAX_FILE_BYTES`; symbolic links to files are copied as the file they point to when that is inside
+    the project, else left out, as are symbolic links to folders. Returns the number of files copied."""
     root = Path(root).resolve()
     target.mkdir(parents=True)
     files = size = 0
-    has_build_file = any((root / name).exists() for name in ("pyproject.toml", "setup.py", "setup.cfg"))
-    for folder, dirs, names in os.walk(root):
-        here = Path(folder)
+    for here, names in project_folders(root, copying=True):
         relative = here.relative_to(root)
-        keep = []
-        for name in dirs:
-            path = here / name
-            if (name in SKIPPED_DIRS or name.endswith(SKIPPED_SUFFIXES) or path.is_symlink()
-                    or (here == root and has_build_file and name in ("build", "dist"))
-                    or (path / "pyvenv.cfg").exists()):
-                continue
-            keep.append(name)
-        dirs[:] = keep
         (target / relative).mkdir(exist_ok=True)
         for name in names:
             if name.endswith(SKIPPED_SUFFIXES):

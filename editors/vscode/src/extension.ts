@@ -19,7 +19,6 @@ import {
     RevealOutputChannelOn,
     ServerOptions,
     State,
-    TransportKind,
 } from 'vscode-languageclient/node';
 
 import { DEFAULT_TRAINING_METHOD, suggestAdapterName, TRAINING_METHODS, TrainingMethod, validateAdapterName } from './names';
@@ -203,10 +202,11 @@ async function startClient(): Promise<boolean> {
     }
     output.appendLine(`[unitune] starting the language server: ${formatCommand(command)} (from ${command.source})`);
 
+    // No `transport`: the client talks over the process's stdin/stdout all the same, and with
+    // TransportKind.stdio it would append `--stdio` to the command, which `unitune.server` refuses.
     const serverOptions: ServerOptions = {
         command: command.command,
         args: command.args,
-        transport: TransportKind.stdio,
         options: cwd ? { cwd } : {},
     };
     let running = false;

@@ -1,0 +1,174 @@
+"""From the model's completions to the tests to insert: post-processing (`unitune.adapters.postprocess`),
+with `validate = "run"` the assured pipeline in the sandbox (`assure`, `assure_java`), and the check
+that the test file still parses once the tests are in.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitune.adapters.postprocess import GeneratedTest, postprocess_all
+from unitune.adapters.request import VALIDATING, GenerationRequest, ProgressCallback
+from unitune.adapters.validity import python_rejects
+from unitune.errors import GenerationFailed, UnituneError
+from unitune.focal import Function
+from unitune.insertion import Insertion, apply, existing_test_names
+from unitune.languages import PYTHON, parser_for
+from unitune.logs import get_logger, log_event
+from unitune.placement import TestLocation
+from unitune.project_layout import find_project_root
+from unitune.prompt import Prompt, test_file_header
+from unitune.source import SourceFile
+
+log = get_logger("delivery")
+
+
+@dataclass
+class Delivery:
+    """The tests to insert (best first), the ones dropped, the test file's header (with any import
+    the tests need), and with `validate = "run"` what the assured pipeline measured."""
+
+    kept: list[GeneratedTest]
+    rejected: list[GeneratedTest]
+    header: str
+    assured: Any = None  # unitune.adapters.assure.Assured
+
+
+def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: list[str], notes: list[str],
+            report: ProgressCallback, cancel: threading.Event | None = None,
+            previous: list[GeneratedTest] = ()) -> Delivery:
+    """From the model's completions to the tests to insert. `prepared` is what `prepare` returned;
+    `previous` are tests kept by an earlier round, run again beside the new ones; notes are appended
+    to `notes`. Raises `GenerationFailed` (nothing to insert) with the reasons when no test is left."""
+    file, function, location, framework, existing = prepared
+    settings = request.settings
+    report(VALIDATING, 0.0, "checking the tests")
+    taken = set(existing_test_names(existing, file.language)) | {test.name for test in previous}
+    candidates = postprocess_all(prompt, completions, taken, focal_name=function.name)
+    kept = list(previous) + [test for test in candidates if test.kept]
+    rejected = [test for test in candidates if not test.kept]
+    if settings.validate == "none":
+        kept = [test for test in candidates if test.duplicate_of is None]
+        rejected = [test for test in candidates if test.duplicate_of is not None]
+    header = test_file_header(file.language, framework, function, file, location.module_import, None,
+                              test_class=prompt.test_class)
+    assured = None
+    if settings.validate == "run" and kept:
+        kept, failing, run_notes, header, assured = assure_candidates(
+            request, file, function, location, framework, existing, prompt, header, kept, report, cancel)
+        rejected = failing + rejected
+        notes.extend(run_notes)
+    if not kept:
+        reasons = "; ".join(dict.fromkeys(problem for test in rejected for problem in test.problems)) or "no test"
+        log_event(log, "generate.failed", request_id=request.request_id, reasons=reasons)
+        if assured is not None:
+            raise GenerationFailed(
+                f"none of the {len(candidates)} test(s) written for {function.qualified_name} survived running "
+                f"and repair ({reasons}); nothing was inserted. Try again with more candidates, or a larger model "
+                "or an adapter")
+        raise GenerationFailed(
+            f"the model wrote {len(candidates)} candidate(s) for {function.qualified_name} but none is a valid "
+            f"test ({reasons}); try again with more candidates, or a larger model or an adapter"
+        )
+    return Delivery(kept, rejected, header, assured)
+
+
+def delivery_notes(tests: list[GeneratedTest]) -> list[str]:
+    """One line per test that went through `validate = "run"`: what it adds, and what was repaired."""
+    from unitune.adapters.assure import RUNS
+
+    notes = []
+    for test in tests:
+        if test.adds:
+            repaired = " (repaired: " + "; ".join(test.repaired) + ")" if test.repaired else ""
+            notes.append(f"{test.name} passed {RUNS} runs in the sandbox; {test.adds}{repaired}")
+    return notes
+
+
+def check_whole_file(existing: str | None, insertion: Insertion, language: str) -> None:
+    """Refuse an insertion after which the test file no longer parses (when it parsed before):
+    `GenerationFailed`, nothing written."""
+    def problems(text: str) -> list[str]:
+        if language == PYTHON:
+            return python_rejects(text)
+        root = parser_for(language).parse(text.encode("utf-8")).root_node
+        return [f"line {root.start_point.row + 1}: syntax error"] if root.has_error else []
+
+    after = problems(apply(existing, insertion))
+    if after and (existing is None or not problems(existing)):
+        raise GenerationFailed(f"inserting the tests would leave {insertion.path} unparsable ({after[0]}); "
+                               "nothing was inserted")
+
+
+# -- validate = "run" ----------------------------------------------------------------------------
+
+#: (project root, interpreter, language) whose tests could not be run at all, with why: said once.
+_UNRUNNABLE: dict[tuple[str, str | None, str], str] = {}
+
+
+def assure_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
+                      framework: str, existing: str | None, prompt: Prompt, header: str, tests: list[GeneratedTest],
+                      report: ProgressCallback, cancel: threading.Event | None,
+                      ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str, Any]:
+    """`validate = "run"`: (delivered tests, rejected ones, notes, the header with any import added,
+    what `assure` measured, None when the tests were not run).
+
+    The candidates go through `unitune.adapters.assure` (checks, a run, repair, three more runs,
+    coverage and mutants, selection) in the sandbox, with the editor's unsaved focal file. When
+    the tests cannot be run here (Java, no pytest, a test file outside the project, no sandbox),
+    they are kept as checked for syntax, with a note that says so."""
+    from unitune import sandbox
+    from unitune.adapters.assure import Job, assure
+
+    root = (Path(request.project_root) if request.project_root else find_project_root(request.path)).resolve()
+    try:
+        test_rel = location.path.resolve().relative_to(root).as_posix()
+        focal_rel = Path(request.path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return tests, [], [(f"validate = run: {location.path} is outside the project {root}; the tests were "
+                            "checked for syntax only")], header, None
+    settings = request.settings
+    job = Job(root=root, test_rel=test_rel, focal_rel=focal_rel, focal_source=file.text, function=function,
+              location=location, existing=existing, header=header, framework=framework, language=file.language,
+              test_class=prompt.test_class, unsaved={focal_rel: file.text} if request.text is not None else {},
+              module_import=location.module_import, repair_mode=settings.repair,
+              python=sandbox.project_python(root, settings.python), report=report, cancel=cancel)
+    unrunnable_key = (str(root), job.python, file.language)
+    if unrunnable_key in _UNRUNNABLE:  # said once; not tried again by this process
+        return tests, [], [], header, None
+    try:
+        if file.language != PYTHON:
+            return _assure_java(job, tests, report, request)
+        outcome = assure(job, tests, VALIDATING)
+    except sandbox.SandboxError as error:
+        _UNRUNNABLE[unrunnable_key] = str(error)
+        return tests, [], [f"validate = run: the tests cannot be run here ({error}); until unitune restarts, tests "
+                           "are checked for syntax only (`unitune doctor` says what is missing)"], header, None
+    except UnituneError:
+        raise
+    notes: list[str] = []
+    for test in outcome.kept:
+        test.adds = outcome.values[test.name].adds
+    counts = ", ".join(f"{value} {key}" for key, value in outcome.stage_counts.items())
+    log_event(log, "generate.assured", request_id=request.request_id, stages=counts)
+    report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered ({counts})")
+    return outcome.kept, outcome.rejected, notes, job.header, outcome
+
+
+def _assure_java(job, tests, report, request) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str, Any]:
+    from unitune.adapters.assure_java import _file_text, assure_java
+    from unitune.evaluation.java_runner import java_available
+    from unitune.evaluation.java_eval import java_test_class
+    from unitune import sandbox
+
+    reason = java_available()
+    if reason:
+        raise sandbox.SandboxError(reason)
+    class_name = java_test_class(job.test_rel, _file_text(job, tests))
+    outcome = assure_java(job, tests, VALIDATING, class_name)
+    report(VALIDATING, 1.0, f"{len(outcome.kept)} of {len(tests)} delivered")
+    log_event(log, "generate.assured", request_id=request.request_id, kept=len(outcome.kept), language="java")
+    return outcome.kept, outcome.rejected, outcome.notes, job.header, outcome

@@ -1,0 +1,19 @@
+"""The codebase stays easy to enter: every module says what it owns, and none grows past ~400 lines."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("unitune", "adapters", "server", "training", "evaluation")
+MAX_LINES = 420
+MODULES = sorted(path for package in PACKAGES for path in (ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_each_module_has_a_docstring_and_stays_small(module):
+    text = module.read_text("utf-8")
+    if module.name != "__init__.py" or text.strip():
+        assert ast.get_docstring(ast.parse(text)), f"{module.relative_to(ROOT)} does not say what it owns"
+    assert len(text.splitlines()) <= MAX_LINES, f"{module.relative_to(ROOT)} has grown past {MAX_LINES} lines: split it"
