@@ -8,7 +8,8 @@ after another; then each request is validated on its own (sandbox, coverage roun
 Only greedy requests (`candidates = 1`, the default) whose adapters are LoRA or none share a batch:
 PEFT mixes LoRA adapters per row, not (IA)³ or prompt tuning, and one `generate` call samples every
 row alike. The others are generated one by one, as they would be alone. A request cancelled while its
-batch runs ends as cancelled; its neighbours go on.
+batch runs ends as cancelled; its neighbours go on. With an inference server (`server_url`) each
+request is sent on its own: the server batches what it is sent.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def generate_together(generator: TestGenerator, jobs: list[BatchJob]) -> list[Ge
         tokens = planned[together[0]].options.max_new_tokens
         together = [index for index in together if planned[index].options.max_new_tokens == tokens]
     samples: dict[int, GenerationStats | Exception] = {}
-    if len(together) > 1:
+    if len(together) > 1 and not generator.runtime.remote:  # a server batches what it is sent by itself
         try:
             samples.update(_sample_batch(generator, [planned[index] for index in together], together))
         except GenerationCancelled as cancelled:  # every request of the batch was cancelled

@@ -1,4 +1,4 @@
-"""`unitune adapters`: list, show, pick, remove, export and import adapters.
+"""`unitune adapters`: list, show, pick, remove, export, import and publish adapters.
 
     unitune adapters list [--json]
     unitune adapters show NAME [--json]
@@ -6,6 +6,7 @@
     unitune adapters remove NAME
     unitune adapters export NAME FILE
     unitune adapters import FILE [--name N] [--project [DIR]] [--overwrite]
+    unitune adapters publish NAME --server URL [--kind vllm|llamacpp] [--server-path DIR]
 
 Registering the parser is cheap: the registry is imported only when a subcommand runs, and nothing
 here imports torch.
@@ -23,7 +24,7 @@ from unitune.adapters import constants as c
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "adapters",
-        help="list, show, pick, remove, export and import adapters",
+        help="list, show, pick, remove, export, import and publish adapters",
         description=(
             "Adapters live in <project>/.unitune/adapters/ (searched first, shareable with a team) and "
             "$UNITUNE_HOME/adapters/. Exit 2 for a bad name, a missing or damaged adapter, or a bad archive."
@@ -69,6 +70,20 @@ def add_parser(subparsers) -> None:
     )
     imported.add_argument("--overwrite", action="store_true", help="replace an adapter of the same name")
     imported.set_defaults(handler=_cmd_import)
+
+    publish = commands.add_parser(
+        "publish", parents=[project], help="load a LoRA adapter into an inference server (vLLM)",
+        description=(
+            "Load a LoRA adapter of the registry into a running vLLM server (POST /v1/load_lora_adapter; start "
+            "the server with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora), after checking that the "
+            "server's base model is the adapter's. Requests with server_url = URL and this adapter then use it."),
+    )
+    publish.add_argument("name", metavar="NAME", help="adapter name or folder")
+    publish.add_argument("--server", metavar="URL", required=True, help="the server's address, e.g. http://gpu-box:8000")
+    publish.add_argument("--kind", choices=("vllm", "llamacpp"), help="what the server is (default: asked of it)")
+    publish.add_argument("--server-path", metavar="DIR",
+                         help="the adapter's folder as the server's machine sees it (default: its folder here)")
+    publish.set_defaults(handler=_cmd_publish)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -201,4 +216,22 @@ def _cmd_import(args: argparse.Namespace) -> int:
     store = c.STORE_PROJECT if into_project else c.STORE_USER
     entry = registry.import_archive(args.file, store=store, name=args.name, overwrite=args.overwrite)
     print(f"imported adapter {entry.name!r} into the {entry.store} store ({entry.path})")
+    return 0
+
+
+@_disk_errors
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from unitune.adapters.publish import publish_adapter
+    from unitune.errors import BadSettingError
+    from unitune.settings import validate
+
+    problems: list[str] = []
+    server_url = validate({"server_url": args.server}, "--server", problems).get("server_url")
+    if problems:
+        raise BadSettingError(problems[0].split(";")[0])
+    entry = _registry(args).find_verified(args.name)
+    published = publish_adapter(entry, server_url, args.kind, args.server_path)
+    print(f"{'replaced' if published.replaced else 'published'} adapter {published.name!r} on {published.server_url} "
+          f"(read by the server from {published.lora_path}); generate with it: server_url = "
+          f"\"{published.server_url}\" and adapter = \"{published.name}\"")
     return 0

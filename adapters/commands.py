@@ -41,7 +41,7 @@ def add_generate_parser(subparsers) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.runtime import runtime_for
     from unitune.adapters.delivery import delivery_notes
     from unitune.adapters.request import GenerationRequest
     from unitune.adapters.service import TestGenerator
@@ -68,7 +68,7 @@ def run_generate(args: argparse.Namespace) -> int:
             if args.adapter is None and "adapter" in loaded.sources:  # say which file asked for it
                 raise type(error)(f"{error} (the adapter is named by {loaded.sources['adapter']})") from None
             raise
-    runtime = ModelRuntime(ModelSpec.from_settings(settings))
+    runtime = runtime_for(ModelSpec.from_settings(settings))
     request = GenerationRequest(Path(args.file).resolve(), offset, settings, text=file.text, project_root=root,
                                 adapter=adapter)
     progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else _FirstUseNotice()
@@ -131,7 +131,8 @@ def add_doctor_parser(subparsers) -> None:
         help="check this machine: Python, torch, CUDA, bitsandbytes, the model, the adapter stores, the sandbox",
         description=(
             "Report what unitune finds here: Python and library versions, CUDA and GPUs, whether bitsandbytes "
-            "works, the model setting and whether it is available offline, the adapter stores with their "
+            "works, the model setting and whether it is available offline, the inference server of server_url "
+            "(if set) and what it serves, the adapter stores with their "
             "adapters, and whether validate = \"run\" works (a tiny test is run in the sandbox, with the "
             "reason when it fails). Exit 1 when something needed to generate is missing."
         ),
@@ -162,6 +163,8 @@ def run_doctor(args: argparse.Namespace) -> int:
         checks.append(("torch", False, f"cannot import torch ({error}); reinstall unitune"))
     checks.append(_check_bitsandbytes())
     checks.append(_check_model(loaded.settings.model))
+    if loaded.settings.server_url:
+        checks.append(_check_server(loaded.settings.server_url, loaded.settings.model))
     checks.extend(_check_adapters(root, loaded.settings.adapter))
     checks.append(_check_sandbox(root, loaded.settings.validate, loaded.settings.python))
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
@@ -231,6 +234,22 @@ def _check_model(model: str) -> tuple[str, bool, str]:
         return ("model", False, str(error))
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
     return ("model", True, f"{model_id} at {folder} ({size / 2**20:.1f} MiB of weights, available offline)")
+
+
+def _check_server(server_url: str, model: str) -> tuple[str, bool, str]:
+    """Whether the inference server of `server_url` answers, and serves `model`."""
+    from unitune.adapters.inference_client import ServerClient
+    from unitune.adapters.served_models import list_models, local_model_id
+    from unitune.errors import UnituneError
+
+    try:
+        models = list_models(ServerClient(server_url))
+    except UnituneError as error:
+        return ("inference server", False, str(error))
+    detail = f"{server_url}: {models.kind} serving {models.base_id}, LoRA adapters: {', '.join(models.loras) or 'none'}"
+    if not models.serves(local_model_id(model)):
+        return ("inference server", False, f"{detail}; but model = {model}: set model to the model it serves")
+    return ("inference server", True, detail)
 
 
 def _check_sandbox(root: Path, validate: str, configured_python: str | None = None) -> tuple[str, bool, str]:

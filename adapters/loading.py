@@ -30,16 +30,19 @@ _HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which base model to load and how (the `model`, `device`, `quantization` settings)."""
+    """Which base model to load and how (the `model`, `device`, `quantization` settings), or where it
+    is served (`server_url`)."""
 
     model: str = DEFAULT_MODEL
     device: str = "auto"
     quantization: str = "auto"
     trust_remote_code: bool = False
+    server_url: str | None = None  # the model runs on this inference server (`unitune.adapters.remote`)
 
     @classmethod
     def from_settings(cls, settings) -> "ModelSpec":
-        return cls(settings.model, settings.device, settings.quantization, settings.trust_remote_code)
+        return cls(settings.model, settings.device, settings.quantization, settings.trust_remote_code,
+                   settings.server_url)
 
 
 @dataclass

@@ -61,7 +61,8 @@ def prepare(request: GenerationRequest) -> tuple[SourceFile, Function, TestLocat
 #: Most prompt tokens a request reads, per device: the model's window is larger (32k for the default),
 #: but a CPU prefills about a few hundred tokens a second, so a longer prompt costs more than it helps
 #: (the context is reduced level by level to fit; see `fit_prompt`).
-PROMPT_TOKENS = {"cpu": 2048, "mps": 4096, "cuda": 8192}
+#: An inference server (`server_url`, `unitune.adapters.remote`) gets CUDA's budget: vLLM needs a GPU.
+PROMPT_TOKENS = {"cpu": 2048, "mps": 4096, "cuda": 8192, "server": 8192}
 
 
 def prompt_budget(base, max_new_tokens: int) -> int:

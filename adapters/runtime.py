@@ -40,6 +40,16 @@ MAX_RESIDENT_FULL = 1
 PEFT_BASE_NAME = "__base__"
 
 
+def runtime_for(spec: ModelSpec) -> Any:
+    """The runtime for `spec`: the model in this process, or on the inference server at
+    `spec.server_url` (`unitune.adapters.remote.RemoteRuntime`)."""
+    if spec.server_url:
+        from unitune.adapters.remote import RemoteRuntime
+
+        return RemoteRuntime(spec)
+    return ModelRuntime(spec)
+
+
 def peft_adapter_name(name: str) -> str:
     """The name an adapter gets inside PEFT: never `lora`, `ia3` or `prompt`, which clash with PEFT's
     own module prefixes, and a valid module name (registry names may hold `.` and `-`)."""
@@ -69,6 +79,9 @@ class ModelRuntime:
 
     Thread-safe: one lock serialises switching and generating, so the language server can call it
     from a worker thread while the event loop keeps answering."""
+
+    #: The model runs in this process (`unitune.adapters.remote.RemoteRuntime` is the other kind).
+    remote = False
 
     def __init__(self, spec: ModelSpec, max_resident: int = DEFAULT_MAX_RESIDENT):
         self.spec = spec

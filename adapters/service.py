@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from unitune.adapters.delivery import Delivery, check_whole_file, deliver
 from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_completions
@@ -32,6 +33,9 @@ from unitune.insertion import Insertion, plan_insertion
 from unitune.logs import get_logger, log_event
 from unitune.placement import TestLocation
 from unitune.prompt import Prompt, model_input
+
+if TYPE_CHECKING:
+    from unitune.adapters.remote import RemoteRuntime
 
 log = get_logger("service")
 
@@ -89,11 +93,12 @@ class PlannedRequest:
 
 
 class TestGenerator:
-    """Generates tests with one `ModelRuntime` (shared by every request of a process)."""
+    """Generates tests with one runtime (shared by every request of a process): a `ModelRuntime`, or
+    a `RemoteRuntime` when the model runs on an inference server."""
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, runtime: ModelRuntime):
+    def __init__(self, runtime: ModelRuntime | RemoteRuntime):
         self.runtime = runtime
 
     def generate(self, request: GenerationRequest, on_progress: ProgressCallback | None = None,
@@ -138,14 +143,23 @@ class TestGenerator:
             report(GENERATING, min(1.0, step / settings.max_new_tokens), f"{step} tokens")
 
         mark = time.perf_counter()
-        with self.runtime.active_model() as (model, tokenizer):
-            stats = generate_completions(
-                model, tokenizer, planned.text, planned.options, planned.prompt.stop_scanner,
-                context_length=planned.budget + settings.max_new_tokens, cancel=planned.cancel, on_token=on_token,
-                request_id=request.request_id,
-            )
+        stats = self._complete(planned.text, planned.options, planned.prompt.stop_scanner, settings,
+                               context_length=planned.budget + settings.max_new_tokens, cancel=planned.cancel,
+                               on_token=on_token, request_id=request.request_id)
         planned.timings["generate"] = time.perf_counter() - mark
         return stats
+
+    def _complete(self, text: str, options: SamplingOptions, make_scanner, settings, *, context_length: int,
+                  cancel: threading.Event | None, request_id: str, on_token=None) -> GenerationStats:
+        """The model's completions of `text` with the active adapter: generated in this process, or
+        asked of the inference server the runtime stands for (`unitune.adapters.remote`), which gets
+        the request's time budget as its timeout."""
+        if self.runtime.remote:
+            return self.runtime.complete(text, options, make_scanner, context_length=context_length, cancel=cancel,
+                                         on_token=on_token, request_id=request_id, timeout=settings.time_budget)
+        with self.runtime.active_model() as (model, tokenizer):
+            return generate_completions(model, tokenizer, text, options, make_scanner, context_length=context_length,
+                                        cancel=cancel, on_token=on_token, request_id=request_id)
 
     def finish(self, planned: "PlannedRequest", stats: GenerationStats) -> GenerationOutcome:
         """Validate what the model wrote (the assured pipeline, coverage rounds) and plan the insertion."""
@@ -195,10 +209,9 @@ class TestGenerator:
                                    settings.context, uncovered=unrun)
             report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {_ranges(delivery.assured.uncovered)}")
             text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget)
-            with self.runtime.active_model() as (model, tokenizer):
-                stats = generate_completions(model, tokenizer, text, options, prompt.stop_scanner,
-                                             context_length=budget + settings.max_new_tokens, cancel=cancel,
-                                             request_id=request.request_id)
+            stats = self._complete(text, options, prompt.stop_scanner, settings,
+                                   context_length=budget + settings.max_new_tokens, cancel=cancel,
+                                   request_id=request.request_id)
             try:
                 better = deliver(request, prepared, prompt, [c.text for c in stats.completions], [], report, cancel,
                                  previous=delivery.kept)

@@ -2,6 +2,7 @@
 
     python bench/training.py [--steps 20] [--hidden 256] [--layers 4] [--skip-mining]
     python bench/training.py --model default --pairs PAIRS.jsonl --steps 4 --batch-size 1 --skip-mining
+    python bench/training.py --processes 2 --skip-mining [--steps 20] [--batch-size 2]
 
 Prints, measured side by side in this one run:
 - mining throughput on the running interpreter's standard library (its `test/` package against its
@@ -12,6 +13,11 @@ Prints, measured side by side in this one run:
   optimizer step and peak memory, each as a ratio to full fine-tuning (each method runs in its own
   process, so peak memory is its own);
 - our training loop vs. a bare PEFT + `transformers.Trainer` loop on the same data and steps (LoRA).
+With `--processes N`, instead of the table and the loop comparison: LoRA trained by N CPU processes
+(torchrun, gloo; `--batch-size` examples each) against one process taking the same global batch
+(`--batch-size` x N), on the same data and steps: seconds per step and samples per second, and their
+ratios. Each of the N processes uses its share of the cores; the one process runs twice, with all of
+them and with one share.
 Pairs are `--pairs` (from `unitune mine`; their train split) or 32 made-up pairs of the example project.
 """
 
@@ -45,8 +51,19 @@ def make_pairs(path: Path, count: int = 32) -> Path:
 
 
 def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bool, batch_size: int = 4,
-               block: int = 1024) -> dict:
-    """Run in a child process: train `steps` optimizer steps and report."""
+               block: int = 1024, threads: int = 2) -> dict | None:
+    """Run in a child process (or in each of the processes a launcher started): train `steps`
+    optimizer steps and report (the main process only)."""
+    from unitune.training import distributed
+
+    with distributed.joined() as team:
+        parallel = distributed.ParallelRun(team) if team.several else None
+        result = _train_and_measure(method, base, pairs, steps, trainer_loop, batch_size, block, threads, parallel)
+        return {**result, "processes": team.size} if team.is_main else None
+
+
+def _train_and_measure(method: str, base: str, pairs: Path, steps: int, trainer_loop: bool, batch_size: int,
+                       block: int, threads: int, parallel) -> dict:
     import torch
 
     from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
@@ -55,7 +72,7 @@ def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bo
     from unitune.training.data import collate, read_pairs, tokenize_pairs
 
     quiet_libraries()
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     loaded = load_model(ModelSpec(model=str(base), quantization="none"))
     config = TrainConfig(method=method, name="bench", max_steps=steps, grad_accum=1, batch_size=batch_size,
                          checkpoint_every=10**6, epochs=100)
@@ -85,21 +102,48 @@ def one_method(method: str, base: str, pairs: Path, steps: int, trainer_loop: bo
                 data_collator=lambda batch: collate(batch, loaded.tokenizer.pad_token_id)).train()
     else:
         trainer.train_loop(config, model, train, valid, loaded.tokenizer.pad_token_id, Path(tempfile.mkdtemp()), False,
-                           lambda event: None, bf16=bf16, optimizer_kind=optimizer)
+                           lambda event: None, bf16=bf16, optimizer_kind=optimizer, parallel=parallel)
     seconds = time.perf_counter() - started
+    samples_per_step = batch_size * (parallel.size if parallel is not None else 1)
     return {"method": method, "trainable": trainable, "total": total, "seconds_per_step": seconds / steps,
             "peak_mib": run_record.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune",
             "optimizer": optimizer, "checkpointing": checkpointing, "examples": len(train.examples),
-            "mean_tokens": sum(len(e.input_ids) for e in train.examples) / max(1, len(train.examples))}
+            "mean_tokens": sum(len(e.input_ids) for e in train.examples) / max(1, len(train.examples)),
+            "samples_per_second": samples_per_step * steps / seconds, "batch_size": batch_size}
 
 
 def child(method: str, base: str, pairs: Path, steps: int, trainer_loop: bool = False, batch_size: int = 4,
-          block: int = 1024) -> dict:
-    command = [sys.executable, __file__, "--child", method, "--base", str(base), "--pairs", str(pairs),
-               "--steps", str(steps), "--batch-size", str(batch_size), "--block-size", str(block)] + (
-                   ["--trainer"] if trainer_loop else [])
+          block: int = 1024, threads: int = 2, processes: int = 1) -> dict:
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    command = [*launcher, __file__, "--child", method, "--base", str(base), "--pairs", str(pairs),
+               "--steps", str(steps), "--batch-size", str(batch_size), "--block-size", str(block),
+               "--threads", str(threads)] + (["--trainer"] if trainer_loop else [])
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def compare_processes(base: str, pairs: Path, steps: int, batch_size: int, block: int, processes: int,
+                      described: str) -> None:
+    """LoRA on `processes` CPU processes against one process with the same global batch, the one
+    process run twice: with every core's thread, and with as many threads as each of the others (on
+    a busy machine, one process's threads wait on each other far longer than separate processes do)."""
+    cores = os.cpu_count() or 1
+    share = max(1, cores // processes)
+    runs = [(child("lora", base, pairs, steps, batch_size=batch_size * processes, block=block, threads=threads), threads)
+            for threads in dict.fromkeys((cores, share))]
+    several = child("lora", base, pairs, steps, batch_size=batch_size, block=block, threads=share, processes=processes)
+    print(f"LoRA, {steps} steps of {batch_size * processes} examples, block {block}, {described}, {cores} cores; "
+          f"{several['examples']} examples of {several['mean_tokens']:.0f} tokens on average\n")
+    print(f"{'processes':<11}{'batch each':>11}{'threads each':>14}{'s/step':>9}{'samples/s':>11}")
+    for result, threads in [*runs, (several, share)]:
+        print(f"{result['processes']:<11}{result['batch_size']:>11}{threads:>14}{result['seconds_per_step']:>9.3f}"
+              f"{result['samples_per_second']:>11.2f}")
+    print()
+    for one, threads in runs:
+        print(f"{processes} processes vs 1 process of {threads} thread(s): "
+              f"s/step x{several['seconds_per_step'] / one['seconds_per_step']:.2f}, "
+              f"samples/s x{several['samples_per_second'] / one['samples_per_second']:.2f}")
 
 
 def main() -> None:
@@ -113,13 +157,17 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, help="pairs from `unitune mine` (default: 32 made-up pairs)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--block-size", type=int, default=1024)
+    parser.add_argument("--processes", type=int, help="compare LoRA on this many CPU processes with one process")
     parser.add_argument("--child")
     parser.add_argument("--base")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trainer", action="store_true")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(one_method(args.child, args.base, args.pairs, args.steps, args.trainer, args.batch_size,
-                                    args.block_size)))
+        result = one_method(args.child, args.base, args.pairs, args.steps, args.trainer, args.batch_size,
+                            args.block_size, args.threads)
+        if result is not None:  # the main process reports for all
+            print(json.dumps(result))
         return
 
     if not args.skip_mining:
@@ -143,6 +191,9 @@ def main() -> None:
         base = str(tinymodels.save_model(work / "base", hidden=args.hidden, layers=args.layers))
         described = f"Llama-style hidden {args.hidden}, {args.layers} layers"
     pairs = args.pairs or make_pairs(work / "pairs.jsonl")
+    if args.processes:
+        compare_processes(base, pairs, args.steps, args.batch_size, args.block_size, args.processes, described)
+        return
     options = {"batch_size": args.batch_size, "block": args.block_size}
     results = {}
     for method in METHODS:

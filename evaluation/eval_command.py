@@ -100,7 +100,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 def _evaluate(name: str, args, reuse: bool):
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.runtime import runtime_for
     from unitune.evaluation.evaluation import Report, run_evaluation
 
     quiet_libraries()
@@ -117,7 +117,7 @@ def _evaluate(name: str, args, reuse: bool):
         saved = json.loads(target.read_text("utf-8"))
         if saved.pop("model_stamp", None) == stamp:
             return _report_from_json(saved)
-    runtime = ModelRuntime(ModelSpec.from_settings(settings))
+    runtime = runtime_for(ModelSpec.from_settings(settings))
     label = name if name != BASE else f"{BASE} ({Path(settings.model).name})"
     partial = PartialResults(target.with_suffix(".partial.jsonl"), stamp)
     done = partial.load()

@@ -45,7 +45,7 @@ class Queued:
 class ModelEngine:
     def __init__(self) -> None:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unitune-model")
-        self.runtime = None  # unitune.adapters.runtime.ModelRuntime, created on first use
+        self.runtime = None  # a ModelRuntime (or RemoteRuntime, with server_url), created on first use
         self.jobs: dict[str, Job] = {}
         self.generations = 0
         self.batches = 0  # groups of more than one request run together
@@ -54,12 +54,12 @@ class ModelEngine:
 
     def runtime_for(self, spec) -> Any:
         """The runtime for `spec` (a ModelSpec), replacing one for another base model. Worker thread only."""
-        from unitune.adapters.runtime import ModelRuntime
+        from unitune.adapters.runtime import runtime_for
 
         if self.runtime is None or self.runtime.spec != spec:
             if self.runtime is not None:
                 log_event(log, "runtime.replaced", old=self.runtime.spec.model, new=spec.model)
-            self.runtime = ModelRuntime(spec)
+            self.runtime = runtime_for(spec)  # in this process, or the inference server of `server_url`
         return self.runtime
 
     async def run(self, function: Callable, *args) -> Any:

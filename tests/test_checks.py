@@ -28,9 +28,29 @@ def test_clear_missing_imports_are_added():
     assert checked.repaired == ["added `from bank import account`", "added `import math`", "added `import pytest`"]
 
 
-def test_an_unknown_name_rejects_the_test():
+def test_a_test_made_only_of_unknown_names_is_rejected():
     checked = check("def test_x():\n    assert helper(Account('a')) == frobnicate\n")
     assert checked.problems == ["uses undefined names frobnicate, helper"]
+
+
+def test_statements_reading_unknown_names_go_with_what_depended_on_them():
+    """A test cut off at the token limit ends in a name cut short (`add_t` for `add`); a string that
+    lost its quotes reads as a name: those statements go, the rest of the test runs."""
+    checked = check("def test_x():\n    assert add(1, 2) == 3\n    value = add(adb, 1)\n    assert value == 2\n"
+                    "    assert add(2, 2) == 4\n    assert add_t")
+    assert checked.problems == []
+    assert checked.source == "def test_x():\n    assert add(1, 2) == 3\n    assert add(2, 2) == 4"
+    assert checked.repaired[-2:] == ["removed 2 statements reading undefined names adb, add_t",
+                                     "removed 1 statement reading undefined name value"]
+
+
+def test_raises_calls_become_blocks_that_repair_can_read():
+    checked = check("    def test_x(self):\n        pytest.raises(ValueError, add, 1, b=2, match='no')\n"
+                    "        self.assertRaises(KeyError, Account('a').deposit, -1)\n")
+    assert checked.source == ("    def test_x(self):\n        with pytest.raises(ValueError, match='no'):\n"
+                              "            add(1, b=2)\n        with self.assertRaises(KeyError):\n"
+                              "            Account('a').deposit(-1)\n")
+    assert "2 raises calls written as a `with` block" in checked.repaired
 
 
 def test_a_star_import_is_trusted():

@@ -68,11 +68,12 @@ def plot_losses(history: list[dict], eval_before: float | None, path: Path) -> P
     return path
 
 
-def save_artifacts(folder: Path, model, tokenizer, config: TrainConfig, state) -> None:
+def save_artifacts(folder: Path, model, tokenizer, config: TrainConfig, state, weights: dict | None = None) -> None:
     """Weights (PEFT's files, or the model's for a full fine-tune), config, history and plot into
-    `folder`; `state` is the trainer's `RunState`."""
+    `folder`; `state` is the trainer's `RunState`; `weights`, the whole state dict of a model sharded
+    over several processes (training/sharding.py)."""
     if config.method == FULL:
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, state_dict=weights)
         tokenizer.save_pretrained(folder)
     else:
         model.save_pretrained(folder)

@@ -10,11 +10,16 @@
 
 A repository is mined first (its pairs are written to the run folder for inspection); a pairs file
 from `unitune mine` is used as it is. The run folder is `$UNITUNE_HOME/runs/NAME/`.
+
+Launched as several processes (`accelerate launch --num_processes N -m unitune train ...`, one per
+GPU; training/distributed.py), the main process alone checks, locks, reads the pairs and writes;
+every process trains on its part of each batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -69,13 +74,24 @@ def add_train_parser(subparsers) -> None:
 
 
 def run_train_command(args: argparse.Namespace) -> int:
+    from unitune.training.distributed import MainProcessFailed, launched_rank
+    from unitune.training.trainer import TrainingInterrupted
+
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     config = TrainConfig(**overrides)
     progress = args.progress or ("bar" if sys.stderr.isatty() else "none")
     project = args.project or (args.source if args.source.is_dir() else Path.cwd())
-    summary = train(args.source, config, project_root=project.resolve(), resume=args.resume, fresh=args.fresh,
-                    progress=progress, overwrite=args.overwrite)
+    main_process = launched_rank() == 0
+    try:
+        summary = train(args.source, config, project_root=project.resolve(), resume=args.resume, fresh=args.fresh,
+                        progress=progress, overwrite=args.overwrite)
+    except (MainProcessFailed, TrainingInterrupted) as error:
+        if main_process:
+            raise
+        return error.exit_code  # the main process reports it, once
+    if not main_process:
+        return 0
     if progress == "json":
         print(json.dumps({"event": "done", **summary}), flush=True)
     else:
@@ -86,7 +102,36 @@ def run_train_command(args: argparse.Namespace) -> int:
 def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool = False, fresh: bool = False,
           progress: str = "none", stop_after_step=None, overwrite: bool = False) -> dict:
     """Mine or read pairs, fine-tune, and write the adapter into the registry. Returns a summary.
-    An adapter of the same name already in the registry is replaced only with `overwrite`."""
+    An adapter of the same name already in the registry is replaced only with `overwrite`. One of
+    several launched processes leaves the checks, the run's lock, the pairs and the writing to the main
+    process, and trains with the others."""
+    from unitune.training import distributed
+    from unitune.training.trainer import run_dir_for
+
+    with distributed.joined() as team:
+        team.on_main(lambda: _refuse_bad_run(config, project_root, overwrite))
+        run_dir = run_dir_for(config.name)
+        existed = run_dir.exists()
+        try:
+            with contextlib.ExitStack() as held:  # the main process's lock on the run, for the whole run
+
+                def settle() -> tuple[TrainConfig, list[dict], Path | None]:
+                    held.enter_context(_run_lock(run_dir, config.name))
+                    settled = _settle_config(run_dir, config, resume, fresh)
+                    return (settled, *_load_pairs(source, settled, run_dir))
+
+                settled, pairs, repo = team.on_main(settle)
+                return _fine_tune(settled, pairs, repo, run_dir, project_root, resume, progress, stop_after_step,
+                                  overwrite, team)
+        except UnituneError:
+            if team.is_main and not existed and not (run_dir / "checkpoints").exists():  # nothing to resume
+                import shutil
+
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+
+
+def _refuse_bad_run(config: TrainConfig, project_root: Path, overwrite: bool) -> None:
     from unitune.adapters.registry import AdapterRegistry, validate_name
 
     validate_name(config.name)
@@ -101,21 +146,6 @@ def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool
     if existing.exists() and not overwrite:
         raise TrainInputError(f"an adapter named {config.name!r} is already in the registry ({existing}); choose "
                               "another --name, or replace it with --overwrite")
-    from unitune.training.trainer import run_dir_for
-
-    run_dir = run_dir_for(config.name)
-    existed = run_dir.exists()
-    try:
-        with _run_lock(run_dir, config.name):
-            config = _settle_config(run_dir, config, resume, fresh)
-            pairs, repo = _load_pairs(source, config, run_dir)
-            return _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step, overwrite)
-    except UnituneError:
-        if not existed and not (run_dir / "checkpoints").exists():  # nothing to resume: leave no run folder
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
 
 
 class _run_lock:
@@ -190,15 +220,17 @@ def _load_pairs(source: Path, config: TrainConfig, run_dir: Path) -> tuple[list[
     return pairs, None
 
 
-def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step, overwrite=False) -> dict:
+def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step, overwrite=False,
+               team=None) -> dict:
     from unitune.adapters.card import AdapterCard, BaseModelRef
     from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries, resolve_device
     from unitune.adapters.registry import AdapterRegistry
     from unitune.prompt import PROMPT_FORMAT_VERSION
     from unitune.settings import load_settings
-    from unitune.training import run_record, trainer
+    from unitune.training import distributed, run_record, trainer
     from unitune.training.data import tokenize_pairs
 
+    team = team or distributed.ALONE
     quiet_libraries()
     started = time.perf_counter()
     settings = load_settings(project_root).settings
@@ -208,8 +240,9 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
         raise TrainInputError("full fine-tuning needs an unquantized model; use --quantization none")
     from unitune.adapters.builtin_models import terminal_progress
 
-    base = load_model(ModelSpec(config.model or settings.model, device, quantization, settings.trust_remote_code),
-                      progress=terminal_progress())
+    sharding = team.on_main(lambda: distributed.sharding_for(config.method)) if team.several else None
+    base = team.main_first(lambda: load_model(ModelSpec(config.model or settings.model, device, quantization,
+                                                        settings.trust_remote_code), progress=terminal_progress()))
     tokenizer = base.tokenizer
     block = _block_size(config, base, device)
     reserved = config.virtual_tokens if config.method == "prompt-tuning" else 0
@@ -218,16 +251,20 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     valid_pairs = [p for p in pairs if p["split"] == "valid"]
     valid_split = tokenize_pairs(valid_pairs, tokenizer, block, reserved, config.over_length)
     bf16, checkpointing, optimizer = trainer.compute_plan(config, device, block)
+    if sharding == distributed.FSDP and optimizer == "adamw8bit":
+        log_event(log, "train.optimizer", optimizer="adamw", reason="8-bit AdamW does not take FSDP's sharded weights")
+        optimizer = "adamw"
+    parallel = distributed.ParallelRun(team, sharding) if team.several else None
     model = trainer.build_model(config, base, base.model.config.model_type, checkpointing)
     trainable, total = run_record.count_parameters(model)
     log_event(log, "train.start", name=config.name, method=config.method, model=base.model_id, trainable=trainable,
               total=total, train=len(train_split.examples), valid=len(valid_split.examples),
               dropped=train_split.dropped + valid_split.dropped,
               truncated=train_split.truncated + valid_split.truncated, block_size=block, bf16=bf16,
-              gradient_checkpointing=checkpointing, optimizer=optimizer)
-    reporter = _reporter(progress)
+              gradient_checkpointing=checkpointing, optimizer=optimizer, processes=team.size, sharding=sharding)
+    reporter = _reporter(progress if team.is_main else "none")
     state = trainer.train_loop(config, model, train_split, valid_split, tokenizer.pad_token_id, run_dir, resume,
-                               reporter, stop_after_step, bf16=bf16, optimizer_kind=optimizer)
+                               reporter, stop_after_step, bf16=bf16, optimizer_kind=optimizer, parallel=parallel)
     reporter.close() if hasattr(reporter, "close") else None
     eval_after = state.history[-1].get("eval_loss") if state.history else None
     languages = sorted({p["language"] for p in pairs})
@@ -244,22 +281,34 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
         "trainable_percent": round(100 * trainable / max(total, 1), 4),
         "seconds": round(state.seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
         "peak_memory_mib": round(run_record.peak_memory_mib(), 1), "device": device, "quantization": quantization,
+        "processes": team.size, "global_batch": config.batch_size * team.size * config.grad_accum,
+        "sharding": sharding,
     }
     metrics = {"eval_loss_before": state.eval_before, "eval_loss_after": eval_after,
                "final_train_loss": state.history[-1]["loss"] if state.history else None}
     card = AdapterCard(name=config.name, method=config.method, prompt_format_version=PROMPT_FORMAT_VERSION,
                        base_model=BaseModelRef(base.model_id, base.revision, base.fingerprint), languages=languages,
                        training=summary, metrics=metrics)
-    folder = run_record.temporary_folder(run_dir)
-    try:
-        run_record.save_artifacts(folder, model, tokenizer, config, state)
-        # an adapter of this name written while this run trained is refused too; the checkpoints stay for --resume
-        entry = AdapterRegistry(project_root).save(folder, config.name, card, store=config.store, overwrite=overwrite)
-    finally:
-        run_record.remove(folder)
-    run_record.remove(run_dir / "checkpoints")  # finished: nothing left to resume
-    log_event(log, "train.done", name=config.name, path=entry.path, seconds=state.seconds)
-    return {**summary, "metrics": metrics, "adapter_path": str(entry.path)}
+    weights = None
+    if sharding == distributed.FSDP:  # every process gives its slices of the weights
+        from unitune.training.sharding import full_weights
+
+        weights = full_weights(model)
+
+    def write_adapter() -> str:
+        folder = run_record.temporary_folder(run_dir)
+        try:
+            run_record.save_artifacts(folder, model, tokenizer, config, state, weights=weights)
+            # an adapter of this name written while this run trained is refused too; the checkpoints stay for --resume
+            entry = AdapterRegistry(project_root).save(folder, config.name, card, store=config.store,
+                                                       overwrite=overwrite)
+        finally:
+            run_record.remove(folder)
+        run_record.remove(run_dir / "checkpoints")  # finished: nothing left to resume
+        log_event(log, "train.done", name=config.name, path=entry.path, seconds=state.seconds)
+        return str(entry.path)
+
+    return {**summary, "metrics": metrics, "adapter_path": team.on_main(write_adapter)}
 
 
 def _block_size(config, base, device: str) -> int:

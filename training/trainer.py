@@ -12,7 +12,8 @@ from groups of similar length (less padding), in an order that is a function of 
 The loop is our own, not `transformers.Trainer`, so that a resumed run continues with the same data
 order, optimizer, scheduler and random state, and reproduces the uninterrupted run's losses. Its core,
 `run_steps`, also runs both stages of `unitune pretrain` (training/pretrain_stages.py), which bring
-their own batches, learning-rate schedule and logging through its hooks.
+their own batches, learning-rate schedule and logging through its hooks. Launched as several
+processes, the same loop trains on each process's part of every batch (training/distributed.py).
 """
 
 from __future__ import annotations
@@ -211,15 +212,23 @@ def _epoch_batches(train: TokenizedSplit, batch_size: int, seed: int) -> list[li
 def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: TokenizedSplit, pad_id: int,
                run_dir: Path, resume: bool, on_step: Callable[[dict], None],
                stop_after_step: Callable[[int], bool] | None = None, *, bf16: bool = False,
-               optimizer_kind: str = "adamw") -> RunState:
-    """Optimise `model` on `train`; checkpoints in `run_dir`. Returns the final run state."""
+               optimizer_kind: str = "adamw", parallel=None) -> RunState:
+    """Optimise `model` on `train`; checkpoints in `run_dir`. Returns the final run state. With
+    `parallel` (a `distributed.ParallelRun`) this process is one of several, each training on its
+    `config.batch_size` examples of every micro-batch."""
     import torch
 
     if not train.examples:
         raise TrainingError("no training example fits the block size; raise --block-size or use shorter tests")
+    if parallel is not None:  # DDP or FSDP wraps the model before the optimizer sees its parameters
+        parallel.prepare(model, batch_size=config.batch_size, pad_id=pad_id, grad_accum=config.grad_accum, bf16=bf16)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(optimizer_kind, trainable, config.learning_rate, config.weight_decay)
-    micro_per_epoch = math.ceil(len(train.examples) / config.batch_size)
+    micro_batch = config.batch_size * (parallel.size if parallel is not None else 1)  # examples, all processes
+    measure = parallel.evaluate if parallel is not None else evaluate
+    save_checkpoint = parallel.save_checkpoint if parallel is not None else checkpoints.save
+    load_latest = parallel.load_latest if parallel is not None else checkpoints.load_latest
+    micro_per_epoch = math.ceil(len(train.examples) / micro_batch)
     steps_per_epoch = math.ceil(micro_per_epoch / config.grad_accum)
     planned = max(1, math.ceil(steps_per_epoch * config.epochs))
     if config.max_steps:
@@ -227,36 +236,44 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
     schedule = LinearSchedule(config.warmup, planned)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = RunState()
-    loaded = checkpoints.load_latest(run_dir, model, optimizer, scheduler, on_damaged=lambda path, error: log_event(
+    loaded = load_latest(run_dir, model, optimizer, scheduler, on_damaged=lambda path, error: log_event(
         log, "train.checkpoint_damaged", checkpoint=path, error=f"{type(error).__name__}: {error}")) if resume else None
     if loaded is not None:
         found, saved = loaded
         state = RunState(**{k: saved[k] for k in RunState.__dataclass_fields__ if k in saved})
         log_event(log, "train.resumed", step=state.step, checkpoint=found)
     else:
-        random.seed(config.seed)
-        torch.manual_seed(config.seed)
+        rank = parallel.rank if parallel is not None else 0  # each process draws its own dropout
+        random.seed(config.seed + rank)
+        torch.manual_seed(config.seed + rank)
         mark = time.perf_counter()
-        state.eval_before = evaluate(model, valid, pad_id, config.batch_size, bf16)
+        state.eval_before = measure(model, valid, pad_id, config.batch_size, bf16)
         state.eval_seconds = time.perf_counter() - mark
+        if parallel is not None:  # one budget for all processes
+            state.eval_seconds = parallel.slowest(state.eval_seconds)
     budget = config.minutes * 60 - state.eval_seconds if config.minutes else None  # the final validation's time
     started = time.perf_counter() - state.seconds
     device = _device(model)
 
     @functools.lru_cache(maxsize=1)
     def epoch_batches(epoch: int) -> list[list[int]]:
-        return _epoch_batches(train, config.batch_size, config.seed + epoch)
+        return _epoch_batches(train, micro_batch, config.seed + epoch)
 
     def next_batches():
         """The next step's micro-batches: `grad_accum` of them, fewer at the end of an epoch."""
         chosen = epoch_batches(state.epoch)[state.batch:state.batch + config.grad_accum]
         state.batch += len(chosen)
+        if parallel is not None:
+            yield from parallel.micro_batches(chosen, train.examples)
+            return
         for indices in chosen:
             batch = collate([train.examples[i] for i in indices], pad_id)
             yield {k: v.to(device) for k, v in batch.items()}
 
     def after_step(step: int, loss: float) -> None:
         state.step, state.seconds = step, time.perf_counter() - started
+        if parallel is not None:  # the loss of the whole batch; the slowest clock, so all fit one schedule
+            loss, state.seconds = parallel.agree(loss, state.seconds)
         if budget is not None:  # before the scheduler computes the next step's rate from it
             _fit_schedule(schedule, state, budget, planned)
         scheduler.step()
@@ -264,13 +281,13 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
         record = {"step": step, "epoch": round(state.epoch + state.batch / micro_per_epoch, 4), "loss": loss,
                   "lr": scheduler.get_last_lr()[0]}
         if last_of_epoch or step == schedule.total:
-            record["eval_loss"] = evaluate(model, valid, pad_id, config.batch_size, bf16)
+            record["eval_loss"] = measure(model, valid, pad_id, config.batch_size, bf16)
         state.history.append(record)
         state.seconds = time.perf_counter() - started
         if last_of_epoch:  # the next epoch is shuffled anew, as a run resumed at this point shuffles it
             state.epoch, state.batch = state.epoch + 1, 0
         if step % config.checkpoint_every == 0 or step == schedule.total:
-            checkpoints.save(run_dir, step, model, optimizer, scheduler, _state_dict(state))
+            save_checkpoint(run_dir, step, model, optimizer, scheduler, _state_dict(state))
         eta = state.seconds / step * (schedule.total - step)
         on_step({"event": "step", **record, "total_steps": schedule.total, "fraction": step / schedule.total,
                  "elapsed": round(state.seconds, 2), "eta": round(eta, 1)})
@@ -279,7 +296,7 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
 
     run_steps(model, optimizer, next_batches, step=state.step, started=started,
               done=lambda step, seconds: step >= schedule.total, after_step=after_step,
-              grad_accum=config.grad_accum, bf16=bf16)
+              grad_accum=config.grad_accum, bf16=bf16, micro_step=parallel.micro_step if parallel is not None else None)
     state.stopped_by = "minutes" if schedule.total < planned else ("max_steps" if config.max_steps and
                                                                     planned == config.max_steps else "epochs")
     return state
@@ -288,13 +305,15 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
 def run_steps(model, optimizer, next_batches: Callable[[], Iterable[dict]], *, step: int, started: float,
               done: Callable[[int, float], bool], after_step: Callable[[int, float], None],
               before_step: Callable[[int, float], None] | None = None, grad_accum: int = 1,
-              bf16: bool = False) -> int:
+              bf16: bool = False, micro_step: Callable[[object], float] | None = None) -> int:
     """The optimisation loop, from `step` on; returns the step reached. Before a step, `done(step, seconds)`
     may end the loop, then `before_step(step, seconds)` runs (to set a learning rate, say); `seconds` counts
     from `started`, a `time.perf_counter()` reading (earlier by the time a resumed run had trained). A step:
     forward and backward on each of `next_batches()`, the loss scaled by 1/`grad_accum`, the gradient
     clipped to norm 1, an optimizer step; then `after_step(step, loss)`, with the micro-batches' mean loss,
-    logs, evaluates, checkpoints or raises to stop."""
+    logs, evaluates, checkpoints or raises to stop. `micro_step(batch)`, when given, replaces the forward
+    and backward pass of a micro-batch and returns its loss as this loop counts it (one of several
+    processes scales its loss to its share of the batch)."""
     import torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -307,10 +326,13 @@ def run_steps(model, optimizer, next_batches: Callable[[], Iterable[dict]], *, s
             before_step(step, seconds)
         loss_sum, micro_batches = 0.0, 0
         for batch in next_batches():
-            with autocast(model, bf16):
-                loss = model(**batch).loss / grad_accum
-            loss.backward()
-            loss_sum += float(loss.detach())
+            if micro_step is not None:
+                loss_sum += micro_step(batch)
+            else:
+                with autocast(model, bf16):
+                    loss = model(**batch).loss / grad_accum
+                loss.backward()
+                loss_sum += float(loss.detach())
             micro_batches += 1
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()

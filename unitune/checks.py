@@ -5,7 +5,12 @@
   focal module defines, a standard-library module), else the test is rejected with the names;
 - every parameter of a pytest test function is a fixture (pytest's own, one the test file or a
   `conftest.py` on the way up defines); others are removed (the model wrote
-  `def test_ordinal(ordinal: TypeAlias)`, which pytest fails at set-up).
+  `def test_ordinal(ordinal: TypeAlias)`, which pytest fails at set-up);
+- a statement that reads a name nothing defines is removed, with what depended on it, and the rest
+  of the test goes on to run (a test cut off at the token limit ends in `assert all_prefix`, a name
+  cut short; `is_happy(adb)` lost its quotes); a test left with nothing is rejected with the names;
+- `pytest.raises(T, f, *args)` and `self.assertRaises(T, f, *args)` calls become the block form
+  (`with pytest.raises(T): f(*args)`), so a check that did not hold is repaired as blocks are.
 The scopes come from `symtable`, the compiler's own, so comprehensions, lambdas and nested
 functions resolve as Python resolves them.
 """
@@ -48,6 +53,7 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
     `focal_names` what it defines at top level; `fixtures` the fixtures conftest files define."""
     checked = CheckedTest(source)
     checked.source = _drop_unknown_fixtures(checked, fixtures | _defined_fixtures(context))
+    checked.source = _raises_calls_as_blocks(checked, name)
     defined, star = _module_names(context)
     if star:
         return checked  # `from x import *`: what it binds is unknown here
@@ -60,9 +66,83 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
         else:
             checked.imports.append(line)
             checked.repaired.append(f"added `{line}`")
-    if unresolved:
-        checked.problems.append(f"uses undefined name{'s' if len(unresolved) > 1 else ''} {', '.join(unresolved)}")
+    removed: list[str] = []
+    while unresolved:  # a removed statement may have bound a name a later one reads: until none is left
+        pruned = _without_statements_reading(checked.source, name, set(unresolved))
+        if pruned is None:
+            checked.problems.append(f"uses undefined name{'s' if len(unresolved) > 1 else ''} {', '.join(unresolved)}")
+            return checked
+        checked.source, count = pruned
+        removed.append(f"removed {count} statement{'s' if count > 1 else ''} reading undefined "
+                       f"name{'s' if len(unresolved) > 1 else ''} {', '.join(unresolved)}")
+        unresolved = sorted(_free_names(checked.source, name) - defined - _BUILTINS
+                            - {line.split()[-1] for line in checked.imports})
+    checked.repaired.extend(removed)
     return checked
+
+
+def _test_function(source: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except (SyntaxError, ValueError):
+        return None
+    return next((node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and node.name == name), None)
+
+
+def _without_statements_reading(source: str, name: str, names: set[str]) -> tuple[str, int] | None:
+    """(`source` without the statements of the test's body that read one of `names`, how many went),
+    or None when that would leave the body empty or the test cannot be read."""
+    function = _test_function(source, name)
+    if function is None:
+        return None
+    doomed = [statement for statement in function.body
+              if any(isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names
+                     for node in ast.walk(statement))]
+    if not doomed or len(doomed) == len(function.body):
+        return None
+    # dedenting keeps every line, so the parsed line numbers are the source's rows
+    gone = {row for statement in doomed for row in range(statement.lineno - 1, statement.end_lineno)}
+    return "\n".join(line for row, line in enumerate(source.split("\n")) if row not in gone), len(doomed)
+
+
+#: The call forms of a raises check, which take the code to run as a function and its arguments.
+_RAISES_CALLS = frozenset({"pytest.raises", "raises", "self.assertRaises"})
+
+
+def _raises_calls_as_blocks(checked: CheckedTest, name: str) -> str:
+    """`pytest.raises(T, f, *args, **kwargs)` statements (and `self.assertRaises(...)`) as
+    `with pytest.raises(T): f(*args, **kwargs)`."""
+    source = checked.source
+    function = _test_function(source, name)
+    if function is None:
+        return source
+    lines = source.split("\n")
+    code = textwrap.dedent(source)
+    shift = len(lines[function.lineno - 1]) - len(code.split("\n")[function.lineno - 1])  # the dedented indent
+    edits = []
+    def text(part: ast.AST) -> str:
+        return ast.get_source_segment(code, part) or ast.unparse(part)
+
+    for node in ast.walk(function):
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+            continue
+        call = node.value
+        context = ast.unparse(call.func)
+        if context not in _RAISES_CALLS or len(call.args) < 2 or any(isinstance(a, ast.Starred) for a in call.args[:2]):
+            continue
+        # `match=` belongs to pytest.raises; every other argument goes to the function under test
+        match = [k for k in call.keywords if k.arg == "match" and context != "self.assertRaises"]
+        passed = [text(a) for a in call.args[2:]] + [
+            f"{k.arg}={text(k.value)}" if k.arg else f"**{text(k.value)}" for k in call.keywords if k not in match]
+        head = f"with {context}({text(call.args[0])}" + "".join(f", match={text(k.value)}" for k in match) + "):"
+        pad = " " * (node.col_offset + shift)
+        edits.append((node.lineno - 1, node.end_lineno - 1, [pad + head, f"{pad}    {text(call.args[1])}({', '.join(passed)})"]))
+    for first, last, new in sorted(edits, reverse=True):
+        lines[first:last + 1] = new
+    if edits:
+        checked.repaired.append(f"{len(edits)} raises call{'s' if len(edits) > 1 else ''} written as a `with` block")
+    return "\n".join(lines)
 
 
 def _import_for(name: str, focal_module: str | None, focal_names: set[str]) -> str | None:

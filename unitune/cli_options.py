@@ -33,10 +33,15 @@ SETTING_HELP: dict[str, str] = {
     "test_dir": "where new test files go",
     "framework": "test framework",
     "trust_remote_code": "let a Hugging Face model run its own code",
+    "server_url": ("generate through this OpenAI-compatible inference server (vLLM, llama.cpp's server) "
+                   "instead of loading the model here; `model` still names the model, for its tokenizer"),
 }
 
 _METAVARS = {"model": "M", "adapter": "A", "python": "PATH", "test_dir": "DIR", "time_budget": "S", "quantization": "Q",
-             "device": "D", "context": "LEVEL", "validate": "V", "repair": "R", "framework": "F"}
+             "device": "D", "context": "LEVEL", "validate": "V", "repair": "R", "framework": "F", "server_url": "URL"}
+
+#: What an unset setting means, where it is not "detected".
+_WHEN_UNSET = {"server_url": "default: none, the model runs here"}
 
 
 def flag_of(key: str) -> str:
@@ -53,7 +58,7 @@ def add_setting_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         detail = f"{', '.join(allowed)}; " if allowed else ""
         if key in RANGES:
             detail += f"{RANGES[key][0]}-{RANGES[key][1]}; "
-        shown = f"default {default}" if default is not None else "default: detected"
+        shown = f"default {default}" if default is not None else _WHEN_UNSET.get(key, "default: detected")
         help_text = f"{SETTING_HELP[key]} ({detail}setting `{key}`, {shown})"
         if isinstance(default, bool):
             parser.add_argument(flag_of(key), dest=key, action="store_const", const=True, default=None, help=help_text)
@@ -76,8 +81,14 @@ def add_position(parser: argparse.ArgumentParser, file_help: str = "a Python (.p
                         help="1-based column in characters (default: the first non-blank character of the line)")
 
 
+#: Settings added after saved results first carried a stamp: stamped only when set, so that results
+#: saved before them stay valid.
+STAMPED_WHEN_SET = ("server_url",)
+
+
 def settings_stamp(settings: Settings, ignored: Iterable[str] = ("model", "adapter", "test_dir")) -> str:
     """The settings that change what a run produces, as text: saved results carry it, and other
     settings mean other results."""
     skipped = set(ignored)
-    return ",".join(f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings) if f.name not in skipped)
+    return ",".join(f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)
+                    if f.name not in skipped and not (f.name in STAMPED_WHEN_SET and getattr(settings, f.name) is None))

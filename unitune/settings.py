@@ -57,6 +57,7 @@ class Settings:
     test_dir: str | None = None
     framework: str | None = None
     trust_remote_code: bool = False
+    server_url: str | None = None  # an OpenAI-compatible inference server (vLLM, llama.cpp) instead of this process
 
 
 #: What each key allows, for validation and for the messages a bad value gets.
@@ -110,11 +111,30 @@ def validate(values: dict[str, Any], origin: str, problems: list[str]) -> dict[s
             if not isinstance(value, bool):
                 problems.append(f"{origin}: {key} = {value!r} must be true or false; using {default!r}")
                 continue
+        elif key == "server_url":
+            if not _is_http_url(value):
+                problems.append(f"{origin}: {key} = {value!r} must be an http:// or https:// URL such as "
+                                f"http://gpu-box:8000; using {default!r}")
+                continue
+            value = value.rstrip("/")
         elif not isinstance(value, str) or not value.strip():
             problems.append(f"{origin}: {key} = {value!r} must be a non-empty string; using {default!r}")
             continue
         valid[key] = value
     return valid
+
+
+def _is_http_url(value: Any) -> bool:
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and value == value.strip()
 
 
 def user_config_path() -> Path:

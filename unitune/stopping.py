@@ -199,6 +199,22 @@ class StopScanner:
         return 1
 
 
+def stop_strings(language: str, indent: int = 0) -> list[str]:
+    """Strings that start a line only after a test has ended, in the usual cases, for a model server
+    that stops on strings (`/v1/completions`' `stop`): another definition or decorator at the test's
+    own indentation (`indent` columns) or less, the end of the class, a chat answer's closing fence.
+    They only save tokens: the server leaves the string out of its answer, and the completion is
+    still cut by `StopScanner`, fed the answer and then the string the server names, if it does."""
+    margin = " " * indent
+    fence = "\n```"
+    if language == PYTHON:
+        own_level = [f"\n{margin}def ", f"\n{margin}async def ", f"\n{margin}@", f"\n{margin}class "]
+        top_level = ["\ndef ", "\nasync def ", "\n@", "\nclass ", "\nif __name__"]
+        return list(dict.fromkeys(own_level + top_level + [fence]))
+    # Java: the next test method's annotation, or the test class's closing brace.
+    return list(dict.fromkeys([f"\n{margin}@", "\n}", fence]))
+
+
 def test_has_ended(language: str, generated_text: str, indent: int = 0, in_signature: bool = True) -> int | None:
     """Where the test in `generated_text` (a completion of a prompt) ends, or None if it has not.
 

@@ -25,6 +25,7 @@ export const SETTING_KEYS = [
     'test_dir',
     'framework',
     'trust_remote_code',
+    'server_url',
 ] as const;
 
 export type SettingKey = (typeof SETTING_KEYS)[number];
@@ -48,6 +49,7 @@ export const DEFAULTS: Readonly<Record<SettingKey, string | number | boolean | n
     test_dir: null,
     framework: null,
     trust_remote_code: false,
+    server_url: null,
 };
 
 /** The allowed values of the enumerated keys. */

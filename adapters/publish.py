@@ -1,0 +1,99 @@
+"""`unitune adapters publish NAME --server URL`: put a registry adapter on an inference server, so that
+requests made with `server_url` can name it.
+
+vLLM loads LoRA adapters while it runs: `POST /v1/load_lora_adapter` with `lora_name` and `lora_path`
+(the server must run with `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True` and `--enable-lora`). It reads the
+adapter from a folder *it* can see: the adapter's folder here, or where the same files are on the
+server's machine (`server_path`, e.g. a shared mount). Before loading, the server's base model
+(`GET /v1/models`) must be the one the adapter's card names; an adapter already loaded under the name
+is unloaded first (`POST /v1/unload_lora_adapter`), so a retrained adapter replaces the old one.
+
+llama.cpp's server takes LoRA adapters only as GGUF files given when it starts (`--lora FILE`), and
+unitune does not convert adapters to GGUF: publishing there is refused with what to do instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from unitune.adapters.constants import LORA
+from unitune.adapters.errors import (
+    AdapterError, AdapterMismatchError, InferenceRequestRefused, InferenceServerError,
+)
+from unitune.adapters.inference_client import ServerClient
+from unitune.adapters.served_models import LLAMA_CPP, VLLM, list_models
+from unitune.logs import get_logger, log_event, new_request_id
+
+log = get_logger("publish")
+
+LOAD_PATH = "/v1/load_lora_adapter"
+UNLOAD_PATH = "/v1/unload_lora_adapter"
+
+
+@dataclass
+class Published:
+    name: str
+    server_url: str
+    lora_path: str
+    replaced: bool  # an adapter of that name was loaded before
+
+
+def publish_adapter(entry, server_url: str, kind: str | None = None, server_path: str | None = None,
+                    client: ServerClient | None = None) -> Published:
+    """Load the registry adapter `entry` into the server at `server_url` under its name."""
+    client = client or ServerClient(server_url)
+    request_id = new_request_id("publish")
+    if entry.method != LORA:
+        raise AdapterError(
+            f"adapter {entry.name!r} is {entry.method}; an inference server serves LoRA adapters only: train one "
+            f"with `unitune train REPO --method lora --name {entry.name}`, or use this one without server_url")
+    card = entry.card
+    if card is None:
+        raise AdapterError(
+            f"{entry.path} has no unitune card naming its base model, so it cannot be checked against the server's; "
+            "publish an adapter from the registry (`unitune adapters import` or `unitune train`)")
+    models = list_models(client, request_id)
+    kind = kind or models.kind
+    if kind == LLAMA_CPP:
+        raise AdapterError(
+            f"llama.cpp's server takes LoRA adapters only as GGUF files given when it starts, and unitune does not "
+            f"convert adapters to GGUF: convert {entry.path} with llama.cpp's `convert_lora_to_gguf.py "
+            f"--outfile {entry.name}.gguf`, then restart the server with `--lora {entry.name}.gguf "
+            "--lora-init-without-apply`; requests with this adapter then find it by that file name")
+    if not models.serves(card.base_model.id):
+        raise AdapterMismatchError(
+            f"adapter {entry.name!r} was trained on base {card.base_model.id} but the server at {client.base_url} "
+            f"serves {models.base_id}; publish it to a server of that base (`vllm serve {card.base_model.id} "
+            "--enable-lora`)")
+    lora_path = server_path or str(Path(entry.path).resolve())
+    replaced = entry.name in models.loras
+    if replaced:  # vLLM refuses a name it already has: take the old one out
+        _call(client, UNLOAD_PATH, {"lora_name": entry.name}, entry.name, lora_path, request_id)
+    _call(client, LOAD_PATH, {"lora_name": entry.name, "lora_path": lora_path}, entry.name, lora_path, request_id)
+    if entry.name not in list_models(client, request_id).loras:
+        raise InferenceServerError(
+            f"the server at {client.base_url} accepted adapter {entry.name!r} but does not list it in /v1/models; "
+            "see the server's log")
+    log_event(log, "adapter.published", request_id=request_id, adapter=entry.name, server=client.base_url,
+              kind=VLLM, lora_path=lora_path, replaced=replaced or None)
+    return Published(entry.name, client.base_url, lora_path, replaced)
+
+
+def _call(client: ServerClient, path: str, body: dict, name: str, lora_path: str, request_id: str) -> None:
+    """POST a LoRA management request; a refusal becomes a message saying what to change."""
+    try:
+        client.post(path, body, request_id=request_id)
+    except InferenceRequestRefused as refused:
+        if refused.status in (404, 405):
+            raise InferenceServerError(
+                f"the server at {client.base_url} does not load adapters while it runs ({path}: HTTP "
+                f"{refused.status}); start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora") from None
+        if path == UNLOAD_PATH:
+            raise
+        raise InferenceServerError(
+            f"the server at {client.base_url} could not load adapter {name!r} from {lora_path} (HTTP {refused.status}: "
+            f"{refused.detail}); the "
+            "folder must be readable on the server's machine (--server-path names it as the server sees it), and "
+            "the adapter's rank at most the server's --max-lora-rank") from None
+
