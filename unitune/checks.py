@@ -121,6 +121,7 @@ def _raises_calls_as_blocks(checked: CheckedTest, name: str) -> str:
     code = textwrap.dedent(source)
     shift = len(lines[function.lineno - 1]) - len(code.split("\n")[function.lineno - 1])  # the dedented indent
     edits = []
+
     def text(part: ast.AST) -> str:
         return ast.get_source_segment(code, part) or ast.unparse(part)
 
