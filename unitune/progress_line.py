@@ -20,8 +20,8 @@ MAX_DETAIL_CHARS = 60
 
 
 class ProgressLine:
-    """`update(done, total, stage, detail)` as work advances, `note(text)` for a line that stays
-    above the bar, `close()` at the end (also on errors: it clears the bar)."""
+    """`update(done, total, stage, detail)` as work advances, `close()` at the end (also on errors:
+    it clears the bar)."""
 
     def __init__(self, stream: TextIO | None = None, unit: str = "it", log_every_update: bool = False,
                  percent: bool = False, timing: bool = True) -> None:
@@ -35,10 +35,6 @@ class ProgressLine:
         self._stage: str | None = None
         self._logged_end = False
 
-    @property
-    def on_terminal(self) -> bool:
-        return self._tty
-
     def update(self, done: float, total: float | None, stage: str, detail: str = "") -> None:
         if self._percent:
             done, total = (round(100 * done / total) if total else 100), 100
@@ -47,12 +43,6 @@ class ProgressLine:
         else:
             self._log(done, total, stage, detail)
         self._stage = stage
-
-    def note(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.write(text, file=self._stream)
-        else:
-            print(text, file=self._stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
