@@ -63,6 +63,8 @@ TESTS = {
     "test_not_literal": "def test_not_literal():\n    assert box(1) == 3\n    assert is_even(2)\n",
     "test_loop": "def test_loop():\n    for x in [1, 2]:\n        assert is_even(x) == 'yes'\n    assert is_even(2)\n",
     "test_nothing_left": "def test_nothing_left():\n    assert box(1) == 3\n",
+    "test_repeats": ("def test_repeats():\n    assert pair(1) == (1, 1)\n    assert pair(1) == (1, 2)\n\n"
+                     "    assert pair(1) == (1, 3)\n    b = Box([])\n    assert pair(1) == (2, 2)\n"),
 }
 UNITTEST = ("    def test_method(self):\n        self.assertEqual(pair(1), (0, 0))\n        self.assertTrue(is_even(1))\n"
             "        self.assertAlmostEqual(halves([1])[0], 2.0)\n")
@@ -108,6 +110,14 @@ def test_a_failing_truth_test_is_negated(observed):
     fixed = repaired(observed, "test_truth").source
     assert "assert is_even(3) is False" in fixed
     assert "    assert not is_even(4)\n" not in fixed and "assert is_even(4) is True" in fixed
+
+
+def test_a_repaired_assertion_that_repeats_the_one_before_it_is_removed(observed):
+    fixed = repaired(observed, "test_repeats")
+    # three wrong guesses at one call become one observed value; after another statement it is kept
+    assert fixed.source.count("assert pair(1) == (1, -1)") == 2
+    assert fixed.source.index("b = Box([])") < fixed.source.rindex("assert pair(1) == (1, -1)")
+    assert sum("repeats the assertion before it" in note for note in fixed.notes) == 2
 
 
 def test_what_raised_is_expected_to_raise(observed):

@@ -218,12 +218,32 @@ def repair(source: str, name: str, observations: list[dict], mode: str = OBSERVE
             edits.append(edit)
     if not edits:
         return Repair(None, notes + ["failed when run, and nothing that failed could be repaired"])
+    edits = _without_repeats(edits, dedented, notes)
     for start, end, lines in sorted(edits, key=lambda edit: -edit[0]):
         dedented[start - 1:end] = lines or []
     repaired = textwrap.indent("\n".join(dedented).rstrip("\n") + "\n", indent)
     if not count_assertions(repaired):
         return Repair(None, notes + ["no assertion left after the repair"])
     return Repair(repaired, notes)
+
+
+def _without_repeats(edits: list[tuple[int, int, list[str] | None]], lines: list[str], notes: list[str]):
+    """The edits with a repaired assertion removed where it would repeat the one just before it (a model
+    that writes `f(x) == a`, `f(x) == b`, ... gets the same observed value every time: one says it)."""
+    kept: list[tuple[int, int, list[str] | None]] = []
+    previous: list[str] | None = None  # what the last edit wrote, carried over the repeats it removed
+    for start, end, new in sorted(edits, key=lambda edit: edit[0]):
+        if kept and new and new == previous and _only_blank(lines[kept[-1][1]:start - 1]):
+            kept.append((start, end, None))
+            notes.append(f"removed `{_short(new[-1].strip())}`: it repeats the assertion before it")
+            continue
+        kept.append((start, end, new))
+        previous = new
+    return kept
+
+
+def _only_blank(lines: list[str]) -> bool:
+    return all(not line.strip() or line.strip().startswith("#") for line in lines)
 
 
 def _repair_statement(statement, seen, mode, lines, notes, self_style):
