@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def _evaluate(name: str, args, reuse: bool):
     label = name if name != BASE else f"{BASE} ({Path(settings.model).name})"
     partial = PartialResults(target.with_suffix(".partial.jsonl"), stamp)
     done = partial.load()
+    if partial.set_aside:
+        print(f"unitune eval: {label}: the unfinished results in {partial.path} were made with another model or "
+              f"other settings; they are kept in {partial.set_aside} and this run starts afresh", file=sys.stderr)
     if done:
         print(f"unitune eval: {label}: resuming, {len(done)} problems already judged ({partial.path})",
               file=sys.stderr)
@@ -146,11 +150,13 @@ def _evaluate(name: str, args, reuse: bool):
 
 class PartialResults:
     """The results of a run in progress, one JSON line per judged problem after a header line with
-    the model stamp. A file of other model files is started afresh; a line torn by a kill is ignored."""
+    the model stamp. A file of other model files or settings is not resumed but moved aside (to
+    `set_aside`), so nothing judged is lost; a line torn by a kill is ignored."""
 
     def __init__(self, path: Path, stamp: str):
         self.path, self.stamp = path, stamp
         self._ours = False  # the file on disk has our header, so results are appended to it
+        self.set_aside: Path | None = None
 
     def load(self) -> dict:
         from unitune.evaluation.evaluation import ProblemResult
@@ -161,6 +167,9 @@ class PartialResults:
         except (OSError, UnicodeDecodeError, IndexError, ValueError, AttributeError):
             self._ours = False
         if not self._ours:
+            if self.path.is_file() and self.path.stat().st_size:
+                self.set_aside = self.path.with_name(self.path.name.replace(".partial.jsonl", ".earlier.jsonl"))
+                os.replace(self.path, self.set_aside)
             return {}
         done = {}
         for line in lines[1:]:

@@ -166,3 +166,7 @@ def test_results_of_other_model_files_are_not_resumed(tiny_base, home, tmp_path,
     captured = capsys.readouterr()
     assert "resuming" not in captured.err
     assert json.loads(captured.out)["results"][0]["test"] != "# another model's"
+    # nothing judged is lost: the other run's results are moved aside, and the user is told where
+    kept = partial.with_name(partial.name.replace(".partial.jsonl", ".earlier.jsonl"))
+    assert "# another model's" in kept.read_text()
+    assert str(kept) in captured.err
