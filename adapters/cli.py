@@ -4,9 +4,9 @@
     unitune adapters show NAME [--json]
     unitune adapters use NAME [--project DIR]
     unitune adapters remove NAME
-    unitune adapters export NAME FILE
+    unitune adapters export NAME FILE            (FILE.gguf: a LoRA adapter for llama.cpp)
     unitune adapters import FILE [--name N] [--project [DIR]] [--overwrite]
-    unitune adapters publish NAME --server URL [--kind vllm|llamacpp] [--server-path DIR]
+    unitune adapters publish NAME --server URL [--kind vllm|llamacpp] [--server-path DIR] [--gguf-dir DIR]
 
 Registering the parser is cheap: the registry is imported only when a subcommand runs, and nothing
 here imports torch.
@@ -56,9 +56,13 @@ def add_parser(subparsers) -> None:
     remove.add_argument("name", metavar="NAME")
     remove.set_defaults(handler=_cmd_remove)
 
-    export = commands.add_parser("export", parents=[project], help="write an adapter to one .tar.gz file")
+    export = commands.add_parser(
+        "export", parents=[project], help="write an adapter to one .tar.gz file (or a LoRA one to GGUF)",
+        description="Write an adapter to one archive that `unitune adapters import` installs elsewhere; a FILE "
+                    "ending in .gguf gets a LoRA adapter as the GGUF file llama.cpp loads with --lora.")
     export.add_argument("name", metavar="NAME", help="adapter name or folder")
-    export.add_argument("file", metavar="FILE", help=f"archive to write (a folder gets NAME{c.ARCHIVE_SUFFIX})")
+    export.add_argument("file", metavar="FILE", help=f"archive to write (a folder gets NAME{c.ARCHIVE_SUFFIX}), "
+                                                     "or NAME.gguf for llama.cpp")
     export.set_defaults(handler=_cmd_export)
 
     imported = commands.add_parser("import", help="install an adapter from an exported archive")
@@ -72,17 +76,21 @@ def add_parser(subparsers) -> None:
     imported.set_defaults(handler=_cmd_import)
 
     publish = commands.add_parser(
-        "publish", parents=[project], help="load a LoRA adapter into an inference server (vLLM)",
+        "publish", parents=[project], help="put a LoRA adapter on an inference server (vLLM, llama.cpp)",
         description=(
             "Load a LoRA adapter of the registry into a running vLLM server (POST /v1/load_lora_adapter; start "
             "the server with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora), after checking that the "
-            "server's base model is the adapter's. Requests with server_url = URL and this adapter then use it."),
+            "server's base model is the adapter's. Requests with server_url = URL and this adapter then use it. "
+            "For llama.cpp's server, which loads adapters only when it starts, the adapter is converted to "
+            "NAME.gguf and the command that restarts the server with it is printed."),
     )
     publish.add_argument("name", metavar="NAME", help="adapter name or folder")
     publish.add_argument("--server", metavar="URL", required=True, help="the server's address, e.g. http://gpu-box:8000")
     publish.add_argument("--kind", choices=("vllm", "llamacpp"), help="what the server is (default: asked of it)")
     publish.add_argument("--server-path", metavar="DIR",
                          help="the adapter's folder as the server's machine sees it (default: its folder here)")
+    publish.add_argument("--gguf-dir", metavar="DIR", type=Path,
+                         help="llama.cpp: where to write the adapter as NAME.gguf (default: $UNITUNE_HOME/gguf)")
     publish.set_defaults(handler=_cmd_publish)
 
 
@@ -202,6 +210,13 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 @_disk_errors
 def _cmd_export(args: argparse.Namespace) -> int:
+    if str(args.file).lower().endswith(".gguf"):
+        from unitune.adapters.llama_cpp import lora_to_gguf
+        from unitune.settings import load_settings
+
+        model = load_settings(_project_root(args.project)).settings.model
+        print(lora_to_gguf(_registry(args).find_verified(args.name), Path(args.file), model))
+        return 0
     written = _registry(args).export(args.name, args.file)
     print(written)
     return 0
@@ -222,6 +237,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 @_disk_errors
 def _cmd_publish(args: argparse.Namespace) -> int:
     from unitune.adapters.publish import publish_adapter
+    from unitune.adapters.served_models import LLAMA_CPP
     from unitune.errors import BadSettingError
     from unitune.settings import validate
 
@@ -230,7 +246,24 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if problems:
         raise BadSettingError(problems[0].split(";")[0])
     entry = _registry(args).find_verified(args.name)
-    published = publish_adapter(entry, server_url, args.kind, args.server_path)
+    from unitune.settings import load_settings
+
+    model = load_settings(_project_root(args.project)).settings.model
+    published = publish_adapter(entry, server_url, args.kind, args.server_path, gguf_dir=args.gguf_dir, model=model)
+    if published.restart_command:
+        import shlex
+
+        print(f"wrote adapter {published.name!r} for llama.cpp to {published.lora_path}. llama.cpp's server loads "
+              f"adapters only when it starts: restart the server at {published.server_url} with it (its other "
+              f"adapters kept):\n  {shlex.join(published.restart_command)}\nthen generate with server_url = "
+              f"\"{published.server_url}\" and adapter = \"{published.name}\"")
+        return 0
+    if published.kind == LLAMA_CPP:
+        print(f"adapter {published.name!r} is on the llama.cpp server at {published.server_url} (its file "
+              f"{published.lora_path}, written again; a server started before the adapter was last trained holds the "
+              f"old one until it restarts); generate with it: server_url = \"{published.server_url}\" and adapter = "
+              f"\"{published.name}\"")
+        return 0
     print(f"{'replaced' if published.replaced else 'published'} adapter {published.name!r} on {published.server_url} "
           f"(read by the server from {published.lora_path}); generate with it: server_url = "
           f"\"{published.server_url}\" and adapter = \"{published.name}\"")

@@ -56,7 +56,7 @@ def convert_gguf(parts: list[Path], size: int, sha256: str, target: Path, progre
         work.mkdir()
         try:
             gguf = work / "model.gguf"
-            _join_verified(parts, size, sha256, gguf, progress)
+            join_verified(parts, size, sha256, gguf, progress)
             _dequantize(work, gguf, work / "model", progress, model_id)
             record = {
                 "source": model_id, "gguf_sha256": sha256, "gguf_bytes": size,
@@ -73,7 +73,7 @@ def convert_gguf(parts: list[Path], size: int, sha256: str, target: Path, progre
     log_event(log, "model.converted", model=model_id, folder=target, seconds=time.perf_counter() - started)
 
 
-def _join_verified(parts: list[Path], size: int, sha256: str, out: Path, progress: Progress | None) -> None:
+def join_verified(parts: list[Path], size: int, sha256: str, out: Path, progress: Progress | None) -> None:
     actual = sum(part.stat().st_size for part in parts)
     if actual != size:
         raise ModelLoadError(f"the model's weights are {actual:,} bytes, not the expected {size:,}; they were "

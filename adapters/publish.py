@@ -8,8 +8,10 @@ server's machine (`server_path`, e.g. a shared mount). Before loading, the serve
 (`GET /v1/models`) must be the one the adapter's card names; an adapter already loaded under the name
 is unloaded first (`POST /v1/unload_lora_adapter`), so a retrained adapter replaces the old one.
 
-llama.cpp's server takes LoRA adapters only as GGUF files given when it starts (`--lora FILE`), and
-unitune does not convert adapters to GGUF: publishing there is refused with what to do instead.
+llama.cpp's server takes LoRA adapters only as GGUF files given when it starts (`--lora FILE`): the
+adapter is converted (`unitune.adapters.llama_cpp`) to `NAME.gguf` in a folder the server reads
+(`gguf_dir`), and when the server does not hold that file yet the result says how to restart it with
+it; requests then find it by that file name.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from unitune.logs import get_logger, log_event, new_request_id
 log = get_logger("publish")
 
 LOAD_PATH = "/v1/load_lora_adapter"
+#: Where adapters converted for llama.cpp go, under unitune's home, unless `--gguf-dir` says.
+GGUF_FOLDER = "gguf"
 UNLOAD_PATH = "/v1/unload_lora_adapter"
 
 
@@ -37,10 +41,14 @@ class Published:
     server_url: str
     lora_path: str
     replaced: bool  # an adapter of that name was loaded before
+    kind: str = VLLM
+    #: llama.cpp only: the server does not hold the file yet; this command (re)starts it with it.
+    restart_command: list[str] | None = None
 
 
 def publish_adapter(entry, server_url: str, kind: str | None = None, server_path: str | None = None,
-                    client: ServerClient | None = None) -> Published:
+                    client: ServerClient | None = None, gguf_dir: Path | None = None,
+                    model: str | None = None) -> Published:
     """Load the registry adapter `entry` into the server at `server_url` under its name."""
     client = client or ServerClient(server_url)
     request_id = new_request_id("publish")
@@ -55,17 +63,13 @@ def publish_adapter(entry, server_url: str, kind: str | None = None, server_path
             "publish an adapter from the registry (`unitune adapters import` or `unitune train`)")
     models = list_models(client, request_id)
     kind = kind or models.kind
-    if kind == LLAMA_CPP:
-        raise AdapterError(
-            f"llama.cpp's server takes LoRA adapters only as GGUF files given when it starts, and unitune does not "
-            f"convert adapters to GGUF: convert {entry.path} with llama.cpp's `convert_lora_to_gguf.py "
-            f"--outfile {entry.name}.gguf`, then restart the server with `--lora {entry.name}.gguf "
-            "--lora-init-without-apply`; requests with this adapter then find it by that file name")
     if not models.serves(card.base_model.id):
         raise AdapterMismatchError(
             f"adapter {entry.name!r} was trained on base {card.base_model.id} but the server at {client.base_url} "
             f"serves {models.base_id}; publish it to a server of that base (`vllm serve {card.base_model.id} "
             "--enable-lora`)")
+    if kind == LLAMA_CPP:
+        return _publish_llama_cpp(entry, client, gguf_dir, server_path, model, request_id)
     lora_path = server_path or str(Path(entry.path).resolve())
     replaced = entry.name in models.loras
     if replaced:  # vLLM refuses a name it already has: take the old one out
@@ -78,6 +82,42 @@ def publish_adapter(entry, server_url: str, kind: str | None = None, server_path
     log_event(log, "adapter.published", request_id=request_id, adapter=entry.name, server=client.base_url,
               kind=VLLM, lora_path=lora_path, replaced=replaced or None)
     return Published(entry.name, client.base_url, lora_path, replaced)
+
+
+def _publish_llama_cpp(entry, client: ServerClient, gguf_dir: Path | None, server_path: str | None,
+                       model: str | None, request_id: str) -> Published:
+    """Convert the adapter to `NAME.gguf` in `gguf_dir` and see whether the server holds it already."""
+    from unitune.adapters.llama_cpp import lora_to_gguf, server_command
+    from unitune.adapters.served_models import llama_cpp_lora_id
+    from unitune.settings import data_home
+
+    folder = Path(gguf_dir) if gguf_dir else data_home() / GGUF_FOLDER
+    written = lora_to_gguf(entry, folder / f"{entry.name}.gguf", model)
+    seen_as = str(Path(server_path) / written.name) if server_path else str(written)
+    loaded = client.get("/lora-adapters", request_id=request_id).body
+    files = [str(item.get("path", "")) for item in loaded if isinstance(item, dict)] if isinstance(loaded, list) else []
+    try:
+        llama_cpp_lora_id(client, entry.name, request_id)
+        held = True
+    except InferenceServerError:
+        held = False
+    log_event(log, "adapter.published", request_id=request_id, adapter=entry.name, server=client.base_url,
+              kind=LLAMA_CPP, lora_path=seen_as, held=held)
+    if held:
+        return Published(entry.name, client.base_url, seen_as, True, LLAMA_CPP)
+    props = client.get("/props", request_id=request_id).body
+    model_path = props.get("model_path") if isinstance(props, dict) else None
+    others = [file for file in files if Path(file).name != written.name]
+    command = server_command("llama-server", Path(model_path or "BASE.gguf"), [Path(f) for f in others + [seen_as]],
+                             _port(client.base_url))
+    return Published(entry.name, client.base_url, seen_as, False, LLAMA_CPP, command)
+
+
+def _port(url: str) -> int:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _call(client: ServerClient, path: str, body: dict, name: str, lora_path: str, request_id: str) -> None:

@@ -176,9 +176,31 @@ def test_publish_refuses_what_vllm_cannot_serve(capsys, chat_base, lora_folder, 
         assert code == 2 and "is ia3; an inference server serves LoRA adapters only" in err
         code, _, err = run(capsys, "adapters", "publish", "team-lora", "--server", server.url, "--project", project)
         assert code == 2 and "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True" in err
-        code, _, err = run(capsys, "adapters", "publish", "team-lora", "--server", server.url, "--kind", "llamacpp",
-                           "--project", project)
-        assert code == 2 and "convert_lora_to_gguf.py" in err and "--lora team-lora.gguf" in err
+
+
+def test_publish_to_llama_cpp_converts_the_adapter_and_says_how_to_restart_the_server(
+        capsys, chat_base, lora_folder, example_project, tmp_path):
+    import gguf
+
+    project = example_project / "python"
+    (project / "unitune.toml").write_text(f"model = {str(chat_base)!r}\n")  # the base whose config names the tensors
+    register(project, lora_folder, "team-lora", chat_base.name)
+    with LlamaCppContractServer(str(chat_base), lora_files=("/srv/gguf/other.gguf",)) as server:
+        code, out, err = run(capsys, "adapters", "publish", "team-lora", "--server", server.url, "--project", project,
+                             "--gguf-dir", tmp_path / "gguf")
+    assert code == 0, err
+    written = tmp_path / "gguf" / "team-lora.gguf"
+    assert gguf.GGUFReader(str(written)).fields["general.type"].contents() == "adapter"
+    port = server.url.rsplit(":", 1)[1]
+    # the restart keeps the adapter the server already had and adds this one, none applied by default
+    assert (f"llama-server --model {chat_base} --host 127.0.0.1 --port {port} --ctx-size 4096 --parallel 1 "
+            f"--lora /srv/gguf/other.gguf --lora {written} --lora-init-without-apply") in out
+    assert server.bodies("/v1/load_lora_adapter") == []
+    # once the server was started with the file, publishing again says it is there
+    with LlamaCppContractServer(str(chat_base), lora_files=(str(written),)) as server:
+        code, out, err = run(capsys, "adapters", "publish", "team-lora", "--server", server.url, "--project", project,
+                             "--gguf-dir", tmp_path / "gguf")
+    assert code == 0 and "adapter 'team-lora' is on the llama.cpp server" in out and "llama-server " not in out
 
 
 def test_an_adapter_the_server_lacks_or_a_base_it_does_not_serve_is_refused(capsys, chat_base, lora_folder,

@@ -54,9 +54,10 @@ def make_tokenizer():
 
 
 def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "llama"):
-    """A random decoder. `arch` is "llama" (q/k/v/o + gate/up/down projections) or "gpt2"."""
+    """A random decoder. `arch` is "llama" (q/k/v/o + gate/up/down projections), "qwen2" (the same with
+    biased q/k/v, as the default model is built) or "gpt2"."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     tokenizer = make_tokenizer()
     torch.manual_seed(seed)
@@ -66,6 +67,14 @@ def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "ll
             bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         )
         return GPT2LMHeadModel(config), tokenizer
+    if arch == "qwen2":
+        config = Qwen2Config(
+            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+            num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=2048, bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+        )
+        return Qwen2ForCausalLM(config), tokenizer
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,

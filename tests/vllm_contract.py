@@ -191,7 +191,8 @@ class LlamaCppContractServer(VllmContractServer):
     """The same, in the shapes llama.cpp's server documents in its README (tools/server/README.md,
     https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md): `GET /v1/models` lists its
     one model (`id` = the `-m` path or `--alias`, `owned_by` "llamacpp", `meta.n_ctx_train`);
-    `GET /lora-adapters` lists the `--lora` files as `[{"id", "path", "scale"}]`; a request's `lora`
+    `GET /lora-adapters` lists the `--lora` files as `[{"id", "path", "scale"}]`; `GET /props` names the
+    `model_path`; a request's `lora`
     field `[{"id", "scale"}]` sets the adapters' scales for that request (those not named get 0).
     It has no runtime LoRA loading, and ignores the `model` a request names."""
 
@@ -200,7 +201,10 @@ class LlamaCppContractServer(VllmContractServer):
         self.lora_files = lora_files
 
     def get_routes(self) -> dict:
-        return {"/v1/models": self.models, "/lora-adapters": self.lora_adapters}
+        return {"/v1/models": self.models, "/lora-adapters": self.lora_adapters, "/props": self.props}
+
+    def props(self) -> dict:
+        return {"model_path": self.base, "total_slots": 1, "default_generation_settings": {"n_ctx": self.max_model_len}}
 
     def models(self) -> dict:
         return {"object": "list", "data": [{
