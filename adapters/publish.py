@@ -108,16 +108,19 @@ def _publish_llama_cpp(entry, client: ServerClient, gguf_dir: Path | None, serve
     props = client.get("/props", request_id=request_id).body
     model_path = props.get("model_path") if isinstance(props, dict) else None
     others = [file for file in files if Path(file).name != written.name]
+    port, host = _listening(client.base_url)
     command = server_command("llama-server", Path(model_path or "BASE.gguf"), [Path(f) for f in others + [seen_as]],
-                             _port(client.base_url))
+                             port, host)
     return Published(entry.name, client.base_url, seen_as, False, LLAMA_CPP, command)
 
 
-def _port(url: str) -> int:
+def _listening(url: str) -> tuple[int, str]:
+    """The port the server listens on, and the address to bind: this machine only for a local URL."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
+    local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    return parts.port or (443 if parts.scheme == "https" else 80), "127.0.0.1" if local else "0.0.0.0"
 
 
 def _call(client: ServerClient, path: str, body: dict, name: str, lora_path: str, request_id: str) -> None:
