@@ -1,4 +1,5 @@
-"""`unitune adapters`: list, show, pick, remove, export, import and publish adapters.
+"""`unitune adapters`: list, show, pick, remove, export, import and publish adapters (and serve them
+with llama.cpp).
 
     unitune adapters list [--json]
     unitune adapters show NAME [--json]
@@ -7,6 +8,7 @@
     unitune adapters export NAME FILE            (FILE.gguf: a LoRA adapter for llama.cpp)
     unitune adapters import FILE [--name N] [--project [DIR]] [--overwrite]
     unitune adapters publish NAME --server URL [--kind vllm|llamacpp] [--server-path DIR] [--gguf-dir DIR]
+    unitune adapters llama-server [NAME ...] [--port P] [--host H] [--gguf-dir DIR]
 
 Registering the parser is cheap: the registry is imported only when a subcommand runs, and nothing
 here imports torch.
@@ -92,6 +94,21 @@ def add_parser(subparsers) -> None:
     publish.add_argument("--gguf-dir", metavar="DIR", type=Path,
                          help="llama.cpp: where to write the adapter as NAME.gguf (default: $UNITUNE_HOME/gguf)")
     publish.set_defaults(handler=_cmd_publish)
+
+    llama = commands.add_parser(
+        "llama-server", parents=[project], help="write the model and LoRA adapters as GGUF and print llama.cpp's command",
+        description=(
+            "Write the `model` setting's model (the built-in one's installed GGUF, joined once) and each named LoRA "
+            "adapter as GGUF files, and print the llama-server command that serves them all, each adapter loaded but "
+            "applied only to the requests that name it. Point server_url at it; `publish` adds adapters later."),
+    )
+    llama.add_argument("names", nargs="*", metavar="NAME", help="LoRA adapters to serve (names or folders)")
+    llama.add_argument("--port", type=int, default=8080, help="the port to listen on (default 8080)")
+    llama.add_argument("--host", default="127.0.0.1",
+                       help="the address to bind (default 127.0.0.1; 0.0.0.0 to serve a team)")
+    llama.add_argument("--gguf-dir", metavar="DIR", type=Path,
+                       help="where to write the adapters as NAME.gguf (default: $UNITUNE_HOME/gguf)")
+    llama.set_defaults(handler=_cmd_llama_server)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -267,4 +284,23 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     print(f"{'replaced' if published.replaced else 'published'} adapter {published.name!r} on {published.server_url} "
           f"(read by the server from {published.lora_path}); generate with it: server_url = "
           f"\"{published.server_url}\" and adapter = \"{published.name}\"")
+    return 0
+
+
+@_disk_errors
+def _cmd_llama_server(args: argparse.Namespace) -> int:
+    import shlex
+
+    from unitune.adapters.builtin_models import terminal_progress
+    from unitune.adapters.llama_cpp import base_gguf, lora_to_gguf, server_command
+    from unitune.adapters.publish import GGUF_FOLDER
+    from unitune.settings import data_home, load_settings
+
+    model = load_settings(_project_root(args.project)).settings.model
+    registry = _registry(args)
+    folder = args.gguf_dir or data_home() / GGUF_FOLDER
+    adapters = [lora_to_gguf(registry.find_verified(name), folder / f"{Path(name).name}.gguf", model)
+                for name in args.names]
+    base = base_gguf(model, terminal_progress())
+    print(shlex.join(server_command("llama-server", base, adapters, args.port, args.host)))
     return 0

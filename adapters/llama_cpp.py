@@ -89,6 +89,9 @@ def base_config(model_id: str):
         (entry for entry in BUILTIN_MODELS.values() if entry.hub_id == model_id), None)
     try:
         source = resolve_builtin(builtin)[0] if builtin else model_id
+        path = Path(str(source)).expanduser()
+        if path.suffix.lower() == GGUF_SUFFIX and path.is_file():  # its metadata only
+            return AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
         return AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as error:
         raise AdapterError(

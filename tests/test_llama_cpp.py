@@ -129,3 +129,28 @@ def test_the_server_starts_with_adapters_loaded_but_not_applied(tmp_path):
     assert command[:3] == ["llama-server", "--model", str(tmp_path / "base.gguf")]
     assert command.count("--lora") == 2 and command[-1] == "--lora-init-without-apply"
     assert "--lora-init-without-apply" not in server_command("llama-server", tmp_path / "base.gguf", [], 8081)
+
+
+def test_llama_server_command_writes_what_the_server_needs_and_prints_how_to_start_it(tmp_path, capsys):
+    """A `model` that is a GGUF file is served as it is; the adapter is converted next to the others."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from unitune.cli import main
+
+    base = tinymodels.save_model(tmp_path / "base")
+    model_file = tinygguf.save_gguf(base, tmp_path / "tiny.gguf")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=["q_proj"]))
+    model.save_pretrained(tmp_path / "lora")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "unitune.toml").write_text(f"model = {str(model_file)!r}\n")
+    registered(project, "tiny.gguf", tmp_path / "lora", "team")  # as a card names a GGUF base
+    code = main(["adapters", "llama-server", "team", "--port", "9000", "--host", "0.0.0.0", "--gguf-dir",
+                 str(tmp_path / "out"), "--project", str(project)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.strip() == (f"llama-server --model {model_file} --host 0.0.0.0 --port 9000 --ctx-size 4096 --parallel 1 "
+                           f"--lora {tmp_path / 'out' / 'team.gguf'} --lora-init-without-apply")
+    fields, tensors = read_gguf(tmp_path / "out" / "team.gguf")
+    assert fields["general.architecture"] == "llama" and "blk.1.attn_q.weight.lora_b" in tensors
