@@ -283,8 +283,9 @@ def summarize(label: str, dataset: str, results: list[ProblemResult], seconds: f
 def summarize_delivered(results: list[ProblemResult]) -> dict | None:
     """The assured pipeline's figures over every problem: served (at least one test delivered), the
     share of served problems whose delivered tests pass when judged apart, line and branch coverage
-    of the focal function (an unserved problem counts 0), mutation score over the served ones, and
-    seconds per problem (generation included)."""
+    of the focal function (an unserved problem counts 0; a served function without branches is left
+    out of branch coverage), mutation score over the served ones, and seconds per problem (generation
+    included)."""
     judged = [r.delivered for r in results if r.delivered is not None]
     if not judged:
         return None
@@ -298,7 +299,7 @@ def summarize_delivered(results: list[ProblemResult]) -> dict | None:
         "problems": len(judged), "served": len(served) / len(judged),
         "pass_rate": sum(bool(d.get("passed")) for d in served) / len(served) if served else None,
         "line_coverage": mean([d.get("line_coverage") or 0.0 for d in judged]),
-        "branch_coverage": mean([d.get("branch_coverage") for d in served]),
+        "branch_coverage": mean([d.get("branch_coverage") if d.get("served") else 0.0 for d in judged]),
         "mutation_score": mean([d["mutants_killed"] / d["mutants"] for d in served if d.get("mutants")]),
         "tests_per_problem": mean([len(d.get("tests") or ()) for d in served]),
         "seconds_per_problem": mean([d.get("seconds") for d in judged]),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from unitune.evaluation.evaluation import Problem, ProblemResult, judge, load_humaneval, summarize
+from unitune.evaluation.evaluation import Problem, ProblemResult, judge, load_humaneval, summarize, summarize_delivered
 from unitune.evaluation.eval_command import chart, table
 from unitune.evaluation.mutants import mutants
 
@@ -109,3 +109,20 @@ def test_humaneval_is_shipped():
     problems = load_humaneval()
     assert len(problems) == 164 and problems[0].function == "has_close_elements"
     assert "def has_close_elements" in problems[0].module and "return False" in problems[0].module
+
+
+def test_delivered_coverage_counts_an_unserved_problem_as_nothing():
+    def result(name, **delivered):
+        return ProblemResult(id=name, valid_syntax=True, delivered=delivered)
+
+    results = [
+        result("a", served=True, passed=True, line_coverage=1.0, branch_coverage=1.0, mutants=4, mutants_killed=3),
+        result("b", served=True, passed=True, line_coverage=1.0, branch_coverage=None),  # no branches to cover
+        result("c", served=False, why="nothing survived"),
+        result("d", served=True, passed=True, line_coverage=0.5, branch_coverage=0.5, mutants=2, mutants_killed=2),
+    ]
+    summary = summarize_delivered(results)
+    assert summary["served"] == 0.75 and summary["pass_rate"] == 1.0
+    assert summary["line_coverage"] == pytest.approx((1 + 1 + 0 + 0.5) / 4)
+    assert summary["branch_coverage"] == pytest.approx((1 + 0 + 0.5) / 3)  # c counts 0; b has no branches
+    assert summary["mutation_score"] == pytest.approx((3 / 4 + 2 / 2) / 2)  # over the served ones
