@@ -109,7 +109,8 @@ def test_the_schedule_is_fitted_to_the_time_left():
     from unitune.training.trainer import LinearSchedule, RunState, _fit_schedule
 
     schedule = LinearSchedule(warmup=0.1, total=100)
-    assert schedule(5) == pytest.approx(0.5) and schedule(10) == 1.0 and schedule(55) == pytest.approx(0.5)
+    assert schedule(0) == pytest.approx(1 / 11)  # the first step learns: a budget may allow only that one
+    assert schedule(5) == pytest.approx(6 / 11) and schedule(10) == 1.0 and schedule(55) == pytest.approx(0.5)
     _fit_schedule(schedule, RunState(step=10, seconds=100.0), budget=200.0, planned=100)
     assert schedule.total == 20  # 10 s a step, 100 s left
     assert schedule(20) == 0.0 and schedule(11) == pytest.approx(0.5)  # warm-up: 2 steps of 20

@@ -179,8 +179,9 @@ def make_optimizer(kind: str, parameters: list, lr: float, weight_decay: float):
 
 class LinearSchedule:
     """Linear warm-up over the first `warmup` fraction of `total` steps, then linear decay to zero at
-    `total`; a time budget lowers `total` as the run goes (and the warm-up with it). A callable
-    object, so `LambdaLR` saves `total` in checkpoints and a resumed run keeps it."""
+    `total`; a time budget lowers `total` as the run goes (and the warm-up with it). The first step
+    already learns (a warm-up from exactly zero would waste it, and a short budget may allow only one
+    step). A callable object, so `LambdaLR` saves `total` in checkpoints and a resumed run keeps it."""
 
     def __init__(self, warmup: float, total: int):
         self.warmup, self.total = warmup, total
@@ -188,7 +189,7 @@ class LinearSchedule:
     def __call__(self, step: int) -> float:
         warmup = int(self.warmup * self.total)
         if step < warmup:
-            return step / max(1, warmup)
+            return (step + 1) / (warmup + 1)
         return max(0.0, (self.total - step) / max(1, self.total - warmup))
 
 

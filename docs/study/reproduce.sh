@@ -10,9 +10,11 @@
 #   bash docs/study/reproduce.sh                               # writes docs/study/deply.{txt,json,png}
 #   STUDY_WORK=/tmp/study STUDY_MINUTES=20 bash docs/study/reproduce.sh
 #   STUDY_MINUTES=5 STUDY_LIMIT=8 bash docs/study/reproduce.sh  # a shorter run: 8 test pairs per model
+#   STUDY_MINUTES=6 STUDY_LIMIT=6 STUDY_GRAD_ACCUM=1 bash docs/study/reproduce.sh   # what docs/study.md shows
 #
 # STUDY_MINUTES is each method's training budget (default 20); STUDY_LIMIT judges only the first N
-# pairs of the test split (default: all). Every step can be run again: the sdist
+# pairs of the test split (default: all); STUDY_GRAD_ACCUM is the examples per optimizer step (default
+# 8, the study's; 1 gives a short CPU budget several steps instead of one or two). Every step can be run again: the sdist
 # and the pairs are kept in STUDY_WORK, a method whose adapter exists is not trained again, a killed
 # training resumes from its last checkpoint, and an evaluation goes on from its last judged problem.
 # Needs the package index once (for the sdist), unless STUDY_SDIST names a downloaded copy.
@@ -43,6 +45,7 @@ for method in "${methods[@]}"; do
   echo "training $name within $minutes minutes" >&2
   # --resume continues a killed run of this name; without a checkpoint it starts afresh
   unitune train pairs.jsonl --method "$method" --name "$name" --store project --minutes "$minutes" --resume \
+    --grad-accum "${STUDY_GRAD_ACCUM:-8}" \
     --progress json > "$work/train-$name.jsonl"
 done
 
