@@ -10,8 +10,8 @@ own tokenizer, and sent as text; the completions come back cut by the same stop 
   with another model's tokenizer and chat template; an adapter's card must name that base too.
 - The adapter is chosen per request. vLLM serves a LoRA adapter under its name in `model` (put there
   by `unitune adapters publish`); llama.cpp's server takes `lora: [{"id": N, "scale": 1.0}]` for its
-  adapter file `NAME.gguf`, and `lora: []` for the bare base (otherwise the adapters it was started
-  with apply). Only LoRA adapters can be served this way.
+  adapter file `NAME.gguf`, and `lora: [{"id": 0, "scale": 0.0}]` for the bare base (every adapter
+  at 0; not `[]`, see `_request_body`). Only LoRA adapters can be served this way.
 - One candidate is greedy (temperature 0); several are sampled as `SamplingOptions` says (`n`; llama.cpp's
   server is asked once per candidate, since its `/v1/completions` writes one).
 - The server stops at `unitune.stopping.stop_strings`; the stop string it reports (vLLM's
@@ -229,7 +229,10 @@ class RemoteRuntime:
         if options.seed is not None:
             body["seed"] = options.seed
         if served.models.kind == LLAMA_CPP:
-            body["lora"] = [{"id": active.llama_cpp_id, "scale": 1.0}] if active else []
+            # Not an empty list for the bare base: llama.cpp's server then keeps the slot's prompt cache,
+            # computed with the previous request's adapter, and answers as if that adapter still applied.
+            # A list naming an adapter at scale 0 (the others get 0 too) makes it see the change.
+            body["lora"] = [{"id": active.llama_cpp_id, "scale": 1.0}] if active else [{"id": 0, "scale": 0.0}]
         return body
 
     def status(self) -> dict:
