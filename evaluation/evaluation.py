@@ -235,19 +235,21 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
           test_name: str, asserts: bool, test_source: str = "") -> ProblemResult:
     """Run one test (`test_name` in the file `test_rel` whose text is `test_text`) against the focal
     code and its mutants, in the sandbox; CodeBLEU against the developer's test when there is one."""
+    from unitune.adapters.assure import node_in_file
     from unitune.evaluation.mutants import mutants
     from unitune.sandbox import run_tests
 
     result = ProblemResult(problem.id, valid_syntax=True, asserts=asserts, test=test_source)
+    node = node_in_file(test_text, test_name)  # `Class::name` for a unittest method
     run = run_tests(project, test_rel, {test_rel: test_text}, focal_file=focal_rel, focal_lines=lines,
-                    select=[test_name], timeout=20)
+                    select=[node], timeout=20)
     result.status = run.status
     result.passed = run.status == "passed" and asserts
     result.line_coverage, result.branch_coverage = run.line_coverage, run.branch_coverage
     if result.passed:
         for mutant in mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM):
             mutated = run_tests(project, test_rel, {test_rel: test_text, focal_rel: mutant.source},
-                                select=[test_name], timeout=10)
+                                select=[node], timeout=10)
             result.mutants += 1
             result.mutants_killed += mutated.status != "passed"
     if problem.reference_test and test_source:

@@ -63,6 +63,27 @@ def test_strong_test_passes_covers_everything_and_kills_mutants(project):
     assert result.mutants >= 4 and result.mutants_killed >= result.mutants - 1
 
 
+UNITTEST_METHOD = '''import unittest
+
+from problem import clamp
+
+
+class TestClamp(unittest.TestCase):
+    def test_clamp(self):
+        self.assertEqual(clamp(-1, 0, 10), 0)
+        self.assertEqual(clamp(11, 0, 10), 10)
+        self.assertEqual(clamp(5, 0, 10), 5)
+'''
+
+
+@pytest.mark.slow
+def test_a_unittest_method_is_judged_inside_its_class(project):
+    """Mined pairs from unittest suites give methods of a test class: they are run, not reported missing."""
+    result = run(project, UNITTEST_METHOD)
+    assert result.passed and result.status == "passed" and result.line_coverage == 1.0
+    assert result.mutants_killed >= 1
+
+
 @pytest.mark.slow
 def test_weak_test_covers_less_and_misses_mutants(project):
     result = run(project, WEAK)
