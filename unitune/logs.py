@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import sys
 import time
 
 LOGGER_NAME = "unitune"
@@ -47,11 +48,17 @@ def configure(verbose: bool = False, file: str | os.PathLike | None = None) -> N
     root = logging.getLogger(LOGGER_NAME)
     root.setLevel(logging.DEBUG if verbose else logging.INFO if file else logging.WARNING)
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) for h in root.handlers):
-        stream = logging.StreamHandler()
+    streams = [h for h in root.handlers if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    if not streams:
+        streams = [logging.StreamHandler()]
+        streams[0].setFormatter(formatter)
+        root.addHandler(streams[0])
+    for stream in streams:  # a process that runs several commands: each writes to the stderr it has now
+        try:
+            stream.setStream(sys.stderr)
+        except ValueError:  # the old stream was closed: nothing to flush into it
+            stream.stream = sys.stderr
         stream.setLevel(logging.DEBUG if verbose else logging.WARNING)
-        stream.setFormatter(formatter)
-        root.addHandler(stream)
     if file is not None:
         os.makedirs(os.path.dirname(os.fspath(file)) or ".", exist_ok=True)
         handler = logging.FileHandler(file, encoding="utf-8")
