@@ -134,6 +134,13 @@ def _registry(args: argparse.Namespace):
     return AdapterRegistry(_project_root(getattr(args, "project", None)))
 
 
+def _project_model(args: argparse.Namespace) -> str:
+    """The `model` setting of the project the command is about (the base an adapter's GGUF is named for)."""
+    from unitune.settings import load_settings
+
+    return load_settings(_project_root(args.project)).settings.model
+
+
 def _disk_errors(function):
     """Turn a failing disk operation into a one-line error instead of a traceback."""
     def run(args: argparse.Namespace) -> int:
@@ -229,10 +236,8 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     if str(args.file).lower().endswith(".gguf"):
         from unitune.adapters.llama_cpp import lora_to_gguf
-        from unitune.settings import load_settings
 
-        model = load_settings(_project_root(args.project)).settings.model
-        print(lora_to_gguf(_registry(args).find_verified(args.name), Path(args.file), model))
+        print(lora_to_gguf(_registry(args).find_verified(args.name), Path(args.file), _project_model(args)))
         return 0
     written = _registry(args).export(args.name, args.file)
     print(written)
@@ -263,10 +268,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if problems:
         raise BadSettingError(problems[0].split(";")[0])
     entry = _registry(args).find_verified(args.name)
-    from unitune.settings import load_settings
-
-    model = load_settings(_project_root(args.project)).settings.model
-    published = publish_adapter(entry, server_url, args.kind, args.server_path, gguf_dir=args.gguf_dir, model=model)
+    published = publish_adapter(entry, server_url, args.kind, args.server_path, gguf_dir=args.gguf_dir,
+                                model=_project_model(args))
     if published.restart_command:
         import shlex
 
@@ -292,13 +295,11 @@ def _cmd_llama_server(args: argparse.Namespace) -> int:
     import shlex
 
     from unitune.adapters.builtin_models import terminal_progress
-    from unitune.adapters.llama_cpp import base_gguf, lora_to_gguf, server_command
-    from unitune.adapters.publish import GGUF_FOLDER
-    from unitune.settings import data_home, load_settings
+    from unitune.adapters.llama_cpp import base_gguf, gguf_folder, lora_to_gguf, server_command
 
-    model = load_settings(_project_root(args.project)).settings.model
+    model = _project_model(args)
     registry = _registry(args)
-    folder = args.gguf_dir or data_home() / GGUF_FOLDER
+    folder = gguf_folder(args.gguf_dir)
     adapters = [lora_to_gguf(registry.find_verified(name), folder / f"{Path(name).name}.gguf", model)
                 for name in args.names]
     base = base_gguf(model, terminal_progress())

@@ -33,6 +33,8 @@ from unitune.logs import get_logger, log_event
 log = get_logger("llama_cpp")
 
 GGUF_SUFFIX = ".gguf"
+#: Where adapters converted for llama.cpp go, under unitune's home, unless a `--gguf-dir` says.
+GGUF_FOLDER = "gguf"
 #: The metadata key holding the adapter's unitune card (JSON) inside its GGUF file.
 CARD_KEY = "unitune.adapter.card"
 UNITUNE_VERSION_KEY = "unitune.version"
@@ -49,14 +51,13 @@ _PEFT_PREFIX = "base_model.model."
 def base_gguf(model: str, progress=None) -> Path:
     """The GGUF file llama.cpp's server can load for the `model` setting: a `.gguf` file as it is; the
     built-in model's installed parts joined and checked once. Raises `ModelLoadError` otherwise."""
-    from unitune.adapters.builtin_models import BUILTIN_MODELS, models_home, packaged_parts
+    from unitune.adapters.builtin_models import models_home, packaged_parts
     from unitune.adapters.gguf_conversion import join_verified
 
     path = Path(model).expanduser()
     if path.suffix.lower() == GGUF_SUFFIX and path.is_file():
         return path
-    builtin = BUILTIN_MODELS.get(model) or next(
-        (entry for entry in BUILTIN_MODELS.values() if entry.hub_id == model), None)
+    builtin = _builtin(model)
     if builtin is None or builtin.packaged is None:
         raise ModelLoadError(
             f"{model} is not a GGUF file nor a built-in model; give llama.cpp's server a GGUF of it (llama.cpp's "
@@ -83,10 +84,9 @@ def base_config(model_id: str):
     cached Hugging Face id): what the conversion needs to name and shape the tensors."""
     from transformers import AutoConfig
 
-    from unitune.adapters.builtin_models import BUILTIN_MODELS, resolve_builtin
+    from unitune.adapters.builtin_models import resolve_builtin
 
-    builtin = BUILTIN_MODELS.get(model_id) or next(
-        (entry for entry in BUILTIN_MODELS.values() if entry.hub_id == model_id), None)
+    builtin = _builtin(model_id)
     try:
         source = resolve_builtin(builtin)[0] if builtin else model_id
         path = Path(str(source)).expanduser()
@@ -172,7 +172,21 @@ def server_command(binary: str, model: Path, adapters: list[Path], port: int, ho
     return command
 
 
+def gguf_folder(chosen: Path | None = None) -> Path:
+    """Where converted adapters are written: `chosen`, else `$UNITUNE_HOME/gguf`."""
+    from unitune.settings import data_home
+
+    return Path(chosen) if chosen else data_home() / GGUF_FOLDER
+
+
 # -- helpers -------------------------------------------------------------------------------------
+
+def _builtin(model: str):
+    """The built-in model named by `model` (its name or its Hugging Face id), or None."""
+    from unitune.adapters.builtin_models import BUILTIN_MODELS
+
+    return BUILTIN_MODELS.get(model) or next((entry for entry in BUILTIN_MODELS.values() if entry.hub_id == model), None)
+
 
 def _check_convertible(name: str, config: dict) -> None:
     unsupported = [what for what, present in (

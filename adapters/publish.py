@@ -30,8 +30,6 @@ from unitune.logs import get_logger, log_event, new_request_id
 log = get_logger("publish")
 
 LOAD_PATH = "/v1/load_lora_adapter"
-#: Where adapters converted for llama.cpp go, under unitune's home, unless `--gguf-dir` says.
-GGUF_FOLDER = "gguf"
 UNLOAD_PATH = "/v1/unload_lora_adapter"
 
 
@@ -87,20 +85,13 @@ def publish_adapter(entry, server_url: str, kind: str | None = None, server_path
 def _publish_llama_cpp(entry, client: ServerClient, gguf_dir: Path | None, server_path: str | None,
                        model: str | None, request_id: str) -> Published:
     """Convert the adapter to `NAME.gguf` in `gguf_dir` and see whether the server holds it already."""
-    from unitune.adapters.llama_cpp import lora_to_gguf, server_command
-    from unitune.adapters.served_models import llama_cpp_lora_id
-    from unitune.settings import data_home
+    from unitune.adapters.llama_cpp import gguf_folder, lora_to_gguf, server_command
 
-    folder = Path(gguf_dir) if gguf_dir else data_home() / GGUF_FOLDER
-    written = lora_to_gguf(entry, folder / f"{entry.name}.gguf", model)
+    written = lora_to_gguf(entry, gguf_folder(gguf_dir) / f"{entry.name}.gguf", model)
     seen_as = str(Path(server_path) / written.name) if server_path else str(written)
     loaded = client.get("/lora-adapters", request_id=request_id).body
     files = [str(item.get("path", "")) for item in loaded if isinstance(item, dict)] if isinstance(loaded, list) else []
-    try:
-        llama_cpp_lora_id(client, entry.name, request_id)
-        held = True
-    except InferenceServerError:
-        held = False
+    held = any(Path(file).name == written.name for file in files)  # as requests find it (`llama_cpp_lora_id`)
     log_event(log, "adapter.published", request_id=request_id, adapter=entry.name, server=client.base_url,
               kind=LLAMA_CPP, lora_path=seen_as, held=held)
     if held:

@@ -67,21 +67,15 @@ def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "ll
             bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
         )
         return GPT2LMHeadModel(config), tokenizer
-    if arch == "qwen2":
-        config = Qwen2Config(
-            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-            num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=2048, bos_token_id=tokenizer.eos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
-        )
-        return Qwen2ForCausalLM(config), tokenizer
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-        max_position_embeddings=2048, bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=False,
+    # the two Llama-shaped decoders differ in grouped query heads and tied embeddings only
+    decoder = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+        num_attention_heads=4, max_position_embeddings=2048, bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
     )
-    return LlamaForCausalLM(config), tokenizer
+    if arch == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**decoder, num_key_value_heads=2, tie_word_embeddings=True)), tokenizer
+    return LlamaForCausalLM(LlamaConfig(**decoder, num_key_value_heads=4, tie_word_embeddings=False)), tokenizer
 
 
 def save_model(folder: Path, seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "llama") -> Path:
