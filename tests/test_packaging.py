@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -33,3 +34,14 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
     assert "unitune/server/features/generate.py" in expected
     assert not expected - names, sorted(expected - names)
     assert not set(DATA) - names
+
+
+def test_a_plain_install_brings_what_validate_run_needs_for_python():
+    """`pip install -e .` alone (the README's first command) must run and measure the tests it writes:
+    without pytest in that interpreter, validate = "run" falls back to a syntax check."""
+    # pyproject.toml takes the plain install's dependencies from requirements.txt
+    assert 'dependencies = { file = ["requirements.txt"] }' in (ROOT / "pyproject.toml").read_text()
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    plain = {re.split(r"[=<>~!; \[]", line, maxsplit=1)[0].lower() for line in lines
+             if line.strip() and not line.startswith("#")}
+    assert {"pytest", "coverage"} <= plain, sorted(plain)
