@@ -1,5 +1,6 @@
 """A non-editable install holds every module and data file of the source tree under its import name
-(`pip install .` once left out `unitune.server.features`, and the server could not start)."""
+(`pip install .` once left out `unitune.server.features`, and the server could not start), and a plain
+install brings what running the tests it writes needs."""
 
 from __future__ import annotations
 
