@@ -57,7 +57,7 @@ def build(log=sys.stderr) -> Path:
     source = work / f"llama_cpp_python-{VERSION}" / "vendor" / "llama.cpp"
     if not source.is_dir():
         with tarfile.open(sdist) as archive:
-            archive.extractall(work, filter="data")
+            _extract(archive, work)
     started = time.monotonic()
     _run(["cmake", "-S", str(source), "-B", str(work / "build"), "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF",
           "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
@@ -68,6 +68,19 @@ def build(log=sys.stderr) -> Path:
     print(f"built {cache / BINARY} in {time.monotonic() - started:.0f} s", file=log)
     shutil.rmtree(work, ignore_errors=True)
     return cache / BINARY
+
+
+def _extract(archive: tarfile.TarFile, into: Path) -> None:
+    """Unpack with the "data" filter where this Python has it (3.11.4, 3.10.12 and later); before that,
+    refuse a member that is a link or lands outside `into`, which is what the filter would refuse."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(into, filter="data")
+        return
+    root = into.resolve()
+    for member in archive.getmembers():
+        if member.issym() or member.islnk() or not (root / member.name).resolve().is_relative_to(root):
+            raise RuntimeError(f"{archive.name}: {member.name} would unpack outside {into}")
+    archive.extractall(into)
 
 
 def _run(command: list[str], log) -> None:
