@@ -113,17 +113,23 @@ def main() -> None:
     never = lambda: StopScanner("java", 0)  # noqa: E731 - never ends: every run makes exactly --tokens tokens
     ticks = []
 
+    made = {}
+
+    # Both sides make exactly --tokens tokens: `min_new_tokens` holds back end-of-text (a real model may
+    # end early, which made our side look ten times faster than it is).
     def ours():
         with runtime.active_model() as (model, tokenizer):
-            generate_completions(model, tokenizer, prompt, SamplingOptions(max_new_tokens=args.tokens), never,
-                                 on_token=ticks.append)
+            stats = generate_completions(model, tokenizer, prompt, SamplingOptions(max_new_tokens=args.tokens),
+                                         never, on_token=ticks.append, min_new_tokens=args.tokens)
+        made["ours"] = stats.new_tokens
 
     def bare():
         with runtime.active_model() as (model, tokenizer):
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
             with torch.inference_mode():
-                model.generate(**ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
-                               pad_token_id=tokenizer.pad_token_id)
+                out = model.generate(**ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id)
+        made["bare"] = out.shape[1] - ids["input_ids"].shape[1]
 
     ours(), bare()  # warm up
     ours_times, bare_times = [], []
@@ -133,7 +139,8 @@ def main() -> None:
     ours_t, bare_t = statistics.median(ours_times), statistics.median(bare_times)
     print(f"{'generation, ' + str(args.tokens) + ' new tokens':<40}{'seconds':>12}{'ratio to bare':>18}")
     print(f"{'bare model.generate':<40}{bare_t:>12.4f}{1.0:>18.4f}")
-    print(f"{'unitune generate_completions':<40}{ours_t:>12.4f}{ours_t / bare_t:>18.4f}\n")
+    print(f"{'unitune generate_completions':<40}{ours_t:>12.4f}{ours_t / bare_t:>18.4f}")
+    print(f"new tokens made: ours {made['ours']}, bare {made['bare']}\n")
 
     # -- mixed batch -------------------------------------------------------------------------
     rows = [entries["lora-a"], entries["lora-b"], None, entries["lora-a"]]
@@ -141,13 +148,14 @@ def main() -> None:
     def batch():
         with runtime.mixed_lora_model(rows) as (model, tokenizer, names):
             generate_batch(model, tokenizer, [prompt] * 4, SamplingOptions(max_new_tokens=args.tokens), never,
-                           adapter_names=names)
+                           adapter_names=names, min_new_tokens=args.tokens)
 
     def singles():
         for entry in rows:
             runtime.activate(entry)
             with runtime.active_model() as (model, tokenizer):
-                generate_completions(model, tokenizer, prompt, SamplingOptions(max_new_tokens=args.tokens), never)
+                generate_completions(model, tokenizer, prompt, SamplingOptions(max_new_tokens=args.tokens), never,
+                                     min_new_tokens=args.tokens)
 
     batch_t = median_time(batch, args.repeats)
     singles_t = median_time(singles, args.repeats)
