@@ -164,6 +164,32 @@ def test_qlora_trains_on_a_cpu(tiny_base, pairs_file, home, tmp_path):
         assert any("lora_A" in key for key in weights.keys())
 
 
+def test_a_4bit_model_built_for_training_still_learns_after_an_evaluation_pass(tiny_base):
+    """bitsandbytes repacks a 4-bit layer for a CPU inference kernel without a backward pass when it runs
+    in eval mode without gradients (on a CPU with AVX-512 BF16); training evaluates first. Here every
+    layer claims that CPU, so the check means the same on any machine."""
+    import torch
+
+    from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.training.config import TrainConfig
+    from unitune.training.trainer import build_model
+
+    base = load_model(ModelSpec(str(tiny_base), "cpu", "4bit"))
+    quantized = [m for m in base.model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+    assert quantized
+    for module in quantized:
+        module.support_avx512bf16_for_cpu = True
+    model = build_model(TrainConfig(method="lora", name="q", dropout=0.0), base, "llama")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids, labels=ids)
+    model.train()
+    model(input_ids=ids, labels=ids).loss.backward()
+    first_layer = [p for name, p in model.named_parameters() if "layers.0." in name and "lora_B" in name]
+    assert first_layer and all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in first_layer)
+
+
 @pytest.mark.parametrize(("extra", "fragment"), [
     (["--block-size", "100000"], "--block-size 100000 is longer than"),
     (["--minutes", "0"], "--minutes must be positive"),
