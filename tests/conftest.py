@@ -21,6 +21,14 @@ def tiny_base(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def endless_base(tmp_path_factory) -> Path:
+    """A tiny model whose generation never ends on its own (it writes spaces forever)."""
+    import tinymodels
+
+    return tinymodels.save_endless_model(tmp_path_factory.mktemp("models") / "endless-base")
+
+
+@pytest.fixture(scope="session")
 def other_base(tmp_path_factory) -> Path:
     """Another tiny model of the same shape but different weights (for wrong-base checks)."""
     import tinymodels

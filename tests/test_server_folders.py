@@ -37,8 +37,9 @@ def make_project(name: str, settings: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def projects(tiny_base, peft_adapters) -> dict[str, Path]:
-    """Two projects on the same base, each with its own adapter from the user store."""
+def projects(tiny_base, endless_base, peft_adapters) -> dict[str, Path]:
+    """Two projects on the same base, each with its own adapter from the user store; one whose
+    generations run until cancelled; one with bad settings."""
     from unitune.adapters.card import AdapterCard, BaseModelRef, base_fingerprint
     from unitune.adapters.registry import AdapterRegistry
     from unitune.prompt import PROMPT_FORMAT_VERSION
@@ -60,7 +61,7 @@ def projects(tiny_base, peft_adapters) -> dict[str, Path]:
     return {
         "a": make_project("project-a", common + 'adapter = "team-lora"\n'),
         "b": make_project("project-b", common + 'adapter = "team-ia3"\n'),
-        "slow": make_project("project-slow", f'model = "{tiny_base}"\nmax_new_tokens = 1500\n'),
+        "slow": make_project("project-slow", f'model = "{endless_base}"\nmax_new_tokens = 8192\n'),
         "broken": make_project("project-broken", f'model = "{HOME / "no-such-model"}"\ncandidates = 0\n'),
     }
 

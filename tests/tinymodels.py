@@ -53,7 +53,7 @@ def make_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer_object(), eos_token=EOS, pad_token=EOS)
 
 
-def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "llama"):
+def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "llama", positions: int = 2048):
     """A random decoder. `arch` is "llama" (q/k/v/o + gate/up/down projections), "qwen2" (the same with
     biased q/k/v, as the default model is built) or "gpt2"."""
     import torch
@@ -70,7 +70,7 @@ def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "ll
     # the two Llama-shaped decoders differ in grouped query heads and tied embeddings only
     decoder = dict(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-        num_attention_heads=4, max_position_embeddings=2048, bos_token_id=tokenizer.eos_token_id,
+        num_attention_heads=4, max_position_embeddings=positions, bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
     )
     if arch == "qwen2":
@@ -81,6 +81,31 @@ def make_model(seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "ll
 def save_model(folder: Path, seed: int = 0, hidden: int = 64, layers: int = 2, arch: str = "llama") -> Path:
     """Save a tiny random model and its tokenizer to `folder` (a local model folder)."""
     model, tokenizer = make_model(seed, hidden, layers, arch)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_endless_model(folder: Path, piece: str = "\u0120", seed: int = 0) -> Path:
+    """Save a tiny model that writes `piece` (one token; by default a space, in the byte-level
+    alphabet) forever, whatever the CPU's rounding: a test that never starts, so never ends, for tests
+    of cancellation and of answering during a generation. Every token embeds alike, so every position
+    has the same final hidden state, and the output row of `piece` is set to point along it. Its
+    context holds 16,384 tokens, so a generation of the most tokens a setting allows (8,192) fits."""
+    import torch
+
+    model, tokenizer = make_model(seed, positions=16384)
+    token = tokenizer.convert_tokens_to_ids(piece)
+    seen = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    with torch.no_grad():
+        embeddings = model.get_input_embeddings().weight
+        embeddings.copy_(embeddings[token].expand_as(embeddings).clone())
+        model(input_ids=torch.tensor([[token, token]]))
+        state = seen[-1][0, -1]
+        # its logit is 50; the others are a random row's product with the state, about +-1
+        model.get_output_embeddings().weight[token] = state * 50 / state.dot(state)
+    hook.remove()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
