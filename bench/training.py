@@ -97,7 +97,8 @@ def _train_and_measure(method: str, base: str, pairs: Path, steps: int, trainer_
         arguments = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch_size, max_steps=steps,
                                       learning_rate=config.learning_rate, lr_scheduler_type="linear", warmup_steps=max(1, steps // 10),
                                       logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True,
-                                      dataloader_num_workers=0, seed=config.seed, disable_tqdm=True)
+                                      dataloader_num_workers=0, seed=config.seed, disable_tqdm=True,
+                                      bf16=bf16)  # the precision our loop computes in, so only the loops differ
         Trainer(model=model, args=arguments, train_dataset=Examples(),
                 data_collator=lambda batch: collate(batch, loaded.tokenizer.pad_token_id)).train()
     else:
@@ -107,6 +108,7 @@ def _train_and_measure(method: str, base: str, pairs: Path, steps: int, trainer_
     samples_per_step = batch_size * (parallel.size if parallel is not None else 1)
     return {"method": method, "trainable": trainable, "total": total, "seconds_per_step": seconds / steps,
             "peak_mib": run_record.peak_memory_mib(), "loop": "Trainer" if trainer_loop else "unitune",
+            "precision": "bf16" if bf16 else "fp32",
             "optimizer": optimizer, "checkpointing": checkpointing, "examples": len(train.examples),
             "mean_tokens": sum(len(e.input_ids) for e in train.examples) / max(1, len(train.examples)),
             "samples_per_second": samples_per_step * steps / seconds, "batch_size": batch_size}
@@ -202,7 +204,7 @@ def main() -> None:
     full = results["full"]
     print(f"training {args.steps} steps, batch {args.batch_size}, block {args.block_size}, {described}, "
           f"{full['total'] / 1e6:.1f}M parameters, CPU; {full['examples']} examples of "
-          f"{full['mean_tokens']:.0f} tokens on average; full fine-tuning with {full['optimizer']}"
+          f"{full['mean_tokens']:.0f} tokens on average; {full['precision']} compute; full fine-tuning with {full['optimizer']}"
           f"{' and gradient checkpointing' if full['checkpointing'] else ''}\n")
     print(f"{'method':<15}{'trainable':>12}{'% of model':>12}{'s/step':>10}{'vs full':>9}{'peak MiB':>10}{'vs full':>9}")
     for method, r in results.items():
