@@ -112,15 +112,15 @@ def main() -> None:
     runtime.activate(entries["lora-a"])
     never = lambda: StopScanner("java", 0)  # noqa: E731 - never ends: every run makes exactly --tokens tokens
     ticks = []
+    made = {}  # new tokens per side, printed as a check
+    options = SamplingOptions(max_new_tokens=args.tokens)
 
-    made = {}
-
-    # Both sides make exactly --tokens tokens: `min_new_tokens` holds back end-of-text (a real model may
-    # end early, which made our side look ten times faster than it is).
+    # Every run makes exactly --tokens tokens: `min_new_tokens` holds back end-of-text, at which a real
+    # model may otherwise stop early on our side only (the bare side below is held to the count too).
     def ours():
         with runtime.active_model() as (model, tokenizer):
-            stats = generate_completions(model, tokenizer, prompt, SamplingOptions(max_new_tokens=args.tokens),
-                                         never, on_token=ticks.append, min_new_tokens=args.tokens)
+            stats = generate_completions(model, tokenizer, prompt, options, never, on_token=ticks.append,
+                                         min_new_tokens=args.tokens)
         made["ours"] = stats.new_tokens
 
     def bare():
@@ -147,15 +147,14 @@ def main() -> None:
 
     def batch():
         with runtime.mixed_lora_model(rows) as (model, tokenizer, names):
-            generate_batch(model, tokenizer, [prompt] * 4, SamplingOptions(max_new_tokens=args.tokens), never,
-                           adapter_names=names, min_new_tokens=args.tokens)
+            generate_batch(model, tokenizer, [prompt] * 4, options, never, adapter_names=names,
+                           min_new_tokens=args.tokens)
 
     def singles():
         for entry in rows:
             runtime.activate(entry)
             with runtime.active_model() as (model, tokenizer):
-                generate_completions(model, tokenizer, prompt, SamplingOptions(max_new_tokens=args.tokens), never,
-                                     min_new_tokens=args.tokens)
+                generate_completions(model, tokenizer, prompt, options, never, min_new_tokens=args.tokens)
 
     batch_t = median_time(batch, args.repeats)
     singles_t = median_time(singles, args.repeats)

@@ -211,8 +211,8 @@ def main() -> None:
         print(f"{method:<15}{r['trainable']:>12,}{100 * r['trainable'] / r['total']:>11.3f}%"
               f"{r['seconds_per_step']:>10.3f}{r['seconds_per_step'] / full['seconds_per_step']:>9.2f}"
               f"{r['peak_mib']:>10.0f}{r['peak_mib'] / full['peak_mib']:>9.2f}")
-    # Ours again, right before the Trainer run: the first process of a run starts colder (page cache,
-    # allocator), which alone made ours look up to 1.2x slower in the table's run.
+    # Ours again, right before the Trainer run: the first process of a run started colder (page cache,
+    # allocator) and ran up to 1.2x slower than the same loop run later.
     ours = child("lora", base, pairs, args.steps, **options)
     bare = child("lora", base, pairs, args.steps, trainer_loop=True, **options)
     print(f"\nLoRA, {args.steps} steps: our loop {ours['seconds_per_step']:.3f} s/step, PEFT + Trainer "

@@ -141,8 +141,8 @@ def test_a_cancelled_request_ends_at_once_and_the_server_goes_on(server, project
 
     runtime = RemoteRuntime(ModelSpec.from_settings(Settings(server_url=server.url)))
     prompt = example_prompt(*PY_FOCAL)
-    # About 1,800 tokens the server has not seen (its prompt cache cannot skip them) before the prompt: its
-    # prefill alone outlasts the wait below on any CPU, however short a test the model would write.
+    # Lines the server has not seen (its prompt cache cannot skip them) before the prompt, cut to the 2,096
+    # tokens the request keeps: their prefill alone outlasts the wait below, however short the test.
     unseen = "".join(f"# {time.time_ns()} note {i}: every deposit is added to the running balance\n" for i in range(90))
     cancel = threading.Event()
     outcome: dict = {}

@@ -101,26 +101,23 @@ def build_model(config: TrainConfig, base, model_type: str, checkpointing: bool 
     return get_peft_model(base.model, peft_config)
 
 
-def keep_4bit_layers_trainable(model) -> int:
-    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel; returns how many
-    layers were changed.
+def keep_4bit_layers_trainable(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel, and undo any
+    repacking already done.
 
     On a CPU with AVX-512 BF16, a 4-bit layer that runs in eval mode without gradients repacks its
     weights for a faster kernel and keeps them so when training resumes. That kernel has no backward
     pass: everything before it stops learning. Training evaluates before its first step, so without
     this a QLoRA run on such a CPU trains nothing and says nothing."""
-    changed = 0
     for module in model.modules():
         if getattr(module, "support_avx512bf16_for_cpu", False):
             module.support_avx512bf16_for_cpu = False
-            changed += 1
         weight = getattr(module, "weight", None)
         state = getattr(weight, "quant_state", None)
         if state is not None and getattr(state, "packing_format_for_cpu", False):
             from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
 
             weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
-    return changed
 
 
 def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int, bf16: bool = False) -> float | None:
