@@ -192,11 +192,18 @@ def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(cover
 
 
 @pytest.mark.slow
-def test_no_coverage_round_past_the_time_budget(coverage_model, example_project):
+def test_no_coverage_round_past_the_time_budget(coverage_model, example_project, monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from unitune.adapters import service
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime
     from unitune.adapters.service import TestGenerator
 
+    # The generator's clock runs ten times fast: as on a machine ten times slower, the first round leaves
+    # no time for a second within the least budget (a fast CPU did both rounds within 5 s).
+    monkeypatch.setattr(service, "time", SimpleNamespace(perf_counter=lambda: 10 * time.perf_counter()))
     project = example_project / "python"
     path = project / "bank" / "account.py"
     settings = Settings(model=str(coverage_model), validate="run", time_budget=5)

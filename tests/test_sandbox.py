@@ -588,6 +588,12 @@ def assert_ran_as_nobody(result) -> None:
     assert result.isolation["user"] == "nobody" and int(result.isolation["capabilities"], 16) == 0
 
 
+# The interpreter running these tests keeps its files where `nobody` may not go (a pyenv Python under /root).
+needs_private_interpreter = pytest.mark.skipif(
+    nobody() is None or private_ancestor(sys.executable) is None,
+    reason="the interpreter running these tests is within reach of `nobody` (not under /root)")
+
+
 @pytest.fixture
 def private_venv(tmp_path) -> Path:
     """A virtual environment inside a folder only root may enter (as one made from a Python under
@@ -618,6 +624,7 @@ def test_a_virtual_environment_in_a_private_folder_runs_as_nobody(project, priva
 
 @pytest.mark.slow
 @needs_root_and_namespaces
+@needs_private_interpreter  # a venv of a Python `nobody` may reach (/usr/bin) starts and runs as it
 def test_an_interpreter_nobody_cannot_start_is_an_error_that_says_so(project, private_venv, monkeypatch):
     # The original fault: the run starts, but `nobody` cannot start the interpreter. Nothing shown
     # to it (the plan, made first, passed its check): the run must say why, not "no test ran".
@@ -630,8 +637,7 @@ def test_an_interpreter_nobody_cannot_start_is_an_error_that_says_so(project, pr
 
 
 @needs_root_and_namespaces
-@pytest.mark.skipif(nobody() is None or private_ancestor(sys.executable) is None,
-                    reason="the interpreter running these tests is within reach of `nobody` (not under /root)")
+@needs_private_interpreter
 def test_an_interpreter_under_roots_private_home_runs_as_nobody(project):
     # The machine's own case: a pyenv Python under /root (mode 700).
     secret = private_ancestor(sys.executable) / f"unitune-sandbox-secret-{os.getpid()}.txt"
