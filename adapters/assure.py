@@ -1,54 +1,53 @@
 """Assured tests (`validate = "run"`): only tests that were run, pass reliably and add something
-reach the user.
+reach the user, and each is as small as what it adds.
 
 The stages, in order, for the candidates of one request (Python):
 1. checks before running (`unitune.checks`): names resolve (missing imports added where clear),
-   parameters are fixtures (others removed), the test calls the focal function, asserts something;
-2. one sandbox session: every candidate in the test file, run once; then their observing twins
-   (`unitune.oracles`), which record what each assertion's expression really gave;
-3. repair of the failing ones (`repair` setting): observed values as expected values,
-   `pytest.raises` for what raised; what cannot be repaired is removed; a test without an
-   assertion left is dropped;
-4. a second session with the survivors: run three times (the third in reverse order; a test that
-   fails once is flaky and dropped), per-test coverage of the focal function (coverage.py contexts),
-   and each mutant of the focal function (`training.mutants`) against them;
+   parameters are fixtures (others removed), table-driven loops written out row by row, the test
+   calls the focal function and asserts something;
+2. one sandbox session (`adapters.assure_sessions.run_session`): every candidate once, with per-test
+   coverage of the focal function. Those that failed run as their observing twins
+   (`unitune.observing`), which record what each statement and assertion really did. Those that
+   passed run twice more (the second time in reverse order; a test that fails once is flaky and
+   dropped), and their twins run with a coverage context per statement and against each mutant of
+   the focal function (`evaluation.mutants`), so what each test and each statement adds is known;
+3. repair (`unitune.oracles`) of the failing ones: observed values, expected raises and close
+   attribute names are written in, and what still fails is removed with what depends on it; the
+   repaired tests go through stage 2 again, until they pass or `REPAIR_ROUNDS` sessions are spent.
+   A test is dropped only when nothing that calls the focal function and asserts survives;
+4. shaping (`unitune.minimize`): statements that add no line, branch or caught mutant are removed,
+   and a test that checks several behaviours becomes one test per behaviour; the changed tests run
+   three times more, and one that does not pass falls back to what it was;
 5. selection: the smallest set, best first, that reaches the best line and branch coverage and
    mutation score; each test says what it adds. A test that adds nothing beyond the ones before it
    is dropped.
-Two sandbox sessions per request, each one copy of the project, whatever the number of candidates.
+Whatever the number of candidates, a request costs one session per round of repair, and one more
+when shaping changed something.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitune.adapters.postprocess import GeneratedTest, rate
+from unitune.adapters.assure_sessions import (  # noqa: F401  (node_in_file: part of this module's interface)
+    RUNS, Measured, TestValue, node_in_file, run_session, verify_session,
+)
+from unitune.adapters.postprocess import GeneratedTest, rate, unique_names
 from unitune.checks import check_python_test, conftest_fixtures
 from unitune.errors import GenerationCancelled
-from unitune.insertion import apply, plan_insertion
+from unitune.insertion import existing_test_names
 from unitune.logs import get_logger, log_event
-from unitune.oracles import observing_twin, repair
+from unitune.minimize import shape
+from unitune.oracles import NO_REPAIR, repair
 
 log = get_logger("assure")
 
-RUNS = 3  # a test is kept only when it passes this many times in a row
-MUTANTS = 6
-PER_TEST_SECONDS = 10.0
-
-
-@dataclass
-class TestValue:
-    """What a kept test was measured to give, and what it adds to the tests before it."""
-
-    __test__ = False
-
-    lines: set[int] = field(default_factory=set)
-    branches: set[tuple[int, int]] = field(default_factory=set)
-    killed: set[int] = field(default_factory=set)
-    adds: str = ""
+#: Sessions of run -> repair at most before a test that still fails is given up.
+REPAIR_ROUNDS = 3
 
 
 @dataclass
@@ -62,6 +61,7 @@ class Assured:
     mutants: int = 0
     stage_counts: dict[str, int] = field(default_factory=dict)  # survivors after each stage
     uncovered: list[int] = field(default_factory=list)  # lines of the focal function no kept test runs
+    failures: list[str] = field(default_factory=list)  # what the last failing run of each dropped test said
 
     def reach(self) -> tuple[int, int, int]:
         """(lines, branches, mutants killed) of the kept tests together."""
@@ -96,102 +96,31 @@ class Job:
 def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
     """Run the stages on `tests` (post-processed, syntax-valid candidates). Raises `SandboxError`
     (from the sandbox) when tests cannot be run here at all."""
-    from unitune import sandbox
-    from unitune.evaluation.mutants import mutants
-
     counts = {"candidates": len(tests)}
     rejected: list[GeneratedTest] = []
     checked = _check(job, tests, rejected)
     counts["checked"] = len(checked)
     if not checked:
         return Assured([], rejected, [], {}, stage_counts=counts)
-
-    # Session 1: each candidate once, then the observing twins of all of them.
-    _stop_if_cancelled(job)
-    job.report(stage, 0.1, f"running {len(checked)} candidate(s) in the sandbox")
-    file_text = _file_text(job, checked)
-    ids = {test.name: _node_id(job, file_text, test.name) for test in checked}
-    twins = [(test.name, observing_twin(test.source, test.name) or test.source) for test in checked]
-    twin_text = _file_text(job, twins)
-    first = sandbox.run_rounds(
-        job.root, job.test_rel,
-        [sandbox.Round(select=list(ids.values())),
-         sandbox.Round(files={job.test_rel: twin_text}, select=list(ids.values()), observe=True)],
-        {**job.unsaved, job.test_rel: file_text}, focal_file=job.focal_rel,
-        focal_lines=(job.function.start_line, job.function.end_line), per_test_timeout=PER_TEST_SECONDS,
-        python=job.python, timeout=60 + PER_TEST_SECONDS * len(checked) * 2)
-    outcomes, observations = first.rounds[0].outcomes if first.rounds else {}, \
-        first.rounds[1].observations if len(first.rounds) > 1 else []
-    survivors: list[GeneratedTest] = []
-    for test in checked:
-        outcome, message = outcomes.get(ids[test.name], ("error", _no_result(first)))
-        if outcome == "passed":
-            survivors.append(test)
-            continue
-        fixed = repair(test.source, test.name, [o for o in observations if o.get("test") == test.name],
-                       job.repair_mode)
-        if fixed.source is None:
-            _reject(test, f"{outcome} when run: {message}" + (f" ({'; '.join(fixed.notes)})" if fixed.notes else ""),
-                    rejected)
-            continue
-        test.source = fixed.source
-        test.repaired.extend(fixed.notes)
-        rate(test, job.function.name)
-        survivors.append(test)
-    counts["passed or repaired"] = len(survivors)
-    if not survivors:
-        return Assured([], rejected, [], {}, stage_counts=counts)
-
-    # Session 2: three runs, per-test coverage, the mutants.
-    _stop_if_cancelled(job)
-    job.report(stage, 0.5, f"checking {len(survivors)} test(s): {RUNS} runs, coverage, mutants")
-    file_text = _file_text(job, survivors)
-    ids = {test.name: _node_id(job, file_text, test.name) for test in survivors}
-    found = mutants(job.focal_source, job.function.qualified_name, MUTANTS)
-    rounds = [sandbox.Round(select=list(ids.values()), coverage=True)]
-    rounds += [sandbox.Round(select_passed_of=list(range(run)), reverse=run % 2 == 0) for run in range(1, RUNS)]
-    reliable_rounds = list(range(RUNS))
-    rounds += [sandbox.Round(files={job.focal_rel: mutant.source}, select_passed_of=reliable_rounds) for mutant in found]
-    second = sandbox.run_rounds(
-        job.root, job.test_rel, rounds, {**job.unsaved, job.test_rel: file_text}, focal_file=job.focal_rel,
-        focal_lines=(job.function.start_line, job.function.end_line), per_test_timeout=PER_TEST_SECONDS,
-        python=job.python, timeout=60 + PER_TEST_SECONDS * len(survivors) * len(rounds))
-    runs = second.rounds[:RUNS]
-    if len(runs) < RUNS or second.status == "timeout":
-        for test in survivors:
-            _reject(test, f"the sandbox session did not finish: {_no_result(second)}", rejected)
-        return Assured([], rejected, [], {}, stage_counts=counts)
-    values: dict[str, TestValue] = {}
-    reliable: list[GeneratedTest] = []
-    for test in survivors:
-        nodeid = ids[test.name]
-        results = [run.outcomes.get(nodeid) for run in runs]
-        if results[0] is None or results[0][0] != "passed":
-            outcome, message = results[0] or ("error", "no result")
-            _reject(test, f"{outcome} when run after repair: {message}", rejected)
-            continue
-        if any(result is None or result[0] != "passed" for result in results):
-            failed = next(result for result in results if result is None or result[0] != "passed")
-            _reject(test, f"flaky: passed, then {failed[0] if failed else 'did not run'} when run again "
-                          f"({failed[1] if failed else ''})".rstrip(" ()"), rejected)
-            continue
-        lines, branches = runs[0].covered.get(nodeid, (set(), set()))
-        killed = {index for index, run in enumerate(second.rounds[RUNS:])
-                  if nodeid in run.outcomes and run.outcomes[nodeid][0] != "passed"}
-        values[test.name] = TestValue(set(lines), set(branches), killed)
-        reliable.append(test)
+    measured = Measured()
+    reliable = _run_and_repair(job, checked, measured, rejected, stage)
     counts["reliable"] = len(reliable)
-    statements, arc_count = len(runs[0].statements), len(runs[0].branches)
-    kept = _select(reliable, values, statements, arc_count, len(found), rejected)
+    if not reliable:
+        return Assured([], rejected, [], {}, stage_counts=counts, failures=_failures(rejected))
+
+    _stop_if_cancelled(job)
+    final = _shape(job, reliable, measured, stage)
+    counts["shaped"] = len(final)
+    kept = _select(final, measured.values, measured.statements, measured.arcs, measured.mutants, rejected)
     counts["delivered"] = len(kept)
     log_event(log, "assure.done", function=job.function.qualified_name, **{k.replace(" ", "_"): v for k, v in counts.items()})
-    covered = set().union(*(values[test.name].lines for test in kept)) if kept else set()
-    return Assured(kept, rejected, [], values, statements, arc_count, len(found), counts,
-                   sorted(runs[0].statements - covered))
+    covered = set().union(*(measured.values[test.name].lines for test in kept)) if kept else set()
+    return Assured(kept, rejected, [], measured.values, measured.statements, measured.arcs, measured.mutants, counts,
+                   sorted(measured.all_statements - covered))
 
 
 def _check(job: Job, tests: list[GeneratedTest], rejected: list[GeneratedTest]) -> list[GeneratedTest]:
-    """Stage 1: names, fixtures, focal call, an assertion."""
+    """Stage 1: names, fixtures, tables, focal call, an assertion."""
     from unitune.focal import functions
     from unitune.source import SourceFile
 
@@ -212,14 +141,127 @@ def _check(job: Job, tests: list[GeneratedTest], rejected: list[GeneratedTest]) 
         for line in checked.imports:
             if line not in job.header:
                 job.header = _with_import(job.header, line)
-        rate(test, job.function.name)
-        if not test.calls_focal:
-            _reject(test, f"does not call {job.function.name}", rejected)
-        elif not test.assertions:
-            _reject(test, "asserts nothing", rejected)
-        else:
+        if _callable(test, job.function.name, rejected):
             passing.append(test)
     return passing
+
+
+def _callable(test: GeneratedTest, focal_name: str, rejected: list[GeneratedTest]) -> bool:
+    """Whether `test` still calls the focal function and asserts something (else it is rejected)."""
+    rate(test, focal_name)
+    if not test.calls_focal:
+        _reject(test, f"does not call {focal_name}", rejected)
+    elif not test.assertions:
+        _reject(test, "asserts nothing", rejected)
+    else:
+        return True
+    return False
+
+
+def _run_and_repair(job: Job, tests: list[GeneratedTest], measured: Measured, rejected: list[GeneratedTest],
+                    stage: str) -> list[GeneratedTest]:
+    """Stages 2 and 3: run (and measure what passes); repair what failed from its twin's records; run
+    the repaired ones again; until they pass or `REPAIR_ROUNDS` sessions are spent. The tests that
+    passed three runs, measured into `measured`."""
+    reliable: list[GeneratedTest] = []
+    pending = list(tests)
+    for number in range(1, REPAIR_ROUNDS + 1):
+        _stop_if_cancelled(job)
+        job.report(stage, 0.1 + 0.2 * (number - 1), f"running {len(pending)} test(s) in the sandbox: {RUNS} runs, "
+                   "coverage, mutants" + (f" (repair round {number})" if number > 1 else ""))
+        run_session(job, pending, measured, observe_failures=job.repair_mode != NO_REPAIR)
+        if measured.unfinished:
+            for test in pending:
+                _reject(test, f"the sandbox session did not finish: {measured.unfinished}", rejected)
+            return reliable
+        still_failing = []
+        for test in pending:
+            if test.name in measured.values:
+                reliable.append(test)
+                continue
+            if test.name in measured.problems:
+                _reject(test, measured.problems[test.name], rejected)
+                continue
+            failure = measured.failures.pop(test.name)
+            said = f"{failure.outcome} when run: {failure.message}"
+            if number == REPAIR_ROUNDS:
+                _reject(test, f"{said} (still failing after {REPAIR_ROUNDS} rounds of repair)", rejected)
+                continue
+            fixed = repair(test.source, test.name, failure.observations, job.repair_mode, failed_line=failure.line)
+            if fixed.source is None or fixed.source == test.source:
+                why = "; ".join(fixed.notes) if fixed.notes else "nothing could be repaired"
+                _reject(test, f"{said} ({why})", rejected)
+                continue
+            test.source = fixed.source
+            test.repaired.extend(fixed.notes)
+            if _callable(test, job.function.name, rejected):
+                still_failing.append(test)
+            else:
+                test.problems[-1] += f" once repair removed what failed ({said})"
+        pending = still_failing
+        if not pending:
+            break
+    return reliable
+
+
+def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str) -> list[GeneratedTest]:
+    """Stage 4: each reliable test minimized and split (`unitune.minimize`). The changed ones run
+    again, in one session: a test becomes its split tests when they all pass reliably, else its
+    minimized self when that does, else it stays as it was measured. What a shaped test kills is what
+    its statements caught in the measured test."""
+    plans = {}
+    for test in tests:
+        result = shape(test.source, job.function.name, measured.statement_values.get(test.name, {}))
+        if result is not None and result.changed:
+            plans[test.name] = result
+    if not plans:
+        return list(tests)
+    taken = set(existing_test_names(job.existing, job.language)) | {test.name for test in tests}
+    splits: dict[str, list[GeneratedTest]] = {}
+    minimized: dict[str, GeneratedTest] = {}
+    kept_statements: dict[int, set[int]] = {}  # id(shaped test) -> the original's statements it keeps
+    for test in tests:
+        plan = plans.get(test.name)
+        if plan is None:
+            continue
+        if plan.minimized is not None:
+            minimized[test.name] = _variant(test, test.name, plan.minimized, [*test.repaired, *plan.minimized_notes],
+                                            job.function.name)
+            kept_statements[id(minimized[test.name])] = plan.statements[test.name]
+        if plan.split:
+            parts = [_variant(test, name, source, [*test.repaired, *plan.minimized_notes, plan.split_note]
+                              if number == 0 else [plan.split_note], job.function.name)
+                     for number, (name, source) in enumerate(plan.split.items())]
+            renamed = unique_names(parts, taken)
+            for part, original_name in zip(renamed, plan.split):
+                kept_statements[id(part)] = plan.statements[original_name]
+            splits[test.name] = renamed
+            taken |= {part.name for part in renamed}
+    trying = [*minimized.values(), *(part for parts in splits.values() for part in parts)]
+    job.report(stage, 0.8, f"checking {len(trying)} minimized or split test(s)")
+    covered = verify_session(job, trying)
+    final: list[GeneratedTest] = []
+    for test in tests:
+        parts = splits.get(test.name, [])
+        if parts and all(part.name in covered for part in parts):
+            chosen = parts
+        elif test.name in minimized and test.name in covered:
+            chosen = [minimized[test.name]]
+        else:
+            final.append(test)  # unchanged, or what shaping made of it did not pass reliably
+            continue
+        statement_values = measured.statement_values.get(test.name, {})
+        for part in chosen:
+            killed = set().union(*(statement_values[i].killed for i in kept_statements[id(part)] if i in statement_values))
+            measured.values[part.name] = TestValue(*map(set, covered[part.name]), killed)
+        final.extend(chosen)
+    return final
+
+
+def _variant(test: GeneratedTest, name: str, source: str, notes: list[str], focal_name: str) -> GeneratedTest:
+    variant = dataclasses.replace(test, name=name, source=source, repaired=list(notes), problems=list(test.problems))
+    rate(variant, focal_name)
+    return variant
 
 
 def _select(tests: list[GeneratedTest], values: dict[str, TestValue], statements: int, arcs: int, mutant_count: int,
@@ -253,7 +295,8 @@ def _select(tests: list[GeneratedTest], values: dict[str, TestValue], statements
         value.adds = _describe(value, statements, arcs, mutant_count)
     for test in left:
         _reject(test, f"adds no line, branch or killed mutant beyond {', '.join(t.name for t in chosen)}", rejected)
-    return chosen
+    order = {id(test): position for position, test in enumerate(tests)}
+    return sorted(chosen, key=lambda test: order[id(test)])  # as written: a split test's behaviours in order
 
 
 def _describe(value: TestValue, statements: int, arcs: int, mutant_count: int) -> str:
@@ -273,35 +316,12 @@ def _reject(test: GeneratedTest, problem: str, rejected: list[GeneratedTest]) ->
     rejected.append(test)
 
 
-def _file_text(job: Job, tests) -> str:
-    plan = plan_insertion(job.location, job.existing, tests, language=job.language, framework=job.framework,
-                          header=job.header, test_class=job.test_class)
-    return apply(job.existing, plan)
+def _failures(rejected: list[GeneratedTest]) -> list[str]:
+    return [f"{test.name}: {test.problems[-1]}" for test in rejected if test.problems]
 
 
-def _node_id(job: Job, text: str, name: str) -> str:
-    return f"{job.test_rel}::{node_in_file(text, name)}"
-
-
-def node_in_file(text: str, name: str) -> str:
-    """The test `name` in the test file `text` as pytest selects it (`Class::name` inside classes)."""
-    import ast
-
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return name
-    found: list[str] = []
-
-    def visit(body, classes: tuple[str, ...]) -> None:
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                visit(node.body, (*classes, node.name))
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
-                found.append("::".join((*classes, name)))
-
-    visit(tree.body, ())
-    return found[-1] if found else name
+def _lines(source: str) -> int:
+    return source.rstrip("\n").count("\n") + 1
 
 
 def _with_import(header: str, line: str) -> str:
@@ -312,13 +332,6 @@ def _with_import(header: str, line: str) -> str:
     return "\n".join(lines)
 
 
-def _no_result(result) -> str:
-    if result.status == "timeout":
-        return f"timed out after {result.duration:.0f}s"
-    return result.summary()
-
-
 def _stop_if_cancelled(job: Job) -> None:
     if job.cancel is not None and job.cancel.is_set():
         raise GenerationCancelled("generation cancelled; nothing was changed")
-

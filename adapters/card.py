@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,8 +197,10 @@ def base_fingerprint(model_folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def check_compatible(card: AdapterCard, base_id: str, base_hash: str | None, prompt_format_version: int) -> None:
-    """Refuse an adapter made for another base model or prompt format (AdapterMismatchError).
+def check_compatible(card: AdapterCard, base_id: str, base_hash: str | None,
+                     prompt_format_version: int | Collection[int]) -> None:
+    """Refuse an adapter made for another base model or for a prompt format not among
+    `prompt_format_version` (one, or those this unitune builds) (AdapterMismatchError).
 
     Bases are compared by weights hash when both sides know one, else by id, since the same id can
     name different weights (a local folder retrained in place) and different ids the same weights."""
@@ -212,10 +215,11 @@ def check_compatible(card: AdapterCard, base_id: str, base_hash: str | None, pro
             f"adapter {card.name!r} was trained on base {trained_on.describe()} but the model is {model}; "
             f"use --model {trained_on.id} or train an adapter for this model"
         )
-    if card.prompt_format_version != prompt_format_version:
+    formats = (prompt_format_version,) if isinstance(prompt_format_version, int) else tuple(prompt_format_version)
+    if card.prompt_format_version not in formats:
         raise AdapterMismatchError(
             f"adapter {card.name!r} was trained with prompt format {card.prompt_format_version} but this "
-            f"unitune builds prompt format {prompt_format_version}; retrain the adapter with `unitune train`"
+            f"unitune builds prompt format {' or '.join(map(str, formats))}; retrain the adapter with `unitune train`"
         )
 
 

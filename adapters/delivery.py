@@ -62,18 +62,48 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
         rejected = failing + rejected
         notes.extend(run_notes)
     if not kept:
-        reasons = "; ".join(dict.fromkeys(problem for test in rejected for problem in test.problems)) or "no test"
-        log_event(log, "generate.failed", request_id=request.request_id, reasons=reasons)
+        reasons = list(dict.fromkeys(test.problems[-1] for test in rejected if test.problems)) or ["no test"]
+        log_event(log, "generate.failed", request_id=request.request_id, reasons="; ".join(reasons))
         if assured is not None:
-            raise GenerationFailed(
+            raise NothingDelivered(
                 f"none of the {len(candidates)} test(s) written for {function.qualified_name} survived running "
-                f"and repair ({reasons}); nothing was inserted. Try again with more candidates, or a larger model "
-                "or an adapter")
-        raise GenerationFailed(
+                f"and repair ({'; '.join(reasons)}); nothing was inserted", reasons, rejected, len(candidates))
+        raise NothingDelivered(
             f"the model wrote {len(candidates)} candidate(s) for {function.qualified_name} but none is a valid "
-            f"test ({reasons}); try again with more candidates, or a larger model or an adapter"
-        )
+            f"test ({'; '.join(reasons)}); nothing was inserted", reasons, rejected, len(candidates))
     return Delivery(kept, rejected, header, assured)
+
+
+class NothingDelivered(GenerationFailed):
+    """No candidate of a round survived: why each was dropped (its last problem), and the candidates."""
+
+    def __init__(self, message: str, reasons: list[str], rejected: list[GeneratedTest], candidates: int):
+        super().__init__(message)
+        self.reasons = reasons
+        self.rejected = rejected
+        self.candidates = candidates
+
+
+def failure_hint(reasons: list[str], focal_name: str) -> str:
+    """What the model is told about the round before, when none of its tests survived: the most telling
+    of the reasons they were dropped, short."""
+    def pick(*needles: str) -> str | None:
+        return next((reason for reason in reasons if any(needle in reason for needle in needles)), None)
+
+    if pick(f"does not call {focal_name}"):
+        return f"the test did not call {focal_name}: the next one calls it and checks what it returns"
+    if pick("asserts nothing", "nothing that asserts"):
+        return f"the test checked nothing: the next one asserts what {focal_name} returns"
+    reason = pick("cut off before its end")
+    if reason:
+        return "the test was too long and was cut off: the next one is short, a few direct assertions"
+    reason = pick("undefined name")
+    if reason:
+        return f"the test {reason[reason.index('uses'):] if 'uses' in reason else reason}: the next one uses only names the code defines"
+    reason = pick("when run")
+    if reason:
+        return "the test " + " ".join(reason.split())[:160]
+    return " ".join((reasons[0] if reasons else "no valid test").split())[:160]
 
 
 def delivery_notes(tests: list[GeneratedTest]) -> list[str]:

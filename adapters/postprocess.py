@@ -6,10 +6,12 @@ A completion is what the model wrote after `Prompt.text`. Each one is
   2. checked with tree-sitter (`unitune.adapters.validity`): a Python test is parsed on its own
      (dedented), a Java test wrapped in `class X { ... }`; valid means no ERROR or MISSING node,
      exactly one test function, and a body that does something (not only `pass`, `...` or a docstring);
-  3. repaired when it is not valid and was cut off (the stop rule never saw its end): Java gets its
-     missing closing brackets appended; then the last line(s) are dropped, one at a time, until the
-     test parses with a non-empty body (`unitune.adapters.validity`). A complete test with an error
-     in the middle is not salvaged: cutting its end off would quietly drop what it checks;
+  3. repaired when it is not valid and was cut off (the stop rule never saw its end), or ended with
+     an unfinished last statement: Java gets its missing closing brackets appended; then the last
+     line(s) are dropped, one at a time, until the test parses with a non-empty body
+     (`unitune.adapters.validity`), and it is kept only if something that asserts is left; the
+     repair says it was cut. A complete test with an error in the middle is not salvaged: cutting
+     its end off would quietly drop what it checks;
   4. compared with the others: duplicates (same code once whitespace is collapsed and the test's name
      is set aside) are dropped;
   5. ranked, best first: tests that assert something, then more distinct assertions, then tests that
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node
 
-from unitune.adapters.validity import parse_test, repair_truncated, syntax_problems
+from unitune.adapters.validity import first_error_line, parse_test, repair_truncated, syntax_problems
 from unitune.errors import UnituneError
 from unitune.languages import JAVA, LANGUAGES, PYTHON
 from unitune.prompt import Prompt
@@ -125,16 +127,31 @@ def _candidate(prompt: Prompt, completion: str, index: int, focal: str) -> Gener
     ended = prompt.stop_scanner().feed(completion, final=True) is not None
     source = prompt.test_source(completion)
     problems = syntax_problems(source, prompt.language)
-    if problems and not ended:
+    if problems and (not ended or _broken_at_its_end(source, prompt.language)):
         fixed = repair_truncated(source, prompt, completion)
         if fixed is not None:
             source, how = fixed
             repaired.extend(how)
             problems = []
+        elif not ended and "syntax error" in problems[0]:
+            problems = [f"cut off before its end ({problems[0]}), and nothing that asserts was left"]
     test = GeneratedTest(prompt.test_name, source, prompt.language, not problems, repaired, problems, index=index)
     if test.valid:
         rate(test, focal)
+        if repaired and not test.assertions and any(note.startswith("cut back") for note in repaired):
+            test.valid = False  # what is left of it checks nothing
+            cut = next(note for note in repaired if note.startswith("cut back"))
+            test.problems.append(f"{cut}, and nothing that asserts was left")
     return test
+
+
+def _broken_at_its_end(source: str, language: str) -> bool:
+    """Whether the first syntax error of a test that did end is on its last line (an unfinished last
+    statement), not in its middle, where cutting its end off would quietly drop what it checks."""
+    line = first_error_line(source, language)
+    lines = source.rstrip("\n").split("\n")
+    last = max((number for number, text in enumerate(lines, 1) if text.strip() and text.strip() != "}"), default=0)
+    return line is not None and line >= last
 
 
 def _first_end_marker(text: str) -> int | None:

@@ -36,7 +36,7 @@ from unitune.adapters.served_models import (
 )
 from unitune.errors import GenerationCancelled, UnituneError
 from unitune.logs import get_logger, log_event, new_request_id
-from unitune.prompt import PROMPT_FORMAT_VERSION
+from unitune.prompt import SUPPORTED_PROMPT_FORMATS
 from unitune.stopping import StopScanner, stop_strings
 
 log = get_logger("remote")
@@ -149,10 +149,11 @@ class RemoteRuntime:
                 raise AdapterMismatchError(
                     f"adapter {adapter.name!r} was trained on base {card.base_model.id} but the inference server at "
                     f"{url} serves {served.models.base_id}; point server_url at a server of that base")
-            if card.prompt_format_version != PROMPT_FORMAT_VERSION:
+            if card.prompt_format_version not in SUPPORTED_PROMPT_FORMATS:
                 raise AdapterMismatchError(
                     f"adapter {adapter.name!r} was trained with prompt format {card.prompt_format_version} but this "
-                    f"unitune builds prompt format {PROMPT_FORMAT_VERSION}; retrain the adapter with `unitune train`")
+                    f"unitune builds prompt format {' or '.join(map(str, SUPPORTED_PROMPT_FORMATS))}; retrain the "
+                    "adapter with `unitune train`")
         if served.models.kind == LLAMA_CPP:
             return _ActiveAdapter(adapter.name, llama_cpp_lora_id(self.client, adapter.name), adapter)
         if adapter.name not in served.models.loras:  # published since we last asked?

@@ -1,5 +1,6 @@
 """What a generation is asked for, and the work before the model writes: the request, the stages its
-progress reports name, the focal method and test file (`prepare`) and the prompt fitted to the
+progress reports name, the focal method and test file (`prepare`), the prompt's format and project
+block as the request's settings and adapter want them (`prompt_options`) and the prompt fitted to the
 model's budget (`fit_prompt`). Nothing here loads a model.
 """
 
@@ -16,7 +17,10 @@ from unitune.frameworks import parse_framework
 from unitune.logs import new_request_id
 from unitune.placement import TestLocation, locate_test_file
 from unitune.project_layout import find_project_root
-from unitune.prompt import Prompt, build_prompt, model_input
+from unitune.project_context import ProjectContext, gather_project_context
+from unitune.prompt import (
+    PROJECT_BLOCK_FORMAT, PROMPT_FORMAT_VERSION, SUPPORTED_PROMPT_FORMATS, Prompt, build_prompt, model_input,
+)
 from unitune.settings import Settings
 from unitune.source import SourceFile, decode_source, read_source_bytes
 
@@ -60,7 +64,7 @@ def prepare(request: GenerationRequest) -> tuple[SourceFile, Function, TestLocat
 
 #: Most prompt tokens a request reads, per device: the model's window is larger (32k for the default),
 #: but a CPU prefills about a few hundred tokens a second, so a longer prompt costs more than it helps
-#: (the context is reduced level by level to fit; see `fit_prompt`).
+#: (the project block shrinks, then the context is reduced level by level to fit; see `fit_prompt`).
 #: An inference server (`server_url`, `unitune.adapters.remote`) gets CUDA's budget: vLLM needs a GPU.
 PROMPT_TOKENS = {"cpu": 2048, "mps": 4096, "cuda": 8192, "server": 8192}
 
@@ -70,19 +74,62 @@ def prompt_budget(base, max_new_tokens: int) -> int:
     return max(64, min(PROMPT_TOKENS.get(base.device, 2048), base.context_length - max_new_tokens))
 
 
+@dataclass(frozen=True)
+class PromptOptions:
+    """How a request's prompt is built: its format (an adapter's own, 2 or 3), whether it shows the
+    project block (the `project_context` setting), and the project it is read from (None: found from
+    the focal file)."""
+
+    format_version: int = PROMPT_FORMAT_VERSION
+    project_context: bool = True
+    project_root: Path | None = None
+
+
+def prompt_options(request: GenerationRequest) -> PromptOptions:
+    """The prompt a request's adapter was trained on and its settings ask for: an adapter trained with
+    prompt format 2 gets format 2 (no project block, the older instruction), so it keeps working."""
+    card = getattr(request.adapter, "card", None)
+    trained = getattr(card, "prompt_format_version", None)
+    version = trained if trained in SUPPORTED_PROMPT_FORMATS else PROMPT_FORMAT_VERSION
+    root = Path(request.project_root) if request.project_root else None
+    return PromptOptions(version, request.settings.project_context, root)
+
+
 def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str,
-               uncovered: list[str] | None = None) -> tuple[Prompt, list[str]]:
-    """The richest prompt at or below `level` that fits `budget` tokens (then the generation keeps
-    the prompt's end if even the focal method alone is too long)."""
+               uncovered: list[str] | None = None, *, options: PromptOptions | None = None,
+               failure: str | None = None) -> tuple[Prompt, list[str]]:
+    """The richest prompt at or below `level` that fits `budget` tokens: over budget, the project
+    block shrinks first (its example test, then definitions, then all of it), and only then is the
+    context reduced level by level (the generation keeps the prompt's end if even the focal method
+    alone is too long)."""
+    options = options or PromptOptions()
     notes: list[str] = []
+    project = _project_block(file, function, location, existing, options)
+    blocks = [project, *project.shrunk()] if project is not None and not project.empty else [None]
     levels = CONTEXT_LEVELS[: CONTEXT_LEVELS.index(level) + 1][::-1] if level in CONTEXT_LEVELS else [level]
     prompt = None
     for candidate in levels:
-        prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
-                              existing_test_source=existing, level=candidate, uncovered=uncovered)
-        if len(tokenizer(model_input(tokenizer, prompt.text, prompt.language), add_special_tokens=False)["input_ids"]) <= budget:
+        for block in blocks if candidate == level else [blocks[-1]]:
+            prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
+                                  existing_test_source=existing, level=candidate, uncovered=uncovered,
+                                  project=block, format_version=options.format_version, failure=failure)
+            text = model_input(tokenizer, prompt.text, prompt.language, format_version=prompt.format_version)
+            if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > budget:
+                continue
+            if block is not project:
+                shown = "left out" if block is None or block.empty else f"cut to {block.describe()}"
+                notes.append(f"the project block ({project.describe()}) was {shown} to fit the model's "
+                             f"{budget}-token prompt budget")
             if candidate != level:
                 notes.append(f"context reduced to {candidate} to fit the model's {budget}-token prompt budget")
             return prompt, notes
     notes.append("the focal method alone is longer than the model's context; its beginning was cut")
     return prompt, notes
+
+
+def _project_block(file, function, location, existing, options: PromptOptions) -> ProjectContext | None:
+    """The project block a prompt may show, or None (turned off, format 2, or no file on disk)."""
+    if not options.project_context or options.format_version < PROJECT_BLOCK_FORMAT or file.path is None:
+        return None
+    root = options.project_root or find_project_root(Path(file.path))
+    return gather_project_context(file, function, root, location=location, location_text=existing)

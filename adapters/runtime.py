@@ -27,7 +27,7 @@ from unitune.adapters.constants import ADAPTER_WEIGHTS_FILE, FULL, IA3, LORA
 from unitune.adapters.loading import LoadedModel, ModelSpec, load_model
 from unitune.errors import ModelLoadError, UnituneError
 from unitune.logs import get_logger, log_event
-from unitune.prompt import PROMPT_FORMAT_VERSION
+from unitune.prompt import SUPPORTED_PROMPT_FORMATS
 
 log = get_logger("runtime")
 
@@ -163,11 +163,11 @@ class ModelRuntime:
         from unitune.adapters.card import check_compatible
 
         if adapter.method == FULL:
-            # A full fine-tune is a model of its own: only its prompt format has to match.
-            check_compatible(card, card.base_model.id, card.base_model.weights_hash, PROMPT_FORMAT_VERSION)
+            # A full fine-tune is a model of its own: only its prompt format has to be one unitune builds.
+            check_compatible(card, card.base_model.id, card.base_model.weights_hash, SUPPORTED_PROMPT_FORMATS)
             return
         base = self._base
-        check_compatible(card, base.model_id, base.fingerprint, PROMPT_FORMAT_VERSION)
+        check_compatible(card, base.model_id, base.fingerprint, SUPPORTED_PROMPT_FORMATS)
 
     def _read(self, adapter) -> ResidentAdapter:
         path = Path(adapter.path)

@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from unitune.adapters.delivery import Delivery, check_whole_file, deliver
+from unitune.adapters.delivery import Delivery, NothingDelivered, check_whole_file, deliver, failure_hint
 from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_completions
 from unitune.adapters.postprocess import GeneratedTest
 from unitune.adapters.request import (
-    GENERATING, LOADING, GenerationRequest, ProgressCallback, fit_prompt, prepare, prompt_budget,
+    GENERATING, LOADING, GenerationRequest, ProgressCallback, fit_prompt, prepare, prompt_budget, prompt_options,
 )
 from unitune.adapters.runtime import ModelRuntime
 from unitune.errors import GenerationFailed
@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from unitune.adapters.remote import RemoteRuntime
 
 log = get_logger("service")
+
+#: Candidates a new round samples (in one batch, at a temperature) when nothing of a round survived, and
+#: how many such rounds at most (the time budget may allow fewer): a user waits for each one.
+RETRY_CANDIDATES = 3
+RETRY_ROUNDS = 2
 
 
 @dataclass
@@ -126,8 +131,9 @@ class TestGenerator:
         settings = request.settings
         budget = prompt_budget(base, settings.max_new_tokens)
         prompt, notes = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
-                                   settings.context)
-        text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget)
+                                   settings.context, options=prompt_options(request))
+        text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget,
+                           format_version=prompt.format_version)
         options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=settings.candidates)
         return PlannedRequest(request, report, cancel, started, timings, prepared, prompt, text, options, budget, notes)
 
@@ -162,15 +168,20 @@ class TestGenerator:
                                         cancel=cancel, on_token=on_token, request_id=request_id)
 
     def finish(self, planned: "PlannedRequest", stats: GenerationStats) -> GenerationOutcome:
-        """Validate what the model wrote (the assured pipeline, coverage rounds) and plan the insertion."""
+        """Validate what the model wrote (the assured pipeline; new rounds of candidates while nothing
+        survived; coverage rounds) and plan the insertion."""
         request, report, cancel, timings, notes = (planned.request, planned.report, planned.cancel, planned.timings,
                                                    planned.notes)
         file, function, location, framework, existing = planned.prepared
         prompt = planned.prompt
         mark = time.perf_counter()
-        delivery = deliver(request, planned.prepared, prompt, [completion.text for completion in stats.completions],
-                           notes, report, cancel)
-        timings["validate"] = time.perf_counter() - mark
+        try:
+            delivery = deliver(request, planned.prepared, prompt, [completion.text for completion in stats.completions],
+                               notes, report, cancel)
+        except NothingDelivered as failure:
+            timings["validate"] = time.perf_counter() - mark
+            delivery = self.retry_rounds(planned, failure, stats)
+        timings.setdefault("validate", time.perf_counter() - mark)
         delivery = self.coverage_rounds(request, planned.prepared, delivery, notes, report, cancel, planned.started,
                                         timings)
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
@@ -182,6 +193,52 @@ class TestGenerator:
                   kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
                                  timings, notes, header)
+
+    def retry_rounds(self, planned: "PlannedRequest", failure: NothingDelivered, first: GenerationStats) -> Delivery:
+        """Nothing of the first round survived: while the time budget allows a round as long as the
+        last one (`RETRY_ROUNDS` at most), sample `RETRY_CANDIDATES` new candidates at a temperature,
+        with what went wrong shown to the model (`unitune.prompt.failure_note`). The first round that delivers wins; when
+        none does, `GenerationFailed` says what was tried and why the last round's tests were dropped."""
+        request, timings, settings = planned.request, planned.timings, planned.request.settings
+        file, function, location, framework, existing = planned.prepared
+        greedy = "greedy" if len(first.completions) == 1 else "sampled"
+        tried = [f"{_count(failure.candidates, 'candidate')} ({greedy}), dropped: {'; '.join(failure.reasons)}"]
+        round_seconds = timings.get("generate", 0.0) + timings.get("validate", 0.0)
+        base = self.runtime.load()
+        budget = prompt_budget(base, settings.max_new_tokens)
+        rounds = 0
+        while rounds < RETRY_ROUNDS and time.perf_counter() - planned.started + round_seconds <= settings.time_budget:
+            rounds += 1
+            mark = time.perf_counter()
+            shown = failure_hint(failure.reasons, function.name)
+            prompt, _ = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
+                                   settings.context, failure=shown, options=prompt_options(request))
+            planned.report(GENERATING, 0.0, f"round {rounds + 1}: {RETRY_CANDIDATES} new candidates ({shown})")
+            options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=RETRY_CANDIDATES,
+                                      seed=rounds)
+            text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget,
+                               format_version=prompt.format_version)
+            stats = self._complete(text, options, prompt.stop_scanner, settings,
+                                   context_length=budget + settings.max_new_tokens, cancel=planned.cancel,
+                                   request_id=request.request_id)
+            try:
+                delivery = deliver(request, planned.prepared, prompt, [c.text for c in stats.completions],
+                                   planned.notes, planned.report, planned.cancel)
+            except NothingDelivered as again:
+                failure = again
+                tried.append(f"{_count(again.candidates, 'candidate')} sampled with the problem shown, dropped: "
+                             f"{'; '.join(again.reasons)}")
+                timings[f"retry_round_{rounds}"] = round_seconds = time.perf_counter() - mark
+                continue
+            timings[f"retry_round_{rounds}"] = time.perf_counter() - mark
+            planned.notes.append(f"round {rounds + 1} delivered; before it, " + "; then ".join(tried))
+            return delivery
+        rounds_tried = "; ".join(f"round {number}: {what}" for number, what in enumerate(tried, 1))
+        stopped = (f"after {RETRY_ROUNDS} new rounds" if rounds == RETRY_ROUNDS
+                   else f"no time was left for another round within time_budget = {settings.time_budget} s")
+        raise GenerationFailed(
+            f"nothing delivered for {function.qualified_name}: {rounds_tried}; {stopped}, nothing was inserted. "
+            "A larger model or an adapter trained on this project may do better")
 
     def coverage_rounds(self, request: GenerationRequest, prepared, delivery: Delivery, notes: list[str],
                         report: ProgressCallback, cancel: threading.Event | None, started: float,
@@ -206,9 +263,10 @@ class TestGenerator:
             lines = file.text.split("\n")
             unrun = [lines[number - 1] for number in delivery.assured.uncovered if 0 < number <= len(lines)]
             prompt, _ = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
-                                   settings.context, uncovered=unrun)
+                                   settings.context, uncovered=unrun, options=prompt_options(request))
             report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {_ranges(delivery.assured.uncovered)}")
-            text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget)
+            text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget,
+                               format_version=prompt.format_version)
             stats = self._complete(text, options, prompt.stop_scanner, settings,
                                    context_length=budget + settings.max_new_tokens, cancel=cancel,
                                    request_id=request.request_id)
@@ -226,6 +284,10 @@ class TestGenerator:
             delivery = better
             round_seconds = time.perf_counter() - mark
         return delivery
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
 
 
 def _ranges(numbers: list[int]) -> str:

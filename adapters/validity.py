@@ -76,6 +76,13 @@ def parse_test(source: str, language: str) -> tuple[Node | None, Node, int]:
     return (node if node is not None and node.type == wanted else None), root, line_shift
 
 
+def first_error_line(source: str, language: str) -> int | None:
+    """The line (1-based, in `source`) of the first syntax error tree-sitter finds, or None."""
+    _, root, line_shift = parse_test(source, language)
+    rows = [node.start_point.row - line_shift + 1 for node in _error_nodes(root)]
+    return min(rows) if rows else None
+
+
 def _error_nodes(root: Node) -> list[Node]:
     if not root.has_error:
         return []
@@ -133,7 +140,8 @@ def repair_truncated(source: str, prompt: Prompt, completion: str) -> tuple[str,
         while len(kept) > keep_at_least and not kept[-1].strip():
             kept.pop()
         text = "\n".join(kept) + "\n"
-        how = [f"dropped {dropped} truncated line{'s' if dropped > 1 else ''} at the end"] if dropped else []
+        how = [f"cut back to its last complete statement: dropped {dropped} unfinished line{'s' if dropped > 1 else ''} "
+               "at the end"] if dropped else []
         if prompt.language == JAVA:
             closed = close_java_brackets(text)
             if closed is None:

@@ -69,10 +69,15 @@ EXISTING_PY_TESTS = (
 )
 
 
-def example_prompt(relative: str, line: int, root: Path | None = None, existing: str | None = None):
-    """The prompt unitune builds for the example focal method at `relative:line` (under `root`)."""
+def example_prompt(relative: str, line: int, root: Path | None = None, existing: str | None = None,
+                   uncovered: list[str] | None = None, failure: str | None = None):
+    """The prompt unitune builds for the example focal method at `relative:line` (under `root`), as a
+    request builds it (the project block included; `uncovered` makes it a coverage prompt, `failure`
+    a retry prompt)."""
     from unitune.focal import require_focal_at
     from unitune.placement import locate_test_file
+    from unitune.project_context import gather_project_context
+    from unitune.project_layout import find_project_root
     from unitune.prompt import build_prompt
     from unitune.source import SourceFile, cli_offset
 
@@ -82,8 +87,10 @@ def example_prompt(relative: str, line: int, root: Path | None = None, existing:
     location = locate_test_file(path)
     if existing is None and location.exists:
         existing = location.path.read_text()
+    project = gather_project_context(file, function, find_project_root(path), location=location,
+                                     location_text=existing)
     return build_prompt(file, function, framework=location.framework, module_import=location.module_import,
-                        existing_test_source=existing)
+                        existing_test_source=existing, uncovered=uncovered, project=project, failure=failure)
 
 
 def trained_model(folder: Path) -> Path:

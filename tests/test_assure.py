@@ -49,14 +49,108 @@ def test_a_wrong_expected_value_and_an_unexpected_raise_are_repaired(example_pro
         '    assert account.deposit(50) == 100\n'
         '    assert account.deposit(-50) == 150\n'
     ], line=DEPOSIT_LINE)
-    assert [test.name for test in kept] == ["test_deposit"]
-    source = kept[0].source
-    assert "assert account.deposit(50) == 150" in source
-    assert "with pytest.raises(ValueError):\n        account.deposit(-50)" in source
-    assert "# expected value observed by running the code (regression oracle)" in source
+    # two behaviours, two tests, each with the set-up it needs
+    assert [test.name for test in kept] == ["test_deposit_50", "test_deposit_raises_value_error"]
+    assert 'account = Account("ann", 100)\n    # expected value observed by running the code (regression oracle)\n' \
+           "    assert account.deposit(50) == 150\n" in kept[0].source
+    assert "with pytest.raises(ValueError):\n        account.deposit(-50)" in kept[1].source
+    assert "deposit(50)" not in kept[1].source
     assert any("now expects ValueError" in note for note in kept[0].repaired)
     assert "import pytest" in text
-    assert kept[0].adds.startswith("covers 4/4 lines, 2/2 branches, kills ")
+    assert kept[0].adds.startswith("covers 3/4 lines, 1/2 branches, kills ")
+    assert kept[1].adds.startswith("covers 2/4 lines, 1/2 branches, kills ")
+
+
+@pytest.mark.slow
+def test_a_statement_that_still_fails_is_removed_with_what_depends_on_it(example_project):
+    kept, _, _ = run(example_project, [
+        '    account = Account("ann", 100)\n'
+        '    assert account.deposit(50) == 150\n'
+        '    result = account.deposit("ten")\n'  # a wrong argument type among good calls
+        '    assert result == 160\n'
+        '    with pytest.raises(ValueError):\n        account.deposit(0)\n'
+    ], line=DEPOSIT_LINE)
+    sources = "".join(test.source for test in kept)
+    assert '"ten"' not in sources and "result" not in sources
+    assert "assert account.deposit(50) == 150" in sources and "account.deposit(0)" in sources
+    assert any("removed `result = account.deposit(\"ten\")`: it raised TypeError" in note for note in kept[0].repaired)
+
+
+VISITS = '''"""Visits, counted in a file of the working folder: a different answer every time."""
+import os
+
+
+def visit(path="visits.txt"):
+    count = int(open(path).read()) + 1 if os.path.exists(path) else 1
+    with open(path, "w") as handle:
+        handle.write(str(count))
+    if count > 1000:
+        return 0
+    return count
+'''
+
+
+@pytest.mark.slow
+def test_an_observed_value_contradicted_when_run_again_is_removed(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'visits'\n")
+    (tmp_path / "visits.py").write_text(VISITS)
+    kept, _, _ = run_module(tmp_path, "visits.py", "def visit", [
+        "    assert visit() == 7\n"
+        '    assert visit("other.txt") >= 1\n'
+    ])
+    assert len(kept) == 1
+    assert "assert visit() ==" not in kept[0].source and 'assert visit("other.txt") >= 1' in kept[0].source
+    assert any("the value an earlier run gave was contradicted when run again" in note for note in kept[0].repaired)
+
+
+QUANTITIES = '''"""A newcomer's own parser."""
+
+
+def parse_quantity(text):
+    text = text.strip()
+    if not text:
+        raise ValueError("empty")
+    parts = text.split()
+    number = int(parts[0])
+    if len(parts) > 1 and parts[1] == "dozen":
+        number *= 12
+    if number < 0:
+        raise ValueError("negative")
+    return number
+'''
+
+
+@pytest.mark.slow
+def test_a_bloated_test_becomes_small_tests_one_per_behaviour(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'quantities'\n")
+    (tmp_path / "quantities.py").write_text(QUANTITIES)
+    repeated = "".join(f'    assert parse_quantity("1{"0" * n}") == 1{"0" * n}\n' for n in range(1, 12))
+    kept, rejected, text = run_module(tmp_path, "quantities.py", "def parse_quantity", [
+        '    assert parse_quantity("3") == 3\n' + repeated +
+        '    assert parse_quantity("2 dozen") == 2\n'
+        '    with pytest.raises(ValueError):\n        parse_quantity("-4")\n'
+    ])
+    assertions = [line for test in kept for line in test.source.splitlines() if "assert " in line or "raises" in line]
+    assert 2 <= len(kept) <= 4 and len(assertions) <= 5, text
+    assert sum('("1000' in line for line in assertions) == 0  # the repeated pattern added nothing
+    assert any("assert parse_quantity(\"2 dozen\") == 24" in test.source for test in kept)  # repaired, kept
+    assert len({test.name for test in kept}) == len(kept)
+    assert any(test.name.endswith("raises_value_error") for test in kept)
+    assert any("split from test_parse_quantity" in note for test in kept for note in test.repaired)
+
+
+def run_module(project, module_rel, anchor, completions):
+    """Deliver `completions` for the function at `anchor` in `module_rel` of `project`: (kept, rejected, file)."""
+    path = project / module_rel
+    request = GenerationRequest(path, path.read_text().index(anchor), Settings(validate="run"), project_root=project)
+    prepared = prepare(request)
+    file, function, location, framework, existing = prepared
+    prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
+                          existing_test_source=existing)
+    delivery = deliver(request, prepared, prompt, completions, [], lambda *args: None)
+    plan = plan_insertion(location, existing, delivery.kept, language="python", framework=framework,
+                          header=delivery.header, test_class=prompt.test_class)
+    return delivery.kept, delivery.rejected, apply(existing, plan)
 
 
 @pytest.mark.slow
@@ -156,17 +250,8 @@ def coverage_model(tmp_path_factory):
     path, and the coverage prompt naming the `raise` line with a test that makes it run."""
     import tinymodels
     from conftest import PY_COMPLETION, PY_FOCAL, example_prompt
-    from unitune.focal import require_focal_at
-    from unitune.placement import locate_test_file
-    from unitune.source import SourceFile, cli_offset
-    from conftest import EXAMPLES
 
-    path = EXAMPLES / PY_FOCAL[0]
-    file = SourceFile.from_path(path)
-    function = require_focal_at(file, cli_offset(file, PY_FOCAL[1], None))
-    location = locate_test_file(path)
-    coverage_prompt = build_prompt(file, function, framework=location.framework, module_import=location.module_import,
-                                   uncovered=[RAISE_LINE])
+    coverage_prompt = example_prompt(*PY_FOCAL, uncovered=[RAISE_LINE])
     pairs = [(example_prompt(*PY_FOCAL).text, PY_COMPLETION), (coverage_prompt.text, RAISES_COMPLETION)]
     return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "coverage", pairs, steps=600)
 
@@ -211,3 +296,42 @@ def test_no_coverage_round_past_the_time_budget(coverage_model, example_project,
     outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(request)
     assert len(outcome.tests) == 1
     assert any("no time left for another round within time_budget = 5 s" in note for note in outcome.notes)
+
+
+#: What the tiny model writes first: a test that never calls deposit, so nothing survives the checks.
+OFF_TARGET_COMPLETION = '    assert Account("ada").balance == 0\n\n\ndef test_other():\n'
+
+
+@pytest.fixture(scope="module")
+def retry_model(tmp_path_factory):
+    """A tiny model trained to answer the first prompt for Account.deposit with a test that does not
+    call it, and the retry prompt (which says so) with a test that does."""
+    import tinymodels
+    from conftest import PY_COMPLETION, PY_FOCAL, example_prompt
+    from unitune.adapters.delivery import failure_hint
+
+    hint = failure_hint(["does not call deposit"], "deposit")
+    pairs = [(example_prompt(*PY_FOCAL).text, OFF_TARGET_COMPLETION),
+             (example_prompt(*PY_FOCAL, failure=hint).text, PY_COMPLETION)]
+    return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "retry", pairs, steps=600)
+
+
+@pytest.mark.slow
+def test_when_nothing_survives_a_new_round_is_told_what_went_wrong(retry_model, example_project):
+    from unitune.adapters.loading import ModelSpec
+    from unitune.adapters.runtime import ModelRuntime
+    from unitune.adapters.service import RETRY_CANDIDATES, TestGenerator
+
+    project = example_project / "python"
+    path = project / "bank" / "account.py"
+    settings = Settings(model=str(retry_model), validate="run", time_budget=600)
+    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
+    stages = []
+    outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(
+        request, on_progress=lambda stage, fraction, message: stages.append(message))
+    assert f"round 2: {RETRY_CANDIDATES} new candidates (the test did not call deposit: the next one calls it " \
+           "and checks what it returns)" in stages
+    assert "assert account.deposit(5) == 5" in outcome.tests[0].source
+    assert any(note.startswith("round 2 delivered; before it, 1 candidate (greedy), dropped: does not call deposit")
+               for note in outcome.notes), outcome.notes
+    assert "retry_round_1" in outcome.timings

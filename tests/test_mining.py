@@ -157,7 +157,8 @@ def test_prompt_and_completion_are_what_the_prompt_module_builds(mined, name):
         lines = test_file.text.splitlines(keepends=True)
         without_the_test = "".join(lines[: test.start_line - 1] + lines[test.end_line:])
         focal_file, function = _focal_function(root, pair)
-        options = dict(framework=pair.framework, module_import=_module_import(pair), test_class=pair.test_class)
+        options = dict(framework=pair.framework, module_import=_module_import(pair), test_class=pair.test_class,
+                       project_root=root)
         # The header of the test file minus this test equals the one mining builds from less text.
         assert training_example(focal_file, function, pair.test_code, existing_test_source=without_the_test, **options) \
             == (pair.prompt, pair.completion)
@@ -166,6 +167,7 @@ def test_prompt_and_completion_are_what_the_prompt_module_builds(mined, name):
             == (pair.prompt, pair.completion)
         body = test.source(test_file).rstrip().splitlines()[-1].strip()
         assert (pair.prompt + pair.completion).rstrip().endswith(body)
+        assert pair.completion.strip() not in pair.prompt  # its own test is never the prompt's example
         assert pair.focal_code == function.source(focal_file)
 
 

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: source folder -> where its files land in the installed package
 INSTALLED_AS = {"unitune": "unitune", "adapters": "unitune/adapters", "server": "unitune/server",
                 "training": "unitune/training", "evaluation": "unitune/evaluation"}
-DATA = ["unitune/evaluation/datasets/HumanEval.jsonl.gz", "unitune/evaluation/java/UnituneCoverage.java"]
+DATA = ["unitune/evaluation/datasets/HumanEval.jsonl.gz", "unitune/evaluation/datasets/realcode.toml",
+        "unitune/evaluation/java/UnituneCoverage.java"]
 
 
 @pytest.mark.slow

@@ -173,30 +173,45 @@ def test_java_open_lambda_and_call_are_closed(junit_prompt):
         "    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n    assert wallet.deposit(3",
         "    wallet = Wallet('a')\n    wallet.deposit(2)\n    assert wallet.balance == 2\n",
     ),
-    (  # cut inside a multi-line call: the lines of the unfinished statement go
-        "unittest",
-        "        wallet = Wallet('a')\n        self.assertEqual(\n            wallet.deposit(2),\n",
-        "        wallet = Wallet('a')\n",
+    (  # a table cut mid-literal at the token limit: the assertion before it stays
+        "pytest",
+        "    assert Wallet('a').deposit(2) == 2\n    cases = [\n        (1, 1),\n        (2, 2),\n        (3,",
+        "    assert Wallet('a').deposit(2) == 2\n",
     ),
     (
         "junit",
         "        Wallet wallet = new Wallet(0);\n        assertEquals(5, wallet.deposit(5));\n        assertEquals(5, wallet.dep",
         "        Wallet wallet = new Wallet(0);\n        assertEquals(5, wallet.deposit(5));\n    }\n",
     ),
-    (  # an unterminated string on the last line
-        "junit",
-        '        Wallet wallet = new Wallet(0);\n        String s = "abc',
-        "        Wallet wallet = new Wallet(0);\n    }\n",
-    ),
 ])
-def test_truncated_last_line_is_dropped(request, kind, completion, expected_body):
+def test_a_test_cut_off_is_cut_back_to_its_last_complete_statement(request, kind, completion, expected_body):
     prompt = request.getfixturevalue(PROMPTS[kind])
     test = only(prompt, completion)
     assert test.valid, test.problems
-    assert test.repaired[0] in ("dropped 1 truncated line at the end", "dropped 2 truncated lines at the end")
+    assert test.repaired[0].startswith("cut back to its last complete statement: dropped ")
     body = test.source.split("\n", prompt.prefix.rstrip("\n").count("\n") + 1)[-1]
     assert body == expected_body
     assert syntax_problems(test.source, prompt.language) == []
+
+
+@pytest.mark.parametrize("kind, completion", [
+    # cut inside a multi-line assertion: what is left asserts nothing
+    ("unittest", "        wallet = Wallet('a')\n        self.assertEqual(\n            wallet.deposit(2),\n"),
+    # a table cut mid-literal before anything asserted
+    ("pytest", "    cases = [\n        ('a', 1),\n        ('b', 2),\n        ('c"),
+    ("junit", '        Wallet wallet = new Wallet(0);\n        String s = "abc'),
+])
+def test_a_test_cut_back_to_nothing_that_asserts_is_not_kept(request, kind, completion):
+    test = only(request.getfixturevalue(PROMPTS[kind]), completion)
+    assert not test.valid
+    assert test.problems[-1].endswith("and nothing that asserts was left") or "empty" in test.problems[-1]
+
+
+def test_a_test_that_ended_on_an_unfinished_line_is_cut_back(pytest_prompt):
+    # the model closed the test (a dedent) right after a line it never finished
+    test = only(pytest_prompt, "    assert Wallet('a').deposit(2) == 2\n    assert Wallet('b').deposit(\n\n\ndef test_next():\n")
+    assert test.valid, test.problems
+    assert test.source.endswith("    assert Wallet('a').deposit(2) == 2\n")
 
 
 def test_truncation_that_leaves_an_empty_body_is_invalid(pytest_prompt):
@@ -289,14 +304,16 @@ def test_ranking_prefers_tests_that_assert(pytest_prompt):
             "    with pytest.raises(ValueError):\n        wallet.deposit(0)\n"
         ),
         "    assert parse_amount('1') == 1\n",  # asserts, but not about deposit
-        "    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.deposit(1) == 1\n",  # repeats itself
+        # repeats itself: the test ends before the repeat, and is then the second one again
+        "    wallet = Wallet('a')\n    assert wallet.deposit(1) == 1\n    assert wallet.deposit(1) == 1\n",
     ]
     ranked = postprocess(pytest_prompt, completions)
-    assert [test.index for test in ranked] == [2, 1, 4, 3, 0]  # repeating an assertion does not count
-    assert [test.assertions for test in ranked] == [3, 1, 1, 1, 0]
-    assert [test.calls_focal for test in ranked] == [True, True, True, False, True]
-    assert [test.name for test in ranked] == ["test_deposit"] + [f"test_deposit_{n}" for n in range(2, 6)]
+    assert [test.index for test in ranked] == [2, 1, 3, 0]
+    assert [test.assertions for test in ranked] == [3, 1, 1, 0]
+    assert [test.calls_focal for test in ranked] == [True, True, False, True]
+    assert [test.name for test in ranked] == ["test_deposit"] + [f"test_deposit_{n}" for n in range(2, 5)]
     assert ranked == sorted(ranked, key=lambda test: -test.score)
+    assert postprocess_all(pytest_prompt, completions)[-1].duplicate_of == 1
 
 
 def test_java_ranking_counts_assertion_calls(junit_prompt):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from unitune.errors import UnituneError
 from unitune.fitting import fit_code
-from unitune.prompt import model_input
+from unitune.prompt import PROMPT_FORMAT_VERSION, model_input
 
 IGNORE_INDEX = -100
 TRUNCATE, DROP = "truncate", "drop"
@@ -93,7 +93,7 @@ def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int 
     limit = block_size - reserved
     for pair in pairs:
         language = pair.get("language", "python")
-        prompt = _ids(tokenizer, model_input(tokenizer, pair["prompt"], language))
+        prompt = _ids(tokenizer, model_input(tokenizer, pair["prompt"], language, format_version=prompt_format(pair)))
         completion = _ids(tokenizer, pair["completion"]) + eos
         if len(prompt) + len(completion) > limit:
             fitted = _fit(pair, tokenizer, limit, prompt, completion[:len(completion) - len(eos)]) \
@@ -105,6 +105,12 @@ def tokenize_pairs(pairs: list[dict], tokenizer, block_size: int, reserved: int 
             split.truncated += 1
         split.examples.append(Example(prompt + completion, [IGNORE_INDEX] * len(prompt) + completion))
     return split
+
+
+def prompt_format(pair: dict) -> int:
+    """The prompt format a pair's prompt was built with (`unitune mine` records it; a pair without it
+    is taken to be of the current format)."""
+    return pair.get("prompt_format") or PROMPT_FORMAT_VERSION
 
 
 def _ids(tokenizer, text: str) -> list[int]:
@@ -128,11 +134,12 @@ def _fit(pair: dict, tokenizer, limit: int, prompt: list[int], body: list[int]) 
     code, opening = text[:cut], text[cut:]
     fitted = fit_code(code, language, pair.get("focal_qualified_name") or pair.get("focal_name", ""),
                       limit - len(completion),
-                      count=lambda candidate: len(_ids(tokenizer, model_input(tokenizer, candidate + opening, language))),
+                      count=lambda candidate: len(_ids(tokenizer, model_input(tokenizer, candidate + opening, language,
+                                                                              format_version=prompt_format(pair)))),
                       line_cost=lambda line: len(_ids(tokenizer, line)))
     if fitted is None:
         return None
-    return _ids(tokenizer, model_input(tokenizer, fitted + opening, language)), completion
+    return _ids(tokenizer, model_input(tokenizer, fitted + opening, language, format_version=prompt_format(pair))), completion
 
 
 def _cut_at_line(tokenizer, body: list[int], room: int) -> list[int]:

@@ -6,8 +6,9 @@
 Steps: discover the files (`unitune.training.discovery`); tell test files from code (the runners'
 rules, `unitune.listing`); list each test file's tests; pair each test with its focal function
 (`unitune.training.python_matching`, `unitune.training.java_matching`); turn each pair into a
-training example with `unitune.prompt.training_example`, exactly as inference builds prompts; drop
-duplicate examples; assign splits by focal file (`unitune.training.pairs`).
+training example with `unitune.prompt.training_example`, exactly as inference builds prompts (the
+project block included, whose example test is never the pair's own test); drop duplicate examples;
+assign splits by focal file (`unitune.training.pairs`).
 
 The prompt's test-file header comes from the test file with its tests taken out
 (`unitune.training.test_headers`): what a header shows (imports, fixtures, the class header,
@@ -213,7 +214,7 @@ def _pair(root, matcher, parsed, file, test: TestFunction, match: Match, framewo
     prompt, completion = training_example(
         focal_file, function, test_code, framework=framework,
         module_import=_module_import(matcher, match.focal_path, focal_file),
-        existing_test_source=existing, test_class=test_class,
+        existing_test_source=existing, test_class=test_class, project_root=root,
     )
     return Pair(
         language=file.language,

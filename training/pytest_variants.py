@@ -42,6 +42,7 @@ def pytest_variant(pair: dict, root: Path, cache: ParsedFiles | None = None) -> 
             files.get(focal_path), function, converted, framework=PYTEST,
             module_import=python_module_name(focal_path, root),
             existing_test_source="\n".join(["import pytest", *imports]) + "\n", test_class=None,
+            project_root=Path(root), hidden_tests=(pair["test_code"],),  # the original is the same test
         )
     except UnituneError:
         return None

@@ -220,17 +220,30 @@ def _load_pairs(source: Path, config: TrainConfig, run_dir: Path) -> tuple[list[
     return pairs, None
 
 
+def _pairs_format(pairs: list[dict]) -> int:
+    """The one prompt format of `pairs`, which the adapter records so that inference builds its
+    prompts the same way (an older pairs file trains an adapter of its older format)."""
+    from unitune.prompt import PROMPT_FORMAT_VERSION
+    from unitune.training.data import prompt_format
+
+    formats = sorted({prompt_format(pair) for pair in pairs}) or [PROMPT_FORMAT_VERSION]
+    if len(formats) > 1:
+        raise TrainInputError(f"the pairs were built with prompt formats {' and '.join(map(str, formats))}; "
+                              "mine them again with `unitune mine` so they share one")
+    return formats[0]
+
+
 def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, stop_after_step, overwrite=False,
                team=None) -> dict:
     from unitune.adapters.card import AdapterCard, BaseModelRef
     from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries, resolve_device
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.prompt import PROMPT_FORMAT_VERSION
     from unitune.settings import load_settings
     from unitune.training import distributed, run_record, trainer
     from unitune.training.data import tokenize_pairs
 
     team = team or distributed.ALONE
+    trained_format = _pairs_format(pairs)
     quiet_libraries()
     started = time.perf_counter()
     settings = load_settings(project_root).settings
@@ -286,7 +299,7 @@ def _fine_tune(config, pairs, repo, run_dir, project_root, resume, progress, sto
     }
     metrics = {"eval_loss_before": state.eval_before, "eval_loss_after": eval_after,
                "final_train_loss": state.history[-1]["loss"] if state.history else None}
-    card = AdapterCard(name=config.name, method=config.method, prompt_format_version=PROMPT_FORMAT_VERSION,
+    card = AdapterCard(name=config.name, method=config.method, prompt_format_version=trained_format,
                        base_model=BaseModelRef(base.model_id, base.revision, base.fingerprint), languages=languages,
                        training=summary, metrics=metrics)
     weights = None

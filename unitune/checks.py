@@ -10,7 +10,10 @@
   of the test goes on to run (a test cut off at the token limit ends in `assert all_prefix`, a name
   cut short; `is_happy(adb)` lost its quotes); a test left with nothing is rejected with the names;
 - `pytest.raises(T, f, *args)` and `self.assertRaises(T, f, *args)` calls become the block form
-  (`with pytest.raises(T): f(*args)`), so a check that did not hold is repaired as blocks are.
+  (`with pytest.raises(T): f(*args)`), so a check that did not hold is repaired as blocks are;
+- a table-driven loop (`for text, expected in [("a", 1), ...]: assert f(text) == expected`, the
+  table written inline or bound just before) becomes one statement per row, so each row is run,
+  repaired and kept or pruned on its own, and the test reads as plain assertions.
 The scopes come from `symtable`, the compiler's own, so comprehensions, lambdas and nested
 functions resolve as Python resolves them.
 """
@@ -54,6 +57,7 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
     checked = CheckedTest(source)
     checked.source = _drop_unknown_fixtures(checked, fixtures | _defined_fixtures(context))
     checked.source = _raises_calls_as_blocks(checked, name)
+    checked.source = _unrolled_tables(checked, name)
     defined, star = _module_names(context)
     if star:
         return checked  # `from x import *`: what it binds is unknown here
@@ -144,6 +148,96 @@ def _raises_calls_as_blocks(checked: CheckedTest, name: str) -> str:
     if edits:
         checked.repaired.append(f"{len(edits)} raises call{'s' if len(edits) > 1 else ''} written as a `with` block")
     return "\n".join(lines)
+
+
+#: Most rows a table-driven loop is unrolled into (a longer table stays a loop).
+MAX_UNROLLED_ROWS = 30
+
+
+def _unrolled_tables(checked: CheckedTest, name: str) -> str:
+    """The test with each table-driven loop at its top level written out row by row."""
+    source = checked.source
+    function = _test_function(source, name)
+    if function is None:
+        return source
+    code = textwrap.dedent(source)
+    lines = source.split("\n")
+    shift = len(lines[function.lineno - 1]) - len(code.split("\n")[function.lineno - 1])
+    edits = []
+    for index, loop in enumerate(function.body):
+        rows = _table_rows(function.body, index)
+        if rows is None:
+            continue
+        table, elements = rows
+        names = [loop.target.id] if isinstance(loop.target, ast.Name) else [n.id for n in loop.target.elts]
+        pad = " " * (loop.col_offset + shift)
+        unrolled = []
+        for element in elements:
+            values = [element] if len(names) == 1 else element.elts
+            for statement in loop.body:
+                statement = ast.parse(ast.unparse(statement)).body[0]
+                if isinstance(statement, ast.Assert) and statement.msg is not None and any(
+                        isinstance(n, ast.Name) and n.id in names for n in ast.walk(statement.msg)):
+                    statement.msg = None  # a message about "this row" says nothing once the row is written out
+                written = _Substitute(dict(zip(names, values))).visit(statement)
+                unrolled.extend(pad + line for line in ast.unparse(written).split("\n"))
+        edits.append((loop.lineno - 1, loop.end_lineno - 1, unrolled))
+        if table is not None:
+            edits.append((table.lineno - 1, table.end_lineno - 1, []))
+    for first, last, new in sorted(edits, reverse=True):
+        lines[first:last + 1] = new
+    if edits:
+        loops = sum(1 for _, _, new in edits if new)
+        checked.repaired.append(f"{loops} table-driven loop{'s' if loops > 1 else ''} written out row by row")
+    return "\n".join(lines)
+
+
+def _table_rows(body: list[ast.stmt], index: int) -> tuple[ast.Assign | None, list[ast.expr]] | None:
+    """(the statement binding the table, if apart, its rows) of the loop `body[index]`, when it is a
+    plain table-driven loop that can be written out; else None."""
+    loop = body[index]
+    if not isinstance(loop, ast.For) or loop.orelse:
+        return None
+    if isinstance(loop.target, ast.Name):
+        width = 1
+    elif isinstance(loop.target, (ast.Tuple, ast.List)) and all(isinstance(n, ast.Name) for n in loop.target.elts):
+        width = len(loop.target.elts)
+    else:
+        return None
+    table, rows = None, loop.iter
+    if isinstance(rows, ast.Name):
+        bound = [s for s in body[:index] if isinstance(s, ast.Assign) and len(s.targets) == 1
+                 and isinstance(s.targets[0], ast.Name) and s.targets[0].id == rows.id]
+        used_elsewhere = sum(isinstance(node, ast.Name) and node.id == rows.id
+                             for statement in body for node in ast.walk(statement)) > 2
+        if not bound or bound[-1] is not body[index - 1] or used_elsewhere:
+            return None
+        table, rows = bound[-1], bound[-1].value
+    if not isinstance(rows, (ast.List, ast.Tuple)) or not rows.elts or len(rows.elts) > MAX_UNROLLED_ROWS:
+        return None
+    if width > 1 and not all(isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == width
+                             and not any(isinstance(v, ast.Starred) for v in e.elts) for e in rows.elts):
+        return None
+    names = {loop.target.id} if width == 1 else {n.id for n in loop.target.elts}
+    for node in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
+        if isinstance(node, (ast.Break, ast.Continue, ast.Return, ast.Yield, ast.YieldFrom, ast.FunctionDef,
+                             ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return None
+        if isinstance(node, ast.Name) and node.id in names and not isinstance(node.ctx, ast.Load):
+            return None
+    return table, list(rows.elts)
+
+
+class _Substitute(ast.NodeTransformer):
+    """Replaces the loop's names by one row's values."""
+
+    def __init__(self, values: dict[str, ast.expr]):
+        self.values = values
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if isinstance(node.ctx, ast.Load) and node.id in self.values:
+            return ast.parse(ast.unparse(self.values[node.id]), mode="eval").body
+        return node
 
 
 def _import_for(name: str, focal_module: str | None, focal_names: set[str]) -> str | None:

@@ -22,6 +22,8 @@ SETTING_HELP: dict[str, str] = {
     "quantization": "load the base model quantized",
     "device": "where the model runs",
     "context": "how much of the code around the focal method the prompt holds",
+    "project_context": ("show the model the signatures and docstrings of the project code the function uses and "
+                        "an existing test near it"),
     "max_new_tokens": "longest test, in tokens",
     "candidates": "tests sampled per request; the ones that survive are delivered, best first",
     "validate": ("run: deliver only tests that pass 3 runs in the sandbox and add coverage or kill a mutant; "
@@ -58,10 +60,12 @@ def add_setting_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
         detail = f"{', '.join(allowed)}; " if allowed else ""
         if key in RANGES:
             detail += f"{RANGES[key][0]}-{RANGES[key][1]}; "
-        shown = f"default {default}" if default is not None else _WHEN_UNSET.get(key, "default: detected")
+        shown = _WHEN_UNSET.get(key, "default: detected") if default is None else \
+            f"default {str(default).lower() if isinstance(default, bool) else default}"
         help_text = f"{SETTING_HELP[key]} ({detail}setting `{key}`, {shown})"
-        if isinstance(default, bool):
-            parser.add_argument(flag_of(key), dest=key, action="store_const", const=True, default=None, help=help_text)
+        if isinstance(default, bool):  # `--name` and `--no-name`: either may be what the files do not want
+            parser.add_argument(flag_of(key), dest=key, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
         else:
             parser.add_argument(flag_of(key), dest=key, type=int if isinstance(default, int) else str, default=None,
                                 metavar=_METAVARS.get(key, "N" if isinstance(default, int) else key.upper()),

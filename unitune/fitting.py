@@ -14,16 +14,21 @@ import re
 from collections.abc import Callable
 
 from unitune.languages import JAVA
+from unitune.project_context import CODE_UNDER_TEST
 
 _ELISION = {JAVA: "// ..."}
 _PYTHON_ELISION = "# ..."
 
 
 def focal_span(lines: list[str], language: str, focal_name: str) -> tuple[int, int] | None:
-    """[first, last] line numbers (0-based) of the focal method's definition in `lines`, or None."""
+    """[first, last] line numbers (0-based) of the focal method's definition in `lines`, or None. A
+    prompt's project block comes first and may show a definition of the same name: the search starts
+    after it."""
     name = re.escape(focal_name.rsplit(".", 1)[-1])
     pattern = re.compile(rf"\bdef\s+{name}\s*\(" if language != JAVA else rf"\b{name}\s*\(")
-    for first, line in enumerate(lines):
+    marker = re.compile(rf"^(#|//) {CODE_UNDER_TEST}, ")
+    start = next((number + 1 for number, line in enumerate(lines) if marker.match(line)), 0)
+    for first, line in enumerate(lines[start:], start):
         if pattern.search(line) and not line.lstrip().startswith(("#", "//", "*")):
             return first, (_java_end if language == JAVA else _python_end)(lines, first)
     return None

@@ -25,10 +25,13 @@ What counts as an assertion or a raises block is `unitune.python_assertions`'s t
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from dataclasses import dataclass, field
 
+from unitune.observing import observing_twin, statement_key  # noqa: F401  (the twin is part of repair's interface)
 from unitune.python_assertions import count_assertions, parse_assertion, parse_raises_block, parse_test_function
+from unitune.test_statements import dependents, parse_body
 
 OBSERVE, DROP, NO_REPAIR = "observe", "drop", "none"
 REPAIR_MODES = (OBSERVE, DROP, NO_REPAIR)
@@ -39,70 +42,6 @@ TEST_FAULTS = frozenset({"NameError", "UnboundLocalError", "ImportError", "Modul
                          "AssertionError", "RecursionError", "TimeoutError", "NotImplementedError"})
 MAX_LITERAL = 300  # characters: longer observed values are not written into a test
 
-_OBSERVER = '''
-def _unitune_record(record):
-    import json, os
-    path = os.environ.get("UNITUNE_OBSERVATIONS")
-    if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\\n")
-
-def _unitune_raised_record(error):
-    kinds = type(error).__mro__
-    builtin = next((k.__name__ for k in kinds if k.__module__ == "builtins"), "Exception")
-    return {"type": type(error).__name__, "base": builtin, "mro": [k.__name__ for k in kinds]}
-
-def _unitune_value(thunk):
-    try:
-        value = thunk()
-    except Exception as error:
-        return None, {"raised": _unitune_raised_record(error)}
-    try:
-        text = repr(value)
-    except Exception:
-        text = None
-    return value, {"repr": text if text is None or len(text) <= 4000 else None}
-
-def _unitune_observe(key, left, right, op):
-    import operator
-    value, first = _unitune_value(left)
-    record = {"test": TEST_NAME, "key": key, "left": first}
-    holds = False
-    if right is not None:
-        other, second = _unitune_value(right)
-        record["right"] = second
-        if "raised" not in first and "raised" not in second:
-            compare = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-                       ">": operator.gt, ">=": operator.ge, "is": operator.is_, "is not": operator.is_not,
-                       "in": lambda a, b: a in b, "not in": lambda a, b: a not in b,
-                       "approx": lambda a, b: round(a - b, 7) == 0,
-                       "count": lambda a, b: sorted(a) == sorted(b)}.get(op)
-            try:
-                holds = bool(compare(value, other)) if compare else False
-            except Exception:
-                holds = False
-    elif "raised" not in first:
-        try:
-            holds = {"truth": bool(value), "falsity": not value, "none": value is None,
-                     "not none": value is not None}.get(op, False)
-        except Exception:
-            holds = False
-    record["holds"] = holds
-    _unitune_record(record)
-
-def _unitune_statement(key, error):
-    _unitune_record({"test": TEST_NAME, "key": key, "raised": _unitune_raised_record(error)})
-
-def _unitune_block(key, error, thunk):
-    record = {"test": TEST_NAME, "key": key, "block": True}
-    if error is not None:
-        record["raised"] = _unitune_raised_record(error)
-    elif thunk is not None:
-        record.update(_unitune_value(thunk)[1])
-    _unitune_record(record)
-'''
-
-
 @dataclass
 class Repair:
     """A failing test after repair: its new source (None: dropped) and what was done."""
@@ -111,120 +50,138 @@ class Repair:
     notes: list[str] = field(default_factory=list)
 
 
-# -- the observing twin --------------------------------------------------------------------------
-
-def observing_twin(source: str, name: str) -> str | None:
-    """The observing twin of the test function `source` (indented as in its file), or None when it
-    cannot be parsed."""
-    parsed = parse_test_function(source)
-    if parsed is None:
-        return None
-    function, indent = parsed
-    helpers = ast.parse(_OBSERVER.replace("TEST_NAME", repr(name))).body
-    function.body = helpers + _twin_body(function.body, top=True)
-    function.decorator_list = [d for d in function.decorator_list if "parametrize" in ast.unparse(d)]
-    text = ast.unparse(ast.fix_missing_locations(function))
-    return textwrap.indent(text, indent) + "\n"
-
-
-def _twin_body(body: list[ast.stmt], top: bool) -> list[ast.stmt]:
-    result: list[ast.stmt] = []
-    for statement in body:
-        assertion = parse_assertion(statement)
-        if assertion is not None:
-            left, right, op, _ = assertion
-            call = _call("_unitune_observe", [ast.Constant(_key(statement)), _thunk(left),
-                                              _thunk(right) if right is not None else ast.Constant(None),
-                                              ast.Constant(op)])
-            result.append(ast.Expr(call))
-        elif parse_raises_block(statement) is not None:
-            result.append(_twin_block(statement))
-        elif top and isinstance(statement, (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            result.append(_guarded(statement))
-        else:
-            for attribute in ("body", "orelse", "finalbody"):
-                inner = getattr(statement, attribute, None)
-                if isinstance(inner, list) and inner and not isinstance(statement, (ast.FunctionDef, ast.ClassDef,
-                                                                                   ast.AsyncFunctionDef)):
-                    setattr(statement, attribute, _twin_body(inner, top=False))
-            result.append(statement)
-    return result
-
-
-def _guarded(statement: ast.stmt) -> ast.stmt:
-    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name="_unitune_error", body=[
-        ast.Expr(_call("_unitune_statement", [ast.Constant(_key(statement)), ast.Name("_unitune_error", ast.Load())]))])
-    return ast.Try(body=[statement], handlers=[handler], orelse=[], finalbody=[])
-
-
-def _twin_block(statement: ast.With) -> ast.stmt:
-    """try: <body> except Exception as e: record e, else: record what the body's one expression gave."""
-    body = _twin_body(statement.body, top=False)
-    value = statement.body[0].value if len(statement.body) == 1 and isinstance(statement.body[0], ast.Expr) else None
-    key = ast.Constant(_key(statement))
-    if value is not None:
-        body = []  # the expression runs inside the record's thunk, once
-    handler = ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name="_unitune_error", body=[
-        ast.Expr(_call("_unitune_block", [key, ast.Name("_unitune_error", ast.Load()), ast.Constant(None)]))])
-    returned = ast.Expr(_call("_unitune_block", [key, ast.Constant(None),
-                                                 _thunk(value) if value is not None else ast.Constant(None)]))
-    if value is not None:
-        # the thunk runs inside `_unitune_value`, which records a raise itself
-        return returned
-    return ast.Try(body=body or [ast.Pass()], handlers=[handler], orelse=[returned], finalbody=[])
-
-
-def _thunk(expression: ast.expr) -> ast.Lambda:
-    arguments = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
-                              defaults=[])
-    return ast.Lambda(arguments, expression)
-
-
-def _call(name: str, args: list[ast.expr]) -> ast.Call:
-    return ast.Call(ast.Name(name, ast.Load()), args, [])
-
-
-def _key(statement: ast.stmt) -> str:
-    return f"{statement.lineno}:{statement.col_offset}"
-
-
 # -- repair --------------------------------------------------------------------------------------
 
-def repair(source: str, name: str, observations: list[dict], mode: str = OBSERVE) -> Repair:
-    """The failing test `source` repaired from its twin's `observations` (records of this test only)."""
-    parsed = parse_test_function(source)
-    if parsed is None or mode == NO_REPAIR:
+def repair(source: str, name: str, observations: list[dict], mode: str = OBSERVE,
+           failed_line: int | None = None) -> Repair:
+    """The failing test `source` repaired from its twin's `observations` (records of this test only).
+
+    Each statement the twin saw fail is repaired where it can be (an observed value, an expected
+    raise, a misspelt attribute's unique close name), and otherwise removed with the statements that
+    depend on it; the repaired test is run again by the caller, until it passes. An expected value
+    written by an earlier repair that fails again was contradicted (the code does not give one
+    value there): it is removed, not repaired again. `failed_line` is the line of the test where the
+    run failed: a statement that failed there although its twin saw nothing wrong gives different
+    results from run to run, and is removed with what depends on it."""
+    body = parse_body(source)
+    if body is None or mode == NO_REPAIR:
         return Repair(None, ["failed when run"])
-    function, indent = parsed
-    dedented = textwrap.dedent(source).split("\n")
+    function = parse_test_function(source)[0]
     records: dict[str, list[dict]] = {}
     for record in observations:
-        records.setdefault(str(record.get("key")), []).append(record)
+        if not record.get("begin"):
+            records.setdefault(str(record.get("key")), []).append(record)
     statements = [node for node in ast.walk(function) if isinstance(node, ast.stmt) and node is not function]
     if _shares_lines(statements):
         return Repair(None, ["failed when run; two statements share a line, so it was not repaired"])
+    lines = body.lines
     edits: list[tuple[int, int, list[str] | None]] = []
+    removed: set[int] = set()  # top-level statements to remove with what depends on them
     notes: list[str] = []
     arguments = function.args.posonlyargs + function.args.args
     unittest = bool(arguments) and arguments[0].arg == "self"
-    for statement in statements:
-        seen = records.get(_key(statement))
-        if not seen or any(start <= statement.lineno <= end for start, end, _ in edits):
-            continue  # not reached, or inside a statement already rewritten
-        edit = _repair_statement(statement, seen, mode, dedented, notes, unittest)
-        if edit is False:
-            return Repair(None, notes)
-        if edit is not None:
+    gone: set[int] = set()  # `removed` and what depends on it
+    for statement in sorted(statements, key=lambda node: (node.lineno, node.col_offset)):
+        seen = records.get(statement_key(statement))
+        top = body.enclosing(statement.lineno)
+        if not seen or any(start <= statement.lineno <= end for start, end, _ in edits) or (top and top.index in gone):
+            continue  # not reached, inside a statement already rewritten, or going with what it depends on
+        if _marked(lines, statement) and not _held(statement, seen):
+            notes.append(f"removed `{_short(_text(lines, statement))}`: the value an earlier run gave was "
+                         "contradicted when run again")
+            edits.append((statement.lineno - 1, statement.end_lineno, None))  # with its marker comment
+            continue
+        edit = _repair_statement(statement, seen, mode, lines, notes, unittest)
+        if edit is REMOVE_WITH_DEPENDENTS:
+            if top is not None:
+                removed.add(top.index)
+                gone = dependents(body, removed)
+        elif edit is not None:
             edits.append(edit)
+    failed = body.enclosing(failed_line) if failed_line else None
+    if failed is not None and failed.index not in removed and not any(
+            start <= failed.first_line <= end or failed.first_line <= start <= failed.last_line for start, end, _ in edits):
+        what = ("the value an earlier run gave was contradicted when run again" if _marked(lines, failed.node)
+                else "it failed when run, but not when observed: its result changes from run to run")
+        notes.append(f"removed `{_short(_text(lines, failed.node))}`: {what}")
+        removed.add(failed.index)
+    if removed:
+        gone = dependents(body, removed)
+        if len(gone) > len(removed):
+            notes.append(f"removed {len(gone) - len(removed)} statement(s) that depend on what was removed")
+        for statement in body.statements:
+            if statement.index in gone and not any(s <= statement.first_line <= e for s, e, _ in edits):
+                edits.append((_with_comments(lines, statement.first_line), statement.last_line, None))
     if not edits:
-        return Repair(None, notes + ["failed when run, and nothing that failed could be repaired"])
-    edits = _without_repeats(edits, dedented, notes)
-    for start, end, lines in sorted(edits, key=lambda edit: -edit[0]):
-        dedented[start - 1:end] = lines or []
-    repaired = textwrap.indent("\n".join(dedented).rstrip("\n") + "\n", indent)
-    if not count_assertions(repaired):
+        return Repair(None, notes + ["failed when run, and nothing the observing run recorded explains it"])
+    edits = _without_repeats(edits, lines, notes)
+    repaired = _apply(lines, edits, body.indent)
+    if repaired is None:  # a block left empty: remove the whole statement around it
+        for index, (start, end, new) in enumerate(edits):
+            top = body.enclosing(start if new is not None else end)
+            if new is None and top is not None and (top.first_line, top.last_line) != (start, end) \
+                    and top.first_line < start:
+                edits[index] = (_with_comments(lines, top.first_line), top.last_line, None)
+        edits = _outermost(edits)
+        repaired = _apply(lines, edits, body.indent)
+    if repaired is None or not count_assertions(repaired):
         return Repair(None, notes + ["no assertion left after the repair"])
     return Repair(repaired, notes)
+
+
+#: `_repair_statement`'s answer for a statement that cannot be repaired: remove it with its dependents.
+REMOVE_WITH_DEPENDENTS = object()
+
+
+def _apply(lines: list[str], edits, indent: str) -> str | None:
+    """The dedented `lines` with `edits` applied, indented back; None when the result does not parse."""
+    result = list(lines)
+    for start, end, new in sorted(edits, key=lambda edit: -edit[0]):
+        result[start - 1:end] = new or []
+    text = "\n".join(result).rstrip("\n") + "\n"
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    return textwrap.indent(text, indent) if indent else text
+
+
+def _outermost(edits):
+    """The edits without those inside another one."""
+    ordered = sorted(edits, key=lambda edit: (edit[0], -edit[1]))
+    kept = []
+    for edit in ordered:
+        if kept and kept[-1][0] <= edit[0] and edit[1] <= kept[-1][1]:
+            continue
+        kept.append(edit)
+    return kept
+
+
+def _with_comments(lines: list[str], first: int) -> int:
+    """The first line of a statement starting at `first`, with the marker comment right above it."""
+    if first >= 2 and lines[first - 2].strip() in (OBSERVED_COMMENT, RAISED_COMMENT):
+        return first - 1
+    return first
+
+
+def _marked(lines: list[str], statement: ast.stmt) -> bool:
+    """Whether an earlier repair wrote this statement (its marker comment is right above it)."""
+    return statement.lineno >= 2 and lines[statement.lineno - 2].strip() in (OBSERVED_COMMENT, RAISED_COMMENT)
+
+
+def _held(statement: ast.stmt, seen: list[dict]) -> bool:
+    """Whether what the twin saw of `statement` agrees with the test as written."""
+    if parse_assertion(statement) is not None:
+        return all(record.get("holds") for record in seen)
+    block = parse_raises_block(statement)
+    if block is not None:
+        raised = seen[0].get("raised")
+        return bool(raised) and ast.unparse(block[0]).split(".")[-1] in raised.get("mro", ())
+    return not any(record.get("raised") for record in seen)
+
+
+def _text(lines: list[str], statement: ast.stmt) -> str:
+    return "\n".join(lines[statement.lineno - 1:statement.end_lineno]).strip()
 
 
 def _without_repeats(edits: list[tuple[int, int, list[str] | None]], lines: list[str], notes: list[str]):
@@ -247,7 +204,8 @@ def _only_blank(lines: list[str]) -> bool:
 
 
 def _repair_statement(statement, seen, mode, lines, notes, self_style):
-    """An edit (first line, last line, new lines or None to remove), None to keep, False to drop the test."""
+    """An edit (first line, last line, new lines or None to remove), None to keep it, or
+    `REMOVE_WITH_DEPENDENTS`."""
     text = ast.get_source_segment("\n".join(lines), statement) or ""
     pad = " " * statement.col_offset
     assertion = parse_assertion(statement)
@@ -261,6 +219,9 @@ def _repair_statement(statement, seen, mode, lines, notes, self_style):
         side = "left" if actual_is_left else "right"
         actual_text = ast.get_source_segment("\n".join(lines), actual) or ast.unparse(actual)
         outcome = _consistent([record.get(side) or {} for record in seen])
+        renamed = _renamed(statement, outcome.get("raised"), lines, pad, notes)
+        if renamed is not None:
+            return renamed
         new = None if mode == DROP else _oracle(actual_text, outcome, unittest)
         if new is None:
             notes.append(f"removed `{_short(text)}`: it failed and its value cannot be written as a literal"
@@ -281,6 +242,9 @@ def _repair_statement(statement, seen, mode, lines, notes, self_style):
         if mode == DROP:
             notes.append(f"removed a `{_short(wanted)}` check: the code did not raise it")
             return statement.lineno, statement.end_lineno, None
+        renamed = _renamed(statement, raised, lines, pad, notes)
+        if renamed is not None:
+            return renamed
         if raised and raised.get("type") not in TEST_FAULTS:
             head = lines[statement.lineno - 1].replace(wanted, raised["base"], 1)
             notes.append(f"expects {raised['base']} instead of {wanted}, as raised when run")
@@ -294,19 +258,35 @@ def _repair_statement(statement, seen, mode, lines, notes, self_style):
                 return statement.lineno, statement.end_lineno, [pad + new[0]] + [pad + l for l in new[1].split("\n")]
         notes.append(f"removed a `{_short(wanted)}` check that did not hold")
         return statement.lineno, statement.end_lineno, None
-    raised = seen[0].get("raised")
+    raised = next((record.get("raised") for record in seen if record.get("raised")), None)
     if raised is None:
         return None
-    if isinstance(statement, ast.Expr) and raised.get("type") not in TEST_FAULTS and mode == OBSERVE:
+    renamed = _renamed(statement, raised, lines, pad, notes)
+    if renamed is not None:
+        return renamed
+    if isinstance(statement, ast.Expr) and raised.get("type") not in TEST_FAULTS and mode == OBSERVE \
+            and _has_call(statement.value):
         context = "self.assertRaises" if self_style else "pytest.raises"
         notes.append(f"`{_short(text)}` raised {raised['type']} when run; now expected to")
         return statement.lineno, statement.end_lineno, [pad + RAISED_COMMENT, f"{pad}with {context}({raised['base']}):"] + [
             pad + "    " + line for line in text.split("\n")]
-    if isinstance(statement, ast.Expr) and mode == DROP:
-        notes.append(f"removed `{_short(text)}`: it raised {raised.get('type')}")
-        return statement.lineno, statement.end_lineno, None
-    notes.append(f"`{_short(text)}` raised {raised.get('type')} when run; the test was dropped")
-    return False
+    message = f": {_short(raised.get('message', ''), 80)}" if raised.get("message") else ""
+    notes.append(f"removed `{_short(text)}`: it raised {raised.get('type')}{message}")
+    return REMOVE_WITH_DEPENDENTS
+
+
+def _renamed(statement: ast.stmt, raised: dict | None, lines: list[str], pad: str, notes: list[str]):
+    """The statement with a missing attribute renamed to the one close name the object has, when the
+    twin saw an AttributeError with exactly one (`EmailMessage.set_content_type` -> `set_content`)."""
+    if not raised or raised.get("type") != "AttributeError" or len(raised.get("close") or ()) != 1:
+        return None
+    missing, close = raised.get("attribute"), raised["close"][0]
+    text = "\n".join(lines[statement.lineno - 1:statement.end_lineno])
+    renamed = re.sub(rf"\.{re.escape(missing)}\b", f".{close}", text)
+    if renamed == text:
+        return None
+    notes.append(f"`.{missing}` does not exist; renamed to `.{close}`, the one close name it has")
+    return statement.lineno, statement.end_lineno, renamed.split("\n")
 
 
 def _oracle(actual: str, outcome: dict, unittest: bool) -> tuple[str, str] | None:

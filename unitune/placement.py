@@ -48,29 +48,51 @@ def locate_test_file(focal_path: str | Path, project_root: str | Path | None = N
                      *, test_dir: str | Path | None = None) -> TestLocation:
     """The test file of `focal_path`: the existing one, else where a new one goes (`test_dir`, the
     `test_dir` setting, overrides the folder of a new file)."""
+    focal, root, test_dir = _normalized(focal_path, project_root, test_dir)
+    if language_for_path(focal) == JAVA:
+        return _locate_java(focal, root, test_dir)
+    return _locate_python(focal, root, test_dir)
+
+
+def locate_test_path(focal_path: str | Path, project_root: str | Path | None = None,
+                     *, test_dir: str | Path | None = None) -> tuple[Path, bool]:
+    """The path `locate_test_file` gives and whether that file exists, without detecting the
+    framework (which reads the neighbouring tests: the slow part)."""
+    focal, root, test_dir = _normalized(focal_path, project_root, test_dir)
+    if language_for_path(focal) == JAVA:
+        path, existing, _ = _java_test_path(focal, root, test_dir)
+    else:
+        path, existing, _ = _python_test_path(focal, root, test_dir)
+    return path, existing
+
+
+def _normalized(focal_path, project_root, test_dir) -> tuple[Path, Path, Path | None]:
     focal = Path(focal_path).resolve()
     root = Path(project_root).resolve() if project_root else find_project_root(focal)
     if test_dir is not None:
         test_dir = Path(test_dir) if Path(test_dir).is_absolute() else root / test_dir
-    language = language_for_path(focal)
-    if language == JAVA:
-        return _locate_java(focal, root, test_dir)
-    return _locate_python(focal, root, test_dir)
+    return focal, root, test_dir
 
 
 # -- Python --------------------------------------------------------------------------------------
 
 def _locate_python(focal: Path, root: Path, test_dir: Path | None) -> TestLocation:
-    module = python_module_name(focal, root)
-    package, stem = module.split(".")[:-1], module.split(".")[-1]
-    names = (f"test_{stem}.py", f"{stem}_test.py")
-    existing = _existing_python_test(focal, root, package, names)
-    path = existing or _new_python_test_path(focal, root, package, stem, test_dir)
+    path, existing, module = _python_test_path(focal, root, test_dir)
+    stem = module.split(".")[-1]
     framework = detect_framework(path, root, PYTHON)
     class_name = None
     if framework == UNITTEST:
         class_name = _unittest_class(path) or "Test" + "".join(p.capitalize() for p in stem.split("_"))
-    return TestLocation(path, existing is not None, framework, module, class_name)
+    return TestLocation(path, existing, framework, module, class_name)
+
+
+def _python_test_path(focal: Path, root: Path, test_dir: Path | None) -> tuple[Path, bool, str]:
+    """(test file, whether it exists, the focal file's dotted module)."""
+    module = python_module_name(focal, root)
+    package, stem = module.split(".")[:-1], module.split(".")[-1]
+    names = (f"test_{stem}.py", f"{stem}_test.py")
+    existing = _existing_python_test(focal, root, package, names)
+    return existing or _new_python_test_path(focal, root, package, stem, test_dir), existing is not None, module
 
 
 def _existing_python_test(focal: Path, root: Path, package: list[str], names) -> Path | None:
@@ -147,6 +169,13 @@ def _unittest_class(test_path: Path) -> str | None:
 # -- Java ----------------------------------------------------------------------------------------
 
 def _locate_java(focal: Path, root: Path, test_dir: Path | None) -> TestLocation:
+    path, existing, qualified = _java_test_path(focal, root, test_dir)
+    framework = detect_framework(path, root, JAVA)
+    return TestLocation(path, existing, framework, qualified, path.stem)
+
+
+def _java_test_path(focal: Path, root: Path, test_dir: Path | None) -> tuple[Path, bool, str]:
+    """(test file, whether it exists, the focal class's qualified name)."""
     package = java_package_of(focal)
     cls = focal.stem
     qualified = f"{package}.{cls}" if package else cls
@@ -177,8 +206,7 @@ def _locate_java(focal: Path, root: Path, test_dir: Path | None) -> TestLocation
     else:
         folder = next((r for r in test_roots if r.is_dir()), None)
         path = folder.joinpath(*package_dirs, names[0]) if folder else focal.parent / names[0]
-    framework = detect_framework(path, root, JAVA)
-    return TestLocation(path, existing is not None, framework, qualified, path.stem)
+    return path, existing is not None, qualified
 
 
 def _java_source_root(focal: Path, package_dirs: list[str]) -> Path:

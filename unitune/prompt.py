@@ -2,6 +2,8 @@
 
 A prompt is plain code in the target language, so any base model can complete it:
 
+    <the project block (unitune.project_context): signatures and docstrings of the project code the
+     focal function uses, one or two existing tests nearest to it; format 3 only, and only when given>
     <focal context (unitune.context)>
     <test file header: the existing test file's imports, fixtures, class header and set-up,
      or what a new test file needs>
@@ -16,9 +18,11 @@ through the method's closing brace. `split_test` cuts a developer's test the sam
 parameters, or one in a file that shows fixtures, at the parameter list), so training pairs and
 inference prompts have one shape.
 
-The header's parts come from `unitune.prompt_header`, the names of tests and test classes from
-`unitune.test_names`. `model_input` gives a prompt to the model: the plain code for a base model, the
-chat template's rendering for an instruct model (see the end of this module).
+Format 2 is the same prompt without the project block, asked for with the older chat instruction:
+adapters trained on it keep getting it (`SUPPORTED_PROMPT_FORMATS`). The header's parts come from
+`unitune.prompt_header`, the names of tests and test classes from `unitune.test_names`.
+`model_input` gives a prompt to the model: the plain code for a base model, the chat template's
+rendering for an instruct model (see the end of this module).
 
 Generation stops where `StopScanner` says the test ended: in Python at the first code line indented
 no deeper than the test's `def` (a dedent; lines inside brackets, after a backslash or inside strings
@@ -29,7 +33,9 @@ literals and comments do not count).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from tree_sitter import Node
 
@@ -39,17 +45,26 @@ from unitune.errors import UnituneError
 from unitune.focal import Function
 from unitune.frameworks import UNITTEST, parse_framework
 from unitune.languages import JAVA, PYTHON
+from unitune.project_context import ProjectContext, gather_project_context
 from unitune.prompt_header import java_test_header, python_test_header
 from unitune.source import SourceFile
 from unitune.stopping import StopScanner, indent_width, test_has_ended
 from unitune.syntax_walk import descendants
 from unitune.test_names import test_class_name, test_name_for
 
-PROMPT_FORMAT_VERSION = 2
+PROMPT_FORMAT_VERSION = 3
+#: The formats this unitune builds: its own, and 2 (no project block, the older chat instruction) for
+#: the adapters trained on it.
+SUPPORTED_PROMPT_FORMATS = (2, PROMPT_FORMAT_VERSION)
+#: The first format with a project block.
+PROJECT_BLOCK_FORMAT = 3
 #: The coverage prompt (a round of `validate = "run"` that asks for the lines the tests so far leave
 #: unrun, as CoverUp does): the plain prompt with `coverage_note` between the focal code and the tests.
 COVERAGE_PROMPT_VERSION = 1
-TEST_PROMPT, COVERAGE_PROMPT = "test", "coverage"
+#: The retry prompt (a new round of candidates when none of the round before survived): the plain prompt
+#: with `failure_note`, what went wrong, between the focal code and the tests.
+RETRY_PROMPT_VERSION = 1
+TEST_PROMPT, COVERAGE_PROMPT, RETRY_PROMPT = "test", "coverage", "retry"
 
 _FIXTURE_DECORATOR = re.compile(r"^\s*@[\w.]*fixture\b", re.M)
 
@@ -98,7 +113,8 @@ class Prompt:
     test_class: str | None = None
     level: str = DEFAULT_CONTEXT
     version: int = PROMPT_FORMAT_VERSION
-    kind: str = TEST_PROMPT  # or COVERAGE_PROMPT (then `version` is COVERAGE_PROMPT_VERSION)
+    kind: str = TEST_PROMPT  # or COVERAGE_PROMPT, RETRY_PROMPT (then `version` is that kind's)
+    format_version: int = PROMPT_FORMAT_VERSION  # the format of `text` (and of its chat instruction)
 
     @property
     def in_signature(self) -> bool:
@@ -145,10 +161,19 @@ def build_prompt(
     test_class: str | None = None,
     prefix: str | None = None,
     uncovered: list[str] | None = None,
+    project: ProjectContext | None = None,
+    format_version: int = PROMPT_FORMAT_VERSION,
+    failure: str | None = None,
 ) -> Prompt:
     """The prompt for a new test of `function`. `prefix` replaces the default test opening (training
     passes the developer test's own opening from `split_test`). `uncovered` (source lines of the
-    function that the tests so far do not run) makes it a coverage prompt (`coverage_note`)."""
+    function that the tests so far do not run) makes it a coverage prompt (`coverage_note`).
+    `project` is the project block (`gather_project_context`), shown from format 3 on; without it,
+    or in format 2, the text is format 2's. `failure` (what went wrong with the tests of a round
+    before) makes it a retry prompt (`failure_note`)."""
+    if format_version not in SUPPORTED_PROMPT_FORMATS:
+        known = ", ".join(map(str, SUPPORTED_PROMPT_FORMATS))
+        raise UnituneError(f"prompt format {format_version} is not one of {known}")
     language = focal_file.language
     framework = parse_framework(framework, language)
     name = test_name or test_name_for(function)
@@ -162,6 +187,11 @@ def build_prompt(
     context = render_context(focal_file, function, level).rstrip("\n")
     if uncovered:
         context += "\n\n\n" + coverage_note(language, function.name, uncovered)
+    elif failure:
+        context += "\n\n\n" + failure_note(language, failure)
+    block = project.render() if project is not None and format_version >= PROJECT_BLOCK_FORMAT else ""
+    if block:
+        context = block + "\n\n" + context
     if language == PYTHON:
         separator = "\n\n\n" if not in_class else ("\n" if header.endswith(":") else "\n\n")
         text = context + "\n\n\n" + header + separator + opening
@@ -173,8 +203,12 @@ def build_prompt(
     resolved_class = (test_class or test_class_name(function)) if in_class else None
     if uncovered:
         return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
-                      COVERAGE_PROMPT_VERSION, COVERAGE_PROMPT)
-    return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level)
+                      COVERAGE_PROMPT_VERSION, COVERAGE_PROMPT, format_version)
+    if failure:
+        return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
+                      RETRY_PROMPT_VERSION, RETRY_PROMPT, format_version)
+    return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
+                  format_version=format_version)
 
 
 def coverage_note(language: str, function_name: str, lines: list[str]) -> str:
@@ -183,6 +217,18 @@ def coverage_note(language: str, function_name: str, lines: list[str]) -> str:
     shown = [f"{mark}     {line.strip()}" for line in lines[:12]] + ([f"{mark}     ..."] if len(lines) > 12 else [])
     return "\n".join([f"{mark} The tests so far do not run these lines of {function_name}:", *shown,
                       f"{mark} The next test makes them run."])
+
+
+def failure_note(language: str, failure: str) -> str:
+    """A comment saying what went wrong with the tests written before, and what the next one does instead."""
+    mark = "#" if language == PYTHON else "//"
+    said, _, instead = failure.partition(": the next one ")
+    lines = [f"{mark} A test written before was dropped: {' '.join(said.split())[:200]}"]
+    if instead:
+        lines.append(f"{mark} The next test {instead.strip()[:160]}.")
+    else:
+        lines.append(f"{mark} The next test is short and checks what the function returns.")
+    return "\n".join(lines)
 
 
 def split_test(test_source: str, language: str, indent: str | None = None, keep_open: bool = False) -> tuple[str, str]:
@@ -241,9 +287,14 @@ def training_example(
     existing_test_source: str | None = None,
     level: str = DEFAULT_CONTEXT,
     test_class: str | None = None,
+    project_root: Path | None = None,
+    hidden_tests: Iterable[str] = (),
 ) -> tuple[str, str]:
     """(prompt, completion) for a developer's test of `function`, built exactly as inference builds
-    prompts; `test_class` is the class the test is a method of, if any."""
+    prompts; `test_class` is the class the test is a method of, if any. With `project_root`, the
+    prompt has the project block inference gives it, except that neither this test nor
+    `hidden_tests` (nor a test with the same code) is ever its example: the model would learn to
+    copy the example."""
     language = focal_file.language
     framework = parse_framework(framework, language)
     in_class = language == JAVA or framework == UNITTEST or test_class is not None
@@ -253,10 +304,15 @@ def training_example(
     opening, completion = split_test(test_source, language, INDENT if in_class else "",
                                      keep_open=shows_fixtures(language, framework, header))
     name_match = re.search(r"(?:def|void)\s+(\w+)\s*\(", opening)
+    project = None
+    if project_root is not None and focal_file.path is not None:
+        project = gather_project_context(focal_file, function, project_root,
+                                         hidden_tests=(test_source, *hidden_tests))
     prompt = build_prompt(
         focal_file, function, framework=framework, module_import=module_import,
         existing_test_source=existing_test_source, level=level,
         test_name=name_match.group(1) if name_match else None, test_class=test_class, prefix=opening,
+        project=project,
     )
     return prompt.text, completion
 
@@ -271,7 +327,20 @@ def training_example(
 
 COMPLETION, CHAT = "completion", "chat"
 CHAT_SYSTEM = "You are an expert software engineer who writes correct, focused unit tests."
+# Format 3 asks for one short test: asked for "a unit test", the model wrote one long test repeating
+# an assertion pattern until the token limit.
 CHAT_INSTRUCTION = {
+    PYTHON: ("Write one short {framework} test for the function the test is named after: it checks one behaviour "
+             "with at most three assertions. Compute each expected value by reading the code carefully; check "
+             "raised exceptions with {raises}. Do not call project functions or methods that the code does not "
+             "show. Reply with the test function only."),
+    JAVA: ("Write one short JUnit test for the method the test is named after: it checks one behaviour with at "
+           "most three assertions. Compute each expected value by reading the code carefully; check thrown "
+           "exceptions with assertThrows. Do not call project methods that the code does not show. Reply with "
+           "the test method only."),
+}
+#: Format 2's instruction, for the adapters trained with it.
+FORMAT_2_CHAT_INSTRUCTION = {
     PYTHON: ("Write a {framework} unit test for the function the test is named after. Compute each expected value "
              "by reading the code carefully; check raised exceptions with {raises}. Reply with the test function "
              "only."),
@@ -293,28 +362,31 @@ def split_opening(text: str) -> tuple[str, str]:
     return (body.strip("\n") + "\n", opening) if blank else ("", text)
 
 
-def model_input(tokenizer, text: str, language: str, max_tokens: int | None = None) -> str:
+def model_input(tokenizer, text: str, language: str, max_tokens: int | None = None,
+                format_version: int = PROMPT_FORMAT_VERSION) -> str:
     """What the model is given for a prompt's `text`, for training and inference alike: the text itself
-    for a base model, the chat rendering for an instruct model. With `max_tokens`, a chat rendering
-    that is too long loses the start of its code (the focal context's far end), never the test's
-    opening or the instruction."""
+    for a base model, the chat rendering for an instruct model, with the instruction of the prompt's
+    `format_version` (`Prompt.format_version`). With `max_tokens`, a chat rendering that is too long
+    loses the start of its code (the project block, then the focal context's far end), never the
+    test's opening or the instruction."""
     if prompt_style(tokenizer) == COMPLETION:
         return text
     code, opening = split_opening(text)
-    rendered = _chat(tokenizer, code, opening, language)
+    rendered = _chat(tokenizer, code, opening, language, format_version)
     if max_tokens is not None:
         excess = len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) - max_tokens
         if excess > 0:
             ids = tokenizer(code, add_special_tokens=False)["input_ids"]
             code = tokenizer.decode(ids[min(len(ids), excess + 8):])
-            rendered = _chat(tokenizer, code, opening, language)
+            rendered = _chat(tokenizer, code, opening, language, format_version)
     return rendered
 
 
-def _chat(tokenizer, code: str, opening: str, language: str) -> str:
+def _chat(tokenizer, code: str, opening: str, language: str, format_version: int) -> str:
     fence = _FENCE.get(language, "")
     unittest_style = "(self" in opening and "unittest" in code
-    instruction = CHAT_INSTRUCTION.get(language, CHAT_INSTRUCTION[PYTHON]).format(
+    instructions = CHAT_INSTRUCTION if format_version >= PROJECT_BLOCK_FORMAT else FORMAT_2_CHAT_INSTRUCTION
+    instruction = instructions.get(language, instructions[PYTHON]).format(
         framework="unittest" if unittest_style else "pytest",
         raises="self.assertRaises" if unittest_style else "pytest.raises")
     user = f"{instruction}\n\n```{fence}\n{code}```"

@@ -48,6 +48,7 @@ class Settings:
     quantization: str = "auto"
     device: str = "auto"
     context: str = DEFAULT_CONTEXT
+    project_context: bool = True  # the prompt's project block: what the focal function uses, a nearby test
     max_new_tokens: int = 256
     candidates: int = 1
     validate: str = "run"
@@ -71,6 +72,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 RANGES: dict[str, tuple[int, int]] = {"max_new_tokens": (1, 8192), "candidates": (1, 64), "time_budget": (5, 3600)}
 KEYS = tuple(f.name for f in dataclasses.fields(Settings))
+#: The keys that are true or false.
+SWITCHES = tuple(f.name for f in dataclasses.fields(Settings) if isinstance(f.default, bool))
 
 
 @dataclass
@@ -107,7 +110,7 @@ def validate(values: dict[str, Any], origin: str, problems: list[str]) -> dict[s
                     f"{origin}: {key} = {value!r} must be a whole number from {low} to {high}; using {default!r}"
                 )
                 continue
-        elif key == "trust_remote_code":
+        elif key in SWITCHES:
             if not isinstance(value, bool):
                 problems.append(f"{origin}: {key} = {value!r} must be true or false; using {default!r}")
                 continue

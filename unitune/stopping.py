@@ -1,11 +1,25 @@
 """Where a generated test ends: the stop rule that matches the prompt format of `unitune.prompt`.
 
 Generation calls `StopScanner.feed` after each token, so it only looks at the new text each time.
+Besides the test's syntactic end, a Python test also ends, before the line that would make it so,
+when the model starts repeating itself: a statement it already wrote, word for word; the same
+statement shape (literals aside) a `MAX_SAME_SHAPE`-th time over (`assert f("10") == 10`,
+`assert f("100") == 100`, ...); or a check beyond `MAX_CHECKS`, which is more than one behaviour
+needs. A small model otherwise spends its whole token budget extending a pattern.
 """
 
 from __future__ import annotations
 
+import re
+
 from unitune.languages import PYTHON
+
+#: A statement shape (its text with string and number literals blanked) may occur this often in a test.
+MAX_SAME_SHAPE = 4
+#: Checks (assertions, raises blocks) a test may hold: several behaviours are several tests.
+MAX_CHECKS = 8
+_NUMBER = re.compile(r"(?<![\w.])\d[\w.]*")
+_CHECK = re.compile(r"^(assert\b|self\.assert|self\.fail|with\s+(pytest\.raises|self\.assertRaises|raises)\b)")
 
 
 def indent_width(whitespace: str) -> int:
@@ -44,6 +58,13 @@ class StopScanner:
         self._backslash = False
         self._content_end = 0  # just after the newline of the last line with content
         self._comment_run: int | None = None  # _content_end before dedented comment lines
+        # the statement being read (Python): its text with literals blanked, where it starts, and what came before
+        self._statement = ""
+        self._raw = ""  # the statement as written
+        self._statement_start: int | None = None
+        self._seen_statements: set[str] = set()
+        self._shapes: dict[str, int] = {}
+        self._checks = 0
 
     @property
     def ended(self) -> int | None:
@@ -59,6 +80,8 @@ class StopScanner:
             used = step(text, index, final)
             if not used:
                 break  # the next character needs look-ahead that has not arrived yet
+            if self._statement_start is not None:
+                self._raw += text[index:index + used]
             index += used
         self._offset += index
         self._pending = text[index:]
@@ -96,20 +119,27 @@ class StopScanner:
         if char == "\n":
             return self._newline(i)
         if char in " \t\f\r":
+            if self._statement and not self._statement.endswith(" "):
+                self._statement += " "
             return 1
         self._line_has_content = True
         self._backslash = char == "\\"
+        if char != "#" and self._statement_start is None:
+            self._statement_start = self._content_end  # the statement's first line starts after the last one
         if char == "#":
             self._comment = "line"
         elif char in "'\"":
             if i + 3 > len(text) and not final:
                 return 0
             self._string = char * 3 if text.startswith(char * 3, i) else char
+            self._statement += '"S"'
             return len(self._string)
         elif char in "([{":
             self._depth += 1
         elif char in ")]}":
             self._depth = max(0, self._depth - 1)
+        if char != "#":
+            self._statement += char
         return 1
 
     def _python_string_step(self, text: str, i: int, final: bool) -> int:
@@ -143,7 +173,26 @@ class StopScanner:
         if self._depth == 0 and not continued:
             self._at_line_start = True
             self._line_indent = 0
+            if self.language == PYTHON and self._statement_start is not None:
+                self._end_of_statement()
         return 1
+
+    def _end_of_statement(self) -> None:
+        """A whole statement (a logical line) was read: end the test before it when it repeats what
+        the test already did, or checks more than one behaviour needs."""
+        text, raw = self._statement.strip(), " ".join(self._raw.split())
+        start, self._statement, self._raw, self._statement_start = self._statement_start, "", "", None
+        if not text:
+            return
+        shape = _NUMBER.sub("N", text)
+        self._shapes[shape] = self._shapes.get(shape, 0) + 1
+        self._checks += bool(_CHECK.match(text))
+        exact = f"{self._line_indent}:{raw}"
+        header = text.endswith(":")  # a block's first line: the block as a whole may differ
+        if (exact in self._seen_statements and not header) or self._shapes[shape] > MAX_SAME_SHAPE \
+                or self._checks > MAX_CHECKS:
+            self._end = start
+        self._seen_statements.add(exact)
 
     def _java_step(self, text: str, i: int, final: bool) -> int:
         char = text[i]

@@ -125,6 +125,7 @@ class Rounds:
     def __init__(self, cov, per_test_timeout, reverse):
         self.cov, self.timeout, self.reverse = cov, per_test_timeout, reverse
         self.outcomes = {}
+        self.lines = {}  # node id -> the line of the test file where it failed
 
     def pytest_collection_modifyitems(self, session, config, items):
         if self.reverse:
@@ -152,6 +153,20 @@ class Rounds:
             elif report.longrepr is not None and not report.passed:
                 message = str(report.longrepr)[-500:]
             self.outcomes[report.nodeid] = [outcome, message[:500]]
+            line = failing_line(report)
+            if line is not None and outcome != "passed":
+                self.lines[report.nodeid] = line
+
+
+def failing_line(report):
+    """The line of the test's own file where it failed (the deepest frame in that file), or None."""
+    test_path = report.location[0] if report.location else None
+    entries = getattr(getattr(report.longrepr, "reprtraceback", None), "reprentries", None) or []
+    for entry in reversed(entries):
+        place = getattr(entry, "reprfileloc", None)
+        if place is not None and test_path and str(place.path).replace(os.sep, "/").endswith(test_path):
+            return int(place.lineno)
+    return None
 
 
 def too_slow(signum, frame):
@@ -187,6 +202,10 @@ def run_rounds(config):
                 ids = {nodeid for nodeid, (outcome, _) in passed.get(earlier, {}).items() if outcome == "passed"}
                 chosen = ids if chosen is None else chosen & ids
             targets = [nodeid for nodeid in passed.get(spec["select_passed_of"][0], {}) if nodeid in (chosen or ())]
+        elif spec.get("select_failed_of") is not None:
+            earlier = passed.get(spec["select_failed_of"], {})
+            targets = [nodeid for nodeid in (spec.get("targets") or earlier)
+                       if nodeid not in earlier or earlier[nodeid][0] != "passed"]
         result_path = os.path.join(config["out"], f"round-{index}.json")
         if not targets:
             with open(result_path, "w") as handle:
@@ -243,7 +262,7 @@ def one_round(config, spec, index, targets, pytest, coverage):
 
     args = [*config["pytest_base_args"], *targets]
     code = int(pytest.main(args, plugins=[plugin, Measure(cov)]))
-    record = {"outcomes": plugin.outcomes, "code": code}
+    record = {"outcomes": plugin.outcomes, "lines": plugin.lines, "code": code}
     if cov is not None:
         try:
             cov.save()

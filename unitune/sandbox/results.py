@@ -39,11 +39,14 @@ class TestOutcome:
 class Round:
     """One pytest run of a `run_rounds` session. `files` (relative path -> text) are written over
     the copy for this round only; the tests run are `select` (node ids, `tests/test_x.py::test_a`),
-    else those that passed in every round listed in `select_passed_of`, else the whole test file."""
+    else those that passed in every round listed in `select_passed_of`, else the whole test file.
+    `select_failed_of` narrows `select` to the tests that did not pass in that earlier round (a
+    round that only needs the failures, such as observing them)."""
 
     files: Mapping[str, str] = field(default_factory=dict)
     select: Sequence[str] | None = None
     select_passed_of: Sequence[int] | None = None
+    select_failed_of: int | None = None
     reverse: bool = False  # run the tests in reverse order (a test that needs another's leftovers fails)
     coverage: bool = False  # per-test coverage of the focal function
     observe: bool = False  # collect what observing tests (`unitune.oracles`) record
@@ -60,6 +63,7 @@ class RoundResult:
     branches: set[tuple[int, int]] = field(default_factory=set)
     covered: dict[str, tuple[set[int], set[tuple[int, int]]]] = field(default_factory=dict)
     observations: list[dict] = field(default_factory=list)
+    failed_lines: dict[str, int] = field(default_factory=dict)  # node id -> line of the test file where it failed
 
     def passed(self) -> set[str]:
         return {nodeid for nodeid, (outcome, _) in self.outcomes.items() if outcome == PASSED}

@@ -120,6 +120,7 @@ def _round_config(copy: Path, spec: Round) -> dict:
         "files": {str(copy / relative_path(relative, "round file")): text for relative, text in spec.files.items()},
         "targets": list(spec.select) if spec.select is not None else None,
         "select_passed_of": list(spec.select_passed_of) if spec.select_passed_of is not None else None,
+        "select_failed_of": spec.select_failed_of,
         "reverse": spec.reverse, "coverage": spec.coverage, "observations": spec.observe,
     }
 
@@ -129,6 +130,8 @@ def _read_round(out: Path, index: int, copy: Path, focal_copy: Path | None, span
     result = RoundResult(ran=not record.get("skipped"))
     result.outcomes = {nodeid: (str(value[0]), str(value[1])) for nodeid, value in (record.get("outcomes") or {}).items()
                        if isinstance(value, list) and len(value) == 2}
+    result.failed_lines = {nodeid: line for nodeid, line in (record.get("lines") or {}).items()
+                           if isinstance(line, int) and nodeid in result.outcomes}
     observations = out / f"observations-{index}.jsonl"
     if observations.is_file() and not observations.is_symlink():
         for line in observations.read_text("utf-8", errors="replace").splitlines()[:10_000]:

@@ -1,0 +1,241 @@
+"""The sandbox sessions of the assured pipeline (`adapters.assure`), each one copy of the project:
+
+- `run_session`: the tests once (with per-test coverage of the focal function); the observing twins
+  (`unitune.observing`) of those that failed, for repair; for those that passed, two more runs (the
+  second in reverse order: a test that fails once is flaky), their twins with a coverage context per
+  statement, and the twins against each mutant of the focal function. So a test that passes at once
+  is run, measured and judged in one session, and what each of its statements adds is known;
+- `verify_session`: tests that minimization or splitting changed, three times with coverage.
+A test is named by its function's name throughout; the node ids pytest needs are made here.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from unitune.insertion import apply, plan_insertion
+from unitune.minimize import StatementValue
+from unitune.observing import CONTEXT_SEPARATOR, observing_twin
+from unitune.python_assertions import parse_raises_block
+from unitune.test_statements import parse_body
+
+RUNS = 3  # a test is kept only when it passes this many times in a row
+MUTANTS = 6
+PER_TEST_SECONDS = 10.0
+
+
+@dataclass
+class TestValue:
+    """What a kept test was measured to give, and what it adds to the tests before it."""
+
+    __test__ = False
+
+    lines: set[int] = field(default_factory=set)
+    branches: set[tuple[int, int]] = field(default_factory=set)
+    killed: set[int] = field(default_factory=set)
+    adds: str = ""
+
+
+@dataclass
+class Failure:
+    """How a test failed its first run, and what its twin recorded (for repair)."""
+
+    outcome: str
+    message: str
+    observations: list[dict] = field(default_factory=list)
+    line: int | None = None  # the line of the test (1 = its first) where it failed, when known
+
+
+@dataclass
+class Measured:
+    """What the sessions found: the reliable tests' values and their statements', how the others failed."""
+
+    values: dict[str, TestValue] = field(default_factory=dict)
+    statement_values: dict[str, dict[int, StatementValue]] = field(default_factory=dict)
+    failures: dict[str, Failure] = field(default_factory=dict)  # failed the first run: repair may help
+    problems: dict[str, str] = field(default_factory=dict)  # passed once, then not: flaky
+    statements: int = 0  # of the focal function's body
+    arcs: int = 0
+    mutants: int = 0
+    all_statements: set[int] = field(default_factory=set)
+    unfinished: str = ""  # the session did not finish: why
+
+
+def run_session(job, tests, measured: Measured, *, observe_failures: bool = True) -> None:
+    """Run, observe what failed, and measure what passed, in one session; results go into `measured`."""
+    from unitune import sandbox
+    from unitune.evaluation.mutants import mutants
+
+    text = file_text(job, tests)
+    ids = {test.name: f"{job.test_rel}::{node_in_file(text, test.name)}" for test in tests}
+    twin_text = file_text(job, [(t.name, observing_twin(t.source, t.name) or t.source) for t in tests])
+    found = mutants(job.focal_source, job.function.qualified_name, MUTANTS)
+    reliable = list(range(RUNS))
+    rounds = [sandbox.Round(select=list(ids.values()), coverage=True),
+              sandbox.Round(select_passed_of=[0]), sandbox.Round(select_passed_of=[0, 1], reverse=True),
+              sandbox.Round(files={job.test_rel: twin_text}, select_passed_of=reliable, coverage=True, observe=True)]
+    rounds += [sandbox.Round(files={job.test_rel: twin_text, job.focal_rel: mutant.source},
+                             select_passed_of=reliable, observe=True) for mutant in found]
+    if observe_failures:
+        rounds.append(sandbox.Round(files={job.test_rel: twin_text}, select=list(ids.values()), select_failed_of=0,
+                                    observe=True))
+    session = _session(job, text, rounds, len(tests) * len(rounds))
+    measured.mutants = len(found)
+    runs = session.rounds[:RUNS]
+    if len(runs) < RUNS or session.status == "timeout":
+        measured.unfinished = no_result(session)
+        return
+    first = runs[0]
+    if first.statements:
+        measured.statements, measured.arcs, measured.all_statements = len(first.statements), len(first.branches), \
+            set(first.statements)
+    twin_round = session.rounds[RUNS]
+    mutant_rounds = session.rounds[RUNS + 1: RUNS + 1 + len(found)]
+    failure_twins = session.rounds[-1].observations if observe_failures else []
+    for test in tests:
+        nodeid = ids[test.name]
+        outcome, message = first.outcomes.get(nodeid, ("error", no_result(session)))
+        if outcome != "passed":
+            start = _first_line(text, test.name)
+            line = first.failed_lines.get(nodeid)
+            measured.failures[test.name] = Failure(
+                outcome, message, [o for o in failure_twins if o.get("test") == test.name],
+                line - start + 1 if line is not None and start is not None else None)
+            continue
+        failed = next((run.outcomes.get(nodeid) for run in runs[1:]
+                       if run.outcomes.get(nodeid, ("",))[0] != "passed"), False)
+        if failed is not False:
+            measured.problems[test.name] = (f"flaky: passed, then {failed[0] if failed else 'did not run'} when run "
+                                            f"again ({failed[1] if failed else ''})").rstrip(" ()")
+            continue
+        lines, branches = first.covered.get(nodeid, (set(), set()))
+        statement_values = _statement_values(test, nodeid, twin_round, mutant_rounds)
+        killed = set().union(*(value.killed for value in statement_values.values())) if statement_values else set()
+        measured.values[test.name] = TestValue(set(lines), set(branches), killed)
+        measured.statement_values[test.name] = statement_values
+
+
+def verify_session(job, tests) -> dict[str, tuple[set[int], set[tuple[int, int]]]]:
+    """The tests that passed three runs (the third in reverse order), with the focal lines and arcs each ran."""
+    from unitune import sandbox
+
+    text = file_text(job, tests)
+    ids = {test.name: f"{job.test_rel}::{node_in_file(text, test.name)}" for test in tests}
+    rounds = [sandbox.Round(select=list(ids.values()), coverage=True)]
+    rounds += [sandbox.Round(select_passed_of=list(range(run)), reverse=run % 2 == 0) for run in range(1, RUNS)]
+    session = _session(job, text, rounds, len(tests) * len(rounds))
+    runs = session.rounds[:RUNS]
+    if len(runs) < RUNS or session.status == "timeout":
+        return {}
+    return {test.name: runs[0].covered.get(ids[test.name], (set(), set())) for test in tests
+            if all(run.outcomes.get(ids[test.name], ("",))[0] == "passed" for run in runs)}
+
+
+def _statement_values(test, nodeid: str, twin_round, mutant_rounds) -> dict[int, StatementValue]:
+    """By top-level statement: the focal lines and arcs it ran (the twin's contexts), and the mutants
+    it caught (the twin's records on each mutant: an assertion that no longer holds, a raises block
+    whose body no longer raises what it expects, a statement that raised)."""
+    body = parse_body(test.source)
+    if body is None:
+        return {}
+    values: dict[int, StatementValue] = {}
+    if twin_round is not None:
+        for context, (lines, arcs) in twin_round.covered.items():
+            node, _, key = context.partition(CONTEXT_SEPARATOR)
+            statement = body.by_key(key) if node == nodeid else None
+            if statement is not None:
+                value = values.setdefault(statement.index, StatementValue())
+                value.lines |= lines
+                value.arcs |= arcs
+    expected = _expected_raises(body)
+    for index, run in enumerate(mutant_rounds):
+        records = [o for o in run.observations if o.get("test") == test.name]
+        caught = None
+        for record in records:
+            statement = body.enclosing(int(str(record.get("key", "0:0")).split(":")[0] or 0))
+            if not record.get("begin") and statement is not None and _catches(record, expected.get(record.get("key"))):
+                caught = statement
+                break
+        if caught is None and nodeid in run.outcomes and run.outcomes[nodeid][0] != "passed":
+            begun = [r for r in records if r.get("begin")]
+            caught = body.by_key(str(begun[-1]["key"])) if begun else None  # it stopped there (a time-out)
+        if caught is not None:
+            values.setdefault(caught.index, StatementValue()).killed.add(index)
+    return values
+
+
+def _catches(record: dict, expected: str | None) -> bool:
+    """Whether a twin's record on a mutant shows the test would fail there."""
+    if record.get("block"):
+        raised = record.get("raised")
+        return not raised or (expected is not None and expected not in raised.get("mro", ()))
+    if "holds" in record:
+        return not record["holds"]
+    return bool(record.get("raised"))
+
+
+def _expected_raises(body) -> dict[str, str]:
+    """The exception each raises block of the test expects, by the block's key."""
+    found = {}
+    for statement in body.statements:
+        for node in ast.walk(statement.node):
+            block = parse_raises_block(node) if isinstance(node, ast.stmt) else None
+            if block is not None:
+                found[f"{node.lineno}:{node.col_offset}"] = ast.unparse(block[0]).split(".")[-1]
+    return found
+
+
+def _session(job, text: str, rounds, test_runs: int):
+    from unitune import sandbox
+
+    return sandbox.run_rounds(
+        job.root, job.test_rel, rounds, {**job.unsaved, job.test_rel: text}, focal_file=job.focal_rel,
+        focal_lines=(job.function.start_line, job.function.end_line), per_test_timeout=PER_TEST_SECONDS,
+        python=job.python, timeout=60 + PER_TEST_SECONDS * test_runs)
+
+
+def file_text(job, tests) -> str:
+    """The test file with `tests` (generated tests, or (name, source) pairs) placed as they would be."""
+    plan = plan_insertion(job.location, job.existing, tests, language=job.language, framework=job.framework,
+                          header=job.header, test_class=job.test_class)
+    return apply(job.existing, plan)
+
+
+def node_in_file(text: str, name: str) -> str:
+    """The test `name` in the test file `text` as pytest selects it (`Class::name` inside classes)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return name
+    found: list[str] = []
+
+    def visit(body, classes: tuple[str, ...]) -> None:
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, (*classes, node.name))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+                found.append("::".join((*classes, name)))
+
+    visit(tree.body, ())
+    return found[-1] if found else name
+
+
+def _first_line(text: str, name: str) -> int | None:
+    """The first line (decorators included) of the test function `name` in the test file `text`."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    found = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and node.name == name]
+    if not found:
+        return None
+    node = found[-1]
+    return min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+
+
+def no_result(result) -> str:
+    if result.status == "timeout":
+        return f"timed out after {result.duration:.0f}s"
+    return result.summary()

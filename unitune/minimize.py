@@ -1,0 +1,219 @@
+"""Tests a person would keep: a passing Python test minimized to the statements that add something,
+and split into one small test per behaviour, each named for what it checks.
+
+Minimization works from what the observing twin measured (`unitune.observing`): per top-level
+statement, the lines and branch arcs of the focal function it ran, and the mutants of the focal
+function it caught. Going through the test in order, a check (an assertion, a raises block, or a
+block holding one) is kept, with the set-up it needs (`unitune.test_statements.needed_by`), only when
+together they run a line or a branch, or catch a mutant, that nothing kept before did; then a call
+of the focal function that no kept check needs is kept on the same terms (it shows the call does not
+raise). So an assertion repeated with other constants along the same path goes, as Pynguin
+minimizes its assertions. A test whose checks add nothing keeps its first check on the focal
+function.
+
+Splitting: the kept checks are grouped by the branch arcs they take (the same path is the same
+behaviour); with two groups or more, each becomes a test of its own, with its own set-up, named after
+what tells it apart (`test_parse_quantity_dozen`, `test_parse_quantity_raises_value_error`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from unitune.python_assertions import parse_assertion, parse_raises_block
+from unitune.test_statements import Statement, TestBody, needed_by, parse_body, render
+
+#: A derived test name's part after the original name, at most this long.
+MAX_NAME_PART = 30
+
+
+@dataclass
+class StatementValue:
+    """What one top-level statement of a test added when it ran: focal lines, branch arcs, mutants caught."""
+
+    lines: set[int] = field(default_factory=set)
+    arcs: set[tuple[int, int]] = field(default_factory=set)
+    killed: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Shaped:
+    """A test after minimization and splitting: `minimized`, the test with only what adds something
+    (None: nothing to remove); `split`, one test per behaviour (name -> source; empty: one behaviour);
+    and what was done to get each."""
+
+    name: str
+    minimized: str | None
+    split: dict[str, str]
+    minimized_notes: list[str] = field(default_factory=list)
+    split_note: str = ""
+    statements: dict[str, set[int]] = field(default_factory=dict)  # test name -> the original statements it keeps
+
+    @property
+    def changed(self) -> bool:
+        return self.minimized is not None or bool(self.split)
+
+
+def shape(source: str, focal_name: str, values: dict[int, StatementValue]) -> Shaped | None:
+    """`source` (a test that passes) minimized and split, from `values` by top-level statement
+    index; None when it cannot be read."""
+    body = parse_body(source)
+    if body is None or not body.statements:
+        return None
+    kept: set[int] = set()
+    lines: set[int] = set()
+    arcs: set[tuple[int, int]] = set()
+    killed: set[int] = set()
+    reasons: dict[int, tuple[frozenset, frozenset]] = {}  # kept effect -> (its arcs, its lines)
+
+    def consider(statement: Statement) -> None:
+        group = needed_by(body, {statement.index}) - kept
+        value = _sum(values, group)
+        if value.lines - lines or value.arcs - arcs or value.killed - killed:
+            kept.update(group)
+            lines.update(value.lines)
+            arcs.update(value.arcs)
+            killed.update(value.killed)
+            reasons[statement.index] = (frozenset(value.arcs), frozenset(value.lines))
+
+    checks = [s for s in body.statements if s.checks]
+    for statement in checks:
+        consider(statement)
+    for statement in body.statements:
+        if not statement.checks and statement.index not in kept and _calls(statement.node, focal_name):
+            consider(statement)
+    if not any(body.statements[i].checks for i in reasons):
+        first = next((s for s in checks if _calls(s.node, focal_name)), checks[0] if checks else None)
+        if first is None:
+            return None
+        kept |= needed_by(body, {first.index})
+        reasons[first.index] = (frozenset(_sum(values, {first.index}).arcs), frozenset())
+    notes = []
+    dropped_checks = [s for s in checks if s.index not in kept]
+    dropped_calls = [s for s in body.statements if not s.checks and s.index not in kept]
+    if dropped_checks:
+        notes.append(f"removed {_count(len(dropped_checks), 'assertion')} that ran no new line or branch of "
+                     f"{focal_name} and caught no new mutant")
+    if dropped_calls and not dropped_checks:
+        notes.append(f"removed {_count(len(dropped_calls), 'statement')} that added nothing")
+    minimized = render(body, kept) if len(kept) < len(body.statements) else None
+    statements = {body.name: kept}
+    groups = _behaviours(body, reasons)
+    split: dict[str, str] = {}
+    if len(groups) >= 2:
+        for effects in groups:
+            name = _unique(f"{body.name}_{_behaviour_name(body, effects, focal_name)}", split)
+            statements[name] = needed_by(body, set(effects), through_checks=False)
+            split[name] = render(body, statements[name], name=name)
+    note = f"split from {body.name}, one test per behaviour: {', '.join(split)}" if split else ""
+    return Shaped(body.name, minimized, split, notes, note, statements)
+
+
+def _sum(values: dict[int, StatementValue], indices: set[int]) -> StatementValue:
+    total = StatementValue()
+    for index in indices:
+        value = values.get(index)
+        if value is not None:
+            total.lines |= value.lines
+            total.arcs |= value.arcs
+            total.killed |= value.killed
+    return total
+
+
+def _behaviours(body: TestBody, reasons: dict[int, tuple[frozenset, frozenset]]) -> list[list[int]]:
+    """The kept effects grouped by the path they take (their arcs; lines where the function has no
+    branch), in the order of their first statement."""
+    groups: dict[frozenset, list[int]] = {}
+    for index in sorted(reasons):
+        statement_arcs, statement_lines = reasons[index]
+        groups.setdefault(statement_arcs or statement_lines, []).append(index)
+    return sorted(groups.values(), key=lambda effects: effects[0])
+
+
+def _calls(node: ast.AST, focal_name: str) -> bool:
+    wanted = focal_name.replace("_", "").lower()
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call):
+            called = inner.func.attr if isinstance(inner.func, ast.Attribute) else getattr(inner.func, "id", "")
+            if called.replace("_", "").lower() == wanted:
+                return True
+    return False
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
+
+
+def _unique(name: str, taken: dict[str, str]) -> str:
+    candidate, number = name, 2
+    while candidate in taken:
+        candidate, number = f"{name}_{number}", number + 1
+    return candidate
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+def _behaviour_name(body: TestBody, effects: list[int], focal_name: str) -> str:
+    """What tells a behaviour apart, as a name's part: the exception a raises block expects, else the
+    focal call's literal arguments, else what the check expects."""
+    nodes = [body.statements[i].node for i in effects]
+    setup = [body.statements[i].node for i in sorted(needed_by(body, set(effects), through_checks=False))]
+    for node in nodes:
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.stmt) and parse_raises_block(inner) is not None:
+                return "raises_" + _snake(ast.unparse(parse_raises_block(inner)[0]).split(".")[-1])
+    for node in setup:
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Call) and _own_call(inner, focal_name):
+                words = [word for argument in inner.args[:2] if (word := _literal_words(argument))]
+                if words:
+                    return _clip("_".join(words))
+    for node in nodes:
+        for inner in ast.walk(node):
+            assertion = parse_assertion(inner) if isinstance(inner, ast.stmt) else None
+            if assertion is not None:
+                expected = assertion[1]
+                if assertion[2] in ("none", "truth", "falsity"):
+                    return {"none": "returns_none", "truth": "is_true", "falsity": "is_false"}[assertion[2]]
+                if expected is not None and (word := _literal_words(expected)):
+                    return _clip("returns_" + word)
+    return "case"
+
+
+def _own_call(call: ast.Call, focal_name: str) -> bool:
+    called = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    return called.replace("_", "").lower() == focal_name.replace("_", "").lower()
+
+
+def _literal_words(node: ast.expr) -> str | None:
+    """A literal argument as words for a name: `"2 dozen"` -> `2_dozen`, `-1` -> `negative`, `[]` -> `empty`."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
+        return "negative"
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if value is None or isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, (int, float)):
+            return "zero" if value == 0 else _snake(str(value).replace(".", "_").replace("-", "negative_"))
+        if isinstance(value, str):
+            words = re.findall(r"[A-Za-z0-9]+", value)
+            return _snake("_".join(words[:3])) if words else ("empty" if not value else "blank")
+        return None
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+        elements = node.keys if isinstance(node, ast.Dict) else node.elts
+        return "empty" if not elements else None
+    return None
+
+
+def _snake(text: str) -> str:
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text)
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _clip(text: str) -> str:
+    text = _snake(text)
+    if len(text) <= MAX_NAME_PART:
+        return text or "case"
+    return text[:MAX_NAME_PART].rsplit("_", 1)[0] or text[:MAX_NAME_PART]
