@@ -116,7 +116,7 @@ def fit_prompt(file, function, location, framework, existing, tokenizer, budget:
             text = model_input(tokenizer, prompt.text, prompt.language, format_version=prompt.format_version)
             if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > budget:
                 continue
-            if block is not project:
+            if block is not project and project is not None and not project.empty:
                 shown = "left out" if block is None or block.empty else f"cut to {block.describe()}"
                 notes.append(f"the project block ({project.describe()}) was {shown} to fit the model's "
                              f"{budget}-token prompt budget")

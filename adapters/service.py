@@ -58,6 +58,7 @@ class GenerationOutcome:
     timings: dict[str, float]
     notes: list[str] = field(default_factory=list)
     header: str = ""  # what a new test file starts with, and the imports the tests may need
+    all_new_tokens: int = 0  # what the model wrote over every round of the request
 
     def replan(self, current_text: str | None) -> Insertion:
         """The same tests placed again into the test file's `current_text` (it changed meanwhile)."""
@@ -75,6 +76,7 @@ class GenerationOutcome:
             "rejected": [test.to_json() for test in self.rejected],
             "prompt_tokens": self.stats.prompt_tokens,
             "new_tokens": self.stats.new_tokens,
+            "all_new_tokens": self.all_new_tokens,
             "timings": {key: round(value, 4) for key, value in self.timings.items()},
             "notes": self.notes,
         }
@@ -95,6 +97,7 @@ class PlannedRequest:
     options: SamplingOptions
     budget: int  # prompt tokens
     notes: list[str]
+    new_tokens: list[int] = field(default_factory=list)  # what the model wrote, per round
 
 
 class TestGenerator:
@@ -153,6 +156,7 @@ class TestGenerator:
                                context_length=planned.budget + settings.max_new_tokens, cancel=planned.cancel,
                                on_token=on_token, request_id=request.request_id)
         planned.timings["generate"] = time.perf_counter() - mark
+        planned.new_tokens.append(stats.new_tokens)
         return stats
 
     def _complete(self, text: str, options: SamplingOptions, make_scanner, settings, *, context_length: int,
@@ -167,9 +171,10 @@ class TestGenerator:
             return generate_completions(model, tokenizer, text, options, make_scanner, context_length=context_length,
                                         cancel=cancel, on_token=on_token, request_id=request_id)
 
-    def finish(self, planned: "PlannedRequest", stats: GenerationStats) -> GenerationOutcome:
-        """Validate what the model wrote (the assured pipeline; new rounds of candidates while nothing
-        survived; coverage rounds) and plan the insertion."""
+    def finish(self, planned: "PlannedRequest", stats: GenerationStats, *, more_rounds: bool = True) -> GenerationOutcome:
+        """Validate what the model wrote (the assured pipeline) and plan the insertion. With
+        `more_rounds`: new rounds of candidates while nothing survived (`retry_rounds`), then rounds
+        for the lines the tests leave unrun (`coverage_rounds`), as the time budget allows."""
         request, report, cancel, timings, notes = (planned.request, planned.report, planned.cancel, planned.timings,
                                                    planned.notes)
         file, function, location, framework, existing = planned.prepared
@@ -179,58 +184,52 @@ class TestGenerator:
             delivery = deliver(request, planned.prepared, prompt, [completion.text for completion in stats.completions],
                                notes, report, cancel)
         except NothingDelivered as failure:
+            if not more_rounds:
+                raise
             timings["validate"] = time.perf_counter() - mark
             delivery = self.retry_rounds(planned, failure, stats)
         timings.setdefault("validate", time.perf_counter() - mark)
-        delivery = self.coverage_rounds(request, planned.prepared, delivery, notes, report, cancel, planned.started,
-                                        timings)
+        if more_rounds:
+            delivery = self.coverage_rounds(planned, delivery)
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
         check_whole_file(existing, insertion, file.language)
         timings["total"] = time.perf_counter() - planned.started
         log_event(log, "generate.outcome", request_id=request.request_id, function=function.qualified_name,
-                  kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"])
+                  kept=len(kept), rejected=len(rejected), test_file=location.path, seconds=timings["total"],
+                  new_tokens=sum(planned.new_tokens))
         return GenerationOutcome(request.request_id, function, prompt, location, kept, rejected, insertion, stats,
-                                 timings, notes, header)
+                                 timings, notes, header, sum(planned.new_tokens))
 
     def retry_rounds(self, planned: "PlannedRequest", failure: NothingDelivered, first: GenerationStats) -> Delivery:
         """Nothing of the first round survived: while the time budget allows a round as long as the
         last one (`RETRY_ROUNDS` at most), sample `RETRY_CANDIDATES` new candidates at a temperature,
-        with what went wrong shown to the model (`unitune.prompt.failure_note`). The first round that delivers wins; when
-        none does, `GenerationFailed` says what was tried and why the last round's tests were dropped."""
-        request, timings, settings = planned.request, planned.timings, planned.request.settings
-        file, function, location, framework, existing = planned.prepared
+        with what went wrong shown to the model (`unitune.prompt.failure_note`). The first round that
+        delivers wins; when none does, `GenerationFailed` says what was tried and why each round's tests
+        were dropped."""
+        settings, function = planned.request.settings, planned.prepared[1]
         greedy = "greedy" if len(first.completions) == 1 else "sampled"
         tried = [f"{_count(failure.candidates, 'candidate')} ({greedy}), dropped: {'; '.join(failure.reasons)}"]
-        round_seconds = timings.get("generate", 0.0) + timings.get("validate", 0.0)
-        base = self.runtime.load()
-        budget = prompt_budget(base, settings.max_new_tokens)
+        round_seconds = planned.timings.get("generate", 0.0) + planned.timings.get("validate", 0.0)
         rounds = 0
         while rounds < RETRY_ROUNDS and time.perf_counter() - planned.started + round_seconds <= settings.time_budget:
             rounds += 1
             mark = time.perf_counter()
             shown = failure_hint(failure.reasons, function.name)
-            prompt, _ = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
-                                   settings.context, failure=shown, options=prompt_options(request))
             planned.report(GENERATING, 0.0, f"round {rounds + 1}: {RETRY_CANDIDATES} new candidates ({shown})")
-            options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=RETRY_CANDIDATES,
-                                      seed=rounds)
-            text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget,
-                               format_version=prompt.format_version)
-            stats = self._complete(text, options, prompt.stop_scanner, settings,
-                                   context_length=budget + settings.max_new_tokens, cancel=planned.cancel,
-                                   request_id=request.request_id)
+            options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=RETRY_CANDIDATES, seed=rounds)
+            prompt, stats = self._round(planned, options, failure=shown)
             try:
-                delivery = deliver(request, planned.prepared, prompt, [c.text for c in stats.completions],
+                delivery = deliver(planned.request, planned.prepared, prompt, [c.text for c in stats.completions],
                                    planned.notes, planned.report, planned.cancel)
             except NothingDelivered as again:
                 failure = again
                 tried.append(f"{_count(again.candidates, 'candidate')} sampled with the problem shown, dropped: "
                              f"{'; '.join(again.reasons)}")
-                timings[f"retry_round_{rounds}"] = round_seconds = time.perf_counter() - mark
+                planned.timings[f"retry_round_{rounds}"] = round_seconds = time.perf_counter() - mark
                 continue
-            timings[f"retry_round_{rounds}"] = time.perf_counter() - mark
+            planned.timings[f"retry_round_{rounds}"] = time.perf_counter() - mark
             planned.notes.append(f"round {rounds + 1} delivered; before it, " + "; then ".join(tried))
             return delivery
         rounds_tried = "; ".join(f"round {number}: {what}" for number, what in enumerate(tried, 1))
@@ -240,39 +239,28 @@ class TestGenerator:
             f"nothing delivered for {function.qualified_name}: {rounds_tried}; {stopped}, nothing was inserted. "
             "A larger model or an adapter trained on this project may do better")
 
-    def coverage_rounds(self, request: GenerationRequest, prepared, delivery: Delivery, notes: list[str],
-                        report: ProgressCallback, cancel: threading.Event | None, started: float,
-                        timings: dict[str, float]) -> Delivery:
+    def coverage_rounds(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
         """While the delivered tests leave lines of the focal function unrun and the request's time
-        budget (counted from `started`) allows another round as long as the first (`timings`), ask
-        again with those lines named (`unitune.prompt.coverage_note`); keep a round only when it
-        reaches more, stop when not."""
-        file, function, location, framework, existing = prepared
-        settings = request.settings
-        base = self.runtime.load()
-        budget = prompt_budget(base, settings.max_new_tokens)
+        budget allows another round as long as the first, ask again with those lines named
+        (`unitune.prompt.coverage_note`); keep a round only when it reaches more, stop when not."""
+        settings, notes, timings = planned.request.settings, planned.notes, planned.timings
+        file, function = planned.prepared[0], planned.prepared[1]
         options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=settings.candidates)
         round_seconds = timings.get("generate", 0.0) + timings.get("validate", 0.0)  # the first round, without loading
         rounds = 0
         while getattr(delivery.assured, "uncovered", None):  # Python's assured results name uncovered lines
-            if time.perf_counter() - started + round_seconds > settings.time_budget:
+            if time.perf_counter() - planned.started + round_seconds > settings.time_budget:
                 notes.append(f"lines {_ranges(delivery.assured.uncovered)} of {function.qualified_name} are not "
                              f"covered; no time left for another round within time_budget = {settings.time_budget} s")
                 break
             mark = time.perf_counter()
             lines = file.text.split("\n")
             unrun = [lines[number - 1] for number in delivery.assured.uncovered if 0 < number <= len(lines)]
-            prompt, _ = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget,
-                                   settings.context, uncovered=unrun, options=prompt_options(request))
-            report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {_ranges(delivery.assured.uncovered)}")
-            text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget,
-                               format_version=prompt.format_version)
-            stats = self._complete(text, options, prompt.stop_scanner, settings,
-                                   context_length=budget + settings.max_new_tokens, cancel=cancel,
-                                   request_id=request.request_id)
+            planned.report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {_ranges(delivery.assured.uncovered)}")
+            prompt, stats = self._round(planned, options, uncovered=unrun)
             try:
-                better = deliver(request, prepared, prompt, [c.text for c in stats.completions], [], report, cancel,
-                                 previous=delivery.kept)
+                better = deliver(planned.request, planned.prepared, prompt, [c.text for c in stats.completions], [],
+                                 planned.report, planned.cancel, previous=delivery.kept)
             except GenerationFailed:
                 better = None
             rounds += 1
@@ -284,6 +272,23 @@ class TestGenerator:
             delivery = better
             round_seconds = time.perf_counter() - mark
         return delivery
+
+    def _round(self, planned: "PlannedRequest", options: SamplingOptions, *, uncovered: list[str] | None = None,
+               failure: str | None = None) -> tuple[Prompt, GenerationStats]:
+        """One more round of a request: its prompt with the lines left unrun or what went wrong, and
+        what the model wrote for it."""
+        request, settings = planned.request, planned.request.settings
+        file, function, location, framework, existing = planned.prepared
+        base = self.runtime.load()
+        budget = prompt_budget(base, settings.max_new_tokens)
+        prompt, _ = fit_prompt(file, function, location, framework, existing, base.tokenizer, budget, settings.context,
+                               uncovered=uncovered, failure=failure, options=prompt_options(request))
+        text = model_input(base.tokenizer, prompt.text, prompt.language, max_tokens=budget,
+                           format_version=prompt.format_version)
+        stats = self._complete(text, options, prompt.stop_scanner, settings, context_length=budget + settings.max_new_tokens,
+                               cancel=planned.cancel, request_id=request.request_id)
+        planned.new_tokens.append(stats.new_tokens)
+        return prompt, stats
 
 
 def _count(number: int, noun: str) -> str:

@@ -3,6 +3,8 @@
     unitune eval --base --dataset humaneval --limit 20
     unitune eval --base --dataset humaneval-java --limit 20
     unitune eval --adapter my-project --dataset pairs.jsonl --repo .
+    unitune eval --base --dataset realcode --save-tests realcode-tests
+    unitune eval --base --dataset functions.txt --repo .
     unitune eval --compare base my-lora my-ia3 --dataset humaneval --limit 20 --chart compare.png
 
 Results are saved next to the adapter's card (`eval-<dataset>.json` in its folder; for the bare model
@@ -14,6 +16,13 @@ validation loss before and after.
 Each problem's result is appended to `<results>.partial.jsonl` as soon as it is judged; an interrupted
 run started again with the same command (same model files, adapter, dataset, limit and candidates)
 goes on where it stopped. The partial file is removed once the full results are saved.
+
+Real functions: `--dataset realcode` is a built-in set of functions and methods of public packages
+(pinned wheels, fetched once with pip into `$UNITUNE_HOME/realcode/`, tests removed); `--dataset
+LIST.txt --repo DIR` runs any listing of `path/to/module.py::Qualified.name` lines relative to DIR
+(`#` comments). Each function's delivered tests are judged for coverage of the function, a fixed set
+of mutants (the same for every tool, see `bench/realcode.py` for Pynguin on the same functions), and
+tests and assertions; the report has a line per function.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ METRICS = [("valid_syntax", "valid syntax"), ("pass_at_1", "pass@1"), ("line_cov
            ("branch_coverage", "branch cov"), ("mutation_score", "mutation"), ("codebleu", "CodeBLEU")]
 BASE = "base"
 JAVA_DATASET = "humaneval-java"
+REALCODE = "realcode"
 
 
 def add_eval_parser(subparsers) -> None:
@@ -50,9 +60,16 @@ def add_eval_parser(subparsers) -> None:
     who.add_argument("--adapter", metavar="NAME", help="evaluate the base model with this adapter")
     who.add_argument("--base", action="store_true", help="evaluate the bare base model")
     who.add_argument("--compare", nargs="+", metavar="NAME", help=f"evaluate several side by side ({BASE!r} = bare model)")
-    parser.add_argument("--dataset", required=True, help=("humaneval, humaneval-java (HumanEval-X Java, JUnit 5; needs a JDK and Debian's junit5), "
-                              "or a pairs JSONL from `unitune mine` (its test split)"))
-    parser.add_argument("--repo", type=Path, help="the mined repository, for a pairs file (default: the cwd)")
+    parser.add_argument("--dataset", required=True, help=(
+        "humaneval, humaneval-java (HumanEval-X Java, JUnit 5; needs a JDK and Debian's junit5), a pairs JSONL "
+        "from `unitune mine` (its test split), realcode (real functions of pinned public packages; the first run "
+        "fetches their wheels with pip), a .toml set of pinned packages like evaluation/datasets/realcode.toml, "
+        "or a listing file of `path/to/module.py::Qualified.name` lines relative to --repo"))
+    parser.add_argument("--repo", type=Path,
+                        help="the mined repository of a pairs file, or the project of a listing (default: the cwd)")
+    parser.add_argument("--dataset-cache", type=Path, metavar="DIR",
+                        help="where the wheels of realcode (or a .toml set) and their unpacked projects are kept "
+                             "(default: $UNITUNE_HOME/realcode)")
     parser.add_argument("--limit", type=int, help="only the first N problems")
     add_setting_flags(parser.add_argument_group("settings (default: the project's and the user's settings files)"),
                       [key for key in KEYS if key not in ("adapter", "test_dir")])
@@ -64,8 +81,11 @@ def add_eval_parser(subparsers) -> None:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    if args.dataset not in ("humaneval", JAVA_DATASET) and not Path(args.dataset).is_file():
-        raise UnituneError(f"--dataset {args.dataset}: not `humaneval`, not `{JAVA_DATASET}` and not a pairs file")
+    from unitune.evaluation.realcode_eval import is_function_dataset
+
+    if args.dataset not in ("humaneval", JAVA_DATASET, REALCODE) and not Path(args.dataset).is_file():
+        raise UnituneError(f"--dataset {args.dataset}: not `humaneval`, `{JAVA_DATASET}` or `{REALCODE}`, and not a "
+                           "file (a pairs JSONL, a .toml set or a listing)")
     if args.dataset == JAVA_DATASET:
         from unitune.evaluation.java_runner import java_available
 
@@ -85,6 +105,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
         print(table(reports))
         if any(report.delivered for report in reports):
             print("\ndelivered by the assured pipeline (validate = run), judged apart:\n" + delivered_table(reports))
+        if is_function_dataset(args.dataset):
+            from dataclasses import asdict
+
+            from unitune.evaluation.function_report import function_table, row_from_result
+
+            for report in reports:
+                print(f"\n{report.label}, per function ({'delivered' if report.delivered else 'raw'} tests):\n"
+                      + function_table([row_from_result(asdict(result)) for result in report.results]))
         if any(t for t in trainings):
             print("\n" + training_table([r.label for r in reports], trainings))
     if args.save_tests:
@@ -110,7 +138,7 @@ def _evaluate(name: str, args, reuse: bool):
     refuse_bad_flags(loaded)
     settings = loaded.settings
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
-    dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET) else Path(args.dataset).stem
+    dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET, REALCODE) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
     # results under other settings are other results
     stamp = model_stamp(settings.model, adapter.path if adapter else None) + ":" + settings_stamp(settings)
@@ -141,7 +169,7 @@ def _evaluate(name: str, args, reuse: bool):
         report: Report = run_java_evaluation(runtime, settings, adapter, args.limit, label, on_problem, done)
     else:
         report = run_evaluation(runtime, settings, adapter, args.dataset, args.limit, args.repo, label, on_problem,
-                                done)
+                                done, dataset_cache=args.dataset_cache)
     progress.close()
     _save(target, {**report.to_json(), "model_stamp": stamp})
     partial.remove()
@@ -285,14 +313,18 @@ def table(reports) -> str:
 
 
 def delivered_table(reports) -> str:
-    header = ["", "problems", "served", "pass", "line cov", "branch cov", "mutation", "tests", "s/problem"]
+    header = ["", "problems", "served", "pass", "line cov", "branch cov", "mutation", "tests", "tokens/test",
+              "s/problem (median)"]
     rows = []
     for report in reports:
         d = report.delivered or {}
+        seconds = "-" if d.get("seconds_per_problem") is None else f"{d['seconds_per_problem']:.1f}"
+        if d.get("median_seconds") is not None:
+            seconds += f" ({d['median_seconds']:.1f})"
         rows.append([report.label, str(d.get("problems", "-")), _fmt(d.get("served")), _fmt(d.get("pass_rate")),
                      _fmt(d.get("line_coverage")), _fmt(d.get("branch_coverage")), _fmt(d.get("mutation_score")),
                      "-" if d.get("tests_per_problem") is None else f"{d['tests_per_problem']:.1f}",
-                     "-" if d.get("seconds_per_problem") is None else f"{d['seconds_per_problem']:.1f}"])
+                     "-" if d.get("new_tokens_per_test") is None else f"{d['new_tokens_per_test']:.0f}", seconds])
     return _render([header] + rows)
 
 

@@ -144,56 +144,54 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
     """The steps every dataset shares: generate for the function at `offset` of `focal_path` as the
     editor would, write the best test into its test file, and judge it with
     `judge_test(test_rel, test_text, best_test)` (Python: pytest, coverage, mutants; Java: JUnit): the
-    raw figures, as the study measured them. With `validate = "run"` and `judge_delivered`, the same
-    completions then go through the assured pipeline and what it delivers is judged apart with
-    `judge_delivered(test_rel, test_text, tests)`."""
-    from dataclasses import replace
+    raw figures, as the study measured them (one round, checked for syntax only). With
+    `validate = "run"` and `judge_delivered`, the same first round then goes through everything a
+    request does (the assured pipeline, new rounds when nothing survived, coverage rounds) and what
+    is delivered is judged apart with `judge_delivered(test_rel, test_text, tests)`."""
+    import dataclasses
 
-    from unitune.adapters.delivery import deliver
-    from unitune.adapters.request import GenerationRequest, prepare
+    from unitune.adapters.request import GenerationRequest
     from unitune.adapters.service import TestGenerator
-    from unitune.insertion import apply, plan_insertion
+    from unitune.insertion import apply
 
     started = time.perf_counter()
-    request = GenerationRequest(focal_path, offset, replace(settings, validate="syntax"), text=problem.module,
-                                project_root=project, adapter=adapter)
+    request = GenerationRequest(focal_path, offset, dataclasses.replace(settings, validate="syntax"),
+                                text=problem.module, project_root=project, adapter=adapter)
     generator = TestGenerator(runtime)
+    planned = generator.plan(request)
+    stats = generator.sample(planned)
+    first = {key: planned.timings[key] for key in ("prepare", "load", "generate") if key in planned.timings}
     try:
-        outcome = generator.generate(request)
+        outcome = generator.finish(planned, stats, more_rounds=False)
     except GenerationFailed:
         result = ProblemResult(problem.id, valid_syntax=False, status="no valid test",
                                seconds=time.perf_counter() - started)
-        if settings.validate == "run" and judge_delivered is not None:
-            result.delivered = {"served": False, "seconds": result.seconds, "why": "no valid candidate"}
-        return result
-    generated = outcome.timings.get("total", time.perf_counter() - started)
-    best = outcome.tests[0]
-    test_text = apply(outcome.insertion.original_text or None, outcome.insertion)
-    test_rel = outcome.insertion.path.relative_to(project).as_posix()
-    result = judge_test(test_rel, test_text, best)
-    result.seconds = time.perf_counter() - started
+        outcome = None
+    else:
+        best = outcome.tests[0]
+        test_text = apply(outcome.insertion.original_text or None, outcome.insertion)
+        test_rel = outcome.insertion.path.relative_to(project).as_posix()
+        result = judge_test(test_rel, test_text, best)
+        result.seconds = time.perf_counter() - started
     if settings.validate == "run" and judge_delivered is not None:
-        # The same completions through the whole assured pipeline, coverage rounds included.
+        # The same first round, as a request with validate = "run" goes on from it; its clock starts
+        # where the first round's generation did.
         mark = time.perf_counter()
-        run_request = replace(request, settings=settings)
-        prepared = prepare(run_request)
+        run = dataclasses.replace(planned, request=dataclasses.replace(request, settings=settings), notes=[],
+                                  timings=dict(first), started=mark - first.get("generate", 0.0),
+                                  new_tokens=[stats.new_tokens], report=lambda *args: None)
         try:
-            delivery = deliver(run_request, prepared, outcome.prompt,
-                               [completion.text for completion in outcome.stats.completions], [], lambda *args: None)
-            timings = {"generate": outcome.timings.get("generate", 0.0), "validate": time.perf_counter() - mark}
-            delivery = generator.coverage_rounds(run_request, prepared, delivery, [], lambda *args: None, None,
-                                                 mark - outcome.timings.get("generate", 0.0), timings)
-            kept, header = delivery.kept, delivery.header
+            delivered = generator.finish(run, stats)
         except GenerationFailed as error:
-            result.delivered = {"served": False, "why": str(error)[:500]}
+            result.delivered = {"served": False, "why": str(error)[:1000]}
         else:
-            location = outcome.location
-            plan = plan_insertion(location, prepared[4], kept, language=prepared[0].language, framework=prepared[3],
-                                  header=header, test_class=outcome.prompt.test_class)
-            text = apply(prepared[4], plan)
-            result.delivered = {"served": True, **judge_delivered(test_rel, text, kept), "file": text,
-                                "tests": [{"name": t.name, "adds": t.adds, "repaired": t.repaired} for t in kept]}
-        result.delivered["seconds"] = generated + time.perf_counter() - mark
+            text = apply(delivered.insertion.original_text or None, delivered.insertion)
+            test_rel = delivered.insertion.path.relative_to(project).as_posix()
+            result.delivered = {"served": True, **judge_delivered(test_rel, text, delivered.tests), "file": text,
+                                "tests": [{"name": t.name, "adds": t.adds, "repaired": t.repaired}
+                                          for t in delivered.tests]}
+        result.delivered["seconds"] = first.get("generate", 0.0) + time.perf_counter() - mark
+        result.delivered["new_tokens"] = sum(run.new_tokens)
     log_event(log, "eval.problem", id=problem.id, status=result.status, passed=result.passed,
               line_coverage=result.line_coverage, seconds=result.seconds,
               delivered=bool(result.delivered and result.delivered.get("served")))
@@ -286,8 +284,8 @@ def summarize_delivered(results: list[ProblemResult]) -> dict | None:
     """The assured pipeline's figures over every problem: served (at least one test delivered), the
     share of served problems whose delivered tests pass when judged apart, line and branch coverage
     of the focal function (an unserved problem counts 0; a served function without branches is left
-    out of branch coverage), mutation score over the served ones, and seconds per problem (generation
-    included)."""
+    out of branch coverage), mutation score over the served ones, seconds per problem (generation
+    included, mean and median) and the tokens the model wrote per delivered test."""
     judged = [r.delivered for r in results if r.delivered is not None]
     if not judged:
         return None
@@ -305,13 +303,24 @@ def summarize_delivered(results: list[ProblemResult]) -> dict | None:
         "mutation_score": mean([d["mutants_killed"] / d["mutants"] for d in served if d.get("mutants")]),
         "tests_per_problem": mean([len(d.get("tests") or ()) for d in served]),
         "seconds_per_problem": mean([d.get("seconds") for d in judged]),
+        "median_seconds": statistics.median([d["seconds"] for d in judged if d.get("seconds") is not None] or [0.0]),
+        # what the model wrote (every round) per delivered test: what a test costs in decoding
+        "new_tokens_per_test": mean([d["new_tokens"] / len(d["tests"]) for d in served
+                                     if d.get("new_tokens") is not None and d.get("tests")]),
     }
 
 
 def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, repo: Path | None,
-                   label: str, on_problem=None, done: dict[str, ProblemResult] | None = None) -> Report:
+                   label: str, on_problem=None, done: dict[str, ProblemResult] | None = None,
+                   dataset_cache: Path | None = None) -> Report:
     """Evaluate every problem of `dataset`; a problem whose id is in `done` (results saved by an
-    interrupted run) is not generated again, its saved result counts."""
+    interrupted run) is not generated again, its saved result counts. Real functions (`realcode`,
+    a `.toml` set, a listing) go to `realcode_eval`; `dataset_cache` is where their wheels are kept."""
+    from unitune.evaluation.realcode_eval import is_function_dataset, run_function_evaluation
+
+    if is_function_dataset(dataset):
+        return run_function_evaluation(runtime, settings, adapter, dataset, limit, repo, label, on_problem, done,
+                                       dataset_cache)
     done = done or {}
     started = time.perf_counter()
     results = []
