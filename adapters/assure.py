@@ -28,6 +28,8 @@ when shaping changed something.
 from __future__ import annotations
 
 import dataclasses
+import re
+import textwrap
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +38,7 @@ from pathlib import Path
 from unitune.adapters.assure_sessions import (  # noqa: F401  (node_in_file: part of this module's interface)
     RUNS, Measured, TestValue, node_in_file, run_session, verify_session,
 )
-from unitune.adapters.postprocess import GeneratedTest, rate, unique_names
+from unitune.adapters.postprocess import GeneratedTest, rate, rename_test, unique_names
 from unitune.checks import check_python_test, conftest_fixtures
 from unitune.errors import GenerationCancelled
 from unitune.insertion import existing_test_names
@@ -91,6 +93,7 @@ class Job:
     python: str | None = None
     report: Callable[[str, float, str], None] = lambda stage, fraction, message: None
     cancel: threading.Event | None = None
+    added_imports: list[str] = field(default_factory=list)  # import lines the checks added to `header`
 
 
 def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
@@ -113,6 +116,10 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
     counts["shaped"] = len(final)
     kept = _select(final, measured.values, measured.statements, measured.arcs, measured.mutants, rejected)
     counts["delivered"] = len(kept)
+    job.header = _without_unused_imports(job.header, job.added_imports, kept)
+    for test in kept:
+        test.repaired = _still_relevant(test.repaired, test.source)
+    kept = _plain_names(kept, set(existing_test_names(job.existing, job.language)), measured.values)
     log_event(log, "assure.done", function=job.function.qualified_name, **{k.replace(" ", "_"): v for k, v in counts.items()})
     covered = set().union(*(measured.values[test.name].lines for test in kept)) if kept else set()
     return Assured(kept, rejected, [], measured.values, measured.statements, measured.arcs, measured.mutants, counts,
@@ -141,21 +148,38 @@ def _check(job: Job, tests: list[GeneratedTest], rejected: list[GeneratedTest]) 
         for line in checked.imports:
             if line not in job.header:
                 job.header = _with_import(job.header, line)
-        if _callable(test, job.function.name, rejected):
+                job.added_imports.append(line)
+        if _callable(test, job.function, rejected):
             passing.append(test)
     return passing
 
 
-def _callable(test: GeneratedTest, focal_name: str, rejected: list[GeneratedTest]) -> bool:
-    """Whether `test` still calls the focal function and asserts something (else it is rejected)."""
-    rate(test, focal_name)
-    if not test.calls_focal:
-        _reject(test, f"does not call {focal_name}", rejected)
+def _callable(test: GeneratedTest, function, rejected: list[GeneratedTest]) -> bool:
+    """Whether `test` still calls the focal function (by a name it is called by) and asserts something
+    (else it is rejected)."""
+    rate(test, function.called_as)
+    if not test.calls_focal and not _calls_a_close_name(test.source, function.called_as):
+        _reject(test, f"does not call {function.called_as[0]}", rejected)
     elif not test.assertions:
         _reject(test, "asserts nothing", rejected)
     else:
         return True
     return False
+
+
+def _calls_a_close_name(source: str, names: tuple[str, ...]) -> bool:
+    """Whether the test calls a method whose name is close to one of `names` (`deposits` for `deposit`):
+    a misspelling the run will show and repair can rename."""
+    import ast
+    import difflib
+
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return False
+    called = {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+              for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    return any(difflib.get_close_matches(name, list(called), n=1, cutoff=0.8) for name in names)
 
 
 def _run_and_repair(job: Job, tests: list[GeneratedTest], measured: Measured, rejected: list[GeneratedTest],
@@ -194,7 +218,7 @@ def _run_and_repair(job: Job, tests: list[GeneratedTest], measured: Measured, re
                 continue
             test.source = fixed.source
             test.repaired.extend(fixed.notes)
-            if _callable(test, job.function.name, rejected):
+            if _callable(test, job.function, rejected):
                 still_failing.append(test)
             else:
                 test.problems[-1] += f" once repair removed what failed ({said})"
@@ -211,7 +235,7 @@ def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str)
     its statements caught in the measured test."""
     plans = {}
     for test in tests:
-        result = shape(test.source, job.function.name, measured.statement_values.get(test.name, {}))
+        result = shape(test.source, job.function.called_as, measured.statement_values.get(test.name, {}))
         if result is not None and result.changed:
             plans[test.name] = result
     if not plans:
@@ -226,11 +250,11 @@ def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str)
             continue
         if plan.minimized is not None:
             minimized[test.name] = _variant(test, test.name, plan.minimized, [*test.repaired, *plan.minimized_notes],
-                                            job.function.name)
+                                            job.function.called_as)
             kept_statements[id(minimized[test.name])] = plan.statements[test.name]
         if plan.split:
             parts = [_variant(test, name, source, [*test.repaired, *plan.minimized_notes, plan.split_note]
-                              if number == 0 else [plan.split_note], job.function.name)
+                              if number == 0 else [plan.split_note], job.function.called_as)
                      for number, (name, source) in enumerate(plan.split.items())]
             renamed = unique_names(parts, taken)
             for part, original_name in zip(renamed, plan.split):
@@ -258,7 +282,7 @@ def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str)
     return final
 
 
-def _variant(test: GeneratedTest, name: str, source: str, notes: list[str], focal_name: str) -> GeneratedTest:
+def _variant(test: GeneratedTest, name: str, source: str, notes: list[str], focal_name: tuple[str, ...]) -> GeneratedTest:
     variant = dataclasses.replace(test, name=name, source=source, repaired=list(notes), problems=list(test.problems))
     rate(variant, focal_name)
     return variant
@@ -284,8 +308,8 @@ def _select(tests: list[GeneratedTest], values: dict[str, TestValue], statements
                     test.score)
 
         best = max(left, key=gain)
-        if gain(best)[0] == 0 and chosen:
-            break
+        if gain(best)[0] == 0:
+            break  # the first one too: a test that runs none of the function's lines does not test it
         left.remove(best)
         chosen.append(best)
         value = values[best.name]
@@ -294,7 +318,8 @@ def _select(tests: list[GeneratedTest], values: dict[str, TestValue], statements
         killed |= value.killed
         value.adds = _describe(value, statements, arcs, mutant_count)
     for test in left:
-        _reject(test, f"adds no line, branch or killed mutant beyond {', '.join(t.name for t in chosen)}", rejected)
+        _reject(test, f"adds no line, branch or killed mutant beyond {', '.join(t.name for t in chosen)}" if chosen
+                else "runs none of the function's lines and catches no mutant", rejected)
     order = {id(test): position for position, test in enumerate(tests)}
     return sorted(chosen, key=lambda test: order[id(test)])  # as written: a split test's behaviours in order
 
@@ -330,6 +355,57 @@ def _with_import(header: str, line: str) -> str:
     last = max((i for i, text in enumerate(lines) if text.startswith(("import ", "from "))), default=-1)
     lines.insert(last + 1, line)
     return "\n".join(lines)
+
+
+def _without_unused_imports(header: str, added: list[str], kept: list[GeneratedTest]) -> str:
+    """`header` without the import lines the checks added for statements that are no longer in any kept
+    test (repair or shaping removed them)."""
+    import ast
+
+    read: set[str] = set()
+    for test in kept:
+        try:
+            tree = ast.parse(textwrap.dedent(test.source))
+        except SyntaxError:
+            return header
+        read |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        read |= {node.value.id for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                 and isinstance(node.value, ast.Name)}
+    unused = {line for line in added if line.split()[-1] not in read}
+    return "\n".join(line for line in header.split("\n") if line not in unused)
+
+
+def _plain_names(tests: list[GeneratedTest], existing: set[str], values: dict[str, TestValue]) -> list[GeneratedTest]:
+    """The delivered tests, a numbered name (`test_parse_2`, from a later candidate) back to its plain
+    form where that is free in the test file and among them."""
+    taken = existing | {test.name for test in tests}
+    named = []
+    for test in tests:
+        plain = re.sub(r"_\d+$", "", test.name)
+        if plain != test.name and plain not in taken:
+            taken.discard(test.name)
+            taken.add(plain)
+            values[plain] = values[test.name]
+            test = dataclasses.replace(test, name=plain, source=rename_test(test.source, test.name, plain, test.language))
+        named.append(test)
+    return named
+
+
+def _still_relevant(notes: list[str], source: str) -> list[str]:
+    """The repair notes of a delivered test that are about what it still holds: a note quoting code that
+    repair or shaping has since removed (an import added for it, an expected value written into it)
+    says nothing about the test the user gets."""
+    code = " ".join(source.split())
+    kept = []
+    for note in notes:
+        quoted = [" ".join(part.split()).removesuffix("...") for part in note.split("`")[1::2]]
+        if note.startswith("added `"):
+            name = quoted[0].split()[-1] if quoted else ""
+            if re.search(rf"\b{re.escape(name)}\b", code):
+                kept.append(note)
+        elif not quoted or any(part and part in code for part in quoted) or note.startswith("removed "):
+            kept.append(note)
+    return kept
 
 
 def _stop_if_cancelled(job: Job) -> None:

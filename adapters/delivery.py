@@ -47,7 +47,7 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
     settings = request.settings
     report(VALIDATING, 0.0, "checking the tests")
     taken = set(existing_test_names(existing, file.language)) | {test.name for test in previous}
-    candidates = postprocess_all(prompt, completions, taken, focal_name=function.name)
+    candidates = postprocess_all(prompt, completions, taken, focal_name=function.called_as)
     kept = list(previous) + [test for test in candidates if test.kept]
     rejected = [test for test in candidates if not test.kept]
     if settings.validate == "none":
@@ -92,11 +92,12 @@ def failure_hint(reasons: list[str], focal_name: str) -> str:
 
     if pick(f"does not call {focal_name}"):
         return f"the test did not call {focal_name}: the next one calls it and checks what it returns"
+    if pick("cut off before its end"):
+        return "the test was too long and was cut off: the next one is short, a few direct assertions"
     if pick("asserts nothing", "nothing that asserts"):
         return f"the test checked nothing: the next one asserts what {focal_name} returns"
-    reason = pick("cut off before its end")
-    if reason:
-        return "the test was too long and was cut off: the next one is short, a few direct assertions"
+    if pick("runs none of the function's lines"):
+        return f"the test never ran {focal_name}'s code: the next one calls {focal_name} with arguments it accepts"
     reason = pick("undefined name")
     if reason:
         return f"the test {reason[reason.index('uses'):] if 'uses' in reason else reason}: the next one uses only names the code defines"

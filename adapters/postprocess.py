@@ -78,7 +78,7 @@ def postprocess(
     completions: Sequence[str],
     existing_names: Iterable[str] = frozenset(),
     *,
-    focal_name: str | None = None,
+    focal_name: str | tuple[str, ...] | None = None,
 ) -> list[GeneratedTest]:
     """The valid, distinct tests among `completions`, best first, with names unique against
     `existing_names` (the tests already in the test file) and each other."""
@@ -90,12 +90,13 @@ def postprocess_all(
     completions: Sequence[str],
     existing_names: Iterable[str] = frozenset(),
     *,
-    focal_name: str | None = None,
+    focal_name: str | tuple[str, ...] | None = None,
 ) -> list[GeneratedTest]:
     """Every candidate, for reporting: the kept ones first (best first, uniquely named), then the
     dropped ones in completion order, each with its `problems` (or `duplicate_of`).
 
-    `focal_name` is the function under test (default: read off the test's name)."""
+    `focal_name` is the function under test, or the names it is called by (default: read off the
+    test's name)."""
     if prompt.language not in LANGUAGES:
         raise UnituneError(f"cannot post-process tests in {prompt.language!r}; unitune writes {', '.join(LANGUAGES)}")
     focal = focal_name or _focal_from_test_name(prompt.test_name)
@@ -115,7 +116,7 @@ def postprocess_all(
     return unique_names(kept, existing_names) + dropped
 
 
-def _candidate(prompt: Prompt, completion: str, index: int, focal: str) -> GeneratedTest:
+def _candidate(prompt: Prompt, completion: str, index: int, focal: str | tuple[str, ...]) -> GeneratedTest:
     completion = completion.replace("\r\n", "\n")
     repaired: list[str] = []
     marker = _first_end_marker(completion)
@@ -161,8 +162,9 @@ def _first_end_marker(text: str) -> int | None:
 
 # -- ranking -------------------------------------------------------------------------------------
 
-def rate(test: GeneratedTest, focal: str) -> None:
-    """Count the test's distinct assertions, whether it calls `focal`, and score it."""
+def rate(test: GeneratedTest, focal: str | tuple[str, ...]) -> None:
+    """Count the test's distinct assertions, whether it calls `focal` (a name, or the names it is called
+    by: `Function.called_as`), and score it."""
     function, _, _ = parse_test(test.source, test.language)
     assertions: set[str] = set()
     calls: set[str] = set()
@@ -176,7 +178,7 @@ def rate(test: GeneratedTest, focal: str) -> None:
             calls.add(_identifier_key(name.rsplit(".", 1)[-1]))
         stack.extend(node.named_children)
     test.assertions = len(assertions)
-    test.calls_focal = _identifier_key(focal) in calls
+    test.calls_focal = any(_identifier_key(name) in calls for name in ((focal,) if isinstance(focal, str) else focal))
     test.score = _score(test)
 
 

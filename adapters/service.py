@@ -216,7 +216,7 @@ class TestGenerator:
         while rounds < RETRY_ROUNDS and time.perf_counter() - planned.started + round_seconds <= settings.time_budget:
             rounds += 1
             mark = time.perf_counter()
-            shown = failure_hint(failure.reasons, function.name)
+            shown = failure_hint(failure.reasons, function.called_as[0])
             planned.report(GENERATING, 0.0, f"round {rounds + 1}: {RETRY_CANDIDATES} new candidates ({shown})")
             options = SamplingOptions(max_new_tokens=settings.max_new_tokens, candidates=RETRY_CANDIDATES, seed=rounds)
             prompt, stats = self._round(planned, options, failure=shown)

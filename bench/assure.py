@@ -1,6 +1,6 @@
 """Benchmark of assured tests (`validate = "run"`): the whole pipeline on N written candidates for the
-example's Account.deposit (checks, a run with observing twins, repair, three runs, coverage, mutants,
-selection) vs. what it replaces, one sandbox run per candidate, and vs. one bare `pytest` subprocess
+example's Account.deposit (checks, runs with observing twins, repair rounds, three runs, coverage,
+mutants, shaping, selection) vs. what it replaces, one sandbox run per candidate, and vs. one bare `pytest` subprocess
 running the same candidates; measured side by side (interleaved) in one run. No model: the
 candidates are written, so only the pipeline is timed.
 

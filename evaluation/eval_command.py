@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 from unitune.cli_options import add_setting_flags, setting_overrides, settings_stamp
+from unitune.evaluation.function_report import render
 from unitune.errors import UnituneError
 from unitune.progress_line import ProgressLine
 from unitune.files import atomic_write
@@ -271,15 +272,7 @@ def training_table(labels: list[str], rows: list[dict]) -> str:
                       number(row.get("trainable_percent"), ".3f"),
                       "-" if seconds is None else f"{seconds / 60:.1f} min", number(row.get("peak_memory_mib"), ".0f"),
                       number(row.get("valid_loss_before"), ".3f"), number(row.get("valid_loss_after"), ".3f")])
-    return _render(lines)
-
-
-def _render(lines: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
-    text = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
-            for row in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return render(lines)
 
 
 def _results_path(adapter, model: str, dataset: str, limit: int | None, candidates: int = 1) -> Path:
@@ -309,7 +302,7 @@ def _fmt(value) -> str:
 def table(reports) -> str:
     header = ["", "problems"] + [label for _, label in METRICS]
     rows = [[r.label, str(r.problems)] + [_fmt(getattr(r, key)) for key, _ in METRICS] for r in reports]
-    return _render([header] + rows)
+    return render([header] + rows)
 
 
 def delivered_table(reports) -> str:
@@ -325,7 +318,7 @@ def delivered_table(reports) -> str:
                      _fmt(d.get("line_coverage")), _fmt(d.get("branch_coverage")), _fmt(d.get("mutation_score")),
                      "-" if d.get("tests_per_problem") is None else f"{d['tests_per_problem']:.1f}",
                      "-" if d.get("new_tokens_per_test") is None else f"{d['new_tokens_per_test']:.0f}", seconds])
-    return _render([header] + rows)
+    return render([header] + rows)
 
 
 def save_tests(report, folder: Path) -> int:

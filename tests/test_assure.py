@@ -40,6 +40,7 @@ def run(project, completions, *, line, repair="observe", notes=None):
 
 
 DEPOSIT_LINE = 15  # inside Account.deposit
+INIT_LINE = 12  # inside Account.__init__
 
 
 @pytest.mark.slow
@@ -74,6 +75,52 @@ def test_a_statement_that_still_fails_is_removed_with_what_depends_on_it(example
     assert '"ten"' not in sources and "result" not in sources
     assert "assert account.deposit(50) == 150" in sources and "account.deposit(0)" in sources
     assert any("removed `result = account.deposit(\"ten\")`: it raised TypeError" in note for note in kept[0].repaired)
+
+
+@pytest.mark.slow
+def test_a_misspelt_method_is_renamed_to_the_one_close_name_it_has(example_project):
+    kept, _, _ = run(example_project, [
+        '    account = Account("ann", 1)\n'
+        '    assert account.deposits(1) == 2\n'  # Account has deposit (and nothing else close)
+    ], line=DEPOSIT_LINE)
+    assert "assert account.deposit(1) == 2" in kept[0].source
+    assert any("`.deposits` does not exist; renamed to `.deposit`" in note for note in kept[0].repaired)
+
+
+@pytest.mark.slow
+def test_a_test_that_never_runs_the_function_is_not_delivered(example_project):
+    # calling the method on the class fails before its first line: the test passes, and tests nothing
+    with pytest.raises(GenerationFailed) as failure:
+        run(example_project, ['    with pytest.raises(TypeError):\n        Account.deposit(amount=5)\n'],
+            line=DEPOSIT_LINE)
+    assert "runs none of the function's lines and catches no mutant" in str(failure.value)
+
+
+@pytest.mark.slow
+def test_a_later_candidate_delivered_alone_gets_the_plain_name(example_project):
+    kept, rejected, _ = run(example_project, [
+        '    assert 1 + 1 == 2\n',  # never calls deposit: dropped
+        '    assert Account("ann", 1).deposit(1) == 2\n',  # test_deposit_2 as a candidate
+    ], line=DEPOSIT_LINE)
+    assert [test.name for test in kept] == ["test_deposit"]
+    assert kept[0].source.startswith("def test_deposit():")
+
+
+@pytest.mark.slow
+def test_a_constructor_is_tested_through_its_class(example_project):
+    # Account.__init__ runs when Account(...) is called: that is calling the focal method
+    kept, _, _ = run(example_project, ['    assert Account("ann", 5).balance == 5\n'], line=INIT_LINE)
+    assert kept[0].name == "test_init" and 'Account("ann", 5).balance == 5' in kept[0].source
+
+
+@pytest.mark.slow
+def test_an_import_added_for_a_statement_that_was_removed_goes_too(example_project):
+    kept, _, text = run(example_project, [
+        '    assert add(1, 2) == 3\n'  # `add` is imported by the checks, then adds nothing to deposit
+        '    assert Account("ann", 1).deposit(1) == 2\n'
+    ], line=DEPOSIT_LINE)
+    assert "add(1, 2)" not in kept[0].source
+    assert "import add" not in text and "from bank.account import Account" in text
 
 
 VISITS = '''"""Visits, counted in a file of the working folder: a different answer every time."""
@@ -256,19 +303,25 @@ def coverage_model(tmp_path_factory):
     return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "coverage", pairs, steps=600)
 
 
-@pytest.mark.slow
-def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project):
+def generate_deposit_test(model, example_project, time_budget: int, stages: list[str] | None = None):
+    """What `TestGenerator` delivers for the example's Account.deposit with `model` (progress messages
+    into `stages`)."""
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime
     from unitune.adapters.service import TestGenerator
 
     project = example_project / "python"
     path = project / "bank" / "account.py"
-    settings = Settings(model=str(coverage_model), validate="run", time_budget=600)
+    settings = Settings(model=str(model), validate="run", time_budget=time_budget)
     request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
+    report = (lambda stage, fraction, message: stages.append(message)) if stages is not None else None
+    return TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(request, on_progress=report)
+
+
+@pytest.mark.slow
+def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project):
     stages = []
-    outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(
-        request, on_progress=lambda stage, fraction, message: stages.append(message))
+    outcome = generate_deposit_test(coverage_model, example_project, 600, stages)
     assert any(message.startswith("round 2: a test for lines 17") for message in stages), stages
     assert len(outcome.tests) == 2
     assert "pytest.raises(ValueError)" in outcome.tests[1].source
@@ -282,18 +335,11 @@ def test_no_coverage_round_past_the_time_budget(coverage_model, example_project,
     from types import SimpleNamespace
 
     from unitune.adapters import service
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import TestGenerator
 
     # The generator's clock runs ten times fast: as on a machine ten times slower, the first round leaves
     # no time for a second within the least budget (a fast CPU did both rounds within 5 s).
     monkeypatch.setattr(service, "time", SimpleNamespace(perf_counter=lambda: 10 * time.perf_counter()))
-    project = example_project / "python"
-    path = project / "bank" / "account.py"
-    settings = Settings(model=str(coverage_model), validate="run", time_budget=5)
-    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
-    outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(request)
+    outcome = generate_deposit_test(coverage_model, example_project, 5)
     assert len(outcome.tests) == 1
     assert any("no time left for another round within time_budget = 5 s" in note for note in outcome.notes)
 
@@ -318,17 +364,10 @@ def retry_model(tmp_path_factory):
 
 @pytest.mark.slow
 def test_when_nothing_survives_a_new_round_is_told_what_went_wrong(retry_model, example_project):
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import RETRY_CANDIDATES, TestGenerator
+    from unitune.adapters.service import RETRY_CANDIDATES
 
-    project = example_project / "python"
-    path = project / "bank" / "account.py"
-    settings = Settings(model=str(retry_model), validate="run", time_budget=600)
-    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
     stages = []
-    outcome = TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(
-        request, on_progress=lambda stage, fraction, message: stages.append(message))
+    outcome = generate_deposit_test(retry_model, example_project, 600, stages)
     assert f"round 2: {RETRY_CANDIDATES} new candidates (the test did not call deposit: the next one calls it " \
            "and checks what it returns)" in stages
     assert "assert account.deposit(5) == 5" in outcome.tests[0].source

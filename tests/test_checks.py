@@ -73,3 +73,29 @@ def test_parametrized_parameters_and_methods_are_kept():
     assert check(source).source == source
     method = "    def test_x(self):\n        assert add(1, 2) == 3\n"
     assert check(method).source == method
+
+
+def test_a_table_driven_loop_is_written_out_row_by_row():
+    checked = check("def test_x():\n"
+                    "    cases = [\n        (1, 2),\n        (5, 6),\n    ]\n"
+                    "    for amount, expected in cases:\n"
+                    "        assert Account('a', 1).deposit(amount) == expected, f'deposit {amount}'\n"
+                    "    for name in ['a', 'b']:\n        assert Account(name).owner == name\n")
+    assert checked.source == ("def test_x():\n"
+                              "    assert Account('a', 1).deposit(1) == 2\n"
+                              "    assert Account('a', 1).deposit(5) == 6\n"
+                              "    assert Account('a').owner == 'a'\n"
+                              "    assert Account('b').owner == 'b'\n")
+    assert checked.repaired == ["2 table-driven loops written out row by row"]
+
+
+def test_a_loop_that_is_not_a_plain_table_stays_a_loop():
+    for source in [
+        # the table is used again after the loop
+        "def test_x():\n    cases = [1, 2]\n    for n in cases:\n        assert add(n, 0) == n\n    assert len(cases) == 2\n",
+        # the loop breaks out early
+        "def test_x():\n    for n in [1, 2]:\n        if n > 1:\n            break\n        assert add(n, 0) == n\n",
+        # rows of another width than the loop's names
+        "def test_x():\n    for a, b in [(1, 2), (3,)]:\n        assert add(a, 0) == a\n",
+    ]:
+        assert check(source).source == source

@@ -65,6 +65,14 @@ class Function:
         return self.class_path[-1] if self.class_path else None
 
     @property
+    def called_as(self) -> tuple[str, ...]:
+        """The names a test calls it by: its own, and for a constructor or another special method of a
+        class (`__init__`, `__str__`, `__getitem__`: run by `Version(...)`, `str(v)`, `v[0]`), its class's."""
+        if self.class_path and self.language == "python" and self.name.startswith("__") and self.name.endswith("__"):
+            return (self.class_path[-1], self.name)
+        return (self.name,)
+
+    @property
     def is_static(self) -> bool:
         return "staticmethod" in self.decorators or "static" in self.decorators
 

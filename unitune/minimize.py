@@ -56,9 +56,11 @@ class Shaped:
         return self.minimized is not None or bool(self.split)
 
 
-def shape(source: str, focal_name: str, values: dict[int, StatementValue]) -> Shaped | None:
+def shape(source: str, focal_names: tuple[str, ...], values: dict[int, StatementValue]) -> Shaped | None:
     """`source` (a test that passes) minimized and split, from `values` by top-level statement
-    index; None when it cannot be read."""
+    index; None when it cannot be read. `focal_names` are the names the focal function is called by
+    (`Function.called_as`; the first names it in notes)."""
+    focal_name = focal_names[0]
     body = parse_body(source)
     if body is None or not body.statements:
         return None
@@ -82,10 +84,10 @@ def shape(source: str, focal_name: str, values: dict[int, StatementValue]) -> Sh
     for statement in checks:
         consider(statement)
     for statement in body.statements:
-        if not statement.checks and statement.index not in kept and _calls(statement.node, focal_name):
+        if not statement.checks and statement.index not in kept and _calls(statement.node, focal_names):
             consider(statement)
     if not any(body.statements[i].checks for i in reasons):
-        first = next((s for s in checks if _calls(s.node, focal_name)), checks[0] if checks else None)
+        first = next((s for s in checks if _calls(s.node, focal_names)), checks[0] if checks else None)
         if first is None:
             return None
         kept |= needed_by(body, {first.index})
@@ -104,7 +106,9 @@ def shape(source: str, focal_name: str, values: dict[int, StatementValue]) -> Sh
     split: dict[str, str] = {}
     if len(groups) >= 2:
         for effects in groups:
-            name = _unique(f"{body.name}_{_behaviour_name(body, effects, focal_name)}", split)
+            base = re.sub(r"_\d+$", "", body.name)  # a later candidate's number says nothing about its behaviour
+            choices = [f"{base}_{part}" for part in _behaviour_names(body, effects, focal_names)]
+            name = next((choice for choice in choices if choice not in split), None) or _unique(choices[0], split)
             statements[name] = needed_by(body, set(effects), through_checks=False)
             split[name] = render(body, statements[name], name=name)
     note = f"split from {body.name}, one test per behaviour: {', '.join(split)}" if split else ""
@@ -132,14 +136,8 @@ def _behaviours(body: TestBody, reasons: dict[int, tuple[frozenset, frozenset]])
     return sorted(groups.values(), key=lambda effects: effects[0])
 
 
-def _calls(node: ast.AST, focal_name: str) -> bool:
-    wanted = focal_name.replace("_", "").lower()
-    for inner in ast.walk(node):
-        if isinstance(inner, ast.Call):
-            called = inner.func.attr if isinstance(inner.func, ast.Attribute) else getattr(inner.func, "id", "")
-            if called.replace("_", "").lower() == wanted:
-                return True
-    return False
+def _calls(node: ast.AST, focal_names: tuple[str, ...]) -> bool:
+    return any(isinstance(inner, ast.Call) and _own_call(inner, focal_names) for inner in ast.walk(node))
 
 
 def _count(number: int, noun: str) -> str:
@@ -155,36 +153,38 @@ def _unique(name: str, taken: dict[str, str]) -> str:
 
 # -- names ---------------------------------------------------------------------------------------
 
-def _behaviour_name(body: TestBody, effects: list[int], focal_name: str) -> str:
-    """What tells a behaviour apart, as a name's part: the exception a raises block expects, else the
-    focal call's literal arguments, else what the check expects."""
+def _behaviour_names(body: TestBody, effects: list[int], focal_names: tuple[str, ...]) -> list[str]:
+    """What tells a behaviour apart, as a name's part, best first: the exception a raises block expects;
+    else the focal call's literal arguments, then what the check expects (`returns_24`)."""
     nodes = [body.statements[i].node for i in effects]
     setup = [body.statements[i].node for i in sorted(needed_by(body, set(effects), through_checks=False))]
     for node in nodes:
         for inner in ast.walk(node):
             if isinstance(inner, ast.stmt) and parse_raises_block(inner) is not None:
-                return "raises_" + _snake(ast.unparse(parse_raises_block(inner)[0]).split(".")[-1])
+                return ["raises_" + _snake(ast.unparse(parse_raises_block(inner)[0]).split(".")[-1])]
+    names = []
     for node in setup:
         for inner in ast.walk(node):
-            if isinstance(inner, ast.Call) and _own_call(inner, focal_name):
+            if isinstance(inner, ast.Call) and _own_call(inner, focal_names):
                 words = [word for argument in inner.args[:2] if (word := _literal_words(argument))]
-                if words:
-                    return _clip("_".join(words))
+                if words and not names:
+                    names.append(_clip("_".join(words)))
     for node in nodes:
         for inner in ast.walk(node):
             assertion = parse_assertion(inner) if isinstance(inner, ast.stmt) else None
-            if assertion is not None:
+            if assertion is not None and len(names) < 2:
                 expected = assertion[1]
                 if assertion[2] in ("none", "truth", "falsity"):
-                    return {"none": "returns_none", "truth": "is_true", "falsity": "is_false"}[assertion[2]]
-                if expected is not None and (word := _literal_words(expected)):
-                    return _clip("returns_" + word)
-    return "case"
+                    names.append({"none": "returns_none", "truth": "is_true", "falsity": "is_false"}[assertion[2]])
+                elif expected is not None and (word := _literal_words(expected)):
+                    names.append(_clip("returns_" + word))
+    return names or ["case"]
 
 
-def _own_call(call: ast.Call, focal_name: str) -> bool:
+def _own_call(call: ast.Call, focal_names: tuple[str, ...]) -> bool:
+    """Whether `call` calls the focal function by one of its names (compared as test names are made)."""
     called = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-    return called.replace("_", "").lower() == focal_name.replace("_", "").lower()
+    return called.replace("_", "").lower() in {name.replace("_", "").lower() for name in focal_names}
 
 
 def _literal_words(node: ast.expr) -> str | None:
