@@ -38,7 +38,8 @@ from pathlib import Path
 from unitune.adapters.assure_sessions import (  # noqa: F401  (node_in_file: part of this module's interface)
     RUNS, Measured, TestValue, node_in_file, run_session, verify_session,
 )
-from unitune.adapters.postprocess import GeneratedTest, rate, rename_test, unique_names
+from unitune.adapters.assure_tidy import plain_names, still_relevant, with_import, without_unused_imports
+from unitune.adapters.postprocess import GeneratedTest, rate, unique_names
 from unitune.checks import check_python_test, conftest_fixtures
 from unitune.errors import GenerationCancelled
 from unitune.insertion import existing_test_names
@@ -116,10 +117,10 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
     counts["shaped"] = len(final)
     kept = _select(final, measured.values, measured.statements, measured.arcs, measured.mutants, rejected)
     counts["delivered"] = len(kept)
-    job.header = _without_unused_imports(job.header, job.added_imports, kept)
+    job.header = without_unused_imports(job.header, job.added_imports, kept)
     for test in kept:
-        test.repaired = _still_relevant(test.repaired, test.source)
-    kept = _plain_names(kept, set(existing_test_names(job.existing, job.language)), measured.values)
+        test.repaired = still_relevant(test.repaired, test.source)
+    kept = plain_names(kept, set(existing_test_names(job.existing, job.language)), measured.values)
     log_event(log, "assure.done", function=job.function.qualified_name, **{k.replace(" ", "_"): v for k, v in counts.items()})
     covered = set().union(*(measured.values[test.name].lines for test in kept)) if kept else set()
     return Assured(kept, rejected, [], measured.values, measured.statements, measured.arcs, measured.mutants, counts,
@@ -147,7 +148,7 @@ def _check(job: Job, tests: list[GeneratedTest], rejected: list[GeneratedTest]) 
         test.repaired.extend(checked.repaired)
         for line in checked.imports:
             if line not in job.header:
-                job.header = _with_import(job.header, line)
+                job.header = with_import(job.header, line)
                 job.added_imports.append(line)
         if _callable(test, job.function, rejected):
             passing.append(test)
@@ -253,8 +254,11 @@ def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str)
                                             job.function.called_as)
             kept_statements[id(minimized[test.name])] = plan.statements[test.name]
         if plan.split:
+            # each part keeps the repair notes about the code it holds (`still_relevant`); the
+            # notes about the whole test go with the first
+            quoting = [note for note in test.repaired if "`" in note]
             parts = [_variant(test, name, source, [*test.repaired, *plan.minimized_notes, plan.split_note]
-                              if number == 0 else [plan.split_note], job.function.called_as)
+                              if number == 0 else [*quoting, plan.split_note], job.function.called_as)
                      for number, (name, source) in enumerate(plan.split.items())]
             renamed = unique_names(parts, taken)
             for part, original_name in zip(renamed, plan.split):
@@ -283,7 +287,8 @@ def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str)
 
 
 def _variant(test: GeneratedTest, name: str, source: str, notes: list[str], focal_name: tuple[str, ...]) -> GeneratedTest:
-    variant = dataclasses.replace(test, name=name, source=source, repaired=list(notes), problems=list(test.problems))
+    variant = dataclasses.replace(test, name=name, source=source, repaired=list(notes), problems=list(test.problems),
+                                  numbered_from=None)
     rate(variant, focal_name)
     return variant
 
@@ -347,65 +352,6 @@ def _failures(rejected: list[GeneratedTest]) -> list[str]:
 
 def _lines(source: str) -> int:
     return source.rstrip("\n").count("\n") + 1
-
-
-def _with_import(header: str, line: str) -> str:
-    """`header` with the import `line` after its last import line (at its start when it has none)."""
-    lines = header.split("\n")
-    last = max((i for i, text in enumerate(lines) if text.startswith(("import ", "from "))), default=-1)
-    lines.insert(last + 1, line)
-    return "\n".join(lines)
-
-
-def _without_unused_imports(header: str, added: list[str], kept: list[GeneratedTest]) -> str:
-    """`header` without the import lines the checks added for statements that are no longer in any kept
-    test (repair or shaping removed them)."""
-    import ast
-
-    read: set[str] = set()
-    for test in kept:
-        try:
-            tree = ast.parse(textwrap.dedent(test.source))
-        except SyntaxError:
-            return header
-        read |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-        read |= {node.value.id for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-                 and isinstance(node.value, ast.Name)}
-    unused = {line for line in added if line.split()[-1] not in read}
-    return "\n".join(line for line in header.split("\n") if line not in unused)
-
-
-def _plain_names(tests: list[GeneratedTest], existing: set[str], values: dict[str, TestValue]) -> list[GeneratedTest]:
-    """The delivered tests, a numbered name (`test_parse_2`, from a later candidate) back to its plain
-    form where that is free in the test file and among them."""
-    taken = existing | {test.name for test in tests}
-    named = []
-    for test in tests:
-        plain = re.sub(r"_\d+$", "", test.name)
-        if plain != test.name and plain not in taken:
-            taken.discard(test.name)
-            taken.add(plain)
-            values[plain] = values[test.name]
-            test = dataclasses.replace(test, name=plain, source=rename_test(test.source, test.name, plain, test.language))
-        named.append(test)
-    return named
-
-
-def _still_relevant(notes: list[str], source: str) -> list[str]:
-    """The repair notes of a delivered test that are about what it still holds: a note quoting code that
-    repair or shaping has since removed (an import added for it, an expected value written into it)
-    says nothing about the test the user gets."""
-    code = " ".join(source.split())
-    kept = []
-    for note in notes:
-        quoted = [" ".join(part.split()).removesuffix("...") for part in note.split("`")[1::2]]
-        if note.startswith("added `"):
-            name = quoted[0].split()[-1] if quoted else ""
-            if re.search(rf"\b{re.escape(name)}\b", code):
-                kept.append(note)
-        elif not quoted or any(part and part in code for part in quoted) or note.startswith("removed "):
-            kept.append(note)
-    return kept
 
 
 def _stop_if_cancelled(job: Job) -> None:

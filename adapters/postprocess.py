@@ -61,6 +61,7 @@ class GeneratedTest:
     duplicate_of: int | None = None  # the index of the completion it repeats
     calls_focal: bool = False
     adds: str = ""  # validate = "run": what it covers and kills ("covers 9/11 lines, kills 5/6 mutants")
+    numbered_from: str | None = None  # the name `unique_names` numbered (`test_parse` for `test_parse_2`)
 
     @property
     def kept(self) -> bool:
@@ -241,7 +242,7 @@ def unique_names(tests: Sequence[GeneratedTest], existing_names: Iterable[str] =
         if name != test.name:
             test = dataclasses.replace(
                 test, name=name, source=rename_test(test.source, test.name, name, test.language),
-                repaired=list(test.repaired), problems=list(test.problems),
+                repaired=list(test.repaired), problems=list(test.problems), numbered_from=test.numbered_from or test.name,
             )
         renamed.append(test)
     return renamed

@@ -117,10 +117,12 @@ def test_generate_through_vllm_delivers_a_passing_assured_test(capsys, chat_base
     assert out.strip() == str(test_file)
     text = test_file.read_text()
     assert "import pytest" in text and "from bank.account import Account" in text and "account.deposit(0)" in text
-    assert "covers 4/4 lines" in err  # validated in the sandbox: what it adds is said on stderr
+    # validated in the sandbox, one test per behaviour: what each adds is said on stderr
+    assert "test_deposit_5 passed 3 runs in the sandbox; covers 3/4 lines" in err, err
+    assert "test_deposit_raises_value_error passed 3 runs in the sandbox" in err, err
     passed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
                             cwd=example_project / "python", capture_output=True, text=True)
-    assert passed.returncode == 0 and "1 passed" in passed.stdout, passed.stdout + passed.stderr
+    assert passed.returncode == 0 and "2 passed" in passed.stdout, passed.stdout + passed.stderr
 
 
 def test_the_request_carries_the_local_prompt_stop_rule_and_limits(capsys, chat_base, example_project):
