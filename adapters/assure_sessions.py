@@ -15,10 +15,8 @@ import ast
 from dataclasses import dataclass, field
 
 from unitune.insertion import apply, plan_insertion
-from unitune.minimize import StatementValue
-from unitune.observing import CONTEXT_SEPARATOR, observing_twin
-from unitune.python_assertions import parse_raises_block
-from unitune.test_statements import parse_body
+from unitune.minimize import StatementValue, measure_statements
+from unitune.observing import observing_twin
 
 RUNS = 3  # a test is kept only when it passes this many times in a row
 MUTANTS = 6
@@ -110,7 +108,7 @@ def run_session(job, tests, measured: Measured, *, observe_failures: bool = True
                                             f"again ({failed[1] if failed else ''})").rstrip(" ()")
             continue
         lines, branches = first.covered.get(nodeid, (set(), set()))
-        statement_values = _statement_values(test, nodeid, twin_round, mutant_rounds)
+        statement_values = measure_statements(test.source, test.name, nodeid, twin_round, mutant_rounds)
         killed = set().union(*(value.killed for value in statement_values.values())) if statement_values else set()
         measured.values[test.name] = TestValue(set(lines), set(branches), killed)
         measured.statement_values[test.name] = statement_values
@@ -130,60 +128,6 @@ def verify_session(job, tests) -> dict[str, tuple[set[int], set[tuple[int, int]]
         return {}
     return {test.name: runs[0].covered.get(ids[test.name], (set(), set())) for test in tests
             if all(run.outcomes.get(ids[test.name], ("",))[0] == "passed" for run in runs)}
-
-
-def _statement_values(test, nodeid: str, twin_round, mutant_rounds) -> dict[int, StatementValue]:
-    """By top-level statement: the focal lines and arcs it ran (the twin's contexts), and the mutants
-    it caught (the twin's records on each mutant: an assertion that no longer holds, a raises block
-    whose body no longer raises what it expects, a statement that raised)."""
-    body = parse_body(test.source)
-    if body is None:
-        return {}
-    values: dict[int, StatementValue] = {}
-    if twin_round is not None:
-        for context, (lines, arcs) in twin_round.covered.items():
-            node, _, key = context.partition(CONTEXT_SEPARATOR)
-            statement = body.by_key(key) if node == nodeid else None
-            if statement is not None:
-                value = values.setdefault(statement.index, StatementValue())
-                value.lines |= lines
-                value.arcs |= arcs
-    expected = _expected_raises(body)
-    for index, run in enumerate(mutant_rounds):
-        records = [o for o in run.observations if o.get("test") == test.name]
-        caught = None
-        for record in records:
-            statement = body.enclosing(int(str(record.get("key", "0:0")).split(":")[0] or 0))
-            if not record.get("begin") and statement is not None and _catches(record, expected.get(record.get("key"))):
-                caught = statement
-                break
-        if caught is None and nodeid in run.outcomes and run.outcomes[nodeid][0] != "passed":
-            begun = [r for r in records if r.get("begin")]
-            caught = body.by_key(str(begun[-1]["key"])) if begun else None  # it stopped there (a time-out)
-        if caught is not None:
-            values.setdefault(caught.index, StatementValue()).killed.add(index)
-    return values
-
-
-def _catches(record: dict, expected: str | None) -> bool:
-    """Whether a twin's record on a mutant shows the test would fail there."""
-    if record.get("block"):
-        raised = record.get("raised")
-        return not raised or (expected is not None and expected not in raised.get("mro", ()))
-    if "holds" in record:
-        return not record["holds"]
-    return bool(record.get("raised"))
-
-
-def _expected_raises(body) -> dict[str, str]:
-    """The exception each raises block of the test expects, by the block's key."""
-    found = {}
-    for statement in body.statements:
-        for node in ast.walk(statement.node):
-            block = parse_raises_block(node) if isinstance(node, ast.stmt) else None
-            if block is not None:
-                found[f"{node.lineno}:{node.col_offset}"] = ast.unparse(block[0]).split(".")[-1]
-    return found
 
 
 def _session(job, text: str, rounds, test_runs: int):

@@ -2,10 +2,11 @@
 built-in `realcode` set: 45 functions and methods with branches of inflection, humanize, semver and
 boltons.strutils, pinned wheels, tests removed), judged by one harness
 (`unitune.evaluation.function_judge`: coverage of the function by the passing tests, the same 12
-mutants per function for both, tests and assertions).
+mutants per function for both, tests and assertions, and the checks that add nothing).
 
     python bench/realcode.py [--model M] [--limit N] [--work DIR]
     python bench/realcode.py --unitune-results base-realcode.json --pynguin-seconds-per-function 20
+    python bench/realcode.py --unitune-results base-realcode.json --rejudge   # after the harness changed
     python bench/realcode.py --dataset functions.txt --repo ~/my-project
 
 unitune runs as a user runs it (`unitune eval --base --dataset realcode --json --save-tests ...`,
@@ -34,6 +35,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -57,6 +59,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset-cache", type=Path, metavar="DIR", help="wheels, projects and Pynguin's venv "
                         "(default: $UNITUNE_HOME/realcode)")
     parser.add_argument("--work", type=Path, help="results of this benchmark (default: DATASET_CACHE/bench)")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="judge unitune's delivered tests (of --unitune-results) again with this harness, "
+                             "for results saved before it changed (saved as WORK/unitune-rejudged.json, resumed)")
     parser.add_argument("--fresh", action="store_true", help="empty the work folder first")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser.parse_args()
@@ -88,6 +93,40 @@ def unitune_results(args, work: Path) -> tuple[list[dict], str]:
         os.replace(saved.with_suffix(".partial"), saved)
     record = json.loads(saved.read_text("utf-8"))
     return record["results"], f"run here ({record.get('label', '')}, {saved})"
+
+
+def rejudge(results: list[dict], targets, work: Path) -> list[dict]:
+    """`results` with each served function's delivered tests judged again, in the test file `generate`
+    wrote them to; saved after each function, so a stopped run goes on."""
+    from unitune.adapters.request import GenerationRequest, prepare
+    from unitune.evaluation.function_judge import judge_function_tests
+    from unitune.evaluation.realcode_dataset import fresh_copy
+    from unitune.settings import Settings
+
+    saved = work / "unitune-rejudged.json"
+    done = {r["id"]: r for r in json.loads(saved.read_text("utf-8"))} if saved.is_file() else {}
+    by_id = {target.listed.id: target for target in targets}
+    fresh = []
+    for result in results:
+        delivered, target = result.get("delivered") or {}, by_id.get(result["id"])
+        if result["id"] in done or not delivered.get("served") or target is None:
+            fresh.append(done.get(result["id"], result))
+            continue
+        with tempfile.TemporaryDirectory(prefix="unitune-rejudge-") as temp:
+            project = fresh_copy(target.project, Path(temp) / "project") if target.fresh_copy else target.project
+            test_rel = delivered.get("test_file")
+            if test_rel is None:  # saved before results named it: where `generate` puts it
+                path = project / target.listed.path
+                location = prepare(GenerationRequest(path, target.located.offset, Settings(), project_root=project))[2]
+                test_rel = location.path.relative_to(project).as_posix()
+            judged = judge_function_tests(project, target.listed.path, target.located.source,
+                                          target.listed.qualified_name, target.located.lines, test_rel,
+                                          delivered["file"], [test["name"] for test in delivered["tests"]])
+        fresh.append({**result, "delivered": {**delivered, **judged.figures(), "test_file": test_rel}})
+        done[result["id"]] = fresh[-1]
+        saved.write_text(json.dumps(list(done.values()), indent=1), "utf-8")
+        print(f"judged again: {result['id']}: idle checks {judged.idle_checks}", file=sys.stderr, flush=True)
+    return fresh
 
 
 def pynguin_rows(targets, unitune_rows: dict, args, cache: Path, work: Path) -> tuple[dict, list, dict, str]:
@@ -164,12 +203,13 @@ def totals_table(ours, theirs) -> str:
     from unitune.evaluation.function_report import number, percent, render, totals
 
     header = ["", "served", "line cov", "branch cov", "mutation score", "tests/function", "asserts/test",
-              "s total", "s/function (median)"]
+              "idle checks", "s total", "s/function (median)"]
 
     def cells(label, total):
         return [label, f"{total.served}/{total.functions}", percent(total.line_coverage),
                 percent(total.branch_coverage), f"{percent(total.mutation_score)} ({total.mutants_killed}/{total.mutants})",
-                number(total.tests_per_function), number(total.assertions_per_test), number(total.seconds, ".0f"),
+                number(total.tests_per_function), number(total.assertions_per_test),
+                "-" if total.idle_checks is None else str(total.idle_checks), number(total.seconds, ".0f"),
                 number(total.seconds_median)]
 
     mine, other = totals(ours), totals(theirs)
@@ -177,7 +217,7 @@ def totals_table(ours, theirs) -> str:
              ["unitune / Pynguin", ratio(mine.served, other.served), ratio(mine.line_coverage, other.line_coverage),
               ratio(mine.branch_coverage, other.branch_coverage), ratio(mine.mutation_score, other.mutation_score),
               ratio(mine.tests_per_function, other.tests_per_function),
-              ratio(mine.assertions_per_test, other.assertions_per_test), ratio(mine.seconds, other.seconds),
+              ratio(mine.assertions_per_test, other.assertions_per_test), "", ratio(mine.seconds, other.seconds),
               ratio(mine.seconds_median, other.seconds_median)]]
     return render(lines)
 
@@ -199,6 +239,8 @@ def main() -> None:
     try:
         targets = function_targets(args.dataset, args.repo, args.limit, cache)
         results, source = unitune_results(args, work)
+        if args.rejudge:
+            results, source = rejudge(results, targets, work), source + ", judged again here"
         by_id = {result["id"]: result for result in results}
         missing = [t.listed.id for t in targets if t.listed.id not in by_id]
         if missing:

@@ -188,6 +188,7 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
             text = apply(delivered.insertion.original_text or None, delivered.insertion)
             test_rel = delivered.insertion.path.relative_to(project).as_posix()
             result.delivered = {"served": True, **judge_delivered(test_rel, text, delivered.tests), "file": text,
+                                "test_file": test_rel,
                                 "tests": [{"name": t.name, "adds": t.adds, "repaired": t.repaired}
                                           for t in delivered.tests]}
         result.delivered["seconds"] = first.get("generate", 0.0) + time.perf_counter() - mark

@@ -10,7 +10,11 @@ What counts, for every tool alike:
   function's body only);
 - the tests *for* the function are the passing tests that run at least one of its lines; their
   number and the assertions in them (`assert`, `self.assert*`, `pytest.raises` blocks) are reported;
-- a mutant is killed when a passing test fails (or errors, or times out) on it.
+- a mutant is killed when a passing test fails (or errors, or times out) on it;
+- a check (an assertion, a raises block) of a test for the function is *idle* when it runs no line or
+  branch of the function and catches no mutant beyond the checks before it in its test (what
+  `unitune.minimize` removes): the same session runs the tests' observing twins, on the module and on
+  each mutant, to know what each statement adds.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class FunctionJudgement:
     passing: int = 0  # passed on the original and the control
     covering: int = 0  # passing tests that run the function: the tests *for* it
     assertions: int = 0  # in the covering tests
+    idle_checks: int = 0  # checks in the covering tests that add nothing (see the module's docstring)
     statements: int = 0  # the function's statements and branch arcs (coverage.py)
     branches: int = 0
     covered_statements: int = 0
@@ -59,6 +64,7 @@ class FunctionJudgement:
                 "branch_coverage": self.branch_coverage, "statements": self.statements, "branches": self.branches,
                 "mutants": self.mutants, "mutants_killed": self.mutants_killed, "tests_judged": self.tests,
                 "tests_passing": self.passing, "tests_for_function": self.covering, "assertions": self.assertions,
+                "idle_checks": self.idle_checks,
                 "judge_seconds": round(self.seconds, 3), **({"detail": self.detail} if self.detail else {})}
 
 
@@ -82,6 +88,26 @@ def test_nodes(test_text: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionD
     return found
 
 
+def twin_file(test_text: str, nodes: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> str:
+    """`test_text` with each test of `nodes` replaced by its observing twin (`unitune.observing`);
+    a test whose twin cannot be made stays as it is."""
+    from unitune.observing import observing_twin
+
+    lines = test_text.splitlines(keepends=True)
+    for node in sorted(nodes.values(), key=lambda node: node.lineno, reverse=True):
+        first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+        twin = observing_twin(_segment(test_text, node), node.name)
+        if twin is not None:
+            lines[first - 1: node.end_lineno] = [twin]
+    return "".join(lines)
+
+
+def _segment(test_text: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The test function's lines (decorators included), indented as in the file."""
+    first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
+    return "".join(test_text.splitlines(keepends=True)[first - 1: node.end_lineno])
+
+
 def assertions_in(test_text: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     from unitune.python_assertions import count_assertions
 
@@ -100,6 +126,8 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
     copy of `project`), or every test of it when `names` is None, for the function `qualified_name`
     of `focal_rel` (`lines`: its span)."""
     from unitune.evaluation.mutants import mutants
+    from unitune.focal import called_as
+    from unitune.minimize import idle_checks, measure_statements
     from unitune.sandbox import Round, SandboxError, run_rounds
 
     started = time.perf_counter()
@@ -117,11 +145,16 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
         return judgement
     select = [f"{test_rel}::{key}" for key in keys] if names is not None else None
     control = ast.unparse(ast.parse(module_source))
+    twins = twin_file(test_text, nodes)
     rounds = ([Round(select=select, coverage=True), Round(files={focal_rel: control}, select_passed_of=[0])]
               + [Round(files={focal_rel: mutant.source}, select_passed_of=[0, 1]) for mutant in found])
+    twin_rounds = [Round(files={test_rel: twins}, select_passed_of=[0, 1], coverage=True, observe=True)] + [
+        Round(files={test_rel: twins, focal_rel: mutant.source}, select_passed_of=[0, 1], observe=True)
+        for mutant in found]
     try:
-        session = run_rounds(project, test_rel, rounds, {test_rel: test_text}, focal_file=focal_rel,
-                             focal_lines=lines, timeout=SESSION_SECONDS + ROUND_SECONDS * len(rounds), python=python)
+        session = run_rounds(project, test_rel, rounds + twin_rounds, {test_rel: test_text}, focal_file=focal_rel,
+                             focal_lines=lines, timeout=SESSION_SECONDS + ROUND_SECONDS * (len(rounds) + len(twin_rounds)),
+                             python=python)
     except SandboxError as error:
         judgement.status, judgement.detail = "error", str(error)[:500]
         judgement.seconds = time.perf_counter() - started
@@ -142,6 +175,8 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
     judgement.statements, judgement.branches = len(first.statements), len(first.branches)
     covered_lines: set[int] = set()
     covered_arcs: set[tuple[int, int]] = set()
+    observed = session.rounds[len(rounds):]
+    focal_names = called_as(qualified_name.split(".")[-1], qualified_name.split(".")[:-1])
     for nodeid in passing:
         test_lines, test_arcs = first.covered.get(nodeid, (set(), set()))
         covered_lines |= test_lines
@@ -150,6 +185,10 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
             judgement.covering += 1
             node = nodes.get(_node_key(nodeid, test_rel))
             judgement.assertions += assertions_in(test_text, node) if node is not None else 0
+            if node is not None and len(observed) == 1 + len(found):
+                source = _segment(test_text, node)
+                values = measure_statements(source, node.name, nodeid, observed[0], observed[1:])
+                judgement.idle_checks += idle_checks(source, focal_names, values)
     judgement.covered_statements, judgement.covered_branches = len(covered_lines), len(covered_arcs)
     # A round without outcomes crashed (a mutant the module cannot import with: killed), unless the
     # session ran out of time, when it may never have started.
@@ -160,6 +199,6 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
         judgement.mutants_killed = sum(
             run.ran and (any(outcome != "passed" for outcome, _ in run.outcomes.values())
                          or (not run.outcomes and not timed_out))
-            for run in session.rounds[2:])
+            for run in session.rounds[2:len(rounds)])
     judgement.seconds = time.perf_counter() - started
     return judgement

@@ -26,6 +26,7 @@ class FunctionRow:
     mutants_killed: int = 0
     tests: int = 0  # passing tests that run the function
     assertions: int = 0  # in those tests
+    idle_checks: int | None = None  # checks in those tests that add nothing (None: not judged so)
     seconds: float | None = None
     why: str = ""  # why nothing was served
 
@@ -44,6 +45,7 @@ class FunctionTotals:
     mutants_killed: int
     tests: int
     assertions: int
+    idle_checks: int | None  # over the functions judged so (None: none was)
     seconds: float  # total
     seconds_median: float | None
 
@@ -91,7 +93,8 @@ def row_from_result(result: dict) -> FunctionRow:
         branch_coverage=delivered.get("branch_coverage") if served else None,
         mutants=delivered.get("mutants", 0), mutants_killed=delivered.get("mutants_killed", 0) if served else 0,
         tests=delivered.get("tests_for_function", len(delivered.get("tests") or ())) if served else 0,
-        assertions=delivered.get("assertions", 0) if served else 0, seconds=seconds,
+        assertions=delivered.get("assertions", 0) if served else 0,
+        idle_checks=delivered.get("idle_checks") if served else None, seconds=seconds,
         why="" if served else why[:200])
 
 
@@ -99,6 +102,7 @@ def totals(rows: list[FunctionRow]) -> FunctionTotals:
     served = [row for row in rows if row.served]
     with_branches = [row for row in rows if not row.served or row.branch_coverage is not None]
     times = [row.seconds for row in rows if row.seconds is not None]
+    idle = [row.idle_checks for row in served if row.idle_checks is not None]
     return FunctionTotals(
         functions=len(rows), served=len(served), passed=sum(bool(row.passed) for row in served),
         line_coverage=statistics.fmean(row.line_coverage or 0.0 for row in rows) if rows else None,
@@ -106,6 +110,7 @@ def totals(rows: list[FunctionRow]) -> FunctionTotals:
                          if with_branches else None),
         mutants=sum(row.mutants for row in rows), mutants_killed=sum(row.mutants_killed for row in rows),
         tests=sum(row.tests for row in served), assertions=sum(row.assertions for row in served),
+        idle_checks=sum(idle) if idle else None,
         seconds=sum(times), seconds_median=statistics.median(times) if times else None)
 
 
@@ -128,23 +133,30 @@ def render(lines: list[list[str]]) -> str:
 
 def row_cells(row: FunctionRow) -> list[str]:
     if not row.served:
-        return ["no", "-", "-", "-", f"0/{row.mutants}", "0", "-", number(row.seconds, ".0f")]
+        return ["no", "-", "-", "-", f"0/{row.mutants}", "0", "-", "-", number(row.seconds, ".0f")]
     return ["yes", "yes" if row.passed else "NO", percent(row.line_coverage), percent(row.branch_coverage),
             f"{row.mutants_killed}/{row.mutants}", str(row.tests),
-            number(row.assertions / row.tests if row.tests else None), number(row.seconds, ".0f")]
+            number(row.assertions / row.tests if row.tests else None), _count(row.idle_checks),
+            number(row.seconds, ".0f")]
 
 
-TABLE_HEADER = ["served", "pass", "line cov", "branch cov", "killed", "tests", "asserts/test", "s"]
+TABLE_HEADER = ["served", "pass", "line cov", "branch cov", "killed", "tests", "asserts/test", "idle", "s"]
 
 
 def totals_cells(total: FunctionTotals) -> list[str]:
     return [f"{total.served}/{total.functions}", f"{total.passed}/{total.served}", percent(total.line_coverage),
             percent(total.branch_coverage), f"{total.mutants_killed}/{total.mutants} {percent(total.mutation_score)}",
-            number(total.tests_per_function), number(total.assertions_per_test), number(total.seconds, ".0f")]
+            number(total.tests_per_function), number(total.assertions_per_test), _count(total.idle_checks),
+            number(total.seconds, ".0f")]
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def function_table(rows: list[FunctionRow]) -> str:
-    """One line per function, then the totals (tests: per served function; s: the sum)."""
+    """One line per function, then the totals (tests: per served function; idle: checks that add
+    nothing, `unitune.evaluation.function_judge`; s: the sum)."""
     lines = [["function"] + TABLE_HEADER] + [[row.id] + row_cells(row) for row in rows]
     lines.append(["total"] + totals_cells(totals(rows)))
     text = render(lines)

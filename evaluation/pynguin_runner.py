@@ -137,4 +137,4 @@ def pynguin_row(function_id: str, run: PynguinRun, judged: FunctionJudgement | N
     return FunctionRow(function_id, True, passed=judged.passed, line_coverage=judged.line_coverage,
                        branch_coverage=judged.branch_coverage, mutants=judged.mutants,
                        mutants_killed=judged.mutants_killed, tests=judged.covering, assertions=judged.assertions,
-                       seconds=seconds_share)
+                       idle_checks=judged.idle_checks, seconds=seconds_share)

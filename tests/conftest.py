@@ -20,6 +20,36 @@ def tiny_base(tmp_path_factory) -> Path:
     return tinymodels.save_model(tmp_path_factory.mktemp("models") / "tiny-base", seed=0)
 
 
+#: A ChatML template, as the default model's tokenizer has: a tiny model with it takes prompts as chats.
+CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_base(tiny_base, tmp_path_factory) -> Path:
+    """`tiny_base` with a chat template: its prompts go through the template, as the default model's
+    do, and a contract server can stand in for it."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("models") / "chat-coder"
+    shutil.copytree(tiny_base, folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHATML
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh `UNITUNE_HOME` and settings file, run from `tmp_path`."""
+    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
 @pytest.fixture(scope="session")
 def endless_base(tmp_path_factory) -> Path:
     """A tiny model whose generation never ends on its own (it writes spaces forever)."""

@@ -14,14 +14,6 @@ from unitune.evaluation.eval_command import model_stamp, training_table
 from unitune.settings import Settings
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
-
-
 def test_stamp_changes_when_the_model_or_adapter_changes(tmp_path):
     model, adapter = tmp_path / "model", tmp_path / "adapter"
     model.mkdir()

@@ -69,6 +69,15 @@ def test_case_3():
     var_0 = module_0.grade(10)
     assert var_0 == "pass"
 '''
+REPETITIVE = '''from problem import grade
+
+
+def test_grade():
+    assert grade(95) == "A"
+    assert grade(96) == "A"
+    assert grade(97) == "A"
+    assert grade(10) == "fail"
+'''
 READS_ITS_SOURCE = '''import inspect
 
 from problem import grade
@@ -121,6 +130,13 @@ def test_a_whole_generated_module_is_judged_by_its_passing_tests_that_run_the_fu
 
 
 @pytest.mark.slow
+def test_checks_that_repeat_a_path_and_catch_nothing_new_are_counted_idle(project):
+    judged = judge(project, REPETITIVE)
+    assert judged.passed and judged.covering == 1 and judged.assertions == 4
+    assert judged.idle_checks == 2  # grade(96) and grade(97) take grade(95)'s path and catch no other mutant
+
+
+@pytest.mark.slow
 def test_a_test_that_fails_on_the_unmutated_rewrite_kills_nothing(project):
     """A mutant is the module rewritten by `ast.unparse` with one change; a test that tells the rewrite
     from the original (here it reads a comment) would otherwise kill every mutant."""
@@ -137,8 +153,8 @@ def test_an_empty_test_module_is_judged_without_a_sandbox(project):
 def test_rows_count_an_unserved_function_against_its_tool():
     served = {"id": "m.py::f", "valid_syntax": True, "delivered": {
         "served": True, "passed": True, "line_coverage": 1.0, "branch_coverage": 0.5, "mutants": 10,
-        "mutants_killed": 8, "tests_for_function": 2, "assertions": 6, "seconds": 40.0, "judge_seconds": 10.0,
-        "tests": [{"name": "test_a"}, {"name": "test_b"}]}}
+        "mutants_killed": 8, "tests_for_function": 2, "assertions": 6, "idle_checks": 1, "seconds": 40.0,
+        "judge_seconds": 10.0, "tests": [{"name": "test_a"}, {"name": "test_b"}]}}
     unserved = {"id": "m.py::g", "valid_syntax": False, "seconds": 5.0,
                 "delivered": {"served": False, "why": "no valid candidate", "seconds": 5.0, "mutants": 6,
                               "mutants_killed": 0}}
@@ -148,21 +164,21 @@ def test_rows_count_an_unserved_function_against_its_tool():
     total = totals(rows)
     assert total.served == 1 and total.line_coverage == 0.5 and total.branch_coverage == 0.25
     assert (total.mutants_killed, total.mutants) == (8, 16) and total.mutation_score == 0.5
-    assert total.tests_per_function == 2 and total.assertions_per_test == 3
+    assert total.tests_per_function == 2 and total.assertions_per_test == 3 and total.idle_checks == 1
     text = function_table(rows)
     lines = text.splitlines()
-    assert lines[2].split() == ["m.py::f", "yes", "yes", "100.0%", "50.0%", "8/10", "2", "3.0", "30"]
+    assert lines[2].split() == ["m.py::f", "yes", "yes", "100.0%", "50.0%", "8/10", "2", "3.0", "1", "30"]
     assert lines[3].split()[:2] == ["m.py::g", "no"] and "0/6" in lines[3]
     assert lines[4].split()[:3] == ["total", "1/2", "1/1"] and "8/16" in lines[4]
     assert "m.py::g: no valid candidate" in text
 
 
 def test_a_judgement_round_trips_through_its_saved_figures():
-    judged = FunctionJudgement(status="passed", tests=2, passing=2, covering=2, assertions=5, statements=4,
-                               branches=2, covered_statements=3, covered_branches=1, mutants=6, mutants_killed=4)
+    judged = FunctionJudgement(status="passed", tests=2, passing=2, covering=2, assertions=5, idle_checks=1,
+                               statements=4, branches=2, covered_statements=3, covered_branches=1, mutants=6, mutants_killed=4)
     figures = judged.figures()
     assert figures["line_coverage"] == 0.75 and figures["branch_coverage"] == 0.5 and figures["passed"]
-    assert figures["tests_for_function"] == 2 and figures["assertions"] == 5
+    assert figures["tests_for_function"] == 2 and figures["assertions"] == 5 and figures["idle_checks"] == 1
     row = row_from_result({"id": "x", "delivered": {"served": True, **figures, "seconds": 3.0}})
     assert row == FunctionRow("x", True, passed=True, line_coverage=0.75, branch_coverage=0.5, mutants=6,
-                              mutants_killed=4, tests=2, assertions=5, seconds=3.0)
+                              mutants_killed=4, tests=2, assertions=5, idle_checks=1, seconds=3.0)

@@ -18,14 +18,6 @@ from test_realcode_dataset import CORE, build_wheel
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def repo(tmp_path):
     project = tmp_path / "repo"
     (project / "tinypkg").mkdir(parents=True)
@@ -98,22 +90,6 @@ def test_eval_of_a_pinned_set_works_on_fresh_copies_of_the_cached_wheel(home, tm
     assert (project / "tinypkg" / "core.py").read_text() == CORE and not (project / "tests").exists()
 
 
-@pytest.fixture(scope="module")
-def chat_base(tiny_base, tmp_path_factory):
-    """`tiny_base` with a chat template, so the contract server can stand in for it."""
-    import shutil
-
-    from test_remote import CHATML
-    from transformers import AutoTokenizer
-
-    folder = tmp_path_factory.mktemp("models") / "chat-coder"
-    shutil.copytree(tiny_base, folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = CHATML
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 # What the served "model" writes after the prompt's `def test_sign():` line, then the chat answer's fence.
 SIGN_BODY = "    assert sign(-3) == -1\n    assert sign(0) == 0\n    assert sign(7) == 1\n```\n"
 
@@ -142,5 +118,7 @@ def test_a_served_function_is_judged_for_coverage_mutants_and_assertions(chat_ba
     assert delivered["tests_for_function"] == len(delivered["tests"]) >= 1
     assert delivered["assertions"] == delivered["file"].count("assert sign(") >= 1
     assert 0 < delivered["judge_seconds"] < delivered["seconds"]
+    assert delivered["idle_checks"] == 0  # what adds nothing was minimized away before delivery
+    assert delivered["test_file"].rsplit("/", 1)[-1].startswith("test_")  # where generate wrote the tests
     saved = (tmp_path / "delivered" / "test_tinypkg_core_py_sign.py").read_text()
     assert saved == delivered["file"] and "assert sign(-3) == -1" in saved

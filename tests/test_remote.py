@@ -8,7 +8,6 @@ real: the prompt, the stop rule, post-processing, the assured pipeline, the sand
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,8 +20,6 @@ from vllm_contract import LlamaCppContractServer, VllmContractServer
 
 from unitune.cli import main
 
-CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 # What the served "model" writes after the prompt's `def test_deposit():` line: the body, the chat
 # answer's closing fence, and talk that the stop string `\n```` keeps out.
 DEPOSIT_BODY = ('    account = Account("ada", 10)\n    assert account.deposit(5) == 15\n'
@@ -42,19 +39,6 @@ def quick_retries(monkeypatch):
     from unitune.adapters import inference_client
 
     monkeypatch.setattr(inference_client, "DEFAULT_BACKOFF_SECONDS", 0.01)
-
-
-@pytest.fixture(scope="module")
-def chat_base(tiny_base, tmp_path_factory):
-    """`tiny_base` with a chat template: its prompts go through the template, as the default model's do."""
-    from transformers import AutoTokenizer
-
-    folder = tmp_path_factory.mktemp("models") / "chat-coder"
-    shutil.copytree(tiny_base, folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = CHATML
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,13 @@ _JAVA_BODIES = frozenset({
 _JAVA_FUNCTIONS = frozenset({"method_declaration", "constructor_declaration", "compact_constructor_declaration"})
 
 
+def called_as(name: str, class_path: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The names a Python test calls a function `name` by (see `Function.called_as`)."""
+    if class_path and name.startswith("__") and name.endswith("__"):
+        return (class_path[-1], name)
+    return (name,)
+
+
 @dataclass(eq=False)
 class Function:
     """A testable function or method, with where it sits in its file."""
@@ -68,9 +75,7 @@ class Function:
     def called_as(self) -> tuple[str, ...]:
         """The names a test calls it by: its own, and for a constructor or another special method of a
         class (`__init__`, `__str__`, `__getitem__`: run by `Version(...)`, `str(v)`, `v[0]`), its class's."""
-        if self.class_path and self.language == "python" and self.name.startswith("__") and self.name.endswith("__"):
-            return (self.class_path[-1], self.name)
-        return (self.name,)
+        return called_as(self.name, self.class_path) if self.language == "python" else (self.name,)
 
     @property
     def is_static(self) -> bool:

@@ -1,8 +1,8 @@
 """Tests a person would keep: a passing Python test minimized to the statements that add something,
 and split into one small test per behaviour, each named for what it checks.
 
-Minimization works from what the observing twin measured (`unitune.observing`): per top-level
-statement, the lines and branch arcs of the focal function it ran, and the mutants of the focal
+Minimization works from what the observing twin measured (`unitune.observing`; `measure_statements`
+reads its runs): per top-level statement, the lines and branch arcs of the focal function it ran, and the mutants of the focal
 function it caught. Going through the test in order, a check (an assertion, a raises block, or a
 block holding one) is kept, with the set-up it needs (`unitune.test_statements.needed_by`), only when
 together they run a line or a branch, or catch a mutant, that nothing kept before did; then a call
@@ -14,6 +14,9 @@ function.
 Splitting: the kept checks are grouped by the branch arcs they take (the same path is the same
 behaviour); with two groups or more, each becomes a test of its own, with its own set-up, named after
 what tells it apart (`test_parse_quantity_dozen`, `test_parse_quantity_raises_value_error`).
+
+`idle_checks` counts what minimization would remove, so a judge can tell whether any tool's tests
+(the delivered ones, Pynguin's) hold checks that add nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
+from unitune.observing import CONTEXT_SEPARATOR
 from unitune.python_assertions import parse_assertion, parse_raises_block
 from unitune.test_statements import Statement, TestBody, needed_by, parse_body, render
 
@@ -64,6 +68,103 @@ def shape(source: str, focal_names: tuple[str, ...], values: dict[int, Statement
     body = parse_body(source)
     if body is None or not body.statements:
         return None
+    kept, reasons = _keep(body, focal_names, values)
+    checks = [s for s in body.statements if s.checks]
+    if not reasons:
+        return None
+    notes = []
+    dropped_checks = [s for s in checks if s.index not in kept]
+    dropped_calls = [s for s in body.statements if not s.checks and s.index not in kept]
+    if dropped_checks:
+        notes.append(f"removed {_count(len(dropped_checks), 'assertion')} that ran no new line or branch of "
+                     f"{focal_name} and caught no new mutant")
+    if dropped_calls and not dropped_checks:
+        notes.append(f"removed {_count(len(dropped_calls), 'statement')} that added nothing")
+    minimized = render(body, kept) if len(kept) < len(body.statements) else None
+    statements = {body.name: kept}
+    groups = _behaviours(body, reasons)
+    split: dict[str, str] = {}
+    if len(groups) >= 2:
+        for effects in groups:
+            base = re.sub(r"_\d+$", "", body.name)  # a later candidate's number says nothing about its behaviour
+            choices = [f"{base}_{part}" for part in _behaviour_names(body, effects, focal_names)]
+            name = next((choice for choice in choices if choice not in split), None) or _unique(choices[0], split)
+            statements[name] = needed_by(body, set(effects), through_checks=False)
+            split[name] = render(body, statements[name], name=name)
+    note = f"split from {body.name}, one test per behaviour: {', '.join(split)}" if split else ""
+    return Shaped(body.name, minimized, split, notes, note, statements)
+
+
+def idle_checks(source: str, focal_names: tuple[str, ...], values: dict[int, StatementValue]) -> int:
+    """How many checks of the test `source` (a test that passes) add nothing: no line or branch of the
+    focal function and no mutant caught beyond the checks before them (those `shape` removes)."""
+    body = parse_body(source)
+    if body is None:
+        return 0
+    kept, _ = _keep(body, focal_names, values)
+    return sum(1 for statement in body.statements if statement.checks and statement.index not in kept) if kept else 0
+
+
+def measure_statements(source: str, name: str, nodeid: str, twin_round,
+                       mutant_rounds: list) -> dict[int, StatementValue]:
+    """By top-level statement of the test `name` (`source`; `nodeid` as pytest ran it): the focal
+    lines and arcs it ran (the contexts of its observing twin's run, `twin_round`), and the mutants it
+    caught (the twin's records on each mutant, a sandbox round each: an assertion that no longer
+    holds, a raises block whose body no longer raises what it expects, a statement that raised)."""
+    body = parse_body(source)
+    if body is None:
+        return {}
+    values: dict[int, StatementValue] = {}
+    if twin_round is not None:
+        for context, (lines, arcs) in twin_round.covered.items():
+            node, _, key = context.partition(CONTEXT_SEPARATOR)
+            statement = body.by_key(key) if node == nodeid else None
+            if statement is not None:
+                value = values.setdefault(statement.index, StatementValue())
+                value.lines |= lines
+                value.arcs |= arcs
+    expected = _expected_raises(body)
+    for index, run in enumerate(mutant_rounds):
+        records = [o for o in run.observations if o.get("test") == name]
+        caught = None
+        for record in records:
+            statement = body.enclosing(int(str(record.get("key", "0:0")).split(":")[0] or 0))
+            if not record.get("begin") and statement is not None and _catches(record, expected.get(record.get("key"))):
+                caught = statement
+                break
+        if caught is None and nodeid in run.outcomes and run.outcomes[nodeid][0] != "passed":
+            begun = [r for r in records if r.get("begin")]
+            caught = body.by_key(str(begun[-1]["key"])) if begun else None  # it stopped there (a time-out)
+        if caught is not None:
+            values.setdefault(caught.index, StatementValue()).killed.add(index)
+    return values
+
+
+def _catches(record: dict, expected: str | None) -> bool:
+    """Whether a twin's record on a mutant shows the test would fail there."""
+    if record.get("block"):
+        raised = record.get("raised")
+        return not raised or (expected is not None and expected not in raised.get("mro", ()))
+    if "holds" in record:
+        return not record["holds"]
+    return bool(record.get("raised"))
+
+
+def _expected_raises(body) -> dict[str, str]:
+    """The exception each raises block of the test expects, by the block's key."""
+    found = {}
+    for statement in body.statements:
+        for node in ast.walk(statement.node):
+            block = parse_raises_block(node) if isinstance(node, ast.stmt) else None
+            if block is not None:
+                found[f"{node.lineno}:{node.col_offset}"] = ast.unparse(block[0]).split(".")[-1]
+    return found
+
+
+def _keep(body: TestBody, focal_names: tuple[str, ...],
+          values: dict[int, StatementValue]) -> tuple[set[int], dict[int, tuple[frozenset, frozenset]]]:
+    """The statements minimization keeps, and per kept effect (a check, or a call of the focal
+    function) the arcs and lines it added; empty when the test has no check."""
     kept: set[int] = set()
     lines: set[int] = set()
     arcs: set[tuple[int, int]] = set()
@@ -89,30 +190,10 @@ def shape(source: str, focal_names: tuple[str, ...], values: dict[int, Statement
     if not any(body.statements[i].checks for i in reasons):
         first = next((s for s in checks if _calls(s.node, focal_names)), checks[0] if checks else None)
         if first is None:
-            return None
+            return set(), {}
         kept |= needed_by(body, {first.index})
         reasons[first.index] = (frozenset(_sum(values, {first.index}).arcs), frozenset())
-    notes = []
-    dropped_checks = [s for s in checks if s.index not in kept]
-    dropped_calls = [s for s in body.statements if not s.checks and s.index not in kept]
-    if dropped_checks:
-        notes.append(f"removed {_count(len(dropped_checks), 'assertion')} that ran no new line or branch of "
-                     f"{focal_name} and caught no new mutant")
-    if dropped_calls and not dropped_checks:
-        notes.append(f"removed {_count(len(dropped_calls), 'statement')} that added nothing")
-    minimized = render(body, kept) if len(kept) < len(body.statements) else None
-    statements = {body.name: kept}
-    groups = _behaviours(body, reasons)
-    split: dict[str, str] = {}
-    if len(groups) >= 2:
-        for effects in groups:
-            base = re.sub(r"_\d+$", "", body.name)  # a later candidate's number says nothing about its behaviour
-            choices = [f"{base}_{part}" for part in _behaviour_names(body, effects, focal_names)]
-            name = next((choice for choice in choices if choice not in split), None) or _unique(choices[0], split)
-            statements[name] = needed_by(body, set(effects), through_checks=False)
-            split[name] = render(body, statements[name], name=name)
-    note = f"split from {body.name}, one test per behaviour: {', '.join(split)}" if split else ""
-    return Shaped(body.name, minimized, split, notes, note, statements)
+    return kept, reasons
 
 
 def _sum(values: dict[int, StatementValue], indices: set[int]) -> StatementValue:
