@@ -94,18 +94,18 @@ def twin_file(test_text: str, nodes: dict[str, ast.FunctionDef | ast.AsyncFuncti
     from unitune.observing import observing_twin
 
     lines = test_text.splitlines(keepends=True)
+    original = list(lines)
     for node in sorted(nodes.values(), key=lambda node: node.lineno, reverse=True):
-        first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
-        twin = observing_twin(_segment(test_text, node), node.name)
+        first, last = _span(node)
+        twin = observing_twin("".join(original[first - 1: last]), node.name)
         if twin is not None:
-            lines[first - 1: node.end_lineno] = [twin]
+            lines[first - 1: last] = [twin]
     return "".join(lines)
 
 
-def _segment(test_text: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """The test function's lines (decorators included), indented as in the file."""
-    first = min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)])
-    return "".join(test_text.splitlines(keepends=True)[first - 1: node.end_lineno])
+def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+    """The first (decorators included) and last line of a test function."""
+    return min([node.lineno, *(decorator.lineno for decorator in node.decorator_list)]), node.end_lineno or node.lineno
 
 
 def assertions_in(test_text: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -176,6 +176,7 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
     covered_lines: set[int] = set()
     covered_arcs: set[tuple[int, int]] = set()
     observed = session.rounds[len(rounds):]
+    file_lines = test_text.splitlines(keepends=True)
     focal_names = called_as(qualified_name.split(".")[-1], qualified_name.split(".")[:-1])
     for nodeid in passing:
         test_lines, test_arcs = first.covered.get(nodeid, (set(), set()))
@@ -186,7 +187,8 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
             node = nodes.get(_node_key(nodeid, test_rel))
             judgement.assertions += assertions_in(test_text, node) if node is not None else 0
             if node is not None and len(observed) == 1 + len(found):
-                source = _segment(test_text, node)
+                start, end = _span(node)
+                source = "".join(file_lines[start - 1: end])
                 values = measure_statements(source, node.name, nodeid, observed[0], observed[1:])
                 judgement.idle_checks += idle_checks(source, focal_names, values)
     judgement.covered_statements, judgement.covered_branches = len(covered_lines), len(covered_arcs)

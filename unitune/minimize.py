@@ -2,10 +2,11 @@
 and split into one small test per behaviour, each named for what it checks.
 
 Minimization works from what the observing twin measured (`unitune.observing`; `measure_statements`
-reads its runs): per top-level statement, the lines and branch arcs of the focal function it ran, and the mutants of the focal
-function it caught. Going through the test in order, a check (an assertion, a raises block, or a
-block holding one) is kept, with the set-up it needs (`unitune.test_statements.needed_by`), only when
-together they run a line or a branch, or catch a mutant, that nothing kept before did; then a call
+reads its runs): per top-level statement, the lines and branch arcs of the focal function it ran,
+and the mutants of the focal function it caught. Going through the test in order, a check (an
+assertion, a raises block, or a block holding one) is kept, with the set-up it needs
+(`unitune.test_statements.needed_by`), only when together they run a line or a branch, or catch a
+mutant, that nothing kept before did; then a call
 of the focal function that no kept check needs is kept on the same terms (it shows the call does not
 raise). So an assertion repeated with other constants along the same path goes, as Pynguin
 minimizes its assertions. A test whose checks add nothing keeps its first check on the focal
