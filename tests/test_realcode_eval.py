@@ -64,14 +64,14 @@ def test_an_interrupted_listing_eval_resumes(home, repo, tmp_path, capsys):
               "status": "passed", "test": "# judged before the interruption", "seconds": 500.0,
               "delivered": {"served": True, "passed": True, "line_coverage": 1.0, "branch_coverage": 1.0,
                             "mutants": 4, "mutants_killed": 4, "tests_for_function": 1, "assertions": 3,
-                            "seconds": 500.0, "judge_seconds": 100.0}}
+                            "idle_checks": 1, "seconds": 500.0, "judge_seconds": 100.0}}
     stamp = model_stamp("unitune-mini") + ":" + settings_stamp(Settings())
     partial.write_text(json.dumps({"model_stamp": stamp}) + "\n" + json.dumps(seeded) + "\n")
     assert main(["eval", "--base", "--dataset", str(listing), "--repo", str(repo), "--model", "unitune-mini"]) == 0
     captured = capsys.readouterr()
     assert "resuming, 1 problems already judged" in captured.err
     sign = next(line for line in captured.out.splitlines() if line.startswith("tinypkg/core.py::sign"))
-    assert sign.split()[1:] == ["yes", "yes", "100.0%", "100.0%", "4/4", "1", "3.0", "400"]
+    assert sign.split()[1:] == ["yes", "yes", "100.0%", "100.0%", "4/4", "1", "3.0", "1", "400"]
     assert not partial.exists()
 
 
