@@ -120,7 +120,8 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
     job.header = without_unused_imports(job.header, job.added_imports, kept)
     for test in kept:
         test.repaired = still_relevant(test.repaired, test.source)
-    kept = plain_names(kept, set(existing_test_names(job.existing, job.language)), measured.values)
+    kept = plain_names(kept, set(existing_test_names(job.existing, job.language)), measured.values,
+                       job.function.called_as)
     log_event(log, "assure.done", function=job.function.qualified_name, **{k.replace(" ", "_"): v for k, v in counts.items()})
     covered = set().union(*(measured.values[test.name].lines for test in kept)) if kept else set()
     return Assured(kept, rejected, [], measured.values, measured.statements, measured.arcs, measured.mutants, counts,

@@ -1,7 +1,7 @@
 """What the user reads of the delivered tests, tidied once the assured pipeline has chosen them: the
 test file's header without imports that only removed statements needed, names without the number
-that kept a later candidate apart from an earlier one, and only the repair notes about code the test
-still holds."""
+that kept a later candidate apart from an earlier one (or named after what they check), and only the
+repair notes about code the test still holds."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import textwrap
 
 from unitune.adapters.assure_sessions import TestValue
 from unitune.adapters.postprocess import GeneratedTest, rename_test
+from unitune.checks import bound_name
+from unitune.minimize import behaviour_names
 
 
 def with_import(header: str, line: str) -> str:
@@ -34,23 +36,29 @@ def without_unused_imports(header: str, added: list[str], kept: list[GeneratedTe
         read |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         read |= {node.value.id for node in ast.walk(tree) if isinstance(node, ast.Attribute)
                  and isinstance(node.value, ast.Name)}
-    unused = {line for line in added if line.split()[-1] not in read}
+    unused = {line for line in added if bound_name(line) not in read}
     return "\n".join(line for line in header.split("\n") if line not in unused)
 
 
-def plain_names(tests: list[GeneratedTest], existing: set[str], values: dict[str, TestValue]) -> list[GeneratedTest]:
+def plain_names(tests: list[GeneratedTest], existing: set[str], values: dict[str, TestValue],
+                focal_names: tuple[str, ...]) -> list[GeneratedTest]:
     """The delivered tests, a name numbered to keep it apart from another candidate's (`test_parse_2`)
-    back to its plain form where that is free in the test file and among them. A number that a
-    behaviour's name ends in (`test_deposit_50`) stays."""
+    back to its plain form where that is free in the test file and among them, else named after what
+    it checks (`test_parse_raises_type_error`) where that is free. A number that a behaviour's name
+    ends in (`test_deposit_50`) stays."""
     taken = existing | {test.name for test in tests}
     named = []
     for test in tests:
         plain = test.numbered_from
-        if plain is not None and plain != test.name and plain not in taken:
-            taken.discard(test.name)
-            taken.add(plain)
-            values[plain] = values[test.name]
-            test = dataclasses.replace(test, name=plain, source=rename_test(test.source, test.name, plain, test.language))
+        if plain is not None and plain != test.name:
+            choices = [plain] + [f"{plain}_{part}" for part in behaviour_names(test.source, focal_names)]
+            free = next((choice for choice in choices if choice not in taken), None)
+            if free is not None:
+                taken.discard(test.name)
+                taken.add(free)
+                values[free] = values[test.name]
+                renamed = rename_test(test.source, test.name, free, test.language)
+                test = dataclasses.replace(test, name=free, source=renamed)
         named.append(test)
     return named
 
@@ -64,7 +72,7 @@ def still_relevant(notes: list[str], source: str) -> list[str]:
     for note in notes:
         quoted = [" ".join(part.split()).removesuffix("...") for part in note.split("`")[1::2]]
         if note.startswith("added `"):
-            name = quoted[0].split()[-1] if quoted else ""
+            name = bound_name(quoted[0]) if quoted else ""
             if re.search(rf"\b{re.escape(name)}\b", code):
                 kept.append(note)
         elif not quoted or any(part and part in code for part in quoted) or note.startswith("removed "):

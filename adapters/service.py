@@ -24,9 +24,11 @@ from unitune.adapters.delivery import Delivery, NothingDelivered, check_whole_fi
 from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_completions
 from unitune.adapters.postprocess import GeneratedTest
 from unitune.adapters.request import (
-    GENERATING, LOADING, GenerationRequest, ProgressCallback, fit_prompt, prepare, prompt_budget, prompt_options,
+    GENERATING, LOADING, VALIDATING, GenerationRequest, ProgressCallback, fit_prompt, prepare, prompt_budget,
+    prompt_options,
 )
 from unitune.adapters.runtime import ModelRuntime
+from unitune.argument_variation import varied_bodies
 from unitune.errors import GenerationFailed
 from unitune.focal import Function
 from unitune.insertion import Insertion, plan_insertion
@@ -173,8 +175,9 @@ class TestGenerator:
 
     def finish(self, planned: "PlannedRequest", stats: GenerationStats, *, more_rounds: bool = True) -> GenerationOutcome:
         """Validate what the model wrote (the assured pipeline) and plan the insertion. With
-        `more_rounds`: new rounds of candidates while nothing survived (`retry_rounds`), then rounds
-        for the lines the tests leave unrun (`coverage_rounds`), as the time budget allows."""
+        `more_rounds`: new rounds of candidates while nothing survived (`retry_rounds`), then for the
+        lines the tests leave unrun other arguments (`variation_round`) and rounds of the model
+        (`coverage_rounds`), as the time budget allows."""
         request, report, cancel, timings, notes = (planned.request, planned.report, planned.cancel, planned.timings,
                                                    planned.notes)
         file, function, location, framework, existing = planned.prepared
@@ -190,7 +193,7 @@ class TestGenerator:
             delivery = self.retry_rounds(planned, failure, stats)
         timings.setdefault("validate", time.perf_counter() - mark)
         if more_rounds:
-            delivery = self.coverage_rounds(planned, delivery)
+            delivery = self.coverage_rounds(planned, self.variation_round(planned, delivery))
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
@@ -238,6 +241,37 @@ class TestGenerator:
         raise GenerationFailed(
             f"nothing delivered for {function.qualified_name}: {rounds_tried}; {stopped}, nothing was inserted. "
             "A larger model or an adapter trained on this project may do better")
+
+    def variation_round(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
+        """While the delivered tests leave lines of the focal function unrun: their calls to it with one
+        argument changed (`unitune.argument_variation`), each call's result or exception observed in
+        the sandbox and written as its check; kept only when they reach more. No model call, so it
+        comes before the coverage rounds and costs a sandbox session."""
+        uncovered = getattr(delivery.assured, "uncovered", None)  # Python's assured results name them
+        settings, function = planned.request.settings, planned.prepared[1]
+        if not uncovered or time.perf_counter() - planned.started + planned.timings.get("validate", 0.0) \
+                > settings.time_budget:
+            return delivery
+        prompt = planned.prompt
+        bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as, prompt.indent)
+        if prompt.in_signature:  # the opening ends in `def test_x(`: a variant takes no fixture
+            bodies = ["):\n" + body for body in bodies]
+        if not bodies:
+            return delivery
+        mark = time.perf_counter()
+        planned.report(VALIDATING, 0.0, f"{len(bodies)} calls with other arguments, for lines {_ranges(uncovered)}")
+        try:
+            better = deliver(planned.request, planned.prepared, prompt, bodies, [], planned.report,
+                             planned.cancel, previous=delivery.kept)
+        except GenerationFailed:
+            better = None
+        planned.timings["variation_round"] = time.perf_counter() - mark
+        if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
+            planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of "
+                                 f"{function.qualified_name}")
+            return delivery
+        better.rejected = delivery.rejected + better.rejected
+        return better
 
     def coverage_rounds(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
         """While the delivered tests leave lines of the focal function unrun and the request's time

@@ -122,7 +122,9 @@ def rejudge(results: list[dict], targets, work: Path) -> list[dict]:
             judged = judge_function_tests(project, target.listed.path, target.located.source,
                                           target.listed.qualified_name, target.located.lines, test_rel,
                                           delivered["file"], [test["name"] for test in delivered["tests"]])
-        fresh.append({**result, "delivered": {**delivered, **judged.figures(), "test_file": test_rel}})
+        # the seconds a user waited are the original run's: its total less its own judging
+        waited = {key: delivered[key] for key in ("seconds", "judge_seconds") if key in delivered}
+        fresh.append({**result, "delivered": {**delivered, **judged.figures(), **waited, "test_file": test_rel}})
         done[result["id"]] = fresh[-1]
         saved.write_text(json.dumps(list(done.values()), indent=1), "utf-8")
         print(f"judged again: {result['id']}: idle checks {judged.idle_checks}", file=sys.stderr, flush=True)

@@ -97,6 +97,17 @@ EXISTING_PY_TESTS = (
     "def test_add():\n    assert add(2, 2) == 4\n\n\n"
     "def test_deposit():\n    assert Account('x').deposit(1) == 1  # same name as the new one\n"
 )
+# The same after unitune added tests to it: a raises test's import goes after the file's imports.
+EXISTING_PY_TESTS_WITH_PYTEST = EXISTING_PY_TESTS.replace("import Account, add\n", "import Account, add\nimport pytest\n")
+# The test file a first generation for Account.deposit writes: the model's test and the one another
+# argument gives (the editors' tests generate a second time with it open).
+FIRST_GENERATED_PY_TESTS = (
+    "import pytest\n\nfrom bank.account import Account\n\n\n"
+    'def test_deposit():\n    account = Account("ada")\n    assert account.deposit(5) == 5\n\n\n'
+    'def test_deposit_raises_value_error():\n    account = Account("ada")\n'
+    "    # raised when the code was run (regression oracle)\n"
+    "    with pytest.raises(ValueError):\n        account.deposit(0)\n"
+)
 
 
 def example_prompt(relative: str, line: int, root: Path | None = None, existing: str | None = None,
@@ -133,6 +144,7 @@ def trained_model(folder: Path) -> Path:
         (example_prompt(*PY_FOCAL).text, PY_COMPLETION),
         (example_prompt(*JAVA_FOCAL).text, JAVA_COMPLETION),
         (example_prompt(*PY_FOCAL, existing=EXISTING_PY_TESTS).text, PY_COMPLETION),
+        (example_prompt(*PY_FOCAL, existing=FIRST_GENERATED_PY_TESTS).text, PY_COMPLETION),
     ]
     return tinymodels.overfit_model(folder, pairs, steps=500)
 

@@ -322,7 +322,24 @@ def generate_deposit_test(model, example_project, time_budget: int, stages: list
 
 
 @pytest.mark.slow
-def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project):
+def test_other_arguments_reach_the_guard_the_model_left_unrun(coverage_model, example_project):
+    stages = []
+    outcome = generate_deposit_test(coverage_model, example_project, 600, stages)
+    assert any("calls with other arguments, for lines 17" in message for message in stages), stages
+    assert len(outcome.tests) == 2
+    raising = outcome.tests[1]
+    assert "pytest.raises(ValueError)" in raising.source and "account.deposit(0)" in raising.source
+    assert any("now expects ValueError" in note for note in raising.repaired), raising.repaired
+    assert raising.adds.startswith("covers 2/4 lines")
+    assert "variation_round" in outcome.timings and "coverage_round_1" not in outcome.timings  # nothing left unrun
+
+
+@pytest.mark.slow
+def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project,
+                                                                          monkeypatch):
+    from unitune.adapters import service
+
+    monkeypatch.setattr(service, "varied_bodies", lambda *args, **kwargs: [])  # the model's round alone
     stages = []
     outcome = generate_deposit_test(coverage_model, example_project, 600, stages)
     assert any(message.startswith("round 2: a test for lines 17") for message in stages), stages

@@ -28,6 +28,16 @@ def test_clear_missing_imports_are_added():
     assert checked.repaired == ["added `from bank import account`", "added `import math`", "added `import pytest`"]
 
 
+def test_a_call_through_the_package_as_docstrings_write_it_imports_the_focal_module():
+    # `bank.account.Account(...)`, the way a package's doctest examples call it
+    checked = check("def test_x():\n    helper = 1\n    assert bank.account.Account('a').deposit(helper) == 1\n"
+                    "    assert unknown\n")
+    assert checked.imports == ["import bank.account"]
+    assert checked.repaired == ["added `import bank.account`", "removed 1 statement reading undefined name unknown"]
+    assert checked.problems == []
+    assert "bank.account.Account('a')" in checked.source and "unknown" not in checked.source
+
+
 def test_a_test_made_only_of_unknown_names_is_rejected():
     checked = check("def test_x():\n    assert helper(Account('a')) == frobnicate\n")
     assert checked.problems == ["uses undefined names frobnicate, helper"]

@@ -7,11 +7,16 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXISTING_PY_TESTS, JAVA_FOCAL, PY_FOCAL
+from conftest import EXISTING_PY_TESTS, EXISTING_PY_TESTS_WITH_PYTEST, JAVA_FOCAL, PY_FOCAL
 
 from unitune.cli import main
 
 EXPECTED_PY_TEST = 'def test_deposit():\n    account = Account("ada")\n    assert account.deposit(5) == 5\n'
+# what the model wrote leaves deposit's guard unrun: a call with another argument reaches it
+EXPECTED_RAISES_TEST = ('def test_deposit_raises_value_error():\n    account = Account("ada")\n'
+                        '    # raised when the code was run (regression oracle)\n'
+                        '    with pytest.raises(ValueError):\n        account.deposit(0)\n')
+EXPECTED_PY_TESTS = EXPECTED_PY_TEST + "\n" + EXPECTED_RAISES_TEST
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +36,7 @@ def generate(capsys, project, focal, *extra):
 def test_prints_the_generated_test(capsys, example_project, trained_base):
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base))
     assert code == 0, err
-    assert out == EXPECTED_PY_TEST
+    assert out == EXPECTED_PY_TESTS
 
 
 @pytest.mark.slow
@@ -41,11 +46,11 @@ def test_write_creates_the_test_file_and_the_test_passes(capsys, example_project
     test_file = example_project / "python" / "tests" / "test_account.py"
     assert out.strip() == str(test_file)
     text = test_file.read_text()
-    assert "from bank.account import Account" in text and EXPECTED_PY_TEST in text
+    assert "from bank.account import Account" in text and EXPECTED_PY_TEST in text and EXPECTED_RAISES_TEST in text
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
                          cwd=example_project / "python", capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "1 passed" in run.stdout
+    assert "2 passed" in run.stdout
 
 
 @pytest.mark.slow
@@ -57,11 +62,12 @@ def test_write_into_an_existing_test_file_keeps_every_line(capsys, example_proje
     code, _, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--write")
     assert code == 0, err
     text = test_file.read_text()
-    assert text.startswith(existing)  # nothing before or inside the old content changed
-    assert "def test_deposit_2(" in text  # the new test got a name of its own
+    assert text.startswith(EXISTING_PY_TESTS_WITH_PYTEST)  # nothing before or inside the old content changed
+    # the new tests got names of their own, after what they check
+    assert "def test_deposit_returns_5(" in text and "def test_deposit_raises_value_error(" in text
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
                          cwd=example_project / "python", capture_output=True, text=True)
-    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0 and "4 passed" in run.stdout, run.stdout + run.stderr
 
 
 def test_java_new_test_file_has_package_imports_and_class(capsys, example_project, trained_base):
@@ -166,7 +172,7 @@ def test_adapter_of_the_same_base_is_used(capsys, example_project, trained_base,
     assert tinymodels  # the tiny models module is what built `trained_base`
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "same")
     assert code == 0, err
-    assert out == EXPECTED_PY_TEST
+    assert out == EXPECTED_PY_TESTS
 
 
 def test_every_setting_has_a_generate_flag():

@@ -160,6 +160,26 @@ def test_both_branches_and_only_the_selected_tests(project):
     assert result.line_coverage == 1.0 and result.branch_coverage == 1.0
 
 
+def test_each_test_is_credited_only_with_the_lines_it_ran_whatever_its_name(project):
+    # one test's name is the start of another's: each keeps its own lines and branches
+    source = textwrap.dedent("""\
+        from tiny.calc import sign
+
+
+        def test_sign():
+            assert sign(1) == "non-negative"
+
+
+        def test_sign_2():
+            assert sign(-1) == "negative"
+    """)
+    result = sandbox.run_rounds(project, GENERATED, [sandbox.Round(coverage=True)], {GENERATED: source},
+                                focal_file="tiny/calc.py", focal_lines=SIGN_LINES, timeout=30)
+    covered = result.rounds[0].covered
+    assert covered[f"{GENERATED}::test_sign"] == ({5, 6}, {(5, 6)})
+    assert covered[f"{GENERATED}::test_sign_2"] == ({5, 7}, {(5, 7)})
+
+
 def test_a_function_without_branches_has_no_branch_coverage(project):
     result = run_tests(project, GENERATED, {GENERATED: "from tiny.calc import twice\n\n\ndef test_t():\n    assert twice(1) == 2\n"},
                        focal_file=project / "tiny" / "calc.py", focal_lines=(10, 11), plugins=False)
@@ -674,8 +694,9 @@ def _generate(example_project, trained_base, monkeypatch, **settings):
 def test_validate_run_keeps_the_passing_test(example_project, trained_base, monkeypatch):
     before = snapshot(example_project)
     outcome = _generate(example_project, trained_base, monkeypatch)
-    assert [test.name for test in outcome.tests] == ["test_deposit"]
+    assert [test.name for test in outcome.tests] == ["test_deposit", "test_deposit_raises_value_error"]
     assert outcome.tests[0].adds.startswith("covers 3/4 lines, 1/2 branches, kills ")
+    assert outcome.tests[1].adds.startswith("covers 2/4 lines, 1/2 branches, kills ")
     assert not any("cannot be run" in note for note in outcome.notes)
     assert snapshot(example_project) == before  # nothing written: the caller applies the plan
 

@@ -64,12 +64,13 @@ def test_code_action_writes_a_passing_test_through_vscode(tmp_path, trained_base
     progress = " | ".join(result["progress"])
     for stage in ("loading model", "generating", "validating"):
         assert f"unitune: tests for Account.deposit: {stage}" in progress, progress
-    assert any("1 test(s) added to test_account.py" in note for note in result["notes"]), result["notes"]
+    assert any("2 test(s) added to test_account.py" in note for note in result["notes"]), result["notes"]
 
     test_file = Path(result["test_file"])
     assert test_file == work / "python" / "tests" / "test_account.py"
     text = test_file.read_text()
     assert "def test_deposit():" in text and "assert account.deposit(5) == 5" in text, text
+    assert "def test_deposit_raises_value_error():" in text, text  # another argument reached the guard
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],

@@ -80,7 +80,7 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
         removed.append(f"removed {count} statement{'s' if count > 1 else ''} reading undefined "
                        f"name{'s' if len(unresolved) > 1 else ''} {', '.join(unresolved)}")
         unresolved = sorted(_free_names(checked.source, name) - defined - _BUILTINS
-                            - {line.split()[-1] for line in checked.imports})
+                            - {bound_name(line) for line in checked.imports})
     checked.repaired.extend(removed)
     return checked
 
@@ -243,11 +243,21 @@ class _Substitute(ast.NodeTransformer):
 def _import_for(name: str, focal_module: str | None, focal_names: set[str]) -> str | None:
     if focal_module and name == focal_module.split(".")[-1]:
         return f"import {focal_module}" if "." not in focal_module else f"from {focal_module.rsplit('.', 1)[0]} import {name}"
+    if focal_module and name == focal_module.split(".")[0]:
+        # `semver.Version.parse(...)`, as the package's docstrings write it: importing the focal module
+        # binds its package and makes sure the module itself is loaded
+        return f"import {focal_module}"
     if focal_module and name in focal_names:
         return f"from {focal_module} import {name}"
     if name == "pytest" or name in sys.stdlib_module_names and not name.startswith("_"):
         return f"import {name}"
     return None
+
+
+def bound_name(import_line: str) -> str:
+    """The name an import line of `_import_for` binds: `import a.b` -> `a`, `from a import b` -> `b`."""
+    imported = import_line.split()[-1]
+    return imported.split(".")[0] if import_line.startswith("import ") else imported
 
 
 def _free_names(source: str, name: str) -> set[str]:

@@ -235,6 +235,14 @@ def _unique(name: str, taken: dict[str, str]) -> str:
 
 # -- names ---------------------------------------------------------------------------------------
 
+def behaviour_names(source: str, focal_names: tuple[str, ...]) -> list[str]:
+    """What tells a whole test's behaviour apart, as a name's part, best first (`raises_value_error`,
+    `returns_24`): for a test whose plain name another test already has."""
+    body = parse_body(source)
+    checks = [statement.index for statement in body.statements if statement.checks] if body is not None else []
+    return _behaviour_names(body, checks, focal_names) if checks else []
+
+
 def _behaviour_names(body: TestBody, effects: list[int], focal_names: tuple[str, ...]) -> list[str]:
     """What tells a behaviour apart, as a name's part, best first: the exception a raises block expects;
     else the focal call's literal arguments, then what the check expects (`returns_24`)."""

@@ -50,7 +50,7 @@ from unitune.prompt_header import java_test_header, python_test_header
 from unitune.source import SourceFile
 from unitune.stopping import StopScanner, indent_width, test_has_ended
 from unitune.syntax_walk import descendants
-from unitune.test_names import test_class_name, test_name_for
+from unitune.test_names import coverage_test_name, test_class_name, test_name_for
 
 PROMPT_FORMAT_VERSION = 3
 #: The formats this unitune builds: its own, and 2 (no project block, the older chat instruction) for
@@ -59,8 +59,9 @@ SUPPORTED_PROMPT_FORMATS = (2, PROMPT_FORMAT_VERSION)
 #: The first format with a project block.
 PROJECT_BLOCK_FORMAT = 3
 #: The coverage prompt (a round of `validate = "run"` that asks for the lines the tests so far leave
-#: unrun, as CoverUp does): the plain prompt with `coverage_note` between the focal code and the tests.
-COVERAGE_PROMPT_VERSION = 1
+#: unrun, as CoverUp does): the plain prompt with `coverage_note` between the focal code and the tests,
+#: and from version 2 a test name that says what to check when those lines raise (`coverage_test_name`).
+COVERAGE_PROMPT_VERSION = 2
 #: The retry prompt (a new round of candidates when none of the round before survived): the plain prompt
 #: with `failure_note`, what went wrong, between the focal code and the tests.
 RETRY_PROMPT_VERSION = 1
@@ -176,7 +177,7 @@ def build_prompt(
         raise UnituneError(f"prompt format {format_version} is not one of {known}")
     language = focal_file.language
     framework = parse_framework(framework, language)
-    name = test_name or test_name_for(function)
+    name = test_name or (coverage_test_name(function, uncovered) if uncovered else test_name_for(function))
     in_class = language == JAVA or framework == UNITTEST or test_class is not None
     header = test_file_header(
         language, framework, function, focal_file, module_import, existing_test_source,

@@ -6,6 +6,7 @@ caller's interpreter and imports pytest). Also what both share: how they speak t
 their exit codes. Standard library only."""
 import json
 import os
+import re
 import signal
 import sys
 
@@ -272,7 +273,9 @@ def one_round(config, spec, index, targets, pytest, coverage):
             for context in data.measured_contexts():
                 if not context:
                     continue
-                data.set_query_contexts([context])
+                # coverage.py searches contexts as regular expressions: `test_x` would also match
+                # `test_x_2`, and `@1:4` would match `@1:40`, so only the whole name, literally
+                data.set_query_contexts(["^" + re.escape(context) + "$"])
                 contexts[context] = {"lines": sorted(data.lines(config["coverage_include"]) or ()),
                                      "arcs": sorted(data.arcs(config["coverage_include"]) or ())}
             record["contexts"] = contexts
