@@ -33,12 +33,13 @@ def varied_bodies(tests: list[tuple[str, str]], called_as: tuple[str, ...], inde
         variants = _variants_of(source, name, called_as)
         if variants:
             per_call.append(variants)
-    bodies: list[str] = []
-    for round_robin in range(max((len(v) for v in per_call), default=0)):
-        for variants in per_call:
-            if round_robin < len(variants) and variants[round_robin] not in bodies:
-                bodies.append(variants[round_robin])
+    bodies = list(dict.fromkeys(_interleaved(per_call)))
     return [textwrap.indent(body, indent) for body in bodies[:limit]]
+
+
+def _interleaved(lists: list[list]) -> list:
+    """The first item of each list, then the second of each, and so on."""
+    return [items[turn] for turn in range(max(map(len, lists), default=0)) for items in lists if turn < len(items)]
 
 
 def _variants_of(source: str, name: str, called_as: tuple[str, ...]) -> list[str]:
@@ -55,11 +56,8 @@ def _variants_of(source: str, name: str, called_as: tuple[str, ...]) -> list[str
     by_argument = [[_with_argument(call, position, value)
                     for value in _replacements(literals.get(_name(argument), argument))]
                    for position, argument in _arguments(call)]
-    variants: list[str] = []
-    for round_robin in range(max((len(values) for values in by_argument), default=0)):
-        for values in by_argument:
-            if round_robin < len(values):
-                variants.append(_without_unused_setup(f"{prefix}assert {ast.unparse(values[round_robin])} == None\n"))
+    variants = [_without_unused_setup(f"{prefix}assert {ast.unparse(call)} == None\n")
+                for call in _interleaved(by_argument)]
     return list(dict.fromkeys(variants))
 
 
