@@ -66,6 +66,21 @@ class Assured:
     uncovered: list[int] = field(default_factory=list)  # lines of the focal function no kept test runs
     failures: list[str] = field(default_factory=list)  # what the last failing run of each dropped test said
 
+    def unreached(self) -> str:
+        """What of the focal function the kept tests leave ("lines 3-5", "2 branches", "1 mutant"), or ""."""
+        _, branches, killed = self.reach()
+        if self.uncovered:
+            return f"lines {line_ranges(self.uncovered)}"
+        if branches < self.branches:
+            return f"{self.branches - branches} branch{'es' if self.branches - branches != 1 else ''}"
+        if killed < self.mutants:
+            return f"{self.mutants - killed} surviving mutant{'s' if self.mutants - killed != 1 else ''}"
+        return ""
+
+    def runs_everything(self) -> bool:
+        """Whether the kept tests run every line and branch of the focal function."""
+        return not self.uncovered and self.reach()[1] >= self.branches
+
     def reach(self) -> tuple[int, int, int]:
         """(lines, branches, mutants killed) of the kept tests together."""
         chosen = [self.values[test.name] for test in self.kept if test.name in self.values]
@@ -358,3 +373,14 @@ def _lines(source: str) -> int:
 def _stop_if_cancelled(job: Job) -> None:
     if job.cancel is not None and job.cancel.is_set():
         raise GenerationCancelled("generation cancelled; nothing was changed")
+
+
+def line_ranges(numbers: list[int]) -> str:
+    """`[3, 4, 5, 9]` -> `3-5, 9`."""
+    parts: list[str] = []
+    for number in numbers:
+        if parts and parts[-1][1] == number - 1:
+            parts[-1][1] = number
+        else:
+            parts.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)

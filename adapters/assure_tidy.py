@@ -44,14 +44,18 @@ def plain_names(tests: list[GeneratedTest], existing: set[str], values: dict[str
                 focal_names: tuple[str, ...]) -> list[GeneratedTest]:
     """The delivered tests, a name numbered to keep it apart from another candidate's (`test_parse_2`)
     back to its plain form where that is free in the test file and among them, else named after what
-    it checks (`test_parse_raises_type_error`) where that is free. A number that a behaviour's name
+    it checks (`test_parse_raises_type_error`, then `test_parse_1_raises_type_error`) where that is
+    free; a test that expects an exception is named after it first. A number that a behaviour's name
     ends in (`test_deposit_50`) stays."""
     taken = existing | {test.name for test in tests}
     named = []
     for test in tests:
         plain = test.numbered_from
         if plain is not None and plain != test.name:
-            choices = [plain] + [f"{plain}_{part}" for part in behaviour_names(test.source, focal_names)]
+            parts = behaviour_names(test.source, focal_names)
+            behaviours = [f"{plain}_{part}" for part in parts]
+            # a test that expects an exception says so even where the plain name is free
+            choices = behaviours + [plain] if parts and parts[0].startswith("raises_") else [plain] + behaviours
             free = next((choice for choice in choices if choice not in taken), None)
             if free is not None:
                 taken.discard(test.name)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from unitune.adapters.assure import line_ranges
 from unitune.adapters.delivery import Delivery, NothingDelivered, check_whole_file, deliver, failure_hint
 from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_completions
 from unitune.adapters.postprocess import GeneratedTest
@@ -28,9 +29,9 @@ from unitune.adapters.request import (
     prompt_options,
 )
 from unitune.adapters.runtime import ModelRuntime
-from unitune.argument_variation import varied_bodies
+from unitune.argument_variation import focal_inputs, varied_bodies
 from unitune.errors import GenerationFailed
-from unitune.focal import Function
+from unitune.focal import Function, functions
 from unitune.insertion import Insertion, plan_insertion
 from unitune.logs import get_logger, log_event
 from unitune.placement import TestLocation
@@ -45,6 +46,9 @@ log = get_logger("service")
 #: how many such rounds at most (the time budget may allow fewer): a user waits for each one.
 RETRY_CANDIDATES = 3
 RETRY_ROUNDS = 2
+#: Rounds of calls with other arguments at most (each one sandbox session; a round follows only one
+#: that reached more).
+VARIATION_ROUNDS = 3
 
 
 @dataclass
@@ -243,35 +247,47 @@ class TestGenerator:
             "A larger model or an adapter trained on this project may do better")
 
     def variation_round(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
-        """While the delivered tests leave lines of the focal function unrun: their calls to it with one
-        argument changed (`unitune.argument_variation`), each call's result or exception observed in
-        the sandbox and written as its check; kept only when they reach more. No model call, so it
-        comes before the coverage rounds and costs a sandbox session."""
-        uncovered = getattr(delivery.assured, "uncovered", None)  # Python's assured results name them
-        settings, function = planned.request.settings, planned.prepared[1]
-        if not uncovered or time.perf_counter() - planned.started + planned.timings.get("validate", 0.0) \
-                > settings.time_budget:
-            return delivery
+        """While the delivered tests leave a line, branch or mutant of the focal function: their calls
+        to it with one input changed or an optional parameter added (`unitune.argument_variation`), each
+        one's result or exception observed in the sandbox and written as its check; kept only when they
+        reach more. A round that reaches more is followed by another (`VARIATION_ROUNDS` at most), which
+        varies the new tests too, while a line or branch is left. No model call, so it comes before the
+        coverage rounds."""
+        settings, (file, function) = planned.request.settings, planned.prepared[:2]
+        constructor = next((other for other in functions(file) if other.name == "__init__"
+                            and other.class_path == function.class_path), None) if function.class_path else None
         prompt = planned.prompt
-        bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as, prompt.indent)
-        if prompt.in_signature:  # the opening ends in `def test_x(`: a variant takes no fixture
-            bodies = ["):\n" + body for body in bodies]
-        if not bodies:
-            return delivery
-        mark = time.perf_counter()
-        planned.report(VALIDATING, 0.0, f"{len(bodies)} calls with other arguments, for lines {_ranges(uncovered)}")
-        try:
-            better = deliver(planned.request, planned.prepared, prompt, bodies, [], planned.report,
-                             planned.cancel, previous=delivery.kept)
-        except GenerationFailed:
-            better = None
-        planned.timings["variation_round"] = time.perf_counter() - mark
-        if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
-            planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of "
-                                 f"{function.qualified_name}")
-            return delivery
-        better.rejected = delivery.rejected + better.rejected
-        return better
+        inputs = focal_inputs(function.source(file), constructor.source(file) if constructor is not None else None)
+        tried: set[str] = set()
+        for round_number in range(1, VARIATION_ROUNDS + 1):
+            unreached = getattr(delivery.assured, "unreached", None)  # Python's assured results say it
+            left = unreached() if unreached is not None else ""
+            if not left or time.perf_counter() - planned.started + planned.timings.get("validate", 0.0) \
+                    > settings.time_budget:
+                return delivery
+            if round_number > 1 and delivery.assured.runs_everything():
+                return delivery  # every line and branch is run: one round for the mutants, not more waiting
+            bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
+                                   prompt.indent, inputs=inputs, tried=frozenset(tried))
+            if not bodies:
+                return delivery
+            tried.update(bodies)
+            mark = time.perf_counter()
+            planned.report(VALIDATING, 0.0, f"{len(bodies)} calls with other arguments, for {left}")
+            opened = ["):\n" + body for body in bodies] if prompt.in_signature else bodies  # `def test_x(`: no fixture
+            try:
+                better = deliver(planned.request, planned.prepared, prompt, opened, [], planned.report,
+                                 planned.cancel, previous=delivery.kept)
+            except GenerationFailed:
+                better = None
+            planned.timings[f"variation_round_{round_number}"] = time.perf_counter() - mark
+            if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
+                planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of "
+                                     f"{function.qualified_name}")
+                return delivery
+            better.rejected = delivery.rejected + better.rejected
+            delivery = better
+        return delivery
 
     def coverage_rounds(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
         """While the delivered tests leave lines of the focal function unrun and the request's time
@@ -284,13 +300,13 @@ class TestGenerator:
         rounds = 0
         while getattr(delivery.assured, "uncovered", None):  # Python's assured results name uncovered lines
             if time.perf_counter() - planned.started + round_seconds > settings.time_budget:
-                notes.append(f"lines {_ranges(delivery.assured.uncovered)} of {function.qualified_name} are not "
+                notes.append(f"lines {line_ranges(delivery.assured.uncovered)} of {function.qualified_name} are not "
                              f"covered; no time left for another round within time_budget = {settings.time_budget} s")
                 break
             mark = time.perf_counter()
             lines = file.text.split("\n")
             unrun = [lines[number - 1] for number in delivery.assured.uncovered if 0 < number <= len(lines)]
-            planned.report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {_ranges(delivery.assured.uncovered)}")
+            planned.report(GENERATING, 0.0, f"round {rounds + 2}: a test for lines {line_ranges(delivery.assured.uncovered)}")
             prompt, stats = self._round(planned, options, uncovered=unrun)
             try:
                 better = deliver(planned.request, planned.prepared, prompt, [c.text for c in stats.completions], [],
@@ -300,7 +316,7 @@ class TestGenerator:
             rounds += 1
             timings[f"coverage_round_{rounds}"] = time.perf_counter() - mark
             if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
-                notes.append(f"a coverage round for lines {_ranges(delivery.assured.uncovered)} added nothing")
+                notes.append(f"a coverage round for lines {line_ranges(delivery.assured.uncovered)} added nothing")
                 break
             better.rejected = delivery.rejected + better.rejected
             delivery = better
@@ -328,13 +344,3 @@ class TestGenerator:
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'s' if number != 1 else ''}"
 
-
-def _ranges(numbers: list[int]) -> str:
-    """`[3, 4, 5, 9]` -> `3-5, 9`."""
-    parts: list[str] = []
-    for number in numbers:
-        if parts and parts[-1][1] == number - 1:
-            parts[-1][1] = number
-        else:
-            parts.append([number, number])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)

@@ -20,7 +20,7 @@ the ratios unitune / Pynguin, all from this one run.
 
 Resumable: a full run takes over an hour. unitune's results land in WORK/unitune-*.json (and `unitune
 eval` resumes its own partial file), each Pynguin run in WORK/pynguin/MODULE/run.json (run again when
-its budget changes) and each function's judgement beside it; a run started again with the same
+its budget or Python changes) and each function's judgement beside it; a run started again with the same
 arguments goes on where it stopped. WORK defaults to $UNITUNE_HOME/realcode/bench; --fresh empties it
 first (needed after a change of the harness, whose judgements are kept).
 """
@@ -136,7 +136,7 @@ def pynguin_rows(targets, unitune_rows: dict, args, cache: Path, work: Path) -> 
     on the original code (of how many), and how its budget was set."""
     from unitune.evaluation.function_judge import FunctionJudgement
     from unitune.evaluation.pynguin_runner import (
-        PynguinRun, ensure_pynguin, judge_pynguin_function, pynguin_row, run_pynguin,
+        PynguinRun, ensure_pynguin, judge_pynguin_function, pynguin_row, python_version, run_pynguin,
     )
     from unitune.evaluation.realcode_dataset import fresh_copy
 
@@ -145,6 +145,8 @@ def pynguin_rows(targets, unitune_rows: dict, args, cache: Path, work: Path) -> 
     else:
         how = (f"per module, the seconds unitune spent on its functions (generation and delivery; "
                f"at least {MIN_PYNGUIN_SECONDS} s)")
+    version = python_version(args.pynguin_python)
+    how += f"; on Python {version}"
     program = ensure_pynguin(cache, args.pynguin_python)
     modules: dict[tuple[Path, str], list] = {}
     for target in targets:
@@ -159,7 +161,7 @@ def pynguin_rows(targets, unitune_rows: dict, args, cache: Path, work: Path) -> 
         folder = work / "pynguin" / slug(module)
         saved = folder / "run.json"
         run = PynguinRun(**json.loads(saved.read_text("utf-8"))) if saved.is_file() else None
-        if run is None or run.budget_seconds != budget:
+        if run is None or run.budget_seconds != budget or run.command[:1] != [str(program)]:  # or another Python
             shutil.rmtree(folder, ignore_errors=True)
             copy = fresh_copy(project, folder / "project") if members[0].fresh_copy else project
             print(f"Pynguin: {module}, {budget} s of search ...", file=sys.stderr)

@@ -43,8 +43,26 @@ class PynguinRun:
     command: list[str] = field(default_factory=list)
 
 
-def pynguin_venv(cache: Path) -> Path:
-    return cache / f"pynguin-{PYNGUIN_VERSION}"
+def pynguin_venv(cache: Path, python_version: str) -> Path:
+    """Its virtual environment for a base Python `python_version` ("3.10"): one per version, as a run
+    on one version may fail where another succeeds (its bytecode instrumentation depends on it)."""
+    return cache / f"pynguin-{PYNGUIN_VERSION}-py{python_version}"
+
+
+def python_version(python: str) -> str:
+    """"3.10" for the interpreter `python`."""
+    try:
+        run = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PynguinError(f"cannot run {python} to make Pynguin's environment from it ({error}); "
+                           "give a Python 3.10-3.12 with --pynguin-python") from error
+    version = run.stdout.strip()
+    if run.returncode != 0 or not version.replace(".", "").isdigit():
+        said = [line for line in (run.stderr or run.stdout).splitlines() if line.strip()][-2:]
+        raise PynguinError(f"{python} does not say its version ({' / '.join(said)}); "
+                           "give a Python 3.10-3.12 with --pynguin-python")
+    return version
 
 
 def _installed_version(python: Path) -> str | None:
@@ -57,9 +75,9 @@ def _installed_version(python: Path) -> str | None:
 
 
 def ensure_pynguin(cache: Path, base_python: str = sys.executable) -> Path:
-    """The `pynguin` program of a virtual environment in `cache`, created with `base_python -m venv`
-    and `pip install pynguin==0.48.0` the first time."""
-    venv = pynguin_venv(cache)
+    """The `pynguin` program of a virtual environment in `cache` for `base_python`'s version, created
+    with `base_python -m venv` and `pip install pynguin==0.48.0` the first time."""
+    venv = pynguin_venv(cache, python_version(base_python))
     python, program = venv / "bin" / "python", venv / "bin" / "pynguin"
     if program.is_file() and _installed_version(python) == PYNGUIN_VERSION:
         return program

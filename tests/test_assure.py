@@ -329,9 +329,10 @@ def test_other_arguments_reach_the_guard_the_model_left_unrun(coverage_model, ex
     assert len(outcome.tests) == 2
     raising = outcome.tests[1]
     assert "pytest.raises(ValueError)" in raising.source and "account.deposit(0)" in raising.source
-    assert any("now expects ValueError" in note for note in raising.repaired), raising.repaired
+    assert any("`account.deposit(0)` raised ValueError when run" in note for note in raising.repaired), raising.repaired
     assert raising.adds.startswith("covers 2/4 lines")
-    assert "variation_round" in outcome.timings and "coverage_round_1" not in outcome.timings  # nothing left unrun
+    assert "variation_round_1" in outcome.timings and "variation_round_2" not in outcome.timings  # nothing left unrun
+    assert "coverage_round_1" not in outcome.timings
 
 
 @pytest.mark.slow

@@ -49,6 +49,16 @@ def strict(x):
     if x < 0:
         raise Error("negative")
     return x
+
+class Tag:
+    def __init__(self, name):
+        self.name = name
+
+    def __str__(self):
+        return "v" + self.name
+
+def tag(name):
+    return Tag(name)
 '''
 
 TESTS = {
@@ -63,6 +73,8 @@ TESTS = {
     "test_not_literal": "def test_not_literal():\n    assert box(1) == 3\n    assert is_even(2)\n",
     "test_loop": "def test_loop():\n    for x in [1, 2]:\n        assert is_even(x) == 'yes'\n    assert is_even(2)\n",
     "test_nothing_left": "def test_nothing_left():\n    assert box(1) == 3\n",
+    "test_text": "def test_text():\n    assert tag('1.0') == '1.0'\n",
+    "test_placeholder": "def test_placeholder():\n    assert strict(-1) == None\n    assert pair(1) == None\n",
     "test_repeats": ("def test_repeats():\n    assert pair(1) == (1, 1)\n    assert pair(1) == (1, 2)\n\n"
                      "    assert pair(1) == (1, 3)\n    b = Box([])\n    assert pair(1) == (2, 2)\n"),
 }
@@ -139,6 +151,17 @@ def test_values_without_a_literal_are_removed_and_a_test_without_assertions_drop
     assert "box(1) == 3" not in fixed.source and "    box(1)\n" in fixed.source  # the call stays
     assert "assert is_even(2)" in fixed.source
     assert repaired(observed, "test_nothing_left").source is None
+
+
+def test_an_object_without_a_literal_is_checked_by_its_own_text(observed):
+    fixed = repaired(observed, "test_text").source
+    assert "assert str(tag('1.0')) == 'v1.0'" in fixed  # Box, with no text of its own, is removed above
+
+
+def test_a_placeholder_expectation_is_described_as_what_was_observed(observed):
+    fixed = repaired(observed, "test_placeholder")
+    assert "with pytest.raises(ValueError):\n        strict(-1)" in fixed.source and "assert pair(1) == (1, -1)" in fixed.source
+    assert fixed.notes == ["`strict(-1)` raised ValueError when run", "`assert pair(1) == (1, -1)`: the value observed when run"]
 
 
 def test_an_assertion_in_a_loop_that_saw_different_values_is_removed(observed):

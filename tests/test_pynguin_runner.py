@@ -115,18 +115,26 @@ def test_its_test_module_is_judged_per_function_by_the_same_harness(stand_in, pr
     assert row.mutants == judged.mutants and 0 < row.mutants_killed < row.mutants
 
 
-def test_an_installed_pynguin_is_reused(tmp_path):
-    venv = pynguin_venv(tmp_path)
+def test_an_installed_pynguin_is_reused_per_python_version(tmp_path):
+    venv = pynguin_venv(tmp_path, "3.10")
     executable(venv / "bin" / "python", f"print({PYNGUIN_VERSION!r})")
     program = executable(venv / "bin" / "pynguin", "")
-    assert ensure_pynguin(tmp_path, base_python="/nonexistent/python") == program
+    base_310 = executable(tmp_path / "python3.10", "print('3.10')")  # says its version, installs nothing
+    assert ensure_pynguin(tmp_path, base_python=str(base_310)) == program
+    base_312 = executable(tmp_path / "python3.12", "import sys; print('3.12'); sys.exit(sys.argv[1] != '-c')")
+    with pytest.raises(PynguinError) as raised:  # another version: its own environment, made anew
+        ensure_pynguin(tmp_path, base_python=str(base_312))
+    assert "pynguin-" + PYNGUIN_VERSION + "-py3.12" in str(raised.value)
 
 
 def test_when_pynguin_cannot_be_installed_the_error_says_what_it_needs(tmp_path):
-    broken = executable(tmp_path / "python", "import sys; print('No matching distribution found'); sys.exit(1)")
+    broken = executable(tmp_path / "python", "import sys\nif sys.argv[1:2] == ['-c']: print('3.11')\n"
+                                             "else: print('No matching distribution found'); sys.exit(1)")
     with pytest.raises(PynguinError) as raised:
         ensure_pynguin(tmp_path / "cache", base_python=str(broken))
     message = str(raised.value)
     assert f"installing Pynguin {PYNGUIN_VERSION}" in message and "package index" in message
     assert "No matching distribution found" in message
-    assert os.path.basename(str(pynguin_venv(tmp_path / "cache"))) in message
+    assert os.path.basename(str(pynguin_venv(tmp_path / "cache", "3.11"))) in message
+    with pytest.raises(PynguinError, match="--pynguin-python"):
+        ensure_pynguin(tmp_path / "cache", base_python=str(tmp_path / "no-such-python"))

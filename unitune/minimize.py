@@ -251,7 +251,9 @@ def _behaviour_names(body: TestBody, effects: list[int], focal_names: tuple[str,
     for node in nodes:
         for inner in ast.walk(node):
             if isinstance(inner, ast.stmt) and parse_raises_block(inner) is not None:
-                return ["raises_" + _snake(ast.unparse(parse_raises_block(inner)[0]).split(".")[-1])]
+                raises = "raises_" + _snake(ast.unparse(parse_raises_block(inner)[0]).split(".")[-1])
+                words = _input_words(inner, focal_names)
+                return [raises] + ([_clip(f"{words}_{raises}")] if words else [])  # the second when one raises already
     names = []
     for node in setup:
         for inner in ast.walk(node):
@@ -269,6 +271,18 @@ def _behaviour_names(body: TestBody, effects: list[int], focal_names: tuple[str,
                 elif expected is not None and (word := _literal_words(expected)):
                     names.append(_clip("returns_" + word))
     return names or ["case"]
+
+
+def _input_words(block: ast.stmt, focal_names: tuple[str, ...]) -> str:
+    """What a raises block gives the focal function, as words: the literal arguments of its call by the
+    function's own name (`parse('x')` -> `x`), else the literal index of a subscript (`v[-1]`)."""
+    for node in ast.walk(block):
+        if isinstance(node, ast.Call) and _own_call(node, focal_names[-1:]):
+            words = [word for argument in node.args[:2] if (word := _literal_words(argument))]
+            if words:
+                return "_".join(words)
+    index = next((node.slice for node in ast.walk(block) if isinstance(node, ast.Subscript)), None)
+    return (_literal_words(index) or "") if isinstance(index, (ast.Constant, ast.UnaryOp)) else ""
 
 
 def _own_call(call: ast.Call, focal_names: tuple[str, ...]) -> bool:

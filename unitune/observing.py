@@ -71,7 +71,16 @@ def _unitune_value(thunk):
         text = repr(value)
     except Exception:
         text = None
-    return value, {"repr": text if text is None or len(text) <= 4000 else None}, None
+    outcome = {"repr": text if text is None or len(text) <= 4000 else None}
+    kind = type(value)
+    if kind.__str__ is not object.__str__ or kind.__repr__ is not object.__repr__:  # its own text, not an address
+        try:
+            shown = str(value)
+        except Exception:
+            shown = None
+        if shown is not None and len(shown) <= 4000 and " at 0x" not in shown:
+            outcome["str"] = shown
+    return value, outcome, None
 
 def _unitune_observe(key, left, right, op):
     import operator

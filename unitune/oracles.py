@@ -11,12 +11,15 @@ recording what its body did. The records (one JSON line each, in the file named 
 - an assertion that held is kept as written;
 - a failing one whose checked expression returned a value that can be written as a literal gets
   that value as its expected value (`pytest.approx` for floats; `assert x is None`; `assert not x`);
+  an object with no literal form but a text of its own (its class defines `__str__` or `__repr__`)
+  is checked by that text (`assert str(v.bump_patch()) == '3.4.6'`);
 - an expression that raised gets `pytest.raises(T)` (`self.assertRaises` in unittest classes), T
   the built-in base of what was raised, so no import is needed;
 - a raises block whose body raised another type names that type; one whose body returned a value
   becomes an assertion of that value;
-- what cannot be repaired (a value with no literal form, different values on different passes of a
-  loop, a NameError or ImportError) is removed, and a test left with no assertion is dropped.
+- what cannot be repaired (a value with neither a literal form nor a text of its own, different values
+  on different passes of a loop, a NameError or ImportError) is removed, and a test left with no
+  assertion is dropped.
 Each repair is described (for `--json`) and marked in the test by a comment, so a reviewer knows
 the expected value was observed, not specified. `mode="drop"` only removes what failed.
 What counts as an assertion or a raises block is `unitune.python_assertions`'s to say.
@@ -229,8 +232,12 @@ def _repair_statement(statement, seen, mode, lines, notes, self_style):
             keep = [pad + line for line in actual_text.split("\n")] if _has_call(actual) and "raised" not in outcome else None
             return statement.lineno, statement.end_lineno, keep
         comment, code = new
-        notes.append(f"`{_short(text)}` now expects {outcome['raised']['base']}, as raised when run" if "raised" in outcome
-                     else f"`{_short(text)}` now expects `{_short(code)}`, the value observed when run")
+        if isinstance(right, ast.Constant) and right.value is None and op == "==":  # a placeholder: nothing was expected
+            notes.append(f"`{_short(actual_text)}` raised {outcome['raised']['base']} when run" if "raised" in outcome
+                         else f"`{_short(code)}`: the value observed when run")
+        else:
+            notes.append(f"`{_short(text)}` now expects {outcome['raised']['base']}, as raised when run"
+                         if "raised" in outcome else f"`{_short(text)}` now expects `{_short(code)}`, the value observed when run")
         return statement.lineno, statement.end_lineno, [pad + comment] + [pad + line for line in code.split("\n")]
     if block is not None:
         expected, unittest = block
@@ -300,7 +307,7 @@ def _oracle(actual: str, outcome: dict, unittest: bool) -> tuple[str, str] | Non
         return RAISED_COMMENT, f"with {context}({raised['base']}):\n{body}"
     literal = _literal(outcome.get("repr"))
     if literal is None:
-        return None
+        return _as_text(actual, outcome.get("str"), unittest)
     value, text = literal
     if unittest:
         if value is None:
@@ -314,6 +321,16 @@ def _oracle(actual: str, outcome: dict, unittest: bool) -> tuple[str, str] | Non
     if _needs_approx(value):
         return OBSERVED_COMMENT, f"assert {actual} == pytest.approx({text})"
     return OBSERVED_COMMENT, f"assert {actual} == {text}"
+
+
+def _as_text(actual: str, shown: str | None, unittest: bool) -> tuple[str, str] | None:
+    """An object with no literal form (`Version(major=3, ...)`) checked by the text it shows:
+    `assert str(v.bump_patch()) == '3.4.6'`, when that text is its own (not an address) and short."""
+    if shown is None or len(shown) > MAX_LITERAL:
+        return None
+    if unittest:
+        return OBSERVED_COMMENT, f"self.assertEqual(str({actual}), {shown!r})"
+    return OBSERVED_COMMENT, f"assert str({actual}) == {shown!r}"
 
 
 def _literal(text: str | None):
