@@ -130,16 +130,16 @@ def _variants_of(source: str, name: str, called_as: tuple[str, ...], inputs: Foc
     statement, call = found
     check_index, checked = _checked(body, statement, call, called_as)
     setup = sorted(needed_by(body, {check_index}) - {check_index})
-    literals = _literal_names(body.statements[: statement.index])
+    bound = _literal_names(body.statements[: statement.index])  # names the set-up binds to a literal
     through_class = checked is not call and _called_name(call) == called_as[0] != called_as[-1]
     called = (inputs.constructor or FocalInputs()) if through_class else inputs  # what `call` runs
-    focal = [(argument, [_value(value) for value in _replacements(literals.get(_name(argument), argument),
+    focal = [(argument, [_value(value) for value in _replacements(bound.get(_name(argument), argument),
                                                                   called.literals)])
              for _, argument in _arguments(call)]
     focal += [(call, [_with_keyword(call, parameter, value) for value in _replacements(default, called.literals)])
               for parameter, default in _left_out(call, called).items()]
     # The other literals: in the set-up of their own kind only, as another kind mostly makes it raise.
-    arguments = {id(literals.get(_name(argument), argument))  # varied above (a literal inside one is not:
+    arguments = {id(bound.get(_name(argument), argument))  # varied above (a literal inside one is not:
                  for _, argument in _arguments(call)}              # `timedelta(days=1)`)
     owners = [(checked, False)] + [(body.statements[index].node, True) for index in setup]
     indexes = {id(node.slice) for node in ast.walk(checked) if isinstance(node, ast.Subscript)}
