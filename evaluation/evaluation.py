@@ -193,6 +193,10 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
                                           for t in delivered.tests]}
         result.delivered["seconds"] = first.get("generate", 0.0) + time.perf_counter() - mark
         result.delivered["new_tokens"] = sum(run.new_tokens)
+        # Where the user's wait went and what the pipeline said: the figures to read when a function
+        # is slow or ends with little.
+        result.delivered["timings"] = {stage: round(seconds, 2) for stage, seconds in run.timings.items()}
+        result.delivered["notes"] = list(run.notes)
     log_event(log, "eval.problem", id=problem.id, status=result.status, passed=result.passed,
               line_coverage=result.line_coverage, seconds=result.seconds,
               delivered=bool(result.delivered and result.delivered.get("served")))

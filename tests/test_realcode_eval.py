@@ -118,6 +118,9 @@ def test_a_served_function_is_judged_for_coverage_mutants_and_assertions(chat_ba
     assert delivered["tests_for_function"] == len(delivered["tests"]) >= 1
     assert delivered["assertions"] == delivered["file"].count("assert sign(") >= 1
     assert 0 < delivered["judge_seconds"] < delivered["seconds"]
+    # where the wait went, stage by stage, to read when a function is slow
+    assert delivered["timings"]["generate"] > 0 and "validate" in delivered["timings"]
+    assert isinstance(delivered["notes"], list)
     assert delivered["idle_checks"] == 0  # what adds nothing was minimized away before delivery
     assert delivered["test_file"].rsplit("/", 1)[-1].startswith("test_")  # where generate wrote the tests
     saved = (tmp_path / "delivered" / "test_tinypkg_core_py_sign.py").read_text()
