@@ -110,6 +110,10 @@ class Job:
     report: Callable[[str, float, str], None] = lambda stage, fraction, message: None
     cancel: threading.Event | None = None
     added_imports: list[str] = field(default_factory=list)  # import lines the checks added to `header`
+    # Candidates whose expected values are still placeholders (a variation round's): after their first
+    # run, at most this many go on to repair and measurement, those that reach lines or branches the
+    # others do not (`screened`); 0 takes every candidate on.
+    screen: int = 0
 
 
 def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
@@ -215,6 +219,8 @@ def _run_and_repair(job: Job, tests: list[GeneratedTest], measured: Measured, re
             for test in pending:
                 _reject(test, f"the sandbox session did not finish: {measured.unfinished}", rejected)
             return reliable
+        if number == 1 and job.screen:
+            pending = screened(pending, measured, job.screen)
         still_failing = []
         for test in pending:
             if test.name in measured.values:
@@ -243,6 +249,36 @@ def _run_and_repair(job: Job, tests: list[GeneratedTest], measured: Measured, re
         if not pending:
             break
     return reliable
+
+
+def screened(tests: list[GeneratedTest], measured: Measured, most: int) -> list[GeneratedTest]:
+    """`tests` after their first run, without the failing ones that reach no focal line or branch
+    beyond what the passing tests (an earlier round's, run again beside them) and the failing ones
+    chosen before them reach; at most `most` failing ones, the one adding most first. Observing and
+    repairing a candidate and measuring it against every mutant is what a round spends its time on:
+    a variant whose placeholder check failed has already run the focal function, so what it reaches
+    is known before that, and many variants can be tried for the price of a few. The ones left out
+    are not listed as rejected: they are inputs tried, not tests anyone wrote."""
+    lines = set().union(*(value.lines for value in measured.values.values()))
+    arcs = set().union(*(value.branches for value in measured.values.values()))
+    failing = [test.name for test in tests if test.name in measured.failures]
+    chosen: list[str] = []
+
+    def gain(name: str) -> int:
+        reached_lines, reached_arcs = measured.failures[name].reached
+        return len(reached_lines - lines) + len(reached_arcs - arcs)
+
+    while len(chosen) < most:
+        best = max((name for name in failing if name not in chosen), key=gain, default=None)
+        if best is None or gain(best) == 0:
+            break
+        chosen.append(best)
+        lines |= measured.failures[best].reached[0]
+        arcs |= measured.failures[best].reached[1]
+    dropped = set(failing) - set(chosen)
+    for name in dropped:
+        measured.failures.pop(name)
+    return [test for test in tests if test.name not in dropped]
 
 
 def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str) -> list[GeneratedTest]:

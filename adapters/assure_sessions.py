@@ -43,6 +43,9 @@ class Failure:
     message: str
     observations: list[dict] = field(default_factory=list)
     line: int | None = None  # the line of the test (1 = its first) where it failed, when known
+    # The focal lines and branch arcs the failing run went through before it failed: what a variant whose
+    # expected value is still a placeholder reaches (`unitune.adapters.assure.screened`).
+    reached: tuple[set[int], set[tuple[int, int]]] = field(default_factory=lambda: (set(), set()))
 
 
 @dataclass
@@ -99,7 +102,8 @@ def run_session(job, tests, measured: Measured, *, observe_failures: bool = True
             line = first.failed_lines.get(nodeid)
             measured.failures[test.name] = Failure(
                 outcome, message, [o for o in failure_twins if o.get("test") == test.name],
-                line - start + 1 if line is not None and start is not None else None)
+                line - start + 1 if line is not None and start is not None else None,
+                tuple(map(set, first.covered.get(nodeid, (set(), set())))))
             continue
         failed = next((run.outcomes.get(nodeid) for run in runs[1:]
                        if run.outcomes.get(nodeid, ("",))[0] != "passed"), False)

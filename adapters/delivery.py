@@ -39,10 +39,11 @@ class Delivery:
 
 def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: list[str], notes: list[str],
             report: ProgressCallback, cancel: threading.Event | None = None,
-            previous: list[GeneratedTest] = ()) -> Delivery:
+            previous: list[GeneratedTest] = (), screen: int = 0) -> Delivery:
     """From the model's completions to the tests to insert. `prepared` is what `prepare` returned;
-    `previous` are tests kept by an earlier round, run again beside the new ones; notes are appended
-    to `notes`. Raises `GenerationFailed` (nothing to insert) with the reasons when no test is left."""
+    `previous` are tests kept by an earlier round, run again beside the new ones; with `screen`, at
+    most that many of the new ones that fail their first run go on, those reaching the most that
+    the others do not (`unitune.adapters.assure.screened`); notes are appended to `notes`. Raises `GenerationFailed` (nothing to insert) with the reasons when no test is left."""
     file, function, location, framework, existing = prepared
     settings = request.settings
     report(VALIDATING, 0.0, "checking the tests")
@@ -58,7 +59,7 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
     assured = None
     if settings.validate == "run" and kept:
         kept, failing, run_notes, header, assured = assure_candidates(
-            request, file, function, location, framework, existing, prompt, header, kept, report, cancel)
+            request, file, function, location, framework, existing, prompt, header, kept, report, cancel, screen)
         rejected = failing + rejected
         notes.extend(run_notes)
     if not kept:
@@ -142,7 +143,7 @@ _UNRUNNABLE: dict[tuple[str, str | None, str], str] = {}
 
 def assure_candidates(request: GenerationRequest, file: SourceFile, function: Function, location: TestLocation,
                       framework: str, existing: str | None, prompt: Prompt, header: str, tests: list[GeneratedTest],
-                      report: ProgressCallback, cancel: threading.Event | None,
+                      report: ProgressCallback, cancel: threading.Event | None, screen: int = 0,
                       ) -> tuple[list[GeneratedTest], list[GeneratedTest], list[str], str, Any]:
     """`validate = "run"`: (delivered tests, rejected ones, notes, the header with any import added,
     what `assure` measured, None when the tests were not run).
@@ -166,7 +167,7 @@ def assure_candidates(request: GenerationRequest, file: SourceFile, function: Fu
               location=location, existing=existing, header=header, framework=framework, language=file.language,
               test_class=prompt.test_class, unsaved={focal_rel: file.text} if request.text is not None else {},
               module_import=location.module_import, repair_mode=settings.repair,
-              python=sandbox.project_python(root, settings.python), report=report, cancel=cancel)
+              python=sandbox.project_python(root, settings.python), report=report, cancel=cancel, screen=screen)
     unrunnable_key = (str(root), job.python, file.language)
     if unrunnable_key in _UNRUNNABLE:  # said once; not tried again by this process
         return tests, [], [], header, None

@@ -46,9 +46,13 @@ log = get_logger("service")
 #: how many such rounds at most (the time budget may allow fewer): a user waits for each one.
 RETRY_CANDIDATES = 3
 RETRY_ROUNDS = 2
-#: Rounds of calls with other arguments at most (each one sandbox session; a round follows only one
-#: that reached more).
+#: Rounds of calls with other arguments at most. While lines or branches are left, a round tries
+#: `SCREENED_VARIANTS` calls and measures in full only the `MEASURED_VARIANTS` that reach the most the
+#: others do not (a first run tells); when only mutants are left, one round measures
+#: `MEASURED_VARIANTS` calls in full.
 VARIATION_ROUNDS = 3
+SCREENED_VARIANTS = 48
+MEASURED_VARIANTS = 12
 
 
 @dataclass
@@ -250,9 +254,10 @@ class TestGenerator:
         """While the delivered tests leave a line, branch or mutant of the focal function: their calls
         to it with one input changed or an optional parameter added (`unitune.argument_variation`), each
         one's result or exception observed in the sandbox and written as its check; kept only when they
-        reach more. A round that reaches more is followed by another (`VARIATION_ROUNDS` at most), which
-        varies the new tests too, while a line or branch is left. No model call, so it comes before the
-        coverage rounds."""
+        reach more. While a line or branch is left, rounds go on (`VARIATION_ROUNDS` at most) with the
+        calls not tried yet and the new tests' own variants, each round screening many calls by what
+        their first run reaches; when only mutants are left, one round. No model call, so it comes
+        before the coverage rounds."""
         settings, (file, function) = planned.request.settings, planned.prepared[:2]
         constructor = next((other for other in functions(file) if other.name == "__init__"
                             and other.class_path == function.class_path), None) if function.class_path else None
@@ -265,10 +270,12 @@ class TestGenerator:
             if not left or time.perf_counter() - planned.started + planned.timings.get("validate", 0.0) \
                     > settings.time_budget:
                 return delivery
-            if round_number > 1 and delivery.assured.runs_everything():
+            mutants_only = delivery.assured.runs_everything()
+            if round_number > 1 and mutants_only:
                 return delivery  # every line and branch is run: one round for the mutants, not more waiting
             bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
-                                   prompt.indent, inputs=inputs, tried=frozenset(tried))
+                                   prompt.indent, limit=MEASURED_VARIANTS if mutants_only else SCREENED_VARIANTS,
+                                   inputs=inputs, tried=frozenset(tried))
             if not bodies:
                 return delivery
             tried.update(bodies)
@@ -277,14 +284,16 @@ class TestGenerator:
             opened = ["):\n" + body for body in bodies] if prompt.in_signature else bodies  # `def test_x(`: no fixture
             try:
                 better = deliver(planned.request, planned.prepared, prompt, opened, [], planned.report,
-                                 planned.cancel, previous=delivery.kept)
+                                 planned.cancel, previous=delivery.kept, screen=0 if mutants_only else MEASURED_VARIANTS)
             except GenerationFailed:
                 better = None
             planned.timings[f"variation_round_{round_number}"] = time.perf_counter() - mark
             if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
                 planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of "
                                      f"{function.qualified_name}")
-                return delivery
+                if mutants_only:
+                    return delivery
+                continue  # the calls not tried yet may reach what these did not
             better.rejected = delivery.rejected + better.rejected
             delivery = better
         return delivery

@@ -102,7 +102,7 @@ def test_the_focal_functions_own_literals_and_left_out_parameters_are_tried():
 def test_a_later_round_skips_what_was_tried():
     first = varied_bodies([(DEPOSIT, "test_deposit")], ("deposit",), "    ", limit=2)
     later = varied_bodies([(DEPOSIT, "test_deposit")], ("deposit",), "    ", tried=frozenset(first))
-    assert first and not set(first) & set(later) and len(first) + len(later) == 6  # every variant, once
+    assert first and not set(first) & set(later) and len(first) + len(later) == 8  # every variant, once
 
 
 def test_a_call_without_arguments_gets_the_parameters_it_left_out():
@@ -119,3 +119,27 @@ def test_a_literal_inside_an_argument_is_varied_in_place():
     bodies = varied_bodies([(test, "test_naturaldelta")], ("naturaldelta",), "", limit=40, inputs=inputs)
     assert "assert naturaldelta(timedelta(days=365)) == None\n" in bodies  # the threshold, where it is used
     assert "assert naturaldelta(None) == None\n" in bodies and "assert naturaldelta(timedelta(days=1), months=False) == None\n" in bodies
+
+
+def test_what_the_function_returns_is_not_taken_for_an_input():
+    inputs = focal_inputs("def naturaldelta(value, unit='seconds'):\n    if value == 60:\n        return 'a minute'\n"
+                          "    if unit == 'days':\n        return 'days' if value else 'none'\n    return 'a moment'\n")
+    assert inputs.literals == (60, "days")  # compared; the texts it returns are outputs
+
+
+def test_a_method_whose_docstring_reaches_the_left_margin_still_offers_its_inputs():
+    # `Function.source` of a method is indented, and a docstring line at column 0 defeats `dedent`
+    method = ('    @classmethod\n    def parse(cls, version, optional_minor_and_patch=False):\n        """Parse.\n\n'
+              ">>> parse('1.2.3')\nVersion(major=1, \\\nminor=2)\n        \"\"\"\n"
+              '        if len(version) > 255:\n            raise ValueError(version)\n'
+              '        return cls(version) if optional_minor_and_patch else None\n')
+    inputs = focal_inputs(method)
+    assert list(inputs.optional) == ["optional_minor_and_patch"] and inputs.positional == ("version", "optional_minor_and_patch")
+    assert inputs.literals == (255,)
+
+
+def test_a_text_argument_is_also_tried_long_enough_for_a_length_limit():
+    test = "def test_parse():\n    assert Version.parse('1.2.3') == Version(1, 2, 3)\n"
+    bodies = varied_bodies([(test, "test_parse")], ("parse",), "", limit=40)
+    assert "assert Version.parse('1.2.3' * 200) == None\n" in bodies  # 1,000 characters
+    assert bodies[-1] == "assert Version.parse('1.2.3' * 200) == None\n"  # the last thing tried

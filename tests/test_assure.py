@@ -290,6 +290,34 @@ def test_only_tests_that_add_coverage_or_kill_mutants_are_delivered(example_proj
     assert all(test.adds for test in kept)
 
 
+def test_variants_go_on_only_when_their_first_run_reaches_what_the_others_do_not():
+    """A variation round tries many calls and measures in full only the few that reach more: what a
+    failing placeholder check reached is known after its first run."""
+    from unitune.adapters.assure import screened
+    from unitune.adapters.assure_sessions import Failure, Measured, TestValue
+    from unitune.adapters.postprocess import GeneratedTest
+
+    def test(name: str) -> GeneratedTest:
+        return GeneratedTest(name, f"def {name}():\n    assert f(1) == None\n", "python", True)
+
+    earlier, same, guard, else_arm, both, passing = (test(name) for name in ("test_f", "test_same", "test_guard",
+                                                                            "test_else", "test_both", "test_none"))
+    measured = Measured(values={"test_f": TestValue({1, 2}, {(1, 2)}), "test_none": TestValue({1, 2}, {(1, 2)})})
+    measured.failures = {
+        "test_same": Failure("failed", "assert 2 == None", reached=({1, 2}, {(1, 2)})),  # what test_f runs
+        "test_guard": Failure("failed", "ValueError", reached=({1, 3}, {(1, 3)})),  # the guard: 2 new
+        "test_else": Failure("failed", "assert 5 == None", reached=({1, 4}, {(1, 4)})),  # the else arm: 2 new
+        "test_both": Failure("failed", "assert 0 == None", reached=({1, 3, 4}, {(1, 3), (1, 4)})),  # 4 new
+    }
+    kept = screened([earlier, same, guard, else_arm, both, passing], measured, most=12)
+    # the one reaching most goes on; what it leaves to the others is nothing; passing tests are untouched
+    assert [t.name for t in kept] == ["test_f", "test_both", "test_none"]
+    assert set(measured.failures) == {"test_both"}  # the others are not repaired or measured
+    measured.failures = {"test_guard": Failure("failed", "", reached=({3}, set())),
+                         "test_else": Failure("failed", "", reached=({4, 5}, set()))}
+    assert [t.name for t in screened([guard, else_arm], measured, most=1)] == ["test_else"]  # the larger gain
+
+
 RAISE_LINE = '            raise ValueError("amount must be positive")'
 RAISES_COMPLETION = '    with pytest.raises(ValueError):\n        Account("ada").deposit(0)\n\n\ndef test_other():\n'
 

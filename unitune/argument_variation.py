@@ -29,12 +29,14 @@ from dataclasses import dataclass, field
 from unitune.python_assertions import parse_test_function
 from unitune.test_statements import Statement, TestBody, needed_by, parse_body, render
 
-#: Candidates at most per round: each one is run, observed and measured in the sandbox.
+#: Candidates per round when the caller gives no limit.
 MAX_VARIANTS = 12
 #: The focal function's own literals tried per argument, and the longest string literal taken: a
 #: message or a template is not an input.
-LITERALS_PER_ARGUMENT = 5
+LITERALS_PER_ARGUMENT = 10
 LONGEST_LITERAL = 30
+#: A text argument is also tried at least this long (its own text repeated): for a length limit.
+LONG_TEXT = 1000
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,13 @@ def focal_inputs(source: str, constructor: str | None = None) -> FocalInputs:
     """`FocalInputs` of one function's source (as `Function.source` gives it), with its class's
     `constructor` source for a special method; empty when it does not parse on its own."""
     try:
-        tree = ast.parse(textwrap.dedent(source))
+        # A method's text is indented; `dedent` cannot undo that when a docstring line starts further
+        # left (semver's `Version.parse`), a block around it can.
+        tree = ast.parse(f"if True:\n{source}" if source[:1].isspace() else source)
     except SyntaxError:
         return FocalInputs()
-    function = next((node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    statements = tree.body[0].body if source[:1].isspace() else tree.body
+    function = next((node for node in statements if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))), None)
     if function is None:
         return FocalInputs()
     arguments = function.args
@@ -74,16 +79,19 @@ def focal_inputs(source: str, constructor: str | None = None) -> FocalInputs:
 
 def _body_literals(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[object, ...]:
     """The literals of the body that may be inputs, those it compares against first (`x == 1`,
-    `unit in ("days", "years")`): not its docstring, messages (`raise`), templates (f-strings, `"%d
-    days"`, `"{} items"`) or long text."""
+    `unit in ("days", "years")`): not its docstring, messages (`raise`), what it returns unless
+    compared there (`return _("a moment")` is an output), templates (f-strings, `"%d days"`,
+    `"{} items"`) or long text."""
     body = function.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
             and isinstance(body[0].value.value, str):
         body = body[1:]  # the docstring
-    not_inputs = {id(part) for statement in body for node in ast.walk(statement)
-                  if isinstance(node, (ast.JoinedStr, ast.Raise)) for part in ast.walk(node)}
     compared = {id(part) for statement in body for node in ast.walk(statement)
                 if isinstance(node, ast.Compare) for part in ast.walk(node)}
+    not_inputs = {id(part) for statement in body for node in ast.walk(statement)
+                  if isinstance(node, (ast.JoinedStr, ast.Raise)) for part in ast.walk(node)}
+    not_inputs |= {id(part) for statement in body for node in ast.walk(statement)
+                   if isinstance(node, ast.Return) for part in ast.walk(node) if id(part) not in compared}
     found: list[tuple[bool, object]] = []
     for statement in body:
         for node in ast.walk(statement):
@@ -304,7 +312,8 @@ def _replacements(argument: ast.expr, literals: tuple[object, ...] = ()) -> list
         elif isinstance(value, float):
             choices = [0.0, -1.5, *_of_kind(literals, (int, float)), None]
         elif isinstance(value, str):  # its bytes too: text functions often take both
-            choices = ["", *_of_kind(literals, str), "x", None, 1, *([value.encode()] if value else [])]
+            choices = ["", *_of_kind(literals, str), "x", "1", " ", None, 1, *([value.encode()] if value else []),
+                       _long(value)]
         elif isinstance(value, bytes):
             choices = [b"", None]
         elif value is None:  # nothing says what kind it takes: the function's own literals first
@@ -319,6 +328,12 @@ def _replacements(argument: ast.expr, literals: tuple[object, ...] = ()) -> list
         has_items = bool(argument.keys if isinstance(argument, ast.Dict) else argument.elts)
         return ([ast.parse(empty, mode="eval").body] if has_items else []) + [None]
     return [None, "x"]
+
+
+def _long(text: str) -> ast.expr:
+    """`text` repeated to `LONG_TEXT` characters at least, as a test would write it: `'1.0.0' * 200`."""
+    text = text or "x"
+    return ast.BinOp(ast.Constant(text), ast.Mult(), ast.Constant(-(-LONG_TEXT // len(text))))
 
 
 def _of_kind(literals: tuple[object, ...], kind: type | tuple[type, ...]) -> list[object]:
