@@ -143,3 +143,17 @@ def test_a_text_argument_is_also_tried_long_enough_for_a_length_limit():
     bodies = varied_bodies([(test, "test_parse")], ("parse",), "", limit=40)
     assert "assert Version.parse('1.2.3' * 200) == None\n" in bodies  # 1,000 characters
     assert bodies[-1] == "assert Version.parse('1.2.3' * 200) == None\n"  # the last thing tried
+
+
+def test_the_kinds_a_parameter_is_tested_for_are_tried_as_its_values():
+    compare = ("def compare(self, other):\n    if isinstance(other, str):\n        other = parse(other)\n"
+               "    elif isinstance(other, dict):\n        other = Version(**other)\n"
+               "    elif isinstance(other, (tuple, list)):\n        other = Version(*other)\n    return 0\n")
+    inputs = focal_inputs(compare)
+    assert inputs.kinds == {"other": ("str", "dict", "tuple", "list")}
+    test = 'def test_compare():\n    assert Version.parse("1.0.0").compare("2.0.0") == -1\n'
+    bodies = varied_bodies([(test, "test_compare")], ("compare",), "", limit=48, inputs=inputs)
+    calls = [body.strip().removeprefix("assert ").removesuffix(" == None") for body in bodies]
+    for value in ("{}", "()", "[]"):  # each branch of the dispatch, by a value of its kind
+        assert f"Version.parse('1.0.0').compare({value})" in calls
+    assert sum("compare('')" in call for call in calls) == 1  # its own kind's edge, once

@@ -47,6 +47,9 @@ class FocalInputs:
     optional: dict[str, ast.expr] = field(default_factory=dict)  # keyword-passable, in order
     positional: tuple[str, ...] = ()  # the parameters a positional argument fills, in order (no self)
     literals: tuple[object, ...] = ()  # str, int and float literals of the body, docstring left out
+    # The built-in kinds the body tests a parameter for (`isinstance(other, (tuple, list))`): each is a
+    # branch of its own, reached by a value of that kind.
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # For a special method run through its class (`str(Version(1, 2, 3))`): its class's constructor,
     # whose left-out parameters (`prerelease=`) make the object the method sees differ.
     constructor: FocalInputs | None = None
@@ -73,8 +76,26 @@ def focal_inputs(source: str, constructor: str | None = None) -> FocalInputs:
     optional = {argument.arg: default for argument, default in zip(named, arguments.defaults)}
     optional.update({argument.arg: default for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
                      if default is not None})
-    return FocalInputs(optional, tuple(positional), _body_literals(function),
+    return FocalInputs(optional, tuple(positional), _body_literals(function), _tested_kinds(function),
                        focal_inputs(constructor) if constructor is not None else None)
+
+
+#: A value of each built-in kind an `isinstance` test may ask for, as a test writes it.
+KIND_VALUES = {"dict": "{}", "list": "[]", "tuple": "()", "set": "set()", "frozenset": "frozenset()", "str": "''",
+               "bytes": "b''", "int": "0", "float": "0.0", "bool": "True"}
+
+
+def _tested_kinds(function: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, tuple[str, ...]]:
+    """The built-in kinds `isinstance(parameter, ...)` tests each parameter for, in the body's order."""
+    found: dict[str, list[str]] = {}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance" \
+                and len(node.args) == 2 and isinstance(node.args[0], ast.Name):
+            tested = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            kinds = found.setdefault(node.args[0].id, [])
+            kinds += [kind.id for kind in tested if isinstance(kind, ast.Name) and kind.id in KIND_VALUES
+                      and kind.id not in kinds]
+    return {name: tuple(kinds) for name, kinds in found.items() if kinds}
 
 
 def _body_literals(function: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[object, ...]:
@@ -141,10 +162,13 @@ def _variants_of(source: str, name: str, called_as: tuple[str, ...], inputs: Foc
     bound = _literal_names(body.statements[: statement.index])  # names the set-up binds to a literal
     through_class = checked is not call and _called_name(call) == called_as[0] != called_as[-1]
     called = (inputs.constructor or FocalInputs()) if through_class else inputs  # what `call` runs
-    focal = [(argument, [_value(value) for value in _replacements(bound.get(_name(argument), argument),
-                                                                  called.literals)])
-             for _, argument in _arguments(call)]
-    focal += [(call, [_with_keyword(call, parameter, value) for value in _replacements(default, called.literals)])
+    focal = [(argument, _with_kinds([_value(value) for value in _replacements(bound.get(_name(argument), argument),
+                                                                              called.literals)],
+                                    called.kinds.get(_parameter(key, called), ())))
+             for key, argument in _arguments(call)]
+    focal += [(call, [_with_keyword(call, parameter, value)
+                      for value in _with_kinds([_value(value) for value in _replacements(default, called.literals)],
+                                               called.kinds.get(parameter, ()))])
               for parameter, default in _left_out(call, called).items()]
     # The other literals: in the set-up of their own kind only, as another kind mostly makes it raise.
     arguments = {id(bound.get(_name(argument), argument))  # varied above (a literal inside one is not:
@@ -284,6 +308,22 @@ def _called_name(call: ast.Call) -> str | None:
 
 def _arguments(call: ast.Call) -> list[tuple[int | str, ast.expr]]:
     return [*enumerate(call.args), *((keyword.arg, keyword.value) for keyword in call.keywords)]
+
+
+def _parameter(key: int | str, inputs: FocalInputs) -> str | None:
+    """The parameter an argument fills: its keyword, or the positional parameter at its place."""
+    if isinstance(key, str):
+        return key
+    return inputs.positional[key] if key < len(inputs.positional) else None
+
+
+def _with_kinds(values: list[ast.expr], kinds: tuple[str, ...]) -> list[ast.expr]:
+    """`values` with a value of each tested kind after the first two (an edge, then the other
+    kinds the function branches on), none twice."""
+    tested = [ast.parse(KIND_VALUES[kind], mode="eval").body for kind in kinds]
+    merged = [*values[:2], *tested, *values[2:]]
+    seen: set[str] = set()
+    return [value for value in merged if not (ast.dump(value) in seen or seen.add(ast.dump(value)))]
 
 
 def _left_out(call: ast.Call, inputs: FocalInputs) -> dict[str, ast.expr]:
