@@ -348,7 +348,7 @@ def _replacements(argument: ast.expr, literals: tuple[object, ...] = ()) -> list
         if isinstance(value, bool):
             choices = [not value, None]
         elif isinstance(value, int):
-            choices = [0, -1, *_of_kind(literals, int), None, "1"]
+            choices = [0, -1, *_of_kind(literals, int), None, "1", _huge()]
         elif isinstance(value, float):
             choices = [0.0, -1.5, *_of_kind(literals, (int, float)), None]
         elif isinstance(value, str):  # its bytes too: text functions often take both
@@ -368,6 +368,11 @@ def _replacements(argument: ast.expr, literals: tuple[object, ...] = ()) -> list
         has_items = bool(argument.keys if isinstance(argument, ast.Dict) else argument.elts)
         return ([ast.parse(empty, mode="eval").body] if has_items else []) + [None]
     return [None, "x"]
+
+
+def _huge() -> ast.expr:
+    """A number past any float and any length limit a function sets (`10 ** 300`), as a test writes it."""
+    return ast.BinOp(ast.Constant(10), ast.Pow(), ast.Constant(300))
 
 
 def _long(text: str) -> ast.expr:
