@@ -142,7 +142,8 @@ def _evaluate(name: str, args, reuse: bool):
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET, REALCODE) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
     # results under other settings are other results
-    stamp = model_stamp(settings.model, adapter.path if adapter else None) + ":" + settings_stamp(settings)
+    stamp = model_stamp(settings.model, adapter.path if adapter else None) + ":" + settings_stamp(settings) \
+        + ":code=" + code_stamp()
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
         if saved.pop("model_stamp", None) == stamp:
@@ -152,8 +153,9 @@ def _evaluate(name: str, args, reuse: bool):
     partial = PartialResults(target.with_suffix(".partial.jsonl"), stamp)
     done = partial.load()
     if partial.set_aside:
-        print(f"unitune eval: {label}: the unfinished results in {partial.path} were made with another model or "
-              f"other settings; they are kept in {partial.set_aside} and this run starts afresh", file=sys.stderr)
+        print(f"unitune eval: {label}: the unfinished results in {partial.path} were made with another model, "
+              f"other settings or another version of unitune's code; they are kept in {partial.set_aside} and this "
+              "run starts afresh", file=sys.stderr)
     if done:
         print(f"unitune eval: {label}: resuming, {len(done)} problems already judged ({partial.path})",
               file=sys.stderr)
@@ -221,6 +223,26 @@ class PartialResults:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+#: The packages whose code decides a result: a run resumed after any of them changed would mix the
+#: results of two versions (training and the language server do not judge anything).
+CODE_PACKAGES = ("unitune", "unitune.sandbox", "unitune.adapters", "unitune.evaluation")
+
+
+def code_stamp(packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """A digest of the Python files of `packages` as installed (a wheel or the source tree)."""
+    import hashlib
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+            for path in sorted(Path(folder).glob("*.py")):
+                digest.update(f"{package}/{path.name}\0".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def model_stamp(model: str, adapter_path: Path | None = None) -> str:

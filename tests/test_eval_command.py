@@ -10,7 +10,7 @@ import pytest
 
 from unitune.cli import main
 from unitune.cli_options import settings_stamp
-from unitune.evaluation.eval_command import model_stamp, training_table
+from unitune.evaluation.eval_command import code_stamp, model_stamp, training_table
 from unitune.settings import Settings
 
 
@@ -132,7 +132,8 @@ def test_an_interrupted_eval_resumes_where_it_stopped(tiny_base, home, tmp_path,
     seeded = {"id": "HumanEval/0", "valid_syntax": True, "passed": True, "asserts": True, "status": "passed",
               "test": "# judged before the interruption", "seconds": 1000.0}
     # The header names these model files; the last line was cut short by the kill.
-    stamp = model_stamp(str(model)) + ":" + settings_stamp(Settings())  # the model files and the settings
+    # the model files, the settings and the code
+    stamp = model_stamp(str(model)) + ":" + settings_stamp(Settings()) + ":code=" + code_stamp()
     partial.write_text(json.dumps({"model_stamp": stamp}) + "\n" + json.dumps(seeded) + "\n"
                        + '{"id": "HumanEval/1", "valid_')
 
@@ -162,3 +163,16 @@ def test_results_of_other_model_files_are_not_resumed(tiny_base, home, tmp_path,
     kept = partial.with_name(partial.name.replace(".partial.jsonl", ".earlier.jsonl"))
     assert "# another model's" in kept.read_text()
     assert str(kept) in captured.err
+
+
+def test_a_change_to_the_code_is_a_change_of_the_results(tmp_path, monkeypatch):
+    """Results of another version of the code are not resumed: the stamp follows the packages' files."""
+    package = tmp_path / "judging"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "rules.py").write_text("LIMIT = 12\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_stamp(("judging",))
+    assert code_stamp(("judging",)) == before  # the same files, the same stamp
+    (package / "rules.py").write_text("LIMIT = 48\n")
+    assert code_stamp(("judging",)) != before
