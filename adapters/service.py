@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from unitune.adapters.assure import line_ranges
+from unitune.adapters.assure import Assured, line_ranges
 from unitune.adapters.delivery import Delivery, NothingDelivered, check_whole_file, deliver, failure_hint
 from unitune.adapters.generation import GenerationStats, SamplingOptions, generate_completions
 from unitune.adapters.postprocess import GeneratedTest
@@ -46,9 +46,9 @@ log = get_logger("service")
 #: how many such rounds at most (the time budget may allow fewer): a user waits for each one.
 RETRY_CANDIDATES = 3
 RETRY_ROUNDS = 2
-#: Rounds of calls with other arguments at most. While lines or branches are left, a round tries
+#: Rounds of calls with other arguments at most while lines or branches are left: each tries
 #: `SCREENED_VARIANTS` calls and measures in full only the `MEASURED_VARIANTS` that reach the most the
-#: others do not (a first run tells); when only mutants are left, one round measures
+#: others do not (a first run tells). Then, while mutants survive, one round measures
 #: `MEASURED_VARIANTS` calls in full.
 VARIATION_ROUNDS = 3
 SCREENED_VARIANTS = 48
@@ -184,7 +184,7 @@ class TestGenerator:
     def finish(self, planned: "PlannedRequest", stats: GenerationStats, *, more_rounds: bool = True) -> GenerationOutcome:
         """Validate what the model wrote (the assured pipeline) and plan the insertion. With
         `more_rounds`: new rounds of candidates while nothing survived (`retry_rounds`), then for the
-        lines the tests leave unrun other arguments (`variation_round`) and rounds of the model
+        lines the tests leave unrun other arguments (`variation_rounds`) and rounds of the model
         (`coverage_rounds`), as the time budget allows."""
         request, report, cancel, timings, notes = (planned.request, planned.report, planned.cancel, planned.timings,
                                                    planned.notes)
@@ -201,7 +201,7 @@ class TestGenerator:
             delivery = self.retry_rounds(planned, failure, stats)
         timings.setdefault("validate", time.perf_counter() - mark)
         if more_rounds:
-            delivery = self.coverage_rounds(planned, self.variation_round(planned, delivery))
+            delivery = self.coverage_rounds(planned, self.variation_rounds(planned, delivery))
         kept, rejected, header = delivery.kept, delivery.rejected, delivery.header
         insertion = plan_insertion(location, existing, kept, language=file.language, framework=framework,
                                    header=header, test_class=prompt.test_class)
@@ -250,53 +250,62 @@ class TestGenerator:
             f"nothing delivered for {function.qualified_name}: {rounds_tried}; {stopped}, nothing was inserted. "
             "A larger model or an adapter trained on this project may do better")
 
-    def variation_round(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
-        """While the delivered tests leave a line, branch or mutant of the focal function: their calls
-        to it with one input changed or an optional parameter added (`unitune.argument_variation`), each
-        one's result or exception observed in the sandbox and written as its check; kept only when they
-        reach more. While a line or branch is left, rounds go on (`VARIATION_ROUNDS` at most) with the
-        calls not tried yet and the new tests' own variants, each round screening many calls by what
-        their first run reaches; when only mutants are left, one round. No model call, so it comes
-        before the coverage rounds."""
-        settings, (file, function) = planned.request.settings, planned.prepared[:2]
+    def variation_rounds(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
+        """The delivered tests' calls to the focal function with one input changed or an optional
+        parameter added (`unitune.argument_variation`), each one's result or exception observed in the
+        sandbox and written as its check; kept only when they reach more. No model call, so it comes
+        before the coverage rounds. While a line or branch is left, rounds (`VARIATION_ROUNDS` at most)
+        screen many calls by what their first run reaches, the calls not tried yet and the new tests'
+        own variants; then, while mutants survive, one round measures a few calls in full against them
+        (an input that runs no new line, `Version(0, 2, 3)`, may still catch `value < 0` made `<=`)."""
+        if not isinstance(delivery.assured, Assured):
+            return delivery  # Java's checks: its tests are not measured line by line and mutant by mutant
+        file, function = planned.prepared[:2]
         constructor = next((other for other in functions(file) if other.name == "__init__"
                             and other.class_path == function.class_path), None) if function.class_path else None
-        prompt = planned.prompt
         inputs = focal_inputs(function.source(file), constructor.source(file) if constructor is not None else None)
         tried: set[str] = set()
         for round_number in range(1, VARIATION_ROUNDS + 1):
-            unreached = getattr(delivery.assured, "unreached", None)  # Python's assured results say it
-            left = unreached() if unreached is not None else ""
-            if not left or time.perf_counter() - planned.started + planned.timings.get("validate", 0.0) \
-                    > settings.time_budget:
-                return delivery
-            mutants_only = delivery.assured.runs_everything()
-            if round_number > 1 and mutants_only:
-                return delivery  # every line and branch is run: one round for the mutants, not more waiting
+            if delivery.assured.runs_everything() or not self._time_left(planned):
+                break
             bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
-                                   prompt.indent, limit=MEASURED_VARIANTS if mutants_only else SCREENED_VARIANTS,
-                                   inputs=inputs, tried=frozenset(tried))
+                                   planned.prompt.indent, limit=SCREENED_VARIANTS, inputs=inputs, tried=frozenset(tried))
             if not bodies:
-                return delivery
+                break
             tried.update(bodies)
-            mark = time.perf_counter()
-            planned.report(VALIDATING, 0.0, f"{len(bodies)} calls with other arguments, for {left}")
-            opened = ["):\n" + body for body in bodies] if prompt.in_signature else bodies  # `def test_x(`: no fixture
-            try:
-                better = deliver(planned.request, planned.prepared, prompt, opened, [], planned.report,
-                                 planned.cancel, previous=delivery.kept, screen=0 if mutants_only else MEASURED_VARIANTS)
-            except GenerationFailed:
-                better = None
-            planned.timings[f"variation_round_{round_number}"] = time.perf_counter() - mark
-            if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
-                planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of "
-                                     f"{function.qualified_name}")
-                if mutants_only:
-                    return delivery
-                continue  # the calls not tried yet may reach what these did not
-            better.rejected = delivery.rejected + better.rejected
-            delivery = better
-        return delivery
+            # a round that reached nothing goes on: the calls not tried yet may reach what these did not
+            delivery = self._varied(planned, delivery, bodies, f"variation_round_{round_number}", screen=True)
+        if delivery.assured.reach()[2] >= delivery.assured.mutants or not self._time_left(planned):
+            return delivery
+        bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
+                               planned.prompt.indent, limit=MEASURED_VARIANTS, inputs=inputs)
+        return self._varied(planned, delivery, bodies, "mutant_round", screen=False) if bodies else delivery
+
+    def _time_left(self, planned: "PlannedRequest") -> bool:
+        """Whether the request's time budget allows another round as long as its first validation."""
+        return time.perf_counter() - planned.started + planned.timings.get("validate", 0.0) \
+            <= planned.request.settings.time_budget
+
+    def _varied(self, planned: "PlannedRequest", delivery: Delivery, bodies: list[str], timing: str, *,
+                screen: bool) -> Delivery:
+        """One round of varied calls (`bodies`) beside the delivered tests: the delivery with those that
+        reach more, or the same delivery. With `screen`, only the calls whose first run reaches new lines or
+        branches are observed and measured against the mutants."""
+        function, prompt = planned.prepared[1], planned.prompt
+        mark = time.perf_counter()
+        planned.report(VALIDATING, 0.0, f"{len(bodies)} calls with other arguments, for {delivery.assured.unreached()}")
+        opened = ["):\n" + body for body in bodies] if prompt.in_signature else bodies  # `def test_x(`: no fixture
+        try:
+            better = deliver(planned.request, planned.prepared, prompt, opened, [], planned.report, planned.cancel,
+                             previous=delivery.kept, screen=MEASURED_VARIANTS if screen else 0)
+        except GenerationFailed:
+            better = None
+        planned.timings[timing] = time.perf_counter() - mark
+        if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
+            planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of {function.qualified_name}")
+            return delivery
+        better.rejected = delivery.rejected + better.rejected
+        return better
 
     def coverage_rounds(self, planned: "PlannedRequest", delivery: Delivery) -> Delivery:
         """While the delivered tests leave lines of the focal function unrun and the request's time
