@@ -142,8 +142,7 @@ def _evaluate(name: str, args, reuse: bool):
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET, REALCODE) else Path(args.dataset).stem
     target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
     # results under other settings are other results
-    stamp = model_stamp(settings.model, adapter.path if adapter else None) + ":" + settings_stamp(settings) \
-        + ":code=" + code_stamp()
+    stamp = results_stamp(settings, adapter.path if adapter else None)
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
         if saved.pop("model_stamp", None) == stamp:
@@ -223,6 +222,12 @@ class PartialResults:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def results_stamp(settings, adapter_path: Path | None = None) -> str:
+    """What makes two evaluations' results the same results: the model files (and the adapter's), the
+    settings, and unitune's own code."""
+    return f"{model_stamp(settings.model, adapter_path)}:{settings_stamp(settings)}:code={code_stamp()}"
 
 
 #: The packages whose code decides a result: a run resumed after any of them changed would mix the

@@ -9,8 +9,7 @@ import os
 import pytest
 
 from unitune.cli import main
-from unitune.cli_options import settings_stamp
-from unitune.evaluation.eval_command import code_stamp, model_stamp, training_table
+from unitune.evaluation.eval_command import code_stamp, model_stamp, results_stamp, training_table
 from unitune.settings import Settings
 
 
@@ -51,7 +50,7 @@ def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_pa
     assert main(args + ["--json"]) == 0
     saved = home / "evals" / "base-model-humaneval-1.json"
     record = json.loads(saved.read_text())
-    assert record["model_stamp"] == model_stamp(str(model)) + ":" + settings_stamp(Settings())
+    assert record["model_stamp"] == results_stamp(Settings(model=str(model)))
     report = json.loads(capsys.readouterr().out)
     assert report[0]["problems"] == 1 and report[0]["training"] == {}
 
@@ -132,8 +131,7 @@ def test_an_interrupted_eval_resumes_where_it_stopped(tiny_base, home, tmp_path,
     seeded = {"id": "HumanEval/0", "valid_syntax": True, "passed": True, "asserts": True, "status": "passed",
               "test": "# judged before the interruption", "seconds": 1000.0}
     # The header names these model files; the last line was cut short by the kill.
-    # the model files, the settings and the code
-    stamp = model_stamp(str(model)) + ":" + settings_stamp(Settings()) + ":code=" + code_stamp()
+    stamp = results_stamp(Settings(model=str(model)))  # the model files, the settings and the code
     partial.write_text(json.dumps({"model_stamp": stamp}) + "\n" + json.dumps(seeded) + "\n"
                        + '{"id": "HumanEval/1", "valid_')
 
