@@ -55,6 +55,12 @@ SCREENED_VARIANTS = 48
 MEASURED_VARIANTS = 12
 
 
+def _reaches_more(better: Delivery | None, delivery: Delivery) -> bool:
+    """Whether a later round's delivery (None: it failed) reaches more of the focal function than the one before."""
+    return better is not None and better.assured is not None \
+        and sum(better.assured.reach()) > sum(delivery.assured.reach())
+
+
 @dataclass
 class GenerationOutcome:
     request_id: str
@@ -264,12 +270,15 @@ class TestGenerator:
         constructor = next((other for other in functions(file) if other.name == "__init__"
                             and other.class_path == function.class_path), None) if function.class_path else None
         inputs = focal_inputs(function.source(file), constructor.source(file) if constructor is not None else None)
+        def variants(limit: int, tried: frozenset[str] = frozenset()) -> list[str]:
+            return varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
+                                 planned.prompt.indent, limit=limit, inputs=inputs, tried=tried)
+
         tried: set[str] = set()
         for round_number in range(1, VARIATION_ROUNDS + 1):
             if delivery.assured.runs_everything() or not self._time_left(planned):
                 break
-            bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
-                                   planned.prompt.indent, limit=SCREENED_VARIANTS, inputs=inputs, tried=frozenset(tried))
+            bodies = variants(SCREENED_VARIANTS, frozenset(tried))
             if not bodies:
                 break
             tried.update(bodies)
@@ -277,8 +286,7 @@ class TestGenerator:
             delivery = self._varied(planned, delivery, bodies, f"variation_round_{round_number}", screen=True)
         if delivery.assured.reach()[2] >= delivery.assured.mutants or not self._time_left(planned):
             return delivery
-        bodies = varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
-                               planned.prompt.indent, limit=MEASURED_VARIANTS, inputs=inputs)
+        bodies = variants(MEASURED_VARIANTS)
         return self._varied(planned, delivery, bodies, "mutant_round", screen=False) if bodies else delivery
 
     def _time_left(self, planned: "PlannedRequest") -> bool:
@@ -301,7 +309,7 @@ class TestGenerator:
         except GenerationFailed:
             better = None
         planned.timings[timing] = time.perf_counter() - mark
-        if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
+        if not _reaches_more(better, delivery):
             planned.notes.append(f"{len(bodies)} calls with other arguments reached no more of {function.qualified_name}")
             return delivery
         better.rejected = delivery.rejected + better.rejected
@@ -333,7 +341,7 @@ class TestGenerator:
                 better = None
             rounds += 1
             timings[f"coverage_round_{rounds}"] = time.perf_counter() - mark
-            if better is None or better.assured is None or sum(better.assured.reach()) <= sum(delivery.assured.reach()):
+            if not _reaches_more(better, delivery):
                 notes.append(f"a coverage round for lines {line_ranges(delivery.assured.uncovered)} added nothing")
                 break
             better.rejected = delivery.rejected + better.rejected
