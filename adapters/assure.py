@@ -6,11 +6,13 @@ The stages, in order, for the candidates of one request (Python):
    parameters are fixtures (others removed), table-driven loops written out row by row, the test
    calls the focal function and asserts something;
 2. one sandbox session (`adapters.assure_sessions.run_session`): every candidate once, with per-test
-   coverage of the focal function. Those that failed run as their observing twins
-   (`unitune.observing`), which record what each statement and assertion really did. Those that
-   passed run twice more (the second time in reverse order; a test that fails once is flaky and
-   dropped), and their twins run with a coverage context per statement and against each mutant of
-   the focal function (`evaluation.mutants`), so what each test and each statement adds is known;
+   coverage of the focal function. When there are many (argument variants), only the failing ones
+   that reach focal lines or branches the others do not go on (`assure_sessions.screened`). Those
+   that failed run as their observing twins (`unitune.observing`), which record what each statement
+   and assertion really did. Those that passed run twice more (the second time in reverse order; a
+   test that fails once is flaky and dropped), and their twins run with a coverage context per
+   statement and against each mutant of the focal function (`evaluation.mutants`), so what each test
+   and each statement adds is known;
 3. repair (`unitune.oracles`) of the failing ones: observed values, expected raises and close
    attribute names are written in, and what still fails is removed with what depends on it; the
    repaired tests go through stage 2 again, until they pass or `REPAIR_ROUNDS` sessions are spent.
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitune.adapters.assure_sessions import (  # noqa: F401  (node_in_file: part of this module's interface)
-    RUNS, Measured, TestValue, node_in_file, run_session, verify_session,
+    RUNS, Measured, TestValue, node_in_file, run_session, screened, verify_session,
 )
 from unitune.adapters.assure_tidy import plain_names, still_relevant, with_import, without_unused_imports
 from unitune.adapters.postprocess import GeneratedTest, rate, unique_names
@@ -249,36 +251,6 @@ def _run_and_repair(job: Job, tests: list[GeneratedTest], measured: Measured, re
         if not pending:
             break
     return reliable
-
-
-def screened(tests: list[GeneratedTest], measured: Measured, most: int) -> list[GeneratedTest]:
-    """`tests` after their first run, without the failing ones that reach no focal line or branch
-    beyond what the passing tests (an earlier round's, run again beside them) and the failing ones
-    chosen before them reach; at most `most` failing ones, the one adding most first. Observing and
-    repairing a candidate and measuring it against every mutant is what a round spends its time on:
-    a variant whose placeholder check failed has already run the focal function, so what it reaches
-    is known before that, and many variants can be tried for the price of a few. The ones left out
-    are not listed as rejected: they are inputs tried, not tests anyone wrote."""
-    lines = set().union(*(value.lines for value in measured.values.values()))
-    arcs = set().union(*(value.branches for value in measured.values.values()))
-    failing = [test.name for test in tests if test.name in measured.failures]
-    chosen: list[str] = []
-
-    def gain(name: str) -> int:
-        reached_lines, reached_arcs = measured.failures[name].reached
-        return len(reached_lines - lines) + len(reached_arcs - arcs)
-
-    while len(chosen) < most:
-        best = max((name for name in failing if name not in chosen), key=gain, default=None)
-        if best is None or gain(best) == 0:
-            break
-        chosen.append(best)
-        lines |= measured.failures[best].reached[0]
-        arcs |= measured.failures[best].reached[1]
-    dropped = set(failing) - set(chosen)
-    for name in dropped:
-        measured.failures.pop(name)
-    return [test for test in tests if test.name not in dropped]
 
 
 def _shape(job: Job, tests: list[GeneratedTest], measured: Measured, stage: str) -> list[GeneratedTest]:

@@ -5,6 +5,7 @@
   second in reverse order: a test that fails once is flaky), their twins with a coverage context per
   statement, and the twins against each mutant of the focal function. So a test that passes at once
   is run, measured and judged in one session, and what each of its statements adds is known;
+- `screened`: after a first run of many candidates, the failing ones worth observing and repairing;
 - `verify_session`: tests that minimization or splitting changed, three times with coverage.
 A test is named by its function's name throughout; the node ids pytest needs are made here.
 """
@@ -13,10 +14,14 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from unitune.insertion import apply, plan_insertion
 from unitune.minimize import StatementValue, measure_statements
 from unitune.observing import observing_twin
+
+if TYPE_CHECKING:
+    from unitune.adapters.postprocess import GeneratedTest
 
 RUNS = 3  # a test is kept only when it passes this many times in a row
 MUTANTS = 6
@@ -44,7 +49,7 @@ class Failure:
     observations: list[dict] = field(default_factory=list)
     line: int | None = None  # the line of the test (1 = its first) where it failed, when known
     # The focal lines and branch arcs the failing run went through before it failed: what a variant whose
-    # expected value is still a placeholder reaches (`unitune.adapters.assure.screened`).
+    # expected value is still a placeholder reaches (`screened`).
     reached: tuple[set[int], set[tuple[int, int]]] = field(default_factory=lambda: (set(), set()))
 
 
@@ -116,6 +121,36 @@ def run_session(job, tests, measured: Measured, *, observe_failures: bool = True
         killed = set().union(*(value.killed for value in statement_values.values())) if statement_values else set()
         measured.values[test.name] = TestValue(set(lines), set(branches), killed)
         measured.statement_values[test.name] = statement_values
+
+
+def screened(tests: list[GeneratedTest], measured: Measured, most: int) -> list[GeneratedTest]:
+    """`tests` after their first run, without the failing ones that reach no focal line or branch
+    beyond what the passing tests (an earlier round's, run again beside them) and the failing ones
+    chosen before them reach; at most `most` failing ones, the one adding most first. Observing and
+    repairing a candidate and measuring it against every mutant is what a round spends its time on:
+    a variant whose placeholder check failed has already run the focal function, so what it reaches
+    is known before that, and many variants can be tried for the price of a few. The ones left out
+    are not listed as rejected: they are inputs tried, not tests anyone wrote."""
+    lines = set().union(*(value.lines for value in measured.values.values()))
+    arcs = set().union(*(value.branches for value in measured.values.values()))
+    failing = [test.name for test in tests if test.name in measured.failures]
+    chosen: list[str] = []
+
+    def gain(name: str) -> int:
+        reached_lines, reached_arcs = measured.failures[name].reached
+        return len(reached_lines - lines) + len(reached_arcs - arcs)
+
+    while len(chosen) < most:
+        best = max((name for name in failing if name not in chosen), key=gain, default=None)
+        if best is None or gain(best) == 0:
+            break
+        chosen.append(best)
+        lines |= measured.failures[best].reached[0]
+        arcs |= measured.failures[best].reached[1]
+    dropped = set(failing) - set(chosen)
+    for name in dropped:
+        measured.failures.pop(name)
+    return [test for test in tests if test.name not in dropped]
 
 
 def verify_session(job, tests) -> dict[str, tuple[set[int], set[tuple[int, int]]]]:

@@ -43,7 +43,7 @@ def deliver(request: GenerationRequest, prepared, prompt: Prompt, completions: l
     """From the model's completions to the tests to insert. `prepared` is what `prepare` returned;
     `previous` are tests kept by an earlier round, run again beside the new ones; with `screen`, at
     most that many of the new ones that fail their first run go on, those reaching the most that
-    the others do not (`unitune.adapters.assure.screened`); notes are appended to `notes`. Raises
+    the others do not (`unitune.adapters.assure_sessions.screened`); notes are appended to `notes`. Raises
     `GenerationFailed` (nothing to insert) with the reasons when no test is left."""
     file, function, location, framework, existing = prepared
     settings = request.settings

@@ -293,7 +293,7 @@ def test_only_tests_that_add_coverage_or_kill_mutants_are_delivered(example_proj
 def test_variants_go_on_only_when_their_first_run_reaches_what_the_others_do_not():
     """A variation round tries many calls and measures in full only the few that reach more: what a
     failing placeholder check reached is known after its first run."""
-    from unitune.adapters.assure import screened
+    from unitune.adapters.assure_sessions import screened
     from unitune.adapters.assure_sessions import Failure, Measured, TestValue
     from unitune.adapters.postprocess import GeneratedTest
 
