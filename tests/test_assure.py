@@ -189,6 +189,34 @@ def test_a_bloated_test_becomes_small_tests_one_per_behaviour(tmp_path):
     assert any("split from test_parse_quantity" in note for test in kept for note in test.repaired)
 
 
+MONEY = '''"""A value with equality and a text form."""
+
+
+class Money:
+    def __init__(self, amount, currency="EUR"):
+        if amount < 0:
+            raise ValueError("negative")
+        self.amount = amount
+        self.currency = currency
+
+    def __eq__(self, other):
+        return (self.amount, self.currency) == (other.amount, other.currency)
+
+    def __str__(self):
+        return f"{self.amount} {self.currency}"
+'''
+
+
+@pytest.mark.slow
+def test_a_value_compared_with_itself_is_checked_against_what_it_shows(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'money'\n")
+    (tmp_path / "money.py").write_text(MONEY)
+    kept, _, _ = run_module(tmp_path, "money.py", "if amount < 0", ["    assert Money(5) == Money(5)\n"])
+    assert len(kept) == 1 and "assert str(Money(5)) == '5 EUR'" in kept[0].source, kept[0].source
+    assert "Money(5) == Money(5)" not in kept[0].source
+    assert any("comparing a value with itself" in note for note in kept[0].repaired)
+
+
 def run_module(project, module_rel, anchor, completions):
     """Deliver `completions` for the function at `anchor` in `module_rel` of `project`: (kept, rejected, file)."""
     path = project / module_rel

@@ -109,3 +109,13 @@ def test_a_loop_that_is_not_a_plain_table_stays_a_loop():
         "def test_x():\n    for a, b in [(1, 2), (3,)]:\n        assert add(a, 0) == a\n",
     ]:
         assert check(source).source == source
+
+
+def test_an_assertion_comparing_a_value_with_itself_becomes_a_placeholder_for_repair():
+    checked = check("def test_x():\n    account = Account('a', 1)\n    assert Account('a', 1) == Account('a', 1)\n"
+                    "    assert account == account, 'same'\n    assert account != Account('b', 1)\n")
+    assert checked.source == ("def test_x():\n    account = Account('a', 1)\n    assert Account('a', 1) == None\n"
+                              "    assert account == None\n    assert account != Account('b', 1)\n")
+    assert checked.repaired == ["2 assertions comparing a value with itself now check the value observed when run"]
+    unittest_style = check("    def test_x(self):\n        self.assertEqual(add(1, 2), add(1, 2))\n")
+    assert unittest_style.source == "    def test_x(self):\n        self.assertEqual(add(1, 2), None)\n"

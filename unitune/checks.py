@@ -13,7 +13,9 @@
   (`with pytest.raises(T): f(*args)`), so a check that did not hold is repaired as blocks are;
 - a table-driven loop (`for text, expected in [("a", 1), ...]: assert f(text) == expected`, the
   table written inline or bound just before) becomes one statement per row, so each row is run,
-  repaired and kept or pruned on its own, and the test reads as plain assertions.
+  repaired and kept or pruned on its own, and the test reads as plain assertions;
+- an assertion that compares a value with itself (`assert Version(1, 2) == Version(1, 2)`) becomes a
+  placeholder, so repair writes the value observed when run.
 The scopes come from `symtable`, the compiler's own, so comprehensions, lambdas and nested
 functions resolve as Python resolves them.
 """
@@ -28,6 +30,8 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from unitune.python_assertions import self_comparisons_as_placeholders
 
 #: Fixtures pytest itself provides (its own plugins), which a test may ask for by parameter.
 PYTEST_FIXTURES = frozenset({
@@ -58,6 +62,10 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
     checked.source = _drop_unknown_fixtures(checked, fixtures | _defined_fixtures(context))
     checked.source = _raises_calls_as_blocks(checked, name)
     checked.source = _unrolled_tables(checked, name)
+    checked.source, compared = self_comparisons_as_placeholders(checked.source)
+    if compared:
+        checked.repaired.append(f"{compared} assertion{'s' if compared > 1 else ''} comparing a value with itself "
+                                f"now check{'' if compared > 1 else 's'} the value observed when run")
     defined, star = _module_names(context)
     if star:
         return checked  # `from x import *`: what it binds is unknown here

@@ -1,6 +1,7 @@
 """The assertions of a Python test as oracle repair sees them: the test function parsed with `ast`,
 its assertion statements (`assert`, unittest's `self.assert*`) as the comparison they make, and its
-`pytest.raises` / `self.assertRaises` blocks as the exception they expect."""
+`pytest.raises` / `self.assertRaises` blocks as the exception they expect; and an assertion that
+compares a value with itself turned into the placeholder that repair fills with what was observed."""
 
 from __future__ import annotations
 
@@ -78,3 +79,34 @@ def count_assertions(source: str) -> int:
         return 0
     return sum(1 for node in ast.walk(parsed[0]) if isinstance(node, ast.stmt)
                and (parse_assertion(node) is not None or parse_raises_block(node) is not None))
+
+
+#: Comparisons that hold whenever both sides are the same expression (for a value with `__eq__`).
+_REFLEXIVE = frozenset({"==", "is", "<=", ">=", "approx", "count"})
+
+
+def self_comparisons_as_placeholders(source: str) -> tuple[str, int]:
+    """(`source` with each assertion that compares an expression with itself, `assert Version(1, 2) ==
+    Version(1, 2)`, written as the placeholder `assert Version(1, 2) == None`, how many). Such an
+    assertion holds for almost any code; its placeholder fails on its first run, and repair writes
+    the value observed there (`assert str(Version(1, 2)) == '1.2.0'`), which checks something."""
+    parsed = parse_test_function(source)
+    if parsed is None:
+        return source, 0
+    function, indent = parsed
+    code = textwrap.dedent(source)
+    lines = source.split("\n")
+    edits = []
+    for statement in ast.walk(function):
+        assertion = parse_assertion(statement) if isinstance(statement, ast.stmt) else None
+        if assertion is None or assertion[1] is None or assertion[2] not in _REFLEXIVE:
+            continue
+        left, right, _, unittest = assertion
+        if ast.dump(left) != ast.dump(right):
+            continue
+        value = ast.get_source_segment(code, left) or ast.unparse(left)
+        placeholder = f"self.assertEqual({value}, None)" if unittest else f"assert {value} == None"
+        edits.append((statement.lineno - 1, statement.end_lineno - 1, indent + " " * statement.col_offset + placeholder))
+    for first, last, new in sorted(edits, reverse=True):
+        lines[first:last + 1] = [new]
+    return "\n".join(lines), len(edits)
