@@ -270,6 +270,7 @@ class TestGenerator:
         constructor = next((other for other in functions(file) if other.name == "__init__"
                             and other.class_path == function.class_path), None) if function.class_path else None
         inputs = focal_inputs(function.source(file), constructor.source(file) if constructor is not None else None)
+
         def variants(limit: int, tried: frozenset[str] = frozenset()) -> list[str]:
             return varied_bodies([(test.source, test.name) for test in delivery.kept], function.called_as,
                                  planned.prompt.indent, limit=limit, inputs=inputs, tried=tried)
