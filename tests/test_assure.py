@@ -214,7 +214,20 @@ def test_a_value_compared_with_itself_is_checked_against_what_it_shows(tmp_path)
     kept, _, _ = run_module(tmp_path, "money.py", "if amount < 0", ["    assert Money(5) == Money(5)\n"])
     assert len(kept) == 1 and "assert str(Money(5)) == '5 EUR'" in kept[0].source, kept[0].source
     assert "Money(5) == Money(5)" not in kept[0].source
-    assert any("comparing a value with itself" in note for note in kept[0].repaired)
+    assert any("was compared with itself" in note for note in kept[0].repaired)
+
+
+@pytest.mark.slow
+def test_the_note_on_a_value_compared_with_itself_goes_with_the_split_test_that_checks_it(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'money'\n")
+    (tmp_path / "money.py").write_text(MONEY)
+    kept, _, _ = run_module(tmp_path, "money.py", "if amount < 0", [
+        "    with pytest.raises(ValueError):\n        Money(-1)\n    assert Money(5) == Money(5)\n"])
+    assert len(kept) == 2, [test.source for test in kept]
+    checking = next(test for test in kept if "str(Money(5))" in test.source)
+    raising = next(test for test in kept if "Money(-1)" in test.source)
+    assert any("`Money(5)` was compared with itself" in note for note in checking.repaired), checking.repaired
+    assert not any("compared with itself" in note for note in raising.repaired), raising.repaired
 
 
 def run_module(project, module_rel, anchor, completions):

@@ -116,6 +116,8 @@ def test_an_assertion_comparing_a_value_with_itself_becomes_a_placeholder_for_re
                     "    assert account == account, 'same'\n    assert account != Account('b', 1)\n")
     assert checked.source == ("def test_x():\n    account = Account('a', 1)\n    assert Account('a', 1) == None\n"
                               "    assert account == None\n    assert account != Account('b', 1)\n")
-    assert checked.repaired == ["2 assertions comparing a value with itself now check the value observed when run"]
+    assert checked.repaired == [
+        "`Account('a', 1)` was compared with itself; its check now expects the value observed when run",
+        "`account` was compared with itself; its check now expects the value observed when run"]
     unittest_style = check("    def test_x(self):\n        self.assertEqual(add(1, 2), add(1, 2))\n")
     assert unittest_style.source == "    def test_x(self):\n        self.assertEqual(add(1, 2), None)\n"

@@ -63,9 +63,9 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
     checked.source = _raises_calls_as_blocks(checked, name)
     checked.source = _unrolled_tables(checked, name)
     checked.source, compared = self_comparisons_as_placeholders(checked.source)
-    if compared:
-        checked.repaired.append(f"{compared} assertion{'s' if compared > 1 else ''} comparing a value with itself "
-                                f"now check{'' if compared > 1 else 's'} the value observed when run")
+    # one note per check, quoting what it checks: a test split in parts keeps each note with its check
+    checked.repaired.extend(f"`{value}` was compared with itself; its check now expects the value observed when run"
+                            for value in compared)
     defined, star = _module_names(context)
     if star:
         return checked  # `from x import *`: what it binds is unknown here

@@ -85,14 +85,14 @@ def count_assertions(source: str) -> int:
 _REFLEXIVE = frozenset({"==", "is", "<=", ">=", "approx", "count"})
 
 
-def self_comparisons_as_placeholders(source: str) -> tuple[str, int]:
+def self_comparisons_as_placeholders(source: str) -> tuple[str, list[str]]:
     """(`source` with each assertion that compares an expression with itself, `assert Version(1, 2) ==
-    Version(1, 2)`, written as the placeholder `assert Version(1, 2) == None`, how many). Such an
+    Version(1, 2)`, written as the placeholder `assert Version(1, 2) == None`, those expressions). Such an
     assertion holds for almost any code; its placeholder fails on its first run, and repair writes
     the value observed there (`assert str(Version(1, 2)) == '1.2.0'`), which checks something."""
     parsed = parse_test_function(source)
     if parsed is None:
-        return source, 0
+        return source, []
     function, indent = parsed
     code = textwrap.dedent(source)
     lines = source.split("\n")
@@ -106,7 +106,8 @@ def self_comparisons_as_placeholders(source: str) -> tuple[str, int]:
             continue
         value = ast.get_source_segment(code, left) or ast.unparse(left)
         placeholder = f"self.assertEqual({value}, None)" if unittest else f"assert {value} == None"
-        edits.append((statement.lineno - 1, statement.end_lineno - 1, indent + " " * statement.col_offset + placeholder))
-    for first, last, new in sorted(edits, reverse=True):
+        edits.append((statement.lineno - 1, statement.end_lineno - 1, indent + " " * statement.col_offset + placeholder,
+                      value))
+    for first, last, new, _ in sorted(edits, reverse=True):
         lines[first:last + 1] = [new]
-    return "\n".join(lines), len(edits)
+    return "\n".join(lines), [value for *_, value in edits]
