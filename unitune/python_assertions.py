@@ -96,7 +96,7 @@ def self_comparisons_as_placeholders(source: str) -> tuple[str, list[str]]:
     function, indent = parsed
     code = textwrap.dedent(source)
     lines = source.split("\n")
-    edits = []
+    edits, compared = [], []
     for statement in ast.walk(function):
         assertion = parse_assertion(statement) if isinstance(statement, ast.stmt) else None
         if assertion is None or assertion[1] is None or assertion[2] not in _REFLEXIVE:
@@ -106,8 +106,8 @@ def self_comparisons_as_placeholders(source: str) -> tuple[str, list[str]]:
             continue
         value = ast.get_source_segment(code, left) or ast.unparse(left)
         placeholder = f"self.assertEqual({value}, None)" if unittest else f"assert {value} == None"
-        edits.append((statement.lineno - 1, statement.end_lineno - 1, indent + " " * statement.col_offset + placeholder,
-                      value))
-    for first, last, new, _ in sorted(edits, reverse=True):
+        edits.append((statement.lineno - 1, statement.end_lineno - 1, indent + " " * statement.col_offset + placeholder))
+        compared.append(value)
+    for first, last, new in sorted(edits, reverse=True):
         lines[first:last + 1] = [new]
-    return "\n".join(lines), [value for *_, value in edits]
+    return "\n".join(lines), compared
