@@ -84,12 +84,10 @@ def is_gguf_model(model: str) -> bool:
 def resolve_builtin(model: BuiltinModel, progress: Progress | None = None) -> tuple[Path, str, str | None]:
     """(local folder, id for an adapter's card, revision) of a built-in model; converts the packaged
     GGUF on first use. Raises `ModelLoadError` saying what to install when nothing is available."""
-    cached = _hub_cache(model.hub_id)
-    if cached is not None:
-        return cached, model.hub_id, cached.name
+    found = resolve_builtin_without_converting(model)
+    if found is not None:
+        return found
     target = models_home() / model.name
-    if is_converted(target, model.packaged.sha256 if model.packaged else None):
-        return target, model.hub_id, None
     problems: list[str] = []
     if model.packaged is not None:
         try:
@@ -108,6 +106,18 @@ def resolve_builtin(model: BuiltinModel, progress: Progress | None = None) -> tu
         "Reinstall unitune (`pip install -e .` installs its weights), or download "
         f"{model.hub_id} once with network (`hf download {model.hub_id}`), or set `model` to a local folder"
     )
+
+
+def resolve_builtin_without_converting(model: BuiltinModel) -> tuple[Path, str, str | None] | None:
+    """What `resolve_builtin` gives when the model is already here as a transformers folder (the Hugging
+    Face cache, or converted on an earlier run); None when it would have to convert or download."""
+    cached = _hub_cache(model.hub_id)
+    if cached is not None:
+        return cached, model.hub_id, cached.name
+    target = models_home() / model.name
+    if is_converted(target, model.packaged.sha256 if model.packaged else None):
+        return target, model.hub_id, None
+    return None
 
 
 def describe_builtin(model: BuiltinModel) -> tuple[bool, str]:

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 from unitune.errors import UnituneError
@@ -69,9 +70,13 @@ def run_generate(args: argparse.Namespace) -> int:
                 raise type(error)(f"{error} (the adapter is named by {loaded.sources['adapter']})") from None
             raise
     runtime = runtime_for(ModelSpec.from_settings(settings))
+    if runtime.served_by.notice:
+        print(f"unitune: {runtime.served_by.reason}", file=sys.stderr)
     request = GenerationRequest(Path(args.file).resolve(), offset, settings, text=file.text, project_root=root,
                                 adapter=adapter)
     progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else _FirstUseNotice()
+    streamed = None if args.json else _DeliveredAsTheyCome(progress, args.write)  # JSON: one answer at the end
+    request.on_delivered = streamed
     try:
         outcome = TestGenerator(runtime).generate(request, on_progress=progress)
     except UnituneError as error:
@@ -79,19 +84,57 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.json:  # a script reading stdout gets an answer too
             print(json.dumps({"ok": False, "error": str(error), "exit_code": error.exit_code}, indent=2))
         raise
+    except KeyboardInterrupt:
+        progress.done()
+        if streamed is not None and streamed.count:
+            print(f"unitune: interrupted; the {streamed.count} test(s) delivered before stay", file=sys.stderr)
+        raise
+    finally:
+        getattr(runtime, "close", lambda: None)()
     progress.done()
-    for note in outcome.notes + delivery_notes(outcome.tests):
+    for note in outcome.notes:
+        print(f"unitune: {note}", file=sys.stderr)
+    if streamed is not None:
+        return 0
+    for note in delivery_notes(outcome.tests):
         print(f"unitune: {note}", file=sys.stderr)
     written = write_insertion(outcome.insertion) if args.write else None
-    if args.json:
-        record = {"ok": True, **outcome.to_json()}
-        record["written"] = str(written) if written else None
-        print(json.dumps(record, indent=2, ensure_ascii=False))
-    elif written:
-        print(written)
-    else:
-        print("\n\n".join(test.source.rstrip("\n") for test in outcome.tests))
+    record = {"ok": True, **outcome.to_json()}
+    record["written"] = str(written) if written else None
+    print(json.dumps(record, indent=2, ensure_ascii=False))
     return 0
+
+
+class _DeliveredAsTheyCome:
+    """`request.on_delivered` for the terminal: each group of tests printed (or, with --write, added to the
+    test file) the moment it is delivered, what each one adds on stderr; an interrupt keeps them."""
+
+    def __init__(self, progress, write: bool):
+        self.progress, self.write = progress, write
+        self.count = 0
+        self.started = time.perf_counter()
+
+    def __call__(self, outcome) -> None:
+        from unitune.adapters.delivery import delivery_notes
+        from unitune.insertion import write_insertion
+        from unitune.source import decode_source, read_source_bytes
+
+        self.progress.done()  # the bar would be torn by what is printed
+        first = self.count == 0
+        self.count += len(outcome.tests)
+        names = ", ".join(test.name for test in outcome.tests)
+        print(f"unitune: {'first ' if first else 'more '}test(s) after {time.perf_counter() - self.started:.0f} s: "
+              f"{names}", file=sys.stderr, flush=True)
+        for note in delivery_notes(outcome.tests):
+            print(f"unitune: {note}", file=sys.stderr)
+        if self.write:
+            path = outcome.insertion.path
+            current = decode_source(read_source_bytes(path), str(path)) if path.exists() else None
+            written = write_insertion(outcome.replan(current))
+            if first:
+                print(written, flush=True)
+            return
+        print(("" if first else "\n\n") + "\n\n".join(test.source.rstrip("\n") for test in outcome.tests), flush=True)
 
 
 class _FirstUseNotice:
@@ -165,6 +208,8 @@ def run_doctor(args: argparse.Namespace) -> int:
     checks.append(_check_model(loaded.settings.model))
     if loaded.settings.server_url:
         checks.append(_check_server(loaded.settings.server_url, loaded.settings.model))
+    else:
+        checks.append(_check_engine(loaded.settings))
     checks.extend(_check_adapters(root, loaded.settings.adapter))
     checks.append(_check_sandbox(root, loaded.settings.validate, loaded.settings.python))
     offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")
@@ -177,6 +222,25 @@ def run_doctor(args: argparse.Namespace) -> int:
         for name, ok, detail in checks:
             print(f"{'ok ' if ok else 'NO '} {name:<{width}}  {detail}")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _check_engine(settings) -> tuple[str, bool, str]:
+    """Which engine would run the model here, and why (`unitune.adapters.engines`)."""
+    from unitune.adapters.engines import EngineUnavailable, choose_engine
+    from unitune.adapters.llama_server import build_running, find_server_binary
+    from unitune.adapters.loading import ModelSpec
+
+    try:
+        choice = choose_engine(ModelSpec.from_settings(settings))
+    except EngineUnavailable as error:
+        return ("engine", False, str(error))
+    where = find_server_binary()
+    detail = f"{choice.engine}: {choice.reason}"
+    if where is not None:
+        detail += f" (llama-server: {where})"
+    elif build_running():
+        detail += " (a build is running now)"
+    return ("engine", True, detail)
 
 
 def _check_bitsandbytes() -> tuple[str, bool, str]:

@@ -19,9 +19,11 @@ LoRA adapter converted to a GGUF adapter file, and the command that starts the s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 from unitune.adapters.constants import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA
@@ -97,6 +99,31 @@ def base_config(model_id: str):
         raise AdapterError(
             f"cannot read the config of base model {model_id}, which the adapter was trained on ({error}); "
             "download it once, or convert on a machine that has it") from None
+
+
+def gguf_tokenizer(model: str, gguf: Path, progress=None):
+    """The tokenizer of `model`, without converting its weights: the one `load_tokenizer` finds when the
+    Hugging Face cache or the converted copy holds it, else read from the GGUF file itself (as the
+    conversion reads it) and saved once under `$UNITUNE_HOME/models/tokenizers/`."""
+    from transformers import AutoTokenizer
+
+    from unitune.adapters.builtin_models import models_home, resolve_builtin_without_converting
+    from unitune.adapters.served_models import load_tokenizer
+
+    builtin = _builtin(model)
+    if builtin is not None and resolve_builtin_without_converting(builtin) is not None:
+        return load_tokenizer(model)
+    key = builtin.name if builtin is not None else f"{gguf.stem}-{hashlib.sha256(str(gguf.resolve()).encode()).hexdigest()[:8]}"
+    folder = models_home() / "tokenizers" / key
+    if not (folder / "tokenizer_config.json").is_file():
+        if progress:
+            progress("reading the tokenizer of", 0, 1)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        work = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+        tokenizer.save_pretrained(work)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(work, folder)  # whole or not there: a reader never sees half a tokenizer
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def lora_to_gguf(entry, out: Path, model: str | None = None) -> Path:
@@ -188,12 +215,17 @@ def _builtin(model: str):
     return BUILTIN_MODELS.get(model) or next((entry for entry in BUILTIN_MODELS.values() if entry.hub_id == model), None)
 
 
-def _check_convertible(name: str, config: dict) -> None:
-    unsupported = [what for what, present in (
+def unsupported_lora_parts(config: dict) -> list[str]:
+    """What a PEFT LoRA config (`adapter_config.json`) uses that llama.cpp's LoRA files cannot hold."""
+    return [what for what, present in (
         ("DoRA", config.get("use_dora")), ("per-layer ranks", config.get("rank_pattern")),
         ("per-layer alphas", config.get("alpha_pattern")), ("fully trained modules", config.get("modules_to_save")),
         ("fan-in/fan-out weights", config.get("fan_in_fan_out")),
     ) if present]
+
+
+def _check_convertible(name: str, config: dict) -> None:
+    unsupported = unsupported_lora_parts(config)
     if unsupported:
         raise AdapterError(f"adapter {name!r} uses {', '.join(unsupported)}, which llama.cpp's LoRA files cannot hold; "
                            "retrain it with unitune's LoRA defaults")

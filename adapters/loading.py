@@ -38,11 +38,12 @@ class ModelSpec:
     quantization: str = "auto"
     trust_remote_code: bool = False
     server_url: str | None = None  # the model runs on this inference server (`unitune.adapters.remote`)
+    engine: str = "auto"  # what runs it here (`unitune.adapters.engines`)
 
     @classmethod
     def from_settings(cls, settings) -> "ModelSpec":
         return cls(settings.model, settings.device, settings.quantization, settings.trust_remote_code,
-                   settings.server_url)
+                   settings.server_url, settings.engine)
 
 
 @dataclass

@@ -13,7 +13,8 @@ own tokenizer, and sent as text; the completions come back cut by the same stop 
   adapter file `NAME.gguf`, and `lora: [{"id": 0, "scale": 0.0}]` for the bare base (every adapter
   at 0; not `[]`, see `_request_body`). Only LoRA adapters can be served this way.
 - One candidate is greedy (temperature 0); several are sampled as `SamplingOptions` says (`n`; llama.cpp's
-  server is asked once per candidate, since its `/v1/completions` writes one).
+  server is asked once per candidate, since its `/v1/completions` writes one, all at once so that its
+  slots decode them in one batch).
 - The server stops at `unitune.stopping.stop_strings`; the stop string it reports (vLLM's
   `stop_reason`) is fed back to the scanner, so it cuts where it would in this process.
 """
@@ -23,10 +24,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from unitune.adapters.constants import LORA
+from unitune.adapters.engines import EngineChoice
 from unitune.adapters.errors import AdapterError, AdapterMismatchError, InferenceServerError
 from unitune.adapters.generation import Completion, GenerationStats, SamplingOptions
 from unitune.adapters.inference_client import ServerClient
@@ -43,6 +46,8 @@ log = get_logger("remote")
 
 #: What `unitune.adapters.request.PROMPT_TOKENS` budgets a server's prompts as.
 SERVER_DEVICE = "server"
+#: The engine `status` names for a model served at `server_url`.
+SERVER_ENGINE = "server"
 #: Seconds a completion request may take when the caller gives no time budget.
 COMPLETION_TIMEOUT_SECONDS = 300.0
 #: The window assumed when neither the server nor the model's config names one.
@@ -85,6 +90,7 @@ class RemoteRuntime:
         self.active: _ActiveAdapter | None = None
         self._served: ServedModel | None = None
         self.base_loads = 0  # nothing is loaded here; kept for `status`
+        self.served_by = EngineChoice(SERVER_ENGINE, f"server_url = {self.client.base_url}")
 
     @property
     def loaded(self) -> bool:
@@ -189,12 +195,20 @@ class RemoteRuntime:
                   max_new_tokens=options.max_new_tokens, truncated=truncated or None)
         choices: list[dict] = []
         prompt_tokens = new_tokens = 0
+        bodies = [{**body, "seed": options.seed + ask} if asks > 1 and options.seed is not None else body
+                  for ask in range(asks)]
+
+        def ask(one: dict):
+            return self.client.post("/v1/completions", one, timeout=timeout or COMPLETION_TIMEOUT_SECONDS,
+                                    cancel=cancel, request_id=request_id)
+
         try:
-            for ask in range(asks):
-                if asks > 1 and options.seed is not None:
-                    body["seed"] = options.seed + ask
-                answer = self.client.post("/v1/completions", body, timeout=timeout or COMPLETION_TIMEOUT_SECONDS,
-                                          cancel=cancel, request_id=request_id)
+            if asks > 1:  # together: the server decodes its slots in one batch
+                with ThreadPoolExecutor(asks, thread_name_prefix="unitune-ask") as pool:
+                    answers = list(pool.map(ask, bodies))
+            else:
+                answers = [ask(bodies[0])]
+            for answer in answers:
                 got, usage = _choices(answer.body, self.client.base_url)
                 choices += got
                 prompt_tokens = usage.get("prompt_tokens") or prompt_tokens

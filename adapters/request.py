@@ -41,6 +41,10 @@ class GenerationRequest:
     adapter: Any = None  # a registry entry; None: the bare base model
     open_text: Callable[[Path], str | None] | None = None  # an editor's unsaved text of a file, if open
     request_id: str = field(default_factory=lambda: new_request_id("gen"))
+    # Tests as soon as they are ready: called (on the generating thread) with a `GenerationOutcome` of the
+    # tests not handed over before, after the first round that delivers and after each later round that
+    # adds some; the caller then inserts them itself, each test exactly once. None: all at the end.
+    on_delivered: Callable[[Any], None] | None = None
 
 
 def prepare(request: GenerationRequest) -> tuple[SourceFile, Function, TestLocation, str, str | None]:
@@ -95,9 +99,8 @@ def prompt_options(request: GenerationRequest) -> PromptOptions:
     return PromptOptions(version, request.settings.project_context, root)
 
 
-def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str,
-               uncovered: list[str] | None = None, *, options: PromptOptions | None = None,
-               failure: str | None = None) -> tuple[Prompt, list[str]]:
+def fit_prompt(file, function, location, framework, existing, tokenizer, budget: int, level: str, *,
+               options: PromptOptions | None = None, failure: str | None = None) -> tuple[Prompt, list[str]]:
     """The richest prompt at or below `level` that fits `budget` tokens: over budget, the project
     block shrinks first (its example test, then definitions, then all of it), and only then is the
     context reduced level by level (the generation keeps the prompt's end if even the focal method
@@ -111,8 +114,7 @@ def fit_prompt(file, function, location, framework, existing, tokenizer, budget:
     for candidate in levels:
         for block in blocks if candidate == level else [blocks[-1]]:
             prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
-                                  existing_test_source=existing, level=candidate, uncovered=uncovered,
-                                  project=block, format_version=options.format_version, failure=failure)
+                                  existing_test_source=existing, level=candidate, project=block, format_version=options.format_version, failure=failure)
             text = model_input(tokenizer, prompt.text, prompt.language, format_version=prompt.format_version)
             if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > budget:
                 continue

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from unitune.adapters.constants import ADAPTER_WEIGHTS_FILE, FULL, IA3, LORA
+from unitune.adapters.engines import TORCH as TORCH_ENGINE, EngineChoice
 from unitune.adapters.loading import LoadedModel, ModelSpec, load_model
 from unitune.errors import ModelLoadError, UnituneError
 from unitune.logs import get_logger, log_event
@@ -41,13 +42,23 @@ PEFT_BASE_NAME = "__base__"
 
 
 def runtime_for(spec: ModelSpec) -> Any:
-    """The runtime for `spec`: the model in this process, or on the inference server at
-    `spec.server_url` (`unitune.adapters.remote.RemoteRuntime`)."""
+    """The runtime for `spec`: on the inference server at `spec.server_url`
+    (`unitune.adapters.remote.RemoteRuntime`), else on the engine `spec.engine` chooses: llama.cpp
+    with torch beside it for what llama.cpp cannot run (`unitune.adapters.engines.EngineRuntime`), or
+    torch alone."""
     if spec.server_url:
         from unitune.adapters.remote import RemoteRuntime
 
         return RemoteRuntime(spec)
-    return ModelRuntime(spec)
+    from unitune.adapters.engines import TORCH, EngineRuntime, choose_and_build
+
+    choice = choose_and_build(spec)
+    log_event(log, "engine.chosen", engine=choice.engine, reason=choice.reason, model=spec.model)
+    if choice.engine == TORCH:
+        runtime = ModelRuntime(spec)
+        runtime.served_by = choice
+        return runtime
+    return EngineRuntime(spec, choice)
 
 
 def peft_adapter_name(name: str) -> str:
@@ -95,6 +106,7 @@ class ModelRuntime:
         self._resident: OrderedDict[str, ResidentAdapter] = OrderedDict()
         self.active: str | None = None
         self.base_loads = 0  # how often base weights were read from disk (switching must not add any)
+        self.served_by = EngineChoice(TORCH_ENGINE, "engine = torch")  # `runtime_for` says why torch
 
     # -- the base -----------------------------------------------------------------------------
     @property
@@ -286,4 +298,6 @@ class ModelRuntime:
             "resident_adapters": self.resident_adapters(),
             "injected_method": self._group_method,
             "base_loads": self.base_loads,
+            "engine": self.served_by.engine,
+            "engine_reason": self.served_by.reason,
         }

@@ -128,6 +128,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 
 def _evaluate(name: str, args, reuse: bool):
+    from unitune.adapters.engines import for_adapter
     from unitune.adapters.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
     from unitune.adapters.runtime import runtime_for
@@ -140,15 +141,17 @@ def _evaluate(name: str, args, reuse: bool):
     settings = loaded.settings
     adapter = None if name == BASE else AdapterRegistry(project).find_verified(name)
     dataset_key = args.dataset if args.dataset in ("humaneval", JAVA_DATASET, REALCODE) else Path(args.dataset).stem
-    target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates)
+    runtime = runtime_for(ModelSpec.from_settings(settings))
+    engine = for_adapter(runtime.served_by, adapter).engine  # llama.cpp's numbers are not torch's: other results
+    target = _results_path(adapter, settings.model, dataset_key, args.limit, settings.candidates, engine)
     # results under other settings are other results
-    stamp = results_stamp(settings, adapter.path if adapter else None)
+    stamp = results_stamp(settings, adapter.path if adapter else None, engine)
     if reuse and target.is_file():
         saved = json.loads(target.read_text("utf-8"))
         if saved.pop("model_stamp", None) == stamp:
+            getattr(runtime, "close", lambda: None)()
             return _report_from_json(saved)
-    runtime = runtime_for(ModelSpec.from_settings(settings))
-    label = name if name != BASE else f"{BASE} ({Path(settings.model).name})"
+    label = (name if name != BASE else f"{BASE} ({Path(settings.model).name})") + (f" on {engine}" if engine != "torch" else "")
     partial = PartialResults(target.with_suffix(".partial.jsonl"), stamp)
     done = partial.load()
     if partial.set_aside:
@@ -224,10 +227,11 @@ class PartialResults:
         self.path.unlink(missing_ok=True)
 
 
-def results_stamp(settings, adapter_path: Path | None = None) -> str:
+def results_stamp(settings, adapter_path: Path | None = None, engine: str = "torch") -> str:
     """What makes two evaluations' results the same results: the model files (and the adapter's), the
-    settings, and unitune's own code."""
-    return f"{model_stamp(settings.model, adapter_path)}:{settings_stamp(settings)}:code={code_stamp()}"
+    settings, the engine that ran the model, and unitune's own code."""
+    served = f":engine={engine}" if engine != "torch" else ""  # torch's results keep the stamp they had
+    return f"{model_stamp(settings.model, adapter_path)}:{settings_stamp(settings)}{served}:code={code_stamp()}"
 
 
 #: The packages whose code decides a result: a run resumed after any of them changed would mix the
@@ -302,9 +306,11 @@ def training_table(labels: list[str], rows: list[dict]) -> str:
     return render(lines)
 
 
-def _results_path(adapter, model: str, dataset: str, limit: int | None, candidates: int = 1) -> Path:
-    # Results of another problem count or candidate count are other results: never reused for these.
-    suffix = (f"-{limit}" if limit else "") + (f"-c{candidates}" if candidates != 1 else "")
+def _results_path(adapter, model: str, dataset: str, limit: int | None, candidates: int = 1,
+                  engine: str = "torch") -> Path:
+    # Results of another problem count, candidate count or engine are other results: never reused for these.
+    suffix = (f"-{limit}" if limit else "") + (f"-c{candidates}" if candidates != 1 else "") \
+        + (f"-{engine}" if engine != "torch" else "")
     if adapter is not None:
         return Path(adapter.path) / f"eval-{dataset}{suffix}.json"
     return data_home() / "evals" / f"base-{Path(model).name}-{dataset}{suffix}.json"

@@ -59,6 +59,7 @@ class ModelEngine:
         if self.runtime is None or self.runtime.spec != spec:
             if self.runtime is not None:
                 log_event(log, "runtime.replaced", old=self.runtime.spec.model, new=spec.model)
+                getattr(self.runtime, "close", lambda: None)()  # llama.cpp's server of the old spec stops
             self.runtime = runtime_for(spec)  # in this process, or the inference server of `server_url`
         return self.runtime
 
@@ -124,6 +125,8 @@ class ModelEngine:
         for job in self.jobs.values():
             job.cancel.set()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.runtime is not None:
+            getattr(self.runtime, "close", lambda: None)()
         with self.queue_lock:  # their drains were cancelled with the executor's queue
             waiting, self.queue = self.queue, []
         for item in waiting:

@@ -10,6 +10,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `engine = "auto"` would build llama.cpp's server in the background the first time a test uses the
+# default model without it: minutes of compiling beside the suite. Tests that want llama.cpp name it.
+os.environ["UNITUNE_ENGINE_BUILD"] = "never"
 
 
 @pytest.fixture(scope="session")
@@ -111,10 +114,9 @@ FIRST_GENERATED_PY_TESTS = (
 
 
 def example_prompt(relative: str, line: int, root: Path | None = None, existing: str | None = None,
-                   uncovered: list[str] | None = None, failure: str | None = None):
+                   failure: str | None = None):
     """The prompt unitune builds for the example focal method at `relative:line` (under `root`), as a
-    request builds it (the project block included; `uncovered` makes it a coverage prompt, `failure`
-    a retry prompt)."""
+    request builds it (the project block included; `failure` makes it a retry prompt)."""
     from unitune.focal import require_focal_at
     from unitune.placement import locate_test_file
     from unitune.project_context import gather_project_context
@@ -131,7 +133,7 @@ def example_prompt(relative: str, line: int, root: Path | None = None, existing:
     project = gather_project_context(file, function, find_project_root(path), location=location,
                                      location_text=existing)
     return build_prompt(file, function, framework=location.framework, module_import=location.module_import,
-                        existing_test_source=existing, uncovered=uncovered, project=project, failure=failure)
+                        existing_test_source=existing, project=project, failure=failure)
 
 
 def trained_model(folder: Path) -> Path:

@@ -359,25 +359,10 @@ def test_variants_go_on_only_when_their_first_run_reaches_what_the_others_do_not
     assert [t.name for t in screened([guard, else_arm], measured, most=1)] == ["test_else"]  # the larger gain
 
 
-RAISE_LINE = '            raise ValueError("amount must be positive")'
-RAISES_COMPLETION = '    with pytest.raises(ValueError):\n        Account("ada").deposit(0)\n\n\ndef test_other():\n'
-
-
-@pytest.fixture(scope="module")
-def coverage_model(tmp_path_factory):
-    """A tiny model trained to answer the first prompt for Account.deposit with a test of its happy
-    path, and the coverage prompt naming the `raise` line with a test that makes it run."""
-    import tinymodels
-    from conftest import PY_COMPLETION, PY_FOCAL, example_prompt
-
-    coverage_prompt = example_prompt(*PY_FOCAL, uncovered=[RAISE_LINE])
-    pairs = [(example_prompt(*PY_FOCAL).text, PY_COMPLETION), (coverage_prompt.text, RAISES_COMPLETION)]
-    return tinymodels.overfit_model(tmp_path_factory.mktemp("models") / "coverage", pairs, steps=600)
-
-
-def generate_deposit_test(model, example_project, time_budget: int, stages: list[str] | None = None):
+def generate_deposit_test(model, example_project, time_budget: int, stages: list[str] | None = None,
+                          on_delivered=None):
     """What `TestGenerator` delivers for the example's Account.deposit with `model` (progress messages
-    into `stages`)."""
+    into `stages`; the tests as they come to `on_delivered`)."""
     from unitune.adapters.loading import ModelSpec
     from unitune.adapters.runtime import ModelRuntime
     from unitune.adapters.service import TestGenerator
@@ -385,15 +370,16 @@ def generate_deposit_test(model, example_project, time_budget: int, stages: list
     project = example_project / "python"
     path = project / "bank" / "account.py"
     settings = Settings(model=str(model), validate="run", time_budget=time_budget)
-    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project)
+    request = GenerationRequest(path, path.read_text().index("def deposit"), settings, project_root=project,
+                                on_delivered=on_delivered)
     report = (lambda stage, fraction, message: stages.append(message)) if stages is not None else None
     return TestGenerator(ModelRuntime(ModelSpec.from_settings(settings))).generate(request, on_progress=report)
 
 
 @pytest.mark.slow
-def test_other_arguments_reach_the_guard_the_model_left_unrun(coverage_model, example_project):
+def test_other_arguments_reach_the_guard_the_model_left_unrun(trained_base, example_project):
     stages = []
-    outcome = generate_deposit_test(coverage_model, example_project, 600, stages)
+    outcome = generate_deposit_test(trained_base, example_project, 600, stages)
     assert any("calls with other arguments, for lines 17" in message for message in stages), stages
     assert len(outcome.tests) == 2
     raising = outcome.tests[1]
@@ -401,26 +387,40 @@ def test_other_arguments_reach_the_guard_the_model_left_unrun(coverage_model, ex
     assert any("`account.deposit(0)` raised ValueError when run" in note for note in raising.repaired), raising.repaired
     assert raising.adds.startswith("covers 2/4 lines")
     assert "variation_round_1" in outcome.timings and "variation_round_2" not in outcome.timings  # nothing left unrun
-    assert "coverage_round_1" not in outcome.timings
 
 
 @pytest.mark.slow
-def test_a_coverage_round_asks_for_the_uncovered_lines_and_keeps_what_adds(coverage_model, example_project,
-                                                                          monkeypatch):
-    from unitune.adapters import service
-
-    monkeypatch.setattr(service, "varied_bodies", lambda *args, **kwargs: [])  # the model's round alone
-    stages = []
-    outcome = generate_deposit_test(coverage_model, example_project, 600, stages)
-    assert any(message.startswith("round 2: a test for lines 17") for message in stages), stages
-    assert len(outcome.tests) == 2
-    assert "pytest.raises(ValueError)" in outcome.tests[1].source
-    assert outcome.tests[1].adds.startswith("covers 2/4 lines")
-    assert "coverage_round_1" in outcome.timings
+def test_the_first_test_is_handed_over_before_the_rounds_that_add_more(trained_base, example_project):
+    stages, handed = [], []
+    outcome = generate_deposit_test(trained_base, example_project, 600, stages,
+                                    lambda partial: handed.append((len(stages), [test.name for test in partial.tests])))
+    assert [names for _, names in handed] == [["test_deposit"], ["test_deposit_raises_value_error"]]
+    (first_at, _), (second_at, _) = handed
+    assert not any("calls with other arguments" in message for message in stages[:first_at]), stages
+    assert any("calls with other arguments" in message for message in stages[first_at:second_at]), stages
+    assert [test.name for test in outcome.tests] == ["test_deposit", "test_deposit_raises_value_error"]
+    assert outcome.timings["first_test"] < outcome.timings["total"]
 
 
 @pytest.mark.slow
-def test_no_coverage_round_past_the_time_budget(coverage_model, example_project, monkeypatch):
+def test_the_command_line_writes_each_test_as_it_is_delivered(trained_base, example_project, capsys):
+    from unitune.cli import main
+
+    path = example_project / "python" / "bank" / "account.py"
+    line = path.read_text()[:path.read_text().index("def deposit")].count("\n") + 1
+    assert main(["generate", str(path), "--line", str(line), "--model", str(trained_base), "--write"]) == 0
+    out, err = capsys.readouterr()
+    test_file = example_project / "python" / "tests" / "test_account.py"
+    assert out.strip() == str(test_file)  # the path, once, when the first test was written
+    first, more = err.index("unitune: first test(s) after"), err.index("unitune: more test(s) after")
+    assert first < more and "test_deposit" in err[first:more] and "test_deposit_raises_value_error" not in err[first:more]
+    assert "test_deposit_raises_value_error" in err[more:]
+    text = test_file.read_text()
+    assert text.count("import pytest") == 1 and "def test_deposit():" in text and "def test_deposit_raises_value_error" in text
+
+
+@pytest.mark.slow
+def test_no_round_of_other_arguments_past_the_time_budget(trained_base, example_project, monkeypatch):
     import time
     from types import SimpleNamespace
 
@@ -429,7 +429,7 @@ def test_no_coverage_round_past_the_time_budget(coverage_model, example_project,
     # The generator's clock runs ten times fast: as on a machine ten times slower, the first round leaves
     # no time for a second within the least budget (a fast CPU did both rounds within 5 s).
     monkeypatch.setattr(service, "time", SimpleNamespace(perf_counter=lambda: 10 * time.perf_counter()))
-    outcome = generate_deposit_test(coverage_model, example_project, 5)
+    outcome = generate_deposit_test(trained_base, example_project, 5)
     assert len(outcome.tests) == 1
     assert any("no time left for another round within time_budget = 5 s" in note for note in outcome.notes)
 

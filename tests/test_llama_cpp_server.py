@@ -15,6 +15,7 @@ import llama_server
 import pytest
 from conftest import PY_FOCAL, example_prompt
 
+from unitune.adapters.llama_server import BuildError
 from unitune.cli import main
 from unitune.settings import DEFAULT_MODEL
 
@@ -40,7 +41,7 @@ def environment(real_model_home, tmp_path_factory):
 def binary():
     try:
         return llama_server.build()
-    except RuntimeError as error:
+    except BuildError as error:
         if "needs" in str(error):  # no compiler or cmake here
             pytest.skip(str(error))
         raise
@@ -178,3 +179,44 @@ def test_a_server_that_is_down_gets_a_clear_message(project, binary, tmp_path, c
     code = main(["generate", str(project / relative), "--line", str(line), "--server-url", url, "--adapter", "none"])
     err = capsys.readouterr().err
     assert code != 0 and url in err and "Traceback" not in err
+
+
+# -- engine = llama.cpp: unitune's own server ----------------------------------------------------
+
+@pytest.fixture
+def llama_engine(binary, monkeypatch):
+    """llama.cpp's server found where `unitune engine install` would have put it (here: the tests' build)."""
+    monkeypatch.setenv("UNITUNE_LLAMA_SERVER", str(binary))
+
+
+def test_the_llama_cpp_engine_runs_each_projects_adapter_with_no_server_of_the_users(llama_engine, project,
+                                                                                   environment):
+    results = {name: generate(project, "--adapter", name) for name in TEAMS}
+    assert all(result["engine"] == "llama.cpp" for result in results.values()), results
+    assert 'Account("team-a", 10)' in first_test(results["team-a"])
+    assert 'Account("team-b", 20)' in first_test(results["team-b"])
+    # each adapter converted once, under its weights' hash, and found there the next time
+    converted = {path.name: path for path in (environment / "gguf").rglob("team-*.gguf")}
+    assert sorted(converted) == ["team-a.gguf", "team-b.gguf"]
+    written = {name: path.stat().st_mtime_ns for name, path in converted.items()}
+    again = generate(project, "--adapter", "team-a")
+    assert 'Account("team-a", 10)' in first_test(again)
+    assert {name: path.stat().st_mtime_ns for name, path in converted.items()} == written
+    bare = generate(project, "--adapter", "none")
+    assert bare["engine"] == "llama.cpp" and "team-" not in first_test(bare) and "deposit(" in first_test(bare)
+
+
+def test_llama_cpp_and_torch_write_the_same_test_up_to_rounding(llama_engine, project):
+    """Greedy output of both engines on one prompt. llama.cpp multiplies the 4-bit weights as they are
+    (activations rounded to 8 bits); torch multiplies the same weights dequantized to floats. The tests
+    start alike and may part where two next tokens are nearly as likely: measured, not hidden."""
+    from unitune.adapters.llama_cpp import base_gguf, gguf_tokenizer
+
+    torch_test = first_test(generate(project, "--adapter", "none", "--engine", "torch"))
+    llama_test = first_test(generate(project, "--adapter", "none", "--engine", "llama.cpp"))
+    tokenizer = gguf_tokenizer(DEFAULT_MODEL, base_gguf(DEFAULT_MODEL))
+    ours, theirs = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in (llama_test, torch_test))
+    same = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+    print(f"llama.cpp and torch: the first {same} of {len(theirs)} tokens are the same")
+    assert "deposit(" in llama_test and "deposit(" in torch_test
+    assert same >= 8, (llama_test, torch_test)

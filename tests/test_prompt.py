@@ -17,7 +17,7 @@ from unitune.prompt import (
     training_example,
 )
 from unitune.source import SourceFile
-from unitune.test_names import coverage_test_name, test_class_name, test_name_for
+from unitune.test_names import test_class_name, test_name_for
 
 FIXTURES = Path(__file__).parent / "fixtures" / "context"
 
@@ -112,21 +112,6 @@ def test_test_names_follow_each_language_convention(bank, shapes):
     assert test_class_name(py["Account.Ledger.add"]) == "TestLedger"
     assert test_class_name(py["interest"]) == "TestInterest"
     assert test_class_name(java["Shapes.Point.manhattan"]) == "ShapesTest"
-
-
-def test_a_coverage_round_names_its_test_after_what_the_unrun_lines_raise(bank, shapes):
-    file, py = bank
-    _, java = shapes
-    deposit = py["Account.deposit"]
-    unrun = ['        raise TypeError("amount")', '        raise errors.ValueError(', "    x = 1",
-             '    raise ValueError("again")']
-    assert coverage_test_name(deposit, unrun) == "test_deposit_raises_value_error"  # the one most lines raise
-    assert coverage_test_name(deposit, ["    x = 1"]) == "test_deposit"
-    thrown = ["        throw new IllegalArgumentException(\"radius\");"]
-    assert coverage_test_name(java["Shapes.circleArea"], thrown) == "testCircleAreaThrowsIllegalArgumentException"
-    prompt = build_prompt(file, deposit, framework="pytest", module_import="bank", uncovered=unrun)
-    assert prompt.text.endswith("def test_deposit_raises_value_error():\n")
-    assert "# The tests so far do not run these lines of deposit:" in prompt.text
 
 
 def test_framework_must_fit_the_language():

@@ -25,6 +25,9 @@ def apply_edit_to_disk(client: LanguageClient, params: types.ApplyWorkspaceEditP
     """What an editor does with the edit (then saves): insertions only; CreateFile only if announced."""
     edit = params.edit
     client.edits.append(edit)
+    # the progress messages that had arrived when this edit did: the order of tests and rounds
+    client.reports_at_edit.append([report.message for reports in client.progress_reports.values()
+                                   for report in reports if getattr(report, "message", None)])
     from pygls.uris import to_fs_path
 
     def apply(uri: str, edits) -> None:
@@ -60,6 +63,7 @@ def apply_edit_to_disk(client: LanguageClient, params: types.ApplyWorkspaceEditP
 
 async def start(lsp_client: LanguageClient, caps: str, folders: list[Path], init: dict | None = None) -> None:
     lsp_client.edits = []
+    lsp_client.reports_at_edit = []
     lsp_client.feature(types.WORKSPACE_APPLY_EDIT)(lambda params: apply_edit_to_disk(lsp_client, params))
     params = types.InitializeParams(
         capabilities=client_capabilities(caps),
@@ -167,17 +171,25 @@ async def test_generate_applies_the_edit_with_progress(client: LanguageClient):
     test_file = client.workspace_root / "python/tests/test_account.py"
     if test_file.exists():
         test_file.unlink()
-    before = set(client.progress_reports)
+    before, edits_before = set(client.progress_reports), len(client.edits)
     result = await command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8})
     assert result["ok"] is True, client.messages
     # the model's test, and one a call with another argument added for the guard it left unrun
     assert result["tests"] == ["test_deposit", "test_deposit_raises_value_error"] and result["created"] is True
     assert 'assert account.deposit(5) == 5' in test_file.read_text()
-    edit = client.edits[-1]
+    # each as soon as it was ready: the model's test inserted while the request still ran (its progress had
+    # not ended), the other in an edit of its own after the round that found it
+    first, second = client.edits[edits_before:]
+    assert "test(s) written" not in " ".join(client.reports_at_edit[edits_before])
+    inserted = [edit.new_text for change in (first.document_changes or []) if isinstance(change, types.TextDocumentEdit)
+                for edit in change.edits] + [edit.new_text for edits in (first.changes or {}).values() for edit in edits]
+    assert "def test_deposit():" in "".join(inserted) and "raises_value_error" not in "".join(inserted)
+    assert any("test_deposit inserted; more rounds go on" in m.message for m in client.messages)
     if client.client_name.startswith("neovim"):
-        assert edit.document_changes is None and list(edit.changes) == [test_file.as_uri()]
+        assert first.document_changes is None and list(first.changes) == [test_file.as_uri()]
     else:
-        assert isinstance(edit.document_changes[0], types.CreateFile)
+        assert isinstance(first.document_changes[0], types.CreateFile)
+        assert not any(isinstance(change, types.CreateFile) for change in second.document_changes)
         assert client.shown_documents[-1].uri == test_file.as_uri()
     tokens = [t for t in client.progress_reports if t not in before]
     assert len(tokens) == 1
@@ -224,6 +236,7 @@ async def test_a_test_file_edited_while_the_model_runs_gets_the_tests_placed_aga
     test_file.parent.mkdir(exist_ok=True)
     test_file.write_text(EXISTING_PY_TESTS)
     test_uri = open_file(client, test_file, "python")
+    edits_before = len(client.edits)
     running = asyncio.ensure_future(command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8}))
     await asyncio.sleep(0.5)
     typed = "# typed while the model ran\n"
@@ -237,7 +250,7 @@ async def test_a_test_file_edited_while_the_model_runs_gets_the_tests_placed_aga
     assert result["ok"] is True, client.messages
     text = test_file.read_text()
     assert text.startswith(typed + EXISTING_PY_TESTS_WITH_PYTEST) and "def test_deposit_returns_5():" in text
-    edit = client.edits[-1]
+    edit = client.edits[edits_before]
     if supports_document_changes(client.capabilities):  # VS Code: the edit is stamped with the version it planned on
         assert edit.document_changes[0].text_document.version == 2
     else:  # Neovim 0.7 takes plain `changes`, planned on the same text

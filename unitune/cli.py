@@ -161,6 +161,12 @@ def _add_eval(subparsers) -> None:
     add_eval_parser(subparsers)
 
 
+def _add_engine(subparsers) -> None:
+    from unitune.adapters.engine_command import add_engine_parser
+
+    add_engine_parser(subparsers)
+
+
 def _add_doctor(subparsers) -> None:
     from unitune.adapters.commands import add_doctor_parser
 
@@ -170,7 +176,7 @@ def _add_doctor(subparsers) -> None:
 #: Subcommand registrars, in the order `--help` lists them.
 SUBCOMMANDS: list[Callable] = [
     _add_focal, _add_generate, _add_adapters, _add_mine, _add_train, _add_pretrain, _add_score, _add_eval,
-    _add_serve, _add_doctor,
+    _add_serve, _add_engine, _add_doctor,
 ]
 
 

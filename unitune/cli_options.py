@@ -21,6 +21,8 @@ SETTING_HELP: dict[str, str] = {
     "adapter": "adapter name or folder; `none` for the bare model",
     "quantization": "load the base model quantized",
     "device": "where the model runs",
+    "engine": ("what runs the model: auto picks llama.cpp on a CPU once it is built (`unitune engine install`), "
+               "torch otherwise and for adapters llama.cpp cannot run"),
     "context": "how much of the code around the focal method the prompt holds",
     "project_context": ("show the model the signatures and docstrings of the project code the function uses and "
                         "an existing test near it"),
@@ -40,7 +42,7 @@ SETTING_HELP: dict[str, str] = {
 }
 
 _METAVARS = {"model": "M", "adapter": "A", "python": "PATH", "test_dir": "DIR", "time_budget": "S", "quantization": "Q",
-             "device": "D", "context": "LEVEL", "validate": "V", "repair": "R", "framework": "F", "server_url": "URL"}
+             "device": "D", "engine": "E", "context": "LEVEL", "validate": "V", "repair": "R", "framework": "F", "server_url": "URL"}
 
 #: What an unset setting means, where it is not "detected".
 _WHEN_UNSET = {"server_url": "default: none, the model runs here"}
@@ -88,6 +90,8 @@ def add_position(parser: argparse.ArgumentParser, file_help: str = "a Python (.p
 #: Settings added after saved results first carried a stamp: stamped only when set, so that results
 #: saved before them stay valid.
 STAMPED_WHEN_SET = ("server_url",)
+#: Settings that change how fast, not what: left out of the stamp.
+NOT_STAMPED = ("engine",)
 
 
 def settings_stamp(settings: Settings, ignored: Iterable[str] = ("model", "adapter", "test_dir")) -> str:
@@ -95,4 +99,4 @@ def settings_stamp(settings: Settings, ignored: Iterable[str] = ("model", "adapt
     settings mean other results."""
     skipped = set(ignored)
     return ",".join(f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings)
-                    if f.name not in skipped and not (f.name in STAMPED_WHEN_SET and getattr(settings, f.name) is None))
+                    if f.name not in skipped and f.name not in NOT_STAMPED and not (f.name in STAMPED_WHEN_SET and getattr(settings, f.name) is None))

@@ -50,7 +50,7 @@ from unitune.prompt_header import java_test_header, python_test_header
 from unitune.source import SourceFile
 from unitune.stopping import StopScanner, indent_width, test_has_ended
 from unitune.syntax_walk import descendants
-from unitune.test_names import coverage_test_name, test_class_name, test_name_for
+from unitune.test_names import test_class_name, test_name_for
 
 PROMPT_FORMAT_VERSION = 3
 #: The formats this unitune builds: its own, and 2 (no project block, the older chat instruction) for
@@ -58,14 +58,10 @@ PROMPT_FORMAT_VERSION = 3
 SUPPORTED_PROMPT_FORMATS = (2, PROMPT_FORMAT_VERSION)
 #: The first format with a project block.
 PROJECT_BLOCK_FORMAT = 3
-#: The coverage prompt (a round of `validate = "run"` that asks for the lines the tests so far leave
-#: unrun, as CoverUp does): the plain prompt with `coverage_note` between the focal code and the tests,
-#: and from version 2 a test name that says what to check when those lines raise (`coverage_test_name`).
-COVERAGE_PROMPT_VERSION = 2
 #: The retry prompt (a new round of candidates when none of the round before survived): the plain prompt
 #: with `failure_note`, what went wrong, between the focal code and the tests.
 RETRY_PROMPT_VERSION = 1
-TEST_PROMPT, COVERAGE_PROMPT, RETRY_PROMPT = "test", "coverage", "retry"
+TEST_PROMPT, RETRY_PROMPT = "test", "retry"
 
 _FIXTURE_DECORATOR = re.compile(r"^\s*@[\w.]*fixture\b", re.M)
 
@@ -114,7 +110,7 @@ class Prompt:
     test_class: str | None = None
     level: str = DEFAULT_CONTEXT
     version: int = PROMPT_FORMAT_VERSION
-    kind: str = TEST_PROMPT  # or COVERAGE_PROMPT, RETRY_PROMPT (then `version` is that kind's)
+    kind: str = TEST_PROMPT  # or RETRY_PROMPT (then `version` is that kind's)
     format_version: int = PROMPT_FORMAT_VERSION  # the format of `text` (and of its chat instruction)
 
     @property
@@ -161,15 +157,12 @@ def build_prompt(
     test_name: str | None = None,
     test_class: str | None = None,
     prefix: str | None = None,
-    uncovered: list[str] | None = None,
     project: ProjectContext | None = None,
     format_version: int = PROMPT_FORMAT_VERSION,
     failure: str | None = None,
 ) -> Prompt:
     """The prompt for a new test of `function`. `prefix` replaces the default test opening (training
-    passes the developer test's own opening from `split_test`). `uncovered` (source lines of the
-    function that the tests so far do not run) makes it a coverage prompt (`coverage_note`).
-    `project` is the project block (`gather_project_context`), shown from format 3 on; without it,
+    passes the developer test's own opening from `split_test`). `project` is the project block (`gather_project_context`), shown from format 3 on; without it,
     or in format 2, the text is format 2's. `failure` (what went wrong with the tests of a round
     before) makes it a retry prompt (`failure_note`)."""
     if format_version not in SUPPORTED_PROMPT_FORMATS:
@@ -177,7 +170,7 @@ def build_prompt(
         raise UnituneError(f"prompt format {format_version} is not one of {known}")
     language = focal_file.language
     framework = parse_framework(framework, language)
-    name = test_name or (coverage_test_name(function, uncovered) if uncovered else test_name_for(function))
+    name = test_name or test_name_for(function)
     in_class = language == JAVA or framework == UNITTEST or test_class is not None
     header = test_file_header(
         language, framework, function, focal_file, module_import, existing_test_source,
@@ -186,9 +179,7 @@ def build_prompt(
     fixtures = shows_fixtures(language, framework, header)
     opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class, fixtures)
     context = render_context(focal_file, function, level).rstrip("\n")
-    if uncovered:
-        context += "\n\n\n" + coverage_note(language, function.name, uncovered)
-    elif failure:
+    if failure:
         context += "\n\n\n" + failure_note(language, failure)
     block = project.render() if project is not None and format_version >= PROJECT_BLOCK_FORMAT else ""
     if block:
@@ -202,22 +193,11 @@ def build_prompt(
     def_indent = indent_width(def_line[: len(def_line) - len(def_line.lstrip())])
     body_indent = " " * def_indent + INDENT
     resolved_class = (test_class or test_class_name(function)) if in_class else None
-    if uncovered:
-        return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
-                      COVERAGE_PROMPT_VERSION, COVERAGE_PROMPT, format_version)
     if failure:
         return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
                       RETRY_PROMPT_VERSION, RETRY_PROMPT, format_version)
     return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
                   format_version=format_version)
-
-
-def coverage_note(language: str, function_name: str, lines: list[str]) -> str:
-    """A comment naming the lines of `function_name` no test runs yet, and asking for a test that does."""
-    mark = "#" if language == PYTHON else "//"
-    shown = [f"{mark}     {line.strip()}" for line in lines[:12]] + ([f"{mark}     ..."] if len(lines) > 12 else [])
-    return "\n".join([f"{mark} The tests so far do not run these lines of {function_name}:", *shown,
-                      f"{mark} The next test makes them run."])
 
 
 def failure_note(language: str, failure: str) -> str:

@@ -33,6 +33,8 @@ BUNDLED_TEST_MODEL = "unitune-mini"
 QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
 DEVICES = ("auto", "cuda", "cpu", "mps")
 VALIDATIONS = ("none", "syntax", "run")
+#: What runs the model (`unitune.adapters.engines`): the fastest that can serve the request, or the one named.
+ENGINES = ("auto", "torch", "llama.cpp")
 REPAIRS = ("observe", "drop", "none")  # what `validate = "run"` does with a failing test; see unitune.oracles
 
 PROJECT_FILE = "unitune.toml"
@@ -47,6 +49,7 @@ class Settings:
     adapter: str | None = None
     quantization: str = "auto"
     device: str = "auto"
+    engine: str = "auto"
     context: str = DEFAULT_CONTEXT
     project_context: bool = True  # the prompt's project block: what the focal function uses, a nearby test
     max_new_tokens: int = 256
@@ -65,6 +68,7 @@ class Settings:
 CHOICES: dict[str, tuple[str, ...]] = {
     "quantization": QUANTIZATIONS,
     "device": DEVICES,
+    "engine": ENGINES,
     "context": CONTEXT_LEVELS,
     "validate": VALIDATIONS,
     "repair": REPAIRS,

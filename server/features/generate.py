@@ -1,5 +1,9 @@
-"""`unitune.generateTests(uri, position)`: progress, cancellation, then the test file edit and
-showing the new test. A failed or cancelled generation changes nothing."""
+"""`unitune.generateTests(uri, position)`: progress, cancellation, and the tests inserted as they come.
+
+The first test that passes the assured pipeline is inserted the moment it is ready (an edit of its own,
+undoable, with a message, the test shown); the rounds after it go on within `time_budget` and each adds
+what it delivers as another edit. A cancel stops the rounds and keeps what was inserted; a generation
+that fails before its first test changes nothing."""
 
 from __future__ import annotations
 
@@ -51,6 +55,75 @@ def _open_text(ls: UnituneServer):
         document = ls.documents.get(path.resolve().as_uri())
         return document.file.text if document is not None else None
     return read
+
+
+@dataclass
+class _Inserter:
+    """`request.on_delivered` for the editor: each group of tests placed in the test file as it is now and
+    sent as a workspace edit, from the model thread through the event loop (the model thread waits, so
+    the next group is placed in the text this one left)."""
+
+    ls: UnituneServer
+    loop: asyncio.AbstractEventLoop
+    request_id: str
+    inserted: list[str] = None  # the names of the tests inserted so far
+    failure: str | None = None  # why an edit was not applied; nothing more is sent after one
+    _before: str | None = None  # the test file's text before our last edit, and after it
+    _after: str | None = None
+
+    def __post_init__(self):
+        self.inserted = []
+
+    def __call__(self, partial) -> None:
+        if self.failure is None:
+            asyncio.run_coroutine_threadsafe(self.insert(partial), self.loop).result()
+
+    async def insert(self, partial) -> None:
+        from unitune.insertion import apply
+
+        ls = self.ls
+        test_uri = partial.insertion.path.resolve().as_uri()
+        open_test = ls.documents.get(test_uri)
+        version = open_test.version if open_test else None
+        if open_test is not None and self._after is not None and open_test.file.text == self._before:
+            current, version = self._after, None  # our last edit's change has not reached us yet
+        elif open_test is not None:
+            current = open_test.file.text
+        else:
+            current = self._after if self._after is not None else partial.insertion.original_text
+        insertion = partial.insertion
+        if current != (insertion.original_text or ""):  # the file changed since the plan: place them again
+            try:
+                insertion = partial.replan(current)
+            except UnituneError as error:
+                self.failure = (f"{partial.insertion.path.name} changed while the tests were written and they cannot be "
+                                f"placed in it now ({error})")
+                return
+            log_event(log, "generate.replanned", request_id=self.request_id, test_file=test_uri, version=version)
+        edit = workspace_edit(insertion, test_uri, ls.client_capabilities, ENCODING_UNITS.get(ls.position_encoding),
+                              version)
+        result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="unitune: add tests"))
+        if not result.applied:
+            self.failure = f"the editor did not apply the tests to {insertion.path} ({result.failure_reason or 'no reason given'})"
+            return
+        self._before, self._after = current, apply(current, insertion)
+        first = not self.inserted
+        inserted = [name for name, _ in insertion.test_lines] or [test.name for test in partial.tests]
+        self.inserted += inserted
+        names = ", ".join(inserted)
+        log_event(log, "generate.inserted", request_id=self.request_id, tests=names, first=first)
+        if first:
+            ls.notify_user(f"unitune: {names} inserted; more rounds go on while time_budget allows", types.MessageType.Info)
+            await self._show(test_uri, insertion, inserted[0])
+
+    async def _show(self, test_uri: str, insertion, name: str) -> None:
+        window = self.ls.client_capabilities.window
+        if window and window.show_document and window.show_document.support:
+            try:
+                await self.ls.window_show_document_async(types.ShowDocumentParams(
+                    uri=test_uri, take_focus=True, selection=new_test_range(insertion, name)))
+            except Exception as error:  # showing is a courtesy; the tests are in
+                log_event(log, "show_document.failed", request_id=self.request_id, error=str(error))
 
 
 @dataclass
@@ -114,8 +187,10 @@ async def generate_tests(ls: UnituneServer, *args):
     cancel_on_request_cancel(ls, job.cancel)
     progress = Progress(ls, f"unitune: tests for {function.qualified_name}", job.cancel)
     await progress.begin("loading model")
+    inserter = _Inserter(ls, asyncio.get_running_loop(), request_id)
     request = GenerationRequest(file.path or Path(uri_to_path(uri)), offset, folder.settings, text=file.text,
-                                project_root=folder.path, open_text=_open_text(ls), request_id=request_id)
+                                project_root=folder.path, open_text=_open_text(ls), request_id=request_id,
+                                on_delivered=inserter)
 
     def report(stage: str, fraction: float, message: str) -> None:
         job.stage = stage
@@ -130,6 +205,10 @@ async def generate_tests(ls: UnituneServer, *args):
                                               lambda works: _generate_group(ls, works))
     except GenerationCancelled:
         progress.end("cancelled")
+        if inserter.inserted:
+            ls.notify_user(f"unitune: generation cancelled; the {len(inserter.inserted)} test(s) inserted before stay",
+                           types.MessageType.Info)
+            return {"ok": False, "cancelled": True, "tests": inserter.inserted}
         ls.notify_user("unitune: generation cancelled; nothing was changed", types.MessageType.Info)
         return {"ok": False, "cancelled": True}
     except UnituneError as error:
@@ -145,45 +224,19 @@ async def generate_tests(ls: UnituneServer, *args):
     finally:
         ls.engine.end_job(job)
 
-    if job.cancel.is_set():
-        progress.end("cancelled")
-        return {"ok": False, "cancelled": True}
-    test_uri = outcome.insertion.path.resolve().as_uri()
-    open_test = ls.documents.get(test_uri)
-    insertion = outcome.insertion
-    if open_test is not None and open_test.file.text != (insertion.original_text or ""):
-        # The test file was edited while the model ran: place the tests again in what is there now, so
-        # the edit (stamped with this version) never lands at stale positions.
-        try:
-            insertion = outcome.replan(open_test.file.text)
-        except UnituneError as error:
-            progress.end("failed")
-            ls.notify_user(f"unitune: {outcome.insertion.path.name} changed while the tests were written and they "
-                           f"cannot be placed in it now ({error}); nothing was inserted")
-            return {"ok": False, "error": str(error)}
-        log_event(log, "generate.replanned", request_id=request_id, test_file=test_uri, version=open_test.version)
-    edit = workspace_edit(insertion, test_uri, ls.client_capabilities,
-                          ENCODING_UNITS.get(ls.position_encoding), open_test.version if open_test else None)
-    progress.end(f"{len(outcome.tests)} test(s) written")
-    result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="unitune: add tests"))
-    if not result.applied:
-        reason = result.failure_reason or "no reason given"
-        ls.notify_user(f"unitune: the editor did not apply the tests to {outcome.insertion.path} ({reason})")
-        return {"ok": False, "error": f"edit not applied: {reason}"}
-    window = ls.client_capabilities.window
-    if window and window.show_document and window.show_document.support:
-        selection = new_test_range(insertion, outcome.tests[0].name)
-        try:
-            await ls.window_show_document_async(types.ShowDocumentParams(uri=test_uri, take_focus=True, selection=selection))
-        except Exception as error:  # showing is a courtesy; the tests are in
-            log_event(log, "show_document.failed", request_id=request_id, error=str(error))
+    if inserter.failure is not None:
+        progress.end("failed")
+        kept = f"; the {len(inserter.inserted)} test(s) inserted before stay" if inserter.inserted else "; nothing was inserted"
+        ls.notify_user(f"unitune: {inserter.failure}{kept}")
+        return {"ok": False, "error": inserter.failure, "tests": inserter.inserted}
+    progress.end(f"{len(inserter.inserted)} test(s) written")
     for note in outcome.notes:
         ls.notify_user(f"unitune: {note}", types.MessageType.Info)
     ls.notify_user(f"unitune: {summary(outcome)}", types.MessageType.Info)
     return {
-        "ok": True, "request_id": request_id, "function": function.qualified_name, "test_file": test_uri,
-        "tests": [test.name for test in outcome.tests], "created": outcome.insertion.creates_file,
-        "adds": {test.name: test.adds for test in outcome.tests if test.adds},
+        "ok": True, "request_id": request_id, "function": function.qualified_name,
+        "test_file": outcome.insertion.path.resolve().as_uri(), "tests": inserter.inserted,
+        "created": outcome.insertion.creates_file, "adds": {test.name: test.adds for test in outcome.tests if test.adds},
     }
 
 

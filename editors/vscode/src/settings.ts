@@ -15,6 +15,7 @@ export const SETTING_KEYS = [
     'adapter',
     'quantization',
     'device',
+    'engine',
     'context',
     'project_context',
     'max_new_tokens',
@@ -40,6 +41,7 @@ export const DEFAULTS: Readonly<Record<SettingKey, string | number | boolean | n
     adapter: null,
     quantization: 'auto',
     device: 'auto',
+    engine: 'auto',
     context: 'fm+fc+c+m+f',
     project_context: true,
     max_new_tokens: 256,
@@ -58,6 +60,7 @@ export const DEFAULTS: Readonly<Record<SettingKey, string | number | boolean | n
 export const ALLOWED: Readonly<Partial<Record<SettingKey, readonly (string | null)[]>>> = {
     quantization: ['auto', '4bit', '8bit', 'none'],
     device: ['auto', 'cuda', 'cpu', 'mps'],
+    engine: ['auto', 'torch', 'llama.cpp'],
     context: ['fm', 'fm+fc', 'fm+fc+c', 'fm+fc+c+m', 'fm+fc+c+m+f'],
     validate: ['none', 'syntax', 'run'],
     repair: ['observe', 'drop', 'none'],

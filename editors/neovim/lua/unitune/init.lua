@@ -396,8 +396,10 @@ local function status_lines(status)
   local runtime = status.runtime or {}
   local lines = {
     string.format("unitune %s (positions: %s)", tostring(status.version), tostring(status.position_encoding)),
-    string.format("model runtime: %s%s", tostring(runtime.state),
-      runtime.model ~= nil and runtime.model ~= vim.NIL and (" (" .. tostring(runtime.model) .. ")") or ""),
+    string.format("model runtime: %s%s%s", tostring(runtime.state),
+      runtime.model ~= nil and runtime.model ~= vim.NIL and (" (" .. tostring(runtime.model) .. ")") or "",
+      runtime.engine ~= nil and runtime.engine ~= vim.NIL and (" on " .. tostring(runtime.engine) .. ": "
+        .. tostring(runtime.engine_reason)) or ""),
     string.format("generations: %s, open documents: %s", tostring(status.generations), tostring(status.open_documents)),
   }
   for _, folder in ipairs(status.folders or {}) do
