@@ -56,8 +56,9 @@ def plain_names(tests: list[GeneratedTest], existing: set[str], values: dict[str
             behaviours = [f"{plain}_{part}" for part in parts]
             # a test that expects an exception says so even where the plain name is free
             choices = behaviours + [plain] if parts and parts[0].startswith("raises_") else [plain] + behaviours
-            free = next((choice for choice in choices if choice not in taken), None)
-            if free is not None:
+            # its own name is not taken by another: a test named in an earlier round keeps that name
+            free = next((choice for choice in choices if choice == test.name or choice not in taken), None)
+            if free is not None and free != test.name:
                 taken.discard(test.name)
                 taken.add(free)
                 values[free] = values[test.name]

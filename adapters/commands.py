@@ -134,7 +134,7 @@ class _DeliveredAsTheyCome:
             if first:
                 print(written, flush=True)
             return
-        print(("" if first else "\n\n") + "\n\n".join(test.source.rstrip("\n") for test in outcome.tests), flush=True)
+        print(("" if first else "\n") + "\n\n".join(test.source.rstrip("\n") for test in outcome.tests), flush=True)
 
 
 class _FirstUseNotice:

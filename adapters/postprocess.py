@@ -68,6 +68,12 @@ class GeneratedTest:
         """Whether this candidate is offered to the user."""
         return self.valid and self.duplicate_of is None
 
+    @property
+    def body_key(self) -> str:
+        """What the test does, whatever it is named: the same test renamed (`test_deposit_2` ->
+        `test_deposit_returns_5`) has the same key."""
+        return _normalized(self.source, self.name)
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"kept": self.kept}
 

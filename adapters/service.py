@@ -121,7 +121,7 @@ class PlannedRequest:
     budget: int  # prompt tokens
     notes: list[str]
     new_tokens: list[int] = field(default_factory=list)  # what the model wrote, per round
-    handed_over: set[str] = field(default_factory=set)  # names of the tests given to `request.on_delivered`
+    handed_over: set[str] = field(default_factory=set)  # `body_key`s of the tests given to `request.on_delivered`
 
 
 class TestGenerator:
@@ -239,10 +239,11 @@ class TestGenerator:
     def _hand_over(self, planned: "PlannedRequest", delivery: Delivery, stats: GenerationStats) -> None:
         """Give `request.on_delivered` the tests of `delivery` it has not had yet."""
         on_delivered = planned.request.on_delivered
-        fresh = [test for test in delivery.kept if test.name not in planned.handed_over]
+        # by what a test does, not its name: a later round may rename a test already handed over
+        fresh = [test for test in delivery.kept if test.body_key not in planned.handed_over]
         if on_delivered is None or not fresh:
             return
-        planned.handed_over.update(test.name for test in fresh)
+        planned.handed_over.update(test.body_key for test in fresh)
         log_event(log, "generate.delivered", request_id=planned.request.request_id, tests=len(fresh),
                   seconds=time.perf_counter() - planned.started)
         on_delivered(self._outcome(planned, fresh, delivery, stats))

@@ -45,3 +45,11 @@ def test_a_special_method_that_raises_is_named_after_its_index_not_the_construct
     named = plain_names(tests, {"test_getitem_raises_index_error"}, {"test_getitem_2": TestValue()},
                         ("Version", "__getitem__"))
     assert named[0].name == "test_getitem_negative_raises_index_error"
+
+
+def test_a_test_named_in_an_earlier_round_keeps_its_name_in_the_next():
+    # the user already has it in the file under the first round's name; a second name would be a second test
+    first = plain_names([numbered("test_parse_2", "    assert Version.parse('1.2.3').major == 1\n")],
+                        {"test_parse"}, {"test_parse_2": TestValue()}, ("parse",))
+    again = plain_names(first, {"test_parse"}, {first[0].name: TestValue()}, ("parse",))
+    assert [test.name for test in again] == [test.name for test in first] == ["test_parse_1_2_3"]

@@ -64,7 +64,7 @@ def test_write_into_an_existing_test_file_keeps_every_line(capsys, example_proje
     text = test_file.read_text()
     assert text.startswith(EXISTING_PY_TESTS_WITH_PYTEST)  # nothing before or inside the old content changed
     # the new tests got names of their own, after what they check
-    assert "def test_deposit_returns_5(" in text and "def test_deposit_raises_value_error(" in text
+    assert "def test_deposit_5(" in text and "def test_deposit_raises_value_error(" in text
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
                          cwd=example_project / "python", capture_output=True, text=True)
     assert run.returncode == 0 and "4 passed" in run.stdout, run.stdout + run.stderr

@@ -123,7 +123,7 @@ def test_each_projects_adapter_is_chosen_per_request_on_one_server(server, proje
     assert 'Account("team-b", 20)' in written["team-b"] and "deposit(30) == 50" in written["team-b"]
     assert "team-" not in bare and "deposit(" in bare  # the bare model's own test of the function
     # one server, its base read once: the adapters were switched per request, not by restarting
-    log = server.log.read_text()
+    log = server.log_path.read_text()
     assert log.count("loading model tensors") <= 1
 
 

@@ -219,7 +219,7 @@ async def test_generate_into_an_existing_file_only_inserts(client: LanguageClien
     result = await command(client, "unitune.generateTests", uri, {"line": PY_FOCAL[1] - 1, "character": 8})
     assert result["ok"] is True, client.messages
     text = test_file.read_text()
-    assert text.startswith(EXISTING_PY_TESTS_WITH_PYTEST) and "def test_deposit_returns_5():" in text
+    assert text.startswith(EXISTING_PY_TESTS_WITH_PYTEST) and "def test_deposit_5():" in text
 
 
 @pytest.mark.slow
@@ -249,7 +249,7 @@ async def test_a_test_file_edited_while_the_model_runs_gets_the_tests_placed_aga
     result = await running
     assert result["ok"] is True, client.messages
     text = test_file.read_text()
-    assert text.startswith(typed + EXISTING_PY_TESTS_WITH_PYTEST) and "def test_deposit_returns_5():" in text
+    assert text.startswith(typed + EXISTING_PY_TESTS_WITH_PYTEST) and "def test_deposit_5():" in text
     edit = client.edits[edits_before]
     if supports_document_changes(client.capabilities):  # VS Code: the edit is stamped with the version it planned on
         assert edit.document_changes[0].text_document.version == 2

@@ -19,7 +19,7 @@ function inspectorOf(values: Record<string, Inspected>) {
 
 test('the settings keys are DESIGN.md keys, spelled as there', () => {
     assert.deepEqual([...SETTING_KEYS], [
-        'model', 'adapter', 'quantization', 'device', 'context', 'project_context', 'max_new_tokens', 'candidates',
+        'model', 'adapter', 'quantization', 'device', 'engine', 'context', 'project_context', 'max_new_tokens', 'candidates',
         'validate', 'repair', 'time_budget', 'python', 'test_dir', 'framework', 'trust_remote_code', 'server_url',
     ]);
     assert.equal(DEFAULTS.model, 'qwen2.5-coder-0.5b-instruct');
