@@ -180,6 +180,16 @@ def test_each_test_is_credited_only_with_the_lines_it_ran_whatever_its_name(proj
     assert covered[f"{GENERATED}::test_sign_2"] == ({5, 7}, {(5, 7)})
 
 
+def test_each_round_says_how_long_it_ran_and_a_round_with_nothing_to_run_took_no_time(project):
+    # `-v` shows where a session's time goes from these (`assure.session`)
+    source = "from tiny.calc import sign\n\n\ndef test_wrong():\n    assert sign(-2) == 'x'\n"
+    result = sandbox.run_rounds(project, GENERATED, [sandbox.Round(), sandbox.Round(select_passed_of=[0])],
+                                {GENERATED: source}, timeout=30)
+    ran, skipped = result.rounds
+    assert ran.outcomes and 0 < ran.seconds < 30
+    assert not skipped.ran and skipped.seconds == 0
+
+
 def test_a_function_without_branches_has_no_branch_coverage(project):
     result = run_tests(project, GENERATED, {GENERATED: "from tiny.calc import twice\n\n\ndef test_t():\n    assert twice(1) == 2\n"},
                        focal_file=project / "tiny" / "calc.py", focal_lines=(10, 11), plugins=False)

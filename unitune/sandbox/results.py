@@ -64,6 +64,7 @@ class RoundResult:
     covered: dict[str, tuple[set[int], set[tuple[int, int]]]] = field(default_factory=dict)
     observations: list[dict] = field(default_factory=list)
     failed_lines: dict[str, int] = field(default_factory=dict)  # node id -> line of the test file where it failed
+    seconds: float = 0.0  # the round's own run (0 when nothing was selected)
 
     def passed(self) -> set[str]:
         return {nodeid for nodeid, (outcome, _) in self.outcomes.items() if outcome == PASSED}

@@ -128,6 +128,8 @@ def _round_config(copy: Path, spec: Round) -> dict:
 def _read_round(out: Path, index: int, copy: Path, focal_copy: Path | None, span, body_start) -> RoundResult:
     record = read_json(out / f"round-{index}.json") or {}
     result = RoundResult(ran=not record.get("skipped"))
+    seconds = record.get("seconds")
+    result.seconds = float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else 0.0
     result.outcomes = {nodeid: (str(value[0]), str(value[1])) for nodeid, value in (record.get("outcomes") or {}).items()
                        if isinstance(value, list) and len(value) == 2}
     result.failed_lines = {nodeid: line for nodeid, line in (record.get("lines") or {}).items()
