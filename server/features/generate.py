@@ -8,7 +8,7 @@ that fails before its first test changes nothing."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsprotocol import types
@@ -66,13 +66,10 @@ class _Inserter:
     ls: UnituneServer
     loop: asyncio.AbstractEventLoop
     request_id: str
-    inserted: list[str] = None  # the names of the tests inserted so far
+    inserted: list[str] = field(default_factory=list)  # the names of the tests inserted so far
     failure: str | None = None  # why an edit was not applied; nothing more is sent after one
     _before: str | None = None  # the test file's text before our last edit, and after it
     _after: str | None = None
-
-    def __post_init__(self):
-        self.inserted = []
 
     def __call__(self, partial) -> None:
         if self.failure is None:
