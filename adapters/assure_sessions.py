@@ -90,7 +90,7 @@ def run_session(job, tests, measured: Measured, *, observe_failures: bool = True
     if observe_failures:
         rounds.append(sandbox.Round(files={job.test_rel: twin_text}, select=list(ids.values()), select_failed_of=0,
                                     observe=True))
-    session = _session(job, text, rounds, len(tests) * len(rounds), "run", {
+    session = _session(job, text, rounds, len(tests), "run", {
         "first_run": slice(0, 1), "reruns": slice(1, RUNS), "statement_coverage": slice(RUNS, RUNS + 1),
         "mutants": slice(RUNS + 1, RUNS + 1 + len(found)),
         "observe_failures": slice(RUNS + 1 + len(found), None)})
@@ -168,7 +168,7 @@ def verify_session(job, tests) -> dict[str, tuple[set[int], set[tuple[int, int]]
     ids = {test.name: f"{job.test_rel}::{node_in_file(text, test.name)}" for test in tests}
     rounds = [sandbox.Round(select=list(ids.values()), coverage=True)]
     rounds += [sandbox.Round(select_passed_of=list(range(run)), reverse=run % 2 == 0) for run in range(1, RUNS)]
-    session = _session(job, text, rounds, len(tests) * len(rounds), "verify", {"runs": slice(0, RUNS)})
+    session = _session(job, text, rounds, len(tests), "verify", {"runs": slice(0, RUNS)})
     runs = session.rounds[:RUNS]
     if len(runs) < RUNS or session.status == "timeout":
         return {}
@@ -176,7 +176,7 @@ def verify_session(job, tests) -> dict[str, tuple[set[int], set[tuple[int, int]]
             if all(run.outcomes.get(ids[test.name], ("",))[0] == "passed" for run in runs)}
 
 
-def _session(job, text: str, rounds, test_runs: int, kind: str, parts: dict[str, slice]):
+def _session(job, text: str, rounds, tests: int, kind: str, parts: dict[str, slice]):
     """One sandbox session of `rounds`; `-v` logs where its time went: `parts` names slices of its rounds,
     `setup` is the rest (the project's copy, the isolation, pytest's import)."""
     from unitune import sandbox
@@ -185,10 +185,10 @@ def _session(job, text: str, rounds, test_runs: int, kind: str, parts: dict[str,
     session = sandbox.run_rounds(
         job.root, job.test_rel, rounds, {**job.unsaved, job.test_rel: text}, focal_file=job.focal_rel,
         focal_lines=(job.function.start_line, job.function.end_line), per_test_timeout=PER_TEST_SECONDS,
-        python=job.python, timeout=60 + PER_TEST_SECONDS * test_runs)
+        python=job.python, timeout=60 + PER_TEST_SECONDS * tests * len(rounds))
     seconds = time.perf_counter() - started
     spent = {name: round(sum(result.seconds for result in session.rounds[part]), 3) for name, part in parts.items()}
-    log_event(log, "assure.session", kind=kind, tests=test_runs // max(len(rounds), 1), rounds=len(session.rounds),
+    log_event(log, "assure.session", kind=kind, tests=tests, rounds=len(session.rounds),
               seconds=round(seconds, 3), setup=round(seconds - sum(spent.values()), 3), **spent)
     return session
 
