@@ -37,7 +37,7 @@ class Problem:
     id: str
     module: str  # the focal module's source
     function: str  # the focal function's name
-    reference_test: str | None = None  # the developer's test (pairs), for CodeBLEU
+    reference_tests: tuple[str, ...] = ()  # the developers' tests of the function (pairs), for CodeBLEU
 
 
 @dataclass
@@ -90,20 +90,27 @@ def load_humaneval(limit: int | None = None, path: Path = HUMANEVAL) -> list[Pro
     return problems[:limit] if limit else problems
 
 
-def load_pairs_problems(path: Path, repo: Path, limit: int | None = None) -> list[tuple[Problem, dict]]:
+def load_pairs_problems(path: Path, repo: Path, limit: int | None = None) -> tuple[list[tuple[Problem, dict]],
+                                                                                  list[dict]]:
+    """(problems, pairs) of a pairs file's test split: one problem per focal function (its developers'
+    tests, however many, are the references of CodeBLEU), the first `limit` of them, with the first
+    pair of each; and every pair of the split, whose tests the judging copy leaves out."""
     from unitune.training.data import read_pairs
 
     pairs = [p for p in read_pairs(path, "python") if p["split"] == "test"]
     if not pairs:
         raise EvaluationError(f"{path}: no Python pairs in the test split")
+    by_function: dict[tuple[str, str], list[dict]] = {}
+    for pair in pairs:
+        by_function.setdefault((pair["focal_file"], pair["focal_qualified_name"]), []).append(pair)
     found = []
-    for pair in pairs[:limit] if limit else pairs:
-        focal = repo / pair["focal_file"]
+    for (focal_file, qualified_name), tests in list(by_function.items())[:limit] if limit else by_function.items():
+        focal = repo / focal_file
         if not focal.is_file():
             raise EvaluationError(f"{focal}: the pair's focal file is missing; pass --repo with the mined repository")
-        found.append((Problem(f"{pair['focal_file']}::{pair['focal_qualified_name']}", focal.read_text("utf-8"),
-                              pair["focal_qualified_name"], pair.get("test_code")), pair))
-    return found
+        found.append((Problem(f"{focal_file}::{qualified_name}", focal.read_text("utf-8"), qualified_name,
+                              tuple(pair["test_code"] for pair in tests if pair.get("test_code"))), tests[0]))
+    return found, pairs
 
 
 def _offset_of(source, function_name: str) -> tuple[int, tuple[int, int]]:
@@ -255,11 +262,11 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
                                 select=[node], timeout=10)
             result.mutants += 1
             result.mutants_killed += mutated.status != "passed"
-    if problem.reference_test and test_source:
+    if problem.reference_tests and test_source:
         from unitune.evaluation.scoring import codebleu_scores
 
         try:
-            result.codebleu = codebleu_scores([problem.reference_test], [test_source], "python")["codebleu"]
+            result.codebleu = codebleu_scores([problem.reference_tests], [test_source], "python")["codebleu"]
         except UnituneError:
             result.codebleu = None
     return result
@@ -321,6 +328,7 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
     """Evaluate every problem of `dataset`; a problem whose id is in `done` (results saved by an
     interrupted run) is not generated again, its saved result counts. Real functions (`realcode`,
     a `.toml` set, a listing) go to `realcode_eval`; `dataset_cache` is where their wheels are kept."""
+    from unitune.evaluation.held_out import held_out_copy
     from unitune.evaluation.realcode_eval import is_function_dataset, run_function_evaluation
 
     if is_function_dataset(dataset):
@@ -334,8 +342,10 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
         if dataset == "humaneval":
             items = [(problem, None) for problem in load_humaneval(limit)]
         else:
-            repo = (repo or Path.cwd()).resolve()  # `--repo .`: test files are placed by absolute path
-            items = load_pairs_problems(Path(dataset), repo, limit)
+            items, held_out = load_pairs_problems(Path(dataset), (repo or Path.cwd()).resolve(), limit)
+            # judged where the split's developer tests are not (`held_out.py`); test files are placed by
+            # absolute path
+            repo = held_out_copy((repo or Path.cwd()).resolve(), held_out, work / "repository").root
         for index, (problem, pair) in enumerate(items, 1):
             if problem.id in done:
                 results.append(done[problem.id])

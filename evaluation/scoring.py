@@ -225,12 +225,14 @@ def _first_error(root):
 
 # -- CodeBLEU ----------------------------------------------------------------------------------------
 
-def codebleu_scores(references: Sequence[str], predictions: Sequence[str], language: str) -> dict[str, float]:
-    """CodeBLEU of `predictions` against `references` (one each) as the study computed it:
-    `calc_codebleu([[r] for r in references], predictions, language, tokenizer=13a split)`."""
+def codebleu_scores(references: Sequence[str | Sequence[str]], predictions: Sequence[str],
+                    language: str) -> dict[str, float]:
+    """CodeBLEU of `predictions` against `references` as the study computed it:
+    `calc_codebleu([[r] for r in references], predictions, language, tokenizer=13a split)`. A
+    prediction's reference may be several (a function's tests by its developers), a list of strings."""
     calc_codebleu, tokenize = _codebleu()
-    result = calc_codebleu([[reference] for reference in references], list(predictions), language,
-                           tokenizer=tokenize)
+    result = calc_codebleu([[reference] if isinstance(reference, str) else list(reference) for reference in references],
+                           list(predictions), language, tokenizer=tokenize)
     return {
         "codebleu": float(result["codebleu"]),
         "ngram_match": float(result["ngram_match_score"]),

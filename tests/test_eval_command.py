@@ -9,7 +9,8 @@ import os
 import pytest
 
 from unitune.cli import main
-from unitune.evaluation.eval_command import code_stamp, model_stamp, results_stamp, training_table
+from unitune.evaluation.eval_command import training_table
+from unitune.evaluation.model_eval import code_stamp, model_stamp, results_stamp
 from unitune.settings import Settings
 
 

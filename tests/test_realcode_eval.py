@@ -10,7 +10,7 @@ import json
 import pytest
 
 from unitune.cli import main
-from unitune.evaluation.eval_command import results_stamp
+from unitune.evaluation.model_eval import results_stamp
 from unitune.settings import Settings
 
 from test_realcode_dataset import CORE, build_wheel

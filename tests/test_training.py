@@ -150,6 +150,40 @@ def test_trained_adapter_is_used_by_unitune_generate(trained_base, pairs_file, h
     assert "assert account.deposit(5) == 5" in out
 
 
+@pytest.mark.slow
+def test_train_ends_with_what_the_adapter_changed_on_held_out_code(trained_base, home, capsys, example_project,
+                                                                  monkeypatch):
+    """The summary's last lines judge base and adapter on the test split, as `unitune eval` would; an
+    adapter trained with a vanishing learning rate writes what the base writes, and the summary says so."""
+    project = example_project / "python"
+    prompt = example_prompt(*PY_FOCAL).text
+    rows = [{"language": "python", "test_file": "tests/test_account.py", "test_name": f"test_deposit_{i}",
+             "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
+             "test_code": f"def test_deposit_{i}():\n    assert Account('u').deposit({i + 1}) == {i + 1}\n",
+             "focal_code": "", "prompt": prompt,
+             "completion": f'    account = Account("u{i}")\n    assert account.deposit({i + 1}) == {i + 1}\n',
+             "split": ("train", "train", "valid", "test")[i]} for i in range(4)]
+    (project / "pairs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (project / "unitune.toml").write_text("time_budget = 20\n")  # the first passing test is enough here
+    monkeypatch.chdir(project)
+
+    code = main(["train", "pairs.jsonl", "--method", "lora", "--name", "payoff", "--model", str(trained_base),
+                 "--max-steps", "1", "--grad-accum", "1", "--lr", "1e-9", "--judge", "3"])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "1 function the training never saw" in out, out
+    assert "base model  served 1 of 1" in out and "adapter     served 1 of 1" in out, out
+    assert "+0 points served, +0 points line coverage: no better than the base model" in out, out
+    # The base's results are kept: a second adapter on the same pairs judges only itself.
+    assert any((home / "evals").glob("base-*pairs-*.json"))
+
+
+def test_judge_takes_a_count_or_zero(pairs_file, capsys):
+    assert main(["train", str(pairs_file), "--name", "x", "--judge", "-1"]) == 2
+    assert "--judge must be 0 (skip) or a number of functions, not -1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, code, fragment",
     [

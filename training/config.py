@@ -60,6 +60,9 @@ class TrainConfig:
     max_steps: int | None = _f(None, "stop after this many optimizer steps (default: all epochs)")
     minutes: float | None = _f(None, "time budget for the training steps: the schedule is fitted to it and the run "
                                      "ends with its adapter when it is spent (the final validation comes on top)")
+    judge: int = _f(8, "after training, judge base and adapter on up to N held-out functions (the test split) as "
+                       "`unitune eval` does, and say what the adapter changed; 0: skip (it takes about a minute "
+                       "a function per model on a CPU; the base's results are kept for the next run)")
     checkpoint_every: int = _f(50, "save a checkpoint every N optimizer steps (for --resume)")
     seed: int = _f(42, "seed for initialisation and data order")
     language: str | None = _f(None, "train on one language only: python or java")
@@ -84,6 +87,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.judge < 0:
+            raise ValueError(f"--judge must be 0 (skip) or a number of functions, not {self.judge}")
 
     @property
     def learning_rate(self) -> float:

@@ -36,7 +36,7 @@ log = get_logger("training.command")
 PAIRS_FILE = "pairs.jsonl"
 _FLAG_TYPES = {name: float for name in ("epochs", "lr", "dropout", "warmup", "weight_decay", "minutes")} | {
     name: int for name in ("rank", "alpha", "virtual_tokens", "block_size", "batch_size", "grad_accum", "max_steps",
-                           "checkpoint_every", "seed")}
+                           "checkpoint_every", "seed", "judge")}
 
 
 class TrainInputError(UnituneError):
@@ -92,6 +92,9 @@ def run_train_command(args: argparse.Namespace) -> int:
         return error.exit_code  # the main process reports it, once
     if not main_process:
         return 0
+    judge = summary["hyperparameters"].get("judge", config.judge)
+    if judge:
+        summary["held_out"] = _judge_held_out(args.source, summary, project.resolve(), judge)
     if progress == "json":
         print(json.dumps({"event": "done", **summary}), flush=True)
     else:
@@ -129,6 +132,21 @@ def train(source: Path, config: TrainConfig, *, project_root: Path, resume: bool
 
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
+
+
+def _judge_held_out(source: Path, summary: dict, project_root: Path, judge: int) -> dict | str:
+    """`training/payoff.py` on the pairs this run trained from (the mined ones are in the run folder)."""
+    import gc
+
+    from unitune.training.payoff import judge_payoff
+    from unitune.training.trainer import run_dir_for
+
+    gc.collect()  # the trained model is gone; its memory goes back before the judging loads the model again
+    mined = source.is_dir()
+    pairs = run_dir_for(summary["name"]) / PAIRS_FILE if mined else source
+    payoff = judge_payoff(summary["name"], pairs, source.resolve() if mined else project_root, project_root, judge,
+                          model=summary["hyperparameters"].get("model"))
+    return payoff if isinstance(payoff, str) else payoff.to_json()
 
 
 def _refuse_bad_run(config: TrainConfig, project_root: Path, overwrite: bool) -> None:
@@ -368,6 +386,8 @@ def _reporter(kind: str):
 
 
 def _summary_text(summary: dict) -> str:
+    from unitune.training.payoff import payoff_lines
+
     metrics = summary["metrics"]
     before, after = metrics["eval_loss_before"], metrics["eval_loss_after"]
     evaluation = (f"validation loss {before:.4f} -> {after:.4f}" if before is not None and after is not None
@@ -385,4 +405,13 @@ def _summary_text(summary: dict) -> str:
         f"{summary['peak_memory_mib']:.0f} MiB; {summary['precision']}, {summary['optimizer']}"
         f"{', gradient checkpointing' if summary['gradient_checkpointing'] else ''}",
         f"  {evaluation}",
+        *(payoff_lines(_payoff_from(summary["held_out"])) if "held_out" in summary else []),
     ])
+
+
+def _payoff_from(record: dict | str):
+    from unitune.training.payoff import Delivered, Payoff
+
+    if isinstance(record, str):
+        return record
+    return Payoff(record["functions"], record["engine"], Delivered(**record["base"]), Delivered(**record["adapter"]))

@@ -1,57 +1,105 @@
 #!/usr/bin/env bash
-# The study in miniature (docs/study.md), on the real default model (Qwen2.5-Coder-0.5B-Instruct):
+# The study (docs/study.md) on the real default model (Qwen2.5-Coder-0.5B-Instruct), on one project:
 # LoRA, (IA)³, prompt tuning and full fine-tuning, each trained within the same time budget on the
-# pairs of a project the model is unlikely to have seen (deply 1.3.0 from PyPI: a Python architecture
-# linter first released in November 2024, after the model's data was collected), held out by focal
-# file; then the bare model and the four compared on the project's test split: raw (one greedy test,
-# as the study measured) and delivered (the assured pipeline), with CodeBLEU against the developer's
-# tests.
+# project's mined pairs, held out by focal file; then the bare model and the four compared on the
+# project's whole test split, judged in a copy of the project without the split's developer tests:
+# raw (one greedy test, as the study measured) and delivered (the assured pipeline), with CodeBLEU
+# against the developers' tests and the time each step took.
 #
-#   bash docs/study/reproduce.sh                               # writes docs/study/deply.{txt,json,png}
-#   STUDY_WORK=/tmp/study STUDY_MINUTES=20 bash docs/study/reproduce.sh
-#   STUDY_MINUTES=5 STUDY_LIMIT=8 bash docs/study/reproduce.sh  # a shorter run: 8 test pairs per model
-#   STUDY_MINUTES=6 STUDY_LIMIT=6 STUDY_GRAD_ACCUM=1 bash docs/study/reproduce.sh   # what docs/study.md shows
+#   bash docs/study/reproduce.sh deply              # writes docs/study/deply.{txt,json,png}
+#   bash docs/study/reproduce.sh uncalled-for
+#   bash docs/study/reproduce.sh python-discovery
+#   STUDY_MINUTES=5 STUDY_LIMIT=8 bash docs/study/reproduce.sh deply   # a shorter run: 8 functions per model
 #
-# STUDY_MINUTES is each method's training budget (default 20); STUDY_LIMIT judges only the first N
-# pairs of the test split (default: all); STUDY_GRAD_ACCUM is the examples per optimizer step (default
-# 8, the study's; 1 gives a short CPU budget several steps instead of one or two). Every step can be run again: the sdist
-# and the pairs are kept in STUDY_WORK, a method whose adapter exists is not trained again, a killed
-# training resumes from its last checkpoint, and an evaluation goes on from its last judged problem.
-# Needs the package index once (for the sdist), unless STUDY_SDIST names a downloaded copy.
+# The projects, each first released after the model's training data was collected, each with its real
+# test suite in its sdist (pinned by version and SHA-256):
+#   deply 1.3.0             a Python architecture linter (first release 2024-11), unittest classes
+#   uncalled-for 0.6.2      dependency injection by annotations (first release 2026-02), pytest functions
+#   python-discovery 1.9.9  finding Python interpreters (first release 2026-02; grown out of virtualenv's
+#                           discovery module), pytest with fixtures and pytest-mock
+#
+# STUDY_MINUTES: each method's training budget (default 20). STUDY_LIMIT: judge only the first N
+# functions of the test split (default: all). STUDY_GRAD_ACCUM: examples per optimizer step (default 8,
+# the study's). STUDY_ENGINE: what runs the model when judging (default torch, for every method alike:
+# llama.cpp runs LoRA but not the other methods). STUDY_TRAIN_ARGS: more `unitune train` flags (a recipe
+# experiment; give it its own STUDY_TAG). STUDY_TAG: a suffix for adapter and result names (default none).
+# Every step can be run again: the sdist, the project's virtual environment and the pairs are kept in
+# STUDY_WORK, a method whose adapter exists is not trained again, a killed training resumes from its
+# last checkpoint, and an evaluation goes on from its last judged function. Needs the package index once
+# (the sdist, the test dependencies).
 set -euo pipefail
+
+name=${1:-deply}
+case "$name" in
+  deply)
+    version=1.3.0
+    url=https://files.pythonhosted.org/packages/3d/66/27e32e67544d401a9b6c2a5ce6cd53eda10c00a4333874c6d887147eee7d/deply-1.3.0.tar.gz
+    sha256=145e0974b5abcde391575f273bf5687a68de904493e5ea355430aabfec0efaaf
+    needs=(PyYAML) ;;
+  uncalled-for)
+    version=0.6.2
+    url=https://files.pythonhosted.org/packages/a3/60/993a9757dc4a41727351828dc784e66fd467ed81d46cbec25d44cae69657/uncalled_for-0.6.2.tar.gz
+    sha256=58835db667a85408c7b6d6ad8dfdd74d7713d3be669b46396ba3d2c6a889242d
+    needs=() ;;
+  python-discovery)
+    version=1.9.9
+    url=https://files.pythonhosted.org/packages/a7/8b/8ba2210506a25f82481d554833e475218d9d36e8bf1bb91649ba7d5ace32/python_discovery-1.9.9.tar.gz
+    sha256=6dfa5a9d3bb478eaf4f4e6afe55dc8367ec4bcca61715c7f5542d3c5b2df51e8
+    needs=(filelock pytest-mock==3.15.1) ;;
+  -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+  *) echo "reproduce.sh: unknown project '$name'; one of: deply, uncalled-for, python-discovery" >&2; exit 2 ;;
+esac
 
 out=$(cd "$(dirname "$0")" && pwd)
 work=${STUDY_WORK:-$HOME/.cache/unitune-study}
 minutes=${STUDY_MINUTES:-20}
+tag=${STUDY_TAG:-}
 limit=()
 [ -n "${STUDY_LIMIT:-}" ] && limit=(--limit "$STUDY_LIMIT")
-version=1.3.0
-project="$work/deply-$version"
-methods=(lora ia3 prompt-tuning full)
+read -r -a train_args <<< "${STUDY_TRAIN_ARGS:-}"
+methods=(${STUDY_METHODS:-lora ia3 prompt-tuning full})
+sdist="$work/$(basename "$url")"
+project="$work/$name-$version"
 mkdir -p "$work"
+stamp() { echo "[$(date '+%F %T')] $*" | tee -a "$work/$name$tag-times.log" >&2; }
 
-# The project: deply's sdist holds its package and its unittest suite.
-sdist=${STUDY_SDIST:-$work/deply-$version.tar.gz}
-[ -f "$sdist" ] || python3 -m pip download -q --no-deps --no-binary :all: "deply==$version" -d "$work"
+# The project: its sdist holds its package and its test suite.
+if [ ! -f "$sdist" ]; then
+  curl -fsSL "$url" -o "$sdist.part" && mv "$sdist.part" "$sdist"
+fi
+echo "$sha256  $sdist" | sha256sum -c --quiet
 [ -d "$project" ] || tar -xzf "$sdist" -C "$work"
+
+# Its tests (the developers' and the generated ones) run in its own environment: pytest and coverage as
+# unitune pins them, and what the project and its tests import.
+if [ ! -x "$project/.venv/bin/python" ]; then
+  python3 -m venv "$project/.venv.part"
+  "$project/.venv.part/bin/pip" install -q pytest==9.0.3 coverage==7.17.3 "${needs[@]}"
+  mv "$project/.venv.part" "$project/.venv"
+fi
 
 export UNITUNE_HOME="$work/home" HF_HUB_OFFLINE=1
 cd "$project"
-[ -f pairs.jsonl ] || unitune mine . --out pairs.jsonl | tee "$work/mine.txt"
+[ -f pairs.jsonl ] || unitune mine . --out pairs.jsonl | tee "$work/mine-$name.txt"
 
 for method in "${methods[@]}"; do
-  name="deply-$method"
-  [ -d ".unitune/adapters/$name" ] && continue
-  echo "training $name within $minutes minutes" >&2
+  adapter="$name-$method$tag"
+  [ -d ".unitune/adapters/$adapter" ] && continue
+  stamp "training $adapter within $minutes minutes ${train_args[*]}"
   # --resume continues a killed run of this name; without a checkpoint it starts afresh
-  unitune train pairs.jsonl --method "$method" --name "$name" --store project --minutes "$minutes" --resume \
-    --grad-accum "${STUDY_GRAD_ACCUM:-8}" \
-    --progress json > "$work/train-$name.jsonl"
+  # --judge 0: the comparison below judges every method on the whole split
+  unitune train pairs.jsonl --method "$method" --name "$adapter" --store project --minutes "$minutes" --resume \
+    --grad-accum "${STUDY_GRAD_ACCUM:-8}" --judge 0 "${train_args[@]}" --progress json > "$work/train-$adapter.jsonl"
+  stamp "trained $adapter"
 done
 
-adapters=("${methods[@]/#/deply-}")
-unitune eval --compare base "${adapters[@]}" --dataset pairs.jsonl --repo . "${limit[@]}" \
-  --chart "$out/deply.png" --json > "$out/deply.json"
+compare=(base "${methods[@]/#/$name-}")
+compare=("${compare[@]/%/$tag}")
+[ -n "$tag" ] && compare[0]=base
+stamp "judging ${compare[*]}"
+unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "${STUDY_ENGINE:-torch}" "${limit[@]}" \
+  --chart "$out/$name$tag.png" --json > "$out/$name$tag.json"
 # the same comparison as tables (the results are saved: nothing is generated again)
-unitune eval --compare base "${adapters[@]}" --dataset pairs.jsonl --repo . "${limit[@]}" \
-  --chart "$out/deply.png" | tee "$out/deply.txt"
+unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "${STUDY_ENGINE:-torch}" "${limit[@]}" \
+  --chart "$out/$name$tag.png" | tee "$out/$name$tag.txt"
+stamp "judged ${compare[*]}"
