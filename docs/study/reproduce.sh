@@ -59,7 +59,7 @@ limit=()
 read -r -a train_args <<< "${STUDY_TRAIN_ARGS:-}"
 methods=(${STUDY_METHODS:-lora ia3 prompt-tuning full})
 sdist="$work/$(basename "$url")"
-project="$work/$name-$version"
+project="$work/$(basename "$url" .tar.gz)"  # the sdist's own folder (uncalled_for-0.6.2)
 mkdir -p "$work"
 stamp() { echo "[$(date '+%F %T')] $*" | tee -a "$work/$name$tag-times.log" >&2; }
 
