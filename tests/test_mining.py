@@ -18,7 +18,7 @@ from unitune.source import SourceFile
 from unitune.training.discovery import discover_files, is_git_work_tree
 from unitune.training.mining import REQUIRED_KEYS, Pair, mine
 from unitune.training.pairs import (
-    MIN_GROUPS_TO_HOLD_OUT, SPLITS, TRAIN, assign_splits, split_of, without_duplicates,
+    MIN_GROUPS_TO_HOLD_OUT, SPLITS, TRAIN, assign_splits, without_duplicates,
 )
 from unitune.training.test_headers import header_source
 
@@ -193,10 +193,21 @@ def test_splits_are_deterministic_and_follow_the_focal_file():
     assign_splits(second)
     by_file = {}
     for pair in first + second:
-        assert by_file.setdefault(pair.focal_file, pair.split) == pair.split  # one split per focal file
-        assert pair.split == split_of(pair.focal_file)
+        assert by_file.setdefault(pair.focal_file, pair.split) == pair.split  # one split per file, either order
     counts = {split: list(by_file.values()).count(split) for split in SPLITS}
-    assert all(counts.values()) and counts[TRAIN] > counts["valid"] + counts["test"]
+    assert counts == {TRAIN: 48, "valid": 6, "test": 6}  # 80/10/10 of equal groups
+
+
+def test_a_method_with_many_tests_leaves_each_split_its_share_of_the_pairs():
+    """One method with forty tests beside forty with one: picking groups by hash alone could leave the
+    test split one pair, or give it forty-one."""
+    pairs = [Pair("python", "tests/test_m.py", f"test_big_{k}", "m.py", "big", "big", "", "", f"pbig{k}", "c")
+             for k in range(40)]
+    pairs += [Pair("python", "tests/test_m.py", f"test_f{index}", "m.py", f"f{index}", f"f{index}", "", "",
+                   f"p{index}", "c") for index in range(40)]
+    by, _ = assign_splits(pairs, "method")
+    counts = {split: sum(pair.split == split for pair in pairs) for split in SPLITS}
+    assert by == "method" and counts[TRAIN] >= 60 and 6 <= counts["valid"] <= 10 and 6 <= counts["test"] <= 10, counts
 
 
 def test_a_small_repository_still_gets_valid_and_test_pairs_and_is_told_how():
@@ -236,10 +247,9 @@ def test_too_few_pairs_train_on_everything_and_none_means_none():
 
 
 def test_train_is_never_empty():
-    held_out = [name for name in (f"x{index}.py" for index in range(2000)) if split_of(name) != TRAIN]
-    pairs = _pairs_for(held_out[:MIN_GROUPS_TO_HOLD_OUT])
-    assign_splits(pairs)
-    assert sum(pair.split == TRAIN for pair in pairs) == 2  # one file's two pairs
+    pairs = _pairs_for([f"x{index}.py" for index in range(3)])  # three files: one each, train first
+    assign_splits(pairs, "file")
+    assert {pair.split for pair in pairs} == set(SPLITS)
 
 
 def test_duplicate_examples_are_removed(tmp_path, mined):

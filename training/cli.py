@@ -50,7 +50,7 @@ def add_mine_parser(subparsers) -> None:
     parser.add_argument("--language", choices=LANGUAGES, help="mine only this language (default: all)")
     parser.add_argument(
         "--split", choices=SPLIT_MODES, default=AUTO,
-        help=("how pairs are held out for validation and test (80/10/10 by a hash): by focal file, by focal method, "
+        help=("how pairs are held out for validation and test (80/10/10 of the pairs, groups taken in the order of a hash): by focal file, by focal method, "
               f"by pair, or none (all train); auto (default) takes the first of file, method, pair with at least "
               f"{MIN_GROUPS_TO_HOLD_OUT} groups"),
     )

@@ -35,7 +35,7 @@ from unitune.training.java_matching import JavaMatcher
 from unitune.training.matching import Match, NoMatch, ParsedFiles
 from unitune.training.pairs import (  # noqa: F401  (re-exported: the records of a mining run)
     AUTO, REQUIRED_KEYS, SPLITS, LanguageSummary, MiningResult, MiningSummary, Pair, UnmatchedTest, assign_splits,
-    split_of, without_duplicates, write_pairs,
+    without_duplicates, write_pairs,
 )
 from unitune.training.python_matching import PythonMatcher
 from unitune.training.test_headers import header_source, test_file_skeleton  # noqa: F401  (re-exported)

@@ -9,8 +9,11 @@ A pair is one JSON object per line with the keys DESIGN.md fixes (`language`, `t
 `test_name` is the test's qualified name (`TestAccount.test_deposit`, `CalcTest.testAdd`), which is
 unique within its file.
 
-Splits (`--split`) keep near-duplicate tests of one function in one split: a SHA-256 of a group's key
-picks train (80%), valid (10%) or test (10%), so the same repository always splits the same way.
+Splits (`--split`) keep near-duplicate tests of one function in one split. Groups are put in the order
+of a SHA-256 of their keys and, in that order, fill train with 80% of the pairs, valid with the next 10%
+and test with the rest (a group goes where the middle of its pairs falls), so the same repository
+always splits the same way and a split holds its share of the pairs however unequal the groups are
+(one method with forty tests and many with one would otherwise leave a split a single pair).
 - `file`: groups are focal files (every pair of one module lands in one split);
 - `method`: groups are focal methods (all tests of one method together), for repositories with few
   modules;
@@ -130,15 +133,6 @@ def _bucket(key: str) -> int:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16)
 
 
-def split_of(key: str) -> str:
-    """The split a group's key (a focal file's path relative to the repository, with `/`; a focal
-    method's `file::qualified name`; a pair's `test file::test name`) hashes to."""
-    percent = _bucket(key) % 100
-    if percent < TRAIN_PERCENT:
-        return TRAIN
-    return VALID if percent < TRAIN_PERCENT + VALID_PERCENT else TEST
-
-
 _GROUP_KEYS = {
     BY_FILE: lambda pair: pair.focal_file,
     BY_METHOD: lambda pair: f"{pair.focal_file}::{pair.focal_qualified_name}",
@@ -167,8 +161,11 @@ def assign_splits(pairs: list[Pair], by: str = AUTO) -> tuple[str, str]:
             pair.split = TRAIN
         return by, note
     key = _GROUP_KEYS[by]
-    groups = sorted({key(pair) for pair in pairs}, key=lambda name: (_bucket(name) % 100, name))
-    chosen = {name: split_of(name) for name in groups}
+    sizes: dict[str, int] = {}
+    for pair in pairs:
+        sizes[key(pair)] = sizes.get(key(pair), 0) + 1
+    groups = sorted(sizes, key=lambda name: (_bucket(name), name))
+    chosen = _by_share_of_pairs(groups, sizes)
     if len(groups) >= 3:
         for wanted in (TEST, VALID):  # the train groups hashed nearest the held-out range move over
             train = [name for name in groups if chosen[name] == TRAIN]
@@ -182,6 +179,17 @@ def assign_splits(pairs: list[Pair], by: str = AUTO) -> tuple[str, str]:
     for pair in pairs:
         pair.split = chosen[key(pair)]
     return by, note
+
+
+def _by_share_of_pairs(groups: list[str], sizes: dict[str, int]) -> dict[str, str]:
+    """Each group's split: where the middle of its pairs falls in `groups`' order, train below
+    `TRAIN_PERCENT` of all pairs, valid below `TRAIN_PERCENT + VALID_PERCENT`, test above."""
+    total, before, chosen = sum(sizes.values()), 0, {}
+    for name in groups:
+        middle = 100 * (before + sizes[name] / 2) / total
+        chosen[name] = TRAIN if middle < TRAIN_PERCENT else VALID if middle < TRAIN_PERCENT + VALID_PERCENT else TEST
+        before += sizes[name]
+    return chosen
 
 
 def without_duplicates(pairs: list[Pair]) -> tuple[list[Pair], int]:
