@@ -328,6 +328,9 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
     """Evaluate every problem of `dataset`; a problem whose id is in `done` (results saved by an
     interrupted run) is not generated again, its saved result counts. Real functions (`realcode`,
     a `.toml` set, a listing) go to `realcode_eval`; `dataset_cache` is where their wheels are kept."""
+    import dataclasses
+
+    from unitune import sandbox
     from unitune.evaluation.held_out import held_out_copy
     from unitune.evaluation.realcode_eval import is_function_dataset, run_function_evaluation
 
@@ -342,10 +345,12 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
         if dataset == "humaneval":
             items = [(problem, None) for problem in load_humaneval(limit)]
         else:
-            items, held_out = load_pairs_problems(Path(dataset), (repo or Path.cwd()).resolve(), limit)
-            # judged where the split's developer tests are not (`held_out.py`); test files are placed by
-            # absolute path
-            repo = held_out_copy((repo or Path.cwd()).resolve(), held_out, work / "repository").root
+            mined = (repo or Path.cwd()).resolve()
+            items, held_out = load_pairs_problems(Path(dataset), mined, limit)
+            # judged where the split's developer tests are not (`held_out.py`), with the project's own
+            # interpreter; test files are placed by absolute path
+            settings = dataclasses.replace(settings, python=sandbox.project_python(mined, settings.python))
+            repo = held_out_copy(mined, held_out, work / "repository").root
         for index, (problem, pair) in enumerate(items, 1):
             if problem.id in done:
                 results.append(done[problem.id])

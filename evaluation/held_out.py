@@ -7,8 +7,8 @@ trained on the other pairs could add nothing to it. So the test split is judged 
 untested function: in a copy of the repository where every test paired with a held-out function is
 taken out of its test file, the rest of the file (imports, fixtures, other tests) left as it is.
 
-The copy leaves out version control, unitune's own folder and caches; a virtual environment at the
-root (`.venv`, `venv`) is linked, not copied, so the tests run with the project's interpreter.
+The copy leaves out version control, unitune's own folder, caches and a virtual environment at the root
+(`.venv`, `venv`): the tests run with the project's own interpreter, which `python_of` names.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from unitune.training.test_headers import test_file_skeleton
 
 log = logging.getLogger(__name__)
 
-#: Root folders linked into the copy rather than copied: the project's interpreter.
-LINKED_FOLDERS = (".venv", "venv")
+#: Root folders of a virtual environment, left out of the copy (the project's interpreter stays where it is).
+ENVIRONMENT_FOLDERS = (".venv", "venv")
 #: Names never copied: version control, unitune's store and run folders, caches.
 SKIPPED_NAMES = (".git", ".hg", ".unitune", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox",
                  ".nox")
@@ -47,9 +47,6 @@ def held_out_copy(repo: Path, pairs: list[dict], into: Path) -> HeldOutCopy:
     repo = repo.resolve()
     shutil.copytree(repo, into, symlinks=True,
                     ignore=lambda folder, names: _ignored(repo, Path(folder), names))
-    for name in LINKED_FOLDERS:
-        if (repo / name).is_dir():
-            (into / name).symlink_to(repo / name, target_is_directory=True)
     by_file: dict[tuple[str, str], set[str]] = {}
     for pair in pairs:
         by_file.setdefault((pair["test_file"], pair["language"]), set()).add(pair["test_name"])
@@ -70,5 +67,5 @@ def held_out_copy(repo: Path, pairs: list[dict], into: Path) -> HeldOutCopy:
 def _ignored(repo: Path, folder: Path, names: list[str]) -> set[str]:
     ignored = {name for name in names if name in SKIPPED_NAMES}
     if folder == repo:
-        ignored |= {name for name in names if name in LINKED_FOLDERS}
+        ignored |= {name for name in names if name in ENVIRONMENT_FOLDERS}
     return ignored

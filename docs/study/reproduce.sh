@@ -18,6 +18,8 @@
 #   python-discovery 1.9.9  finding Python interpreters (first release 2026-02; grown out of virtualenv's
 #                           discovery module), pytest with fixtures and pytest-mock
 #
+# STUDY_WORK: where the sdists, projects, adapters and results go (default ~/.cache/unitune-study, or
+# /var/tmp/unitune-study for root). STUDY_PYTHON: the interpreter the projects' environments are made from.
 # STUDY_MINUTES: each method's training budget (default 20). STUDY_LIMIT: judge only the first N
 # functions of the test split (default: all). STUDY_GRAD_ACCUM: examples per optimizer step (default 8,
 # the study's). STUDY_ENGINE: what runs the model when judging (default torch, for every method alike:
@@ -51,7 +53,14 @@ case "$name" in
 esac
 
 out=$(cd "$(dirname "$0")" && pwd)
-work=${STUDY_WORK:-$HOME/.cache/unitune-study}
+# Run as root, the sandbox runs the tests as `nobody`, who must be able to read the project's copy and run
+# its interpreter: then the work folder is under /var/tmp and the environment is made from the system's
+# Python, not from one in root's home.
+if [ "$(id -u)" = 0 ]; then
+  work=${STUDY_WORK:-/var/tmp/unitune-study} python=${STUDY_PYTHON:-/usr/bin/python3}
+else
+  work=${STUDY_WORK:-$HOME/.cache/unitune-study} python=${STUDY_PYTHON:-python3}
+fi
 minutes=${STUDY_MINUTES:-20}
 tag=${STUDY_TAG:-}
 limit=()
@@ -60,7 +69,7 @@ read -r -a train_args <<< "${STUDY_TRAIN_ARGS:-}"
 methods=(${STUDY_METHODS:-lora ia3 prompt-tuning full})
 sdist="$work/$(basename "$url")"
 project="$work/$(basename "$url" .tar.gz)"  # the sdist's own folder (uncalled_for-0.6.2)
-mkdir -p "$work"
+mkdir -p "$work" && chmod a+rx "$work"
 stamp() { echo "[$(date '+%F %T')] $*" | tee -a "$work/$name$tag-times.log" >&2; }
 
 # The project: its sdist holds its package and its test suite.
@@ -73,7 +82,7 @@ echo "$sha256  $sdist" | sha256sum -c --quiet
 # Its tests (the developers' and the generated ones) run in its own environment: pytest and coverage as
 # unitune pins them, and what the project and its tests import.
 if [ ! -x "$project/.venv/bin/python" ]; then
-  python3 -m venv "$project/.venv.part"
+  "$python" -m venv "$project/.venv.part"
   "$project/.venv.part/bin/pip" install -q pytest==9.0.3 coverage==7.17.3 "${needs[@]}"
   mv "$project/.venv.part" "$project/.venv"
 fi
