@@ -10,7 +10,7 @@ import json
 import pytest
 
 from unitune.cli import main
-from unitune.evaluation.model_eval import results_stamp
+from unitune.evaluation.model_eval import dataset_key_of, results_stamp
 from unitune.settings import Settings
 
 from test_realcode_dataset import CORE, build_wheel
@@ -42,7 +42,8 @@ def test_eval_of_a_listing_reports_each_function_and_leaves_the_project_alone(ho
         # served or not, each function's mutants are counted, so the totals of two tools compare
         assert result["delivered"]["mutants"] > 0
     assert sorted(p.name for p in repo.iterdir()) == ["pyproject.toml", "tinypkg"]  # no test written into it
-    saved = home / "evals" / "base-unitune-mini-functions.json"
+    # named after the listing and a digest of it and the project: another project's functions.txt is other results
+    saved = home / "evals" / f"base-unitune-mini-{dataset_key_of(str(listing), repo)}.json"
     assert json.loads(saved.read_text())["problems"] == 2
 
     # the text report has a line per function and the totals
@@ -57,7 +58,7 @@ def test_eval_of_a_listing_reports_each_function_and_leaves_the_project_alone(ho
 def test_an_interrupted_listing_eval_resumes(home, repo, tmp_path, capsys):
     listing = tmp_path / "functions.txt"
     listing.write_text(LISTING)
-    partial = home / "evals" / "base-unitune-mini-functions.partial.jsonl"
+    partial = home / "evals" / f"base-unitune-mini-{dataset_key_of(str(listing), repo)}.partial.jsonl"
     partial.parent.mkdir(parents=True)
     seeded = {"id": "tinypkg/core.py::sign", "valid_syntax": True, "passed": True, "asserts": True,
               "status": "passed", "test": "# judged before the interruption", "seconds": 500.0,
