@@ -8,7 +8,8 @@ untested function: in a copy of the repository where every test paired with a he
 taken out of its test file, the rest of the file (imports, fixtures, other tests) left as it is.
 
 The copy leaves out version control, unitune's own folder, caches and a virtual environment at the root
-(`.venv`, `venv`): the tests run with the project's own interpreter, which `python_of` names.
+(`.venv`, `venv`): the evaluation runs the tests with the project's own interpreter, found in the
+project itself (`sandbox.project_python`) and given as the `python` setting.
 """
 
 from __future__ import annotations

@@ -64,9 +64,9 @@ def judge_payoff(name: str, pairs_path: Path, repo: Path, project: Path, limit: 
     engine = for_adapter(choose_engine(ModelSpec.from_settings(settings)), adapter).engine
     request = EvalRequest(str(pairs_path), repo, limit, overrides={**given, "engine": engine, "validate": "run"},
                           project=project)
-    reports = {model: evaluate_model(model, request, reuse=True, progress_label=f"judging {model} on held-out code")
-               for model in (BASE, name)}
-    payoff = Payoff(len(problems), engine, *(_delivered(reports[model]) for model in (BASE, name)))
+    reports = {which: evaluate_model(which, request, reuse=True, progress_label=f"judging {which} on held-out code")
+               for which in (BASE, name)}
+    payoff = Payoff(len(problems), engine, *(_delivered(reports[which]) for which in (BASE, name)))
     log_event(log, "train.payoff", name=name, functions=payoff.functions, engine=engine,
               base_served=payoff.base.served, adapter_served=payoff.adapter.served,
               base_line_coverage=round(payoff.base.line_coverage, 4),
