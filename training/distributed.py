@@ -42,6 +42,7 @@ from unitune.errors import UnituneError
 from unitune.logs import LOGGER_NAME, get_logger, log_event
 from unitune.training import checkpoints
 from unitune.training.data import IGNORE_INDEX, Example, TokenizedSplit, collate
+from unitune.training.loss import completion_loss, count_completion_tokens, keeps_logits_selectively, virtual_tokens_of
 
 log = get_logger("training.distributed")
 DDP, FSDP = "ddp", "fsdp"
@@ -207,6 +208,7 @@ class ParallelRun:
         self.team, self.sharding = team, sharding
         self.model = self.wrapped = None
         self.batch_size, self.pad_id, self.grad_accum, self.bf16 = 1, 0, 1, False
+        self._loss_shape: dict = {}
         self._left = 0  # micro-batches of the current step still to run (the last one synchronises)
 
     @property
@@ -222,6 +224,7 @@ class ParallelRun:
         `batch_size` is each process's part of a micro-batch."""
         self.model, self.batch_size, self.pad_id = model, batch_size, pad_id
         self.grad_accum, self.bf16 = grad_accum, bf16
+        self._loss_shape = dict(virtual_tokens=virtual_tokens_of(model), selective=keeps_logits_selectively(model))
         if self.sharding == FSDP:
             from unitune.training import sharding
 
@@ -264,7 +267,7 @@ class ParallelRun:
             quiet = nullcontext() if synchronise else self.wrapped.no_sync()
         with quiet:
             with autocast(self.model, self.bf16):
-                loss = self.wrapped(**micro.tensors).loss * (micro.share / self.grad_accum)
+                loss = completion_loss(self.wrapped, micro.tensors, **self._loss_shape) * (micro.share / self.grad_accum)
             (loss * self.size).backward()
         return float(loss.detach())
 
@@ -296,9 +299,9 @@ class ParallelRun:
                 start = starts[min(index, len(starts) - 1)]
                 batch = collate(split.examples[start:start + batch_size], pad_id)
                 batch = {k: v.to(_device(model)) for k, v in batch.items()}
-                loss = model(**batch).loss
+                loss = completion_loss(model, batch, **self._loss_shape)
                 if index < len(starts):
-                    count = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+                    count = count_completion_tokens(batch)
                     total, tokens = total + float(loss) * count, tokens + count
         if self.sharding == FSDP:  # FSDP's root module keeps its weights gathered after a forward pass
             model.reshard()        # without gradients, and the next backward pass would give them none

@@ -34,6 +34,7 @@ from unitune.settings import data_home
 from unitune.training import checkpoints
 from unitune.training.config import TrainConfig
 from unitune.training.data import TokenizedSplit, collate
+from unitune.training.loss import completion_loss, count_completion_tokens, keeps_logits_selectively, virtual_tokens_of
 from unitune.training.targets import ia3_targets, lora_targets
 
 log = get_logger("training")
@@ -128,12 +129,13 @@ def evaluate(model, split: TokenizedSplit, pad_id: int, batch_size: int, bf16: b
         return None
     model.eval()
     total, tokens = 0.0, 0
+    shape = dict(virtual_tokens=virtual_tokens_of(model), selective=keeps_logits_selectively(model))
     with torch.no_grad(), autocast(model, bf16):
         for start in range(0, len(split.examples), batch_size):
             batch = collate(split.examples[start:start + batch_size], pad_id)
             batch = {k: v.to(_device(model)) for k, v in batch.items()}
-            count = int((batch["labels"][:, 1:] != -100).sum())
-            loss = model(**batch).loss
+            count = count_completion_tokens(batch)
+            loss = completion_loss(model, batch, **shape)
             total += float(loss) * count
             tokens += count
     model.train()
@@ -338,6 +340,7 @@ def run_steps(model, optimizer, next_batches: Callable[[], Iterable[dict]], *, s
     import torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
+    shape = dict(virtual_tokens=virtual_tokens_of(model), selective=keeps_logits_selectively(model))
     model.train()
     while True:
         seconds = time.perf_counter() - started
@@ -351,7 +354,7 @@ def run_steps(model, optimizer, next_batches: Callable[[], Iterable[dict]], *, s
                 loss_sum += micro_step(batch)
             else:
                 with autocast(model, bf16):
-                    loss = model(**batch).loss / grad_accum
+                    loss = completion_loss(model, batch, **shape) / grad_accum
                 loss.backward()
                 loss_sum += float(loss.detach())
             micro_batches += 1
