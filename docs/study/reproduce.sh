@@ -23,7 +23,7 @@
 # STUDY_MINUTES: each method's training budget (default 20). STUDY_LIMIT: judge only the first N
 # functions of the test split (default: all). STUDY_GRAD_ACCUM: examples per optimizer step (default 8,
 # the study's). STUDY_ENGINE: what runs the model when judging (default torch, for every method alike:
-# llama.cpp runs LoRA but not the other methods). STUDY_TRAIN_ARGS: more `unitune train` flags (a recipe
+# llama.cpp runs LoRA but not the other methods; another engine's results are named with it). STUDY_TRAIN_ARGS: more `unitune train` flags (a recipe
 # experiment; give it its own STUDY_TAG). STUDY_TAG: a suffix for adapter and result names (default none).
 # Every step can be run again: the sdist, the project's virtual environment and the pairs are kept in
 # STUDY_WORK, a method whose adapter exists is not trained again, a killed training resumes from its
@@ -63,6 +63,9 @@ else
 fi
 minutes=${STUDY_MINUTES:-20}
 tag=${STUDY_TAG:-}
+engine=${STUDY_ENGINE:-torch}
+result=$name$tag  # the results' file names: docs/study/$result.{txt,json,png}
+[ "$engine" = torch ] || result+="-$engine"
 limit=()
 [ -n "${STUDY_LIMIT:-}" ] && limit=(--limit "$STUDY_LIMIT")
 read -r -a train_args <<< "${STUDY_TRAIN_ARGS:-}"
@@ -106,9 +109,9 @@ compare=(base "${methods[@]/#/$name-}")
 compare=("${compare[@]/%/$tag}")
 [ -n "$tag" ] && compare[0]=base
 stamp "judging ${compare[*]}"
-unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "${STUDY_ENGINE:-torch}" "${limit[@]}" \
-  --chart "$out/$name$tag.png" --json > "$out/$name$tag.json"
+unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "$engine" "${limit[@]}" \
+  --chart "$out/$result.png" --json > "$out/$result.json"
 # the same comparison as tables (the results are saved: nothing is generated again)
-unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "${STUDY_ENGINE:-torch}" "${limit[@]}" \
-  --chart "$out/$name$tag.png" | tee "$out/$name$tag.txt"
+unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "$engine" "${limit[@]}" \
+  --chart "$out/$result.png" | tee "$out/$result.txt"
 stamp "judged ${compare[*]}"
