@@ -18,13 +18,21 @@
 #   python-discovery 1.9.9  finding Python interpreters (first release 2026-02; grown out of virtualenv's
 #                           discovery module), pytest with fixtures and pytest-mock
 #
-# STUDY_WORK: where the sdists, projects, adapters and results go (default ~/.cache/unitune-study, or
-# /var/tmp/unitune-study for root). STUDY_PYTHON: the interpreter the projects' environments are made from.
-# STUDY_MINUTES: each method's training budget (default 20). STUDY_LIMIT: judge only the first N
-# functions of the test split (default: all). STUDY_GRAD_ACCUM: examples per optimizer step (default 8,
-# the study's). STUDY_ENGINE: what runs the model when judging (default torch, for every method alike:
-# llama.cpp runs LoRA but not the other methods; another engine's results are named with it). STUDY_TRAIN_ARGS: more `unitune train` flags (a recipe
-# experiment; give it its own STUDY_TAG). STUDY_TAG: a suffix for adapter and result names (default none).
+# Settings, from the environment:
+#   STUDY_WORK        where the sdists, projects, adapters and results go (default ~/.cache/unitune-study,
+#                     or /var/tmp/unitune-study for root)
+#   STUDY_PYTHON      the interpreter the projects' environments are made from
+#   STUDY_MINUTES     each method's training budget (default 20)
+#   STUDY_METHODS     the methods trained and compared (default: lora ia3 prompt-tuning full)
+#   STUDY_LIMIT       judge only the first N functions of the test split (default: all)
+#   STUDY_GRAD_ACCUM  examples per optimizer step (default 8, the study's)
+#   STUDY_TRAIN_ARGS  more `unitune train` flags (a recipe experiment; give it its own STUDY_TAG)
+#   STUDY_PAIRS       the pairs file trained on, in the project's folder (default pairs.jsonl;
+#                     self_train.sh's pairs-self.jsonl, with the same test split)
+#   STUDY_TAG         a suffix for the adapters' and the results' names (default none)
+#   STUDY_ENGINE      what runs the model when judging (default torch, for every method alike: llama.cpp
+#                     runs LoRA but not the other methods); another engine's results are named with it
+#
 # Every step can be run again: the sdist, the project's virtual environment and the pairs are kept in
 # STUDY_WORK, a method whose adapter exists is not trained again, a killed training resumes from its
 # last checkpoint, and an evaluation goes on from its last judged function. Needs the package index once
@@ -48,7 +56,7 @@ case "$name" in
     url=https://files.pythonhosted.org/packages/a7/8b/8ba2210506a25f82481d554833e475218d9d36e8bf1bb91649ba7d5ace32/python_discovery-1.9.9.tar.gz
     sha256=6dfa5a9d3bb478eaf4f4e6afe55dc8367ec4bcca61715c7f5542d3c5b2df51e8
     needs=(filelock pytest-mock==3.15.1) ;;
-  -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
   *) echo "reproduce.sh: unknown project '$name'; one of: deply, uncalled-for, python-discovery" >&2; exit 2 ;;
 esac
 
@@ -100,7 +108,7 @@ for method in "${methods[@]}"; do
   stamp "training $adapter within $minutes minutes ${train_args[*]}"
   # --resume continues a killed run of this name; without a checkpoint it starts afresh
   # --judge 0: the comparison below judges every method on the whole split
-  unitune train pairs.jsonl --method "$method" --name "$adapter" --store project --minutes "$minutes" --resume \
+  unitune train "${STUDY_PAIRS:-pairs.jsonl}" --method "$method" --name "$adapter" --store project --minutes "$minutes" --resume \
     --grad-accum "${STUDY_GRAD_ACCUM:-8}" --judge 0 "${train_args[@]}" --progress json > "$work/train-$adapter.jsonl"
   stamp "trained $adapter"
 done
