@@ -22,7 +22,7 @@ from pathlib import Path
 from unitune.listing import list_tests
 from unitune.logs import log_event
 from unitune.source import SourceFile
-from unitune.training.test_headers import test_file_skeleton
+from unitune.test_skeleton import test_file_skeleton
 
 log = logging.getLogger(__name__)
 

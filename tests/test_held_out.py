@@ -78,3 +78,65 @@ def test_a_function_with_several_tests_is_one_problem_judged_against_all_of_them
     assert [problem.id for problem, _ in problems] == ["shapes.py::area"]
     assert problems[0][0].reference_tests == ("def test_area(square): ...", "def test_area_zero(): ...")
     assert [pair["test_name"] for pair in held] == ["test_area", "test_area_zero"]
+
+
+UNITTEST_FILE = '''import unittest
+
+from shapes import area, perimeter
+
+
+class TestArea(unittest.TestCase):
+    def test_area(self):
+        self.assertEqual(area(3, 3), 9)
+
+    @unittest.skipIf(False, "always runs")
+    def test_area_zero(self):
+        self.assertEqual(area(0, 5), 0)
+
+
+class TestPerimeter(unittest.TestCase):
+    def setUp(self):
+        self.sides = (1, 2)
+
+    def test_perimeter(self):
+        self.assertEqual(perimeter(*self.sides), 6)
+
+    def test_perimeter_square(self):
+        self.assertEqual(perimeter(2, 2), 8)
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''
+
+
+def test_the_copy_reads_as_a_file_a_person_left_without_those_tests(tmp_path):
+    repo = _project(tmp_path / "repo")
+    (repo / "tests" / "test_shapes.py").write_text(UNITTEST_FILE)
+    held = [_pair("TestArea.test_area", "area", "test"), _pair("TestArea.test_area_zero", "area", "test"),
+            _pair("TestPerimeter.test_perimeter", "perimeter", "test")]
+
+    copy = held_out_copy(repo, held, tmp_path / "judged")
+
+    # the emptied class keeps one `pass` (it must parse), the other keeps its set-up and its other test,
+    # and no run of placeholders or blank lines is left where the tests were
+    assert (copy.root / "tests" / "test_shapes.py").read_text() == '''import unittest
+
+from shapes import area, perimeter
+
+
+class TestArea(unittest.TestCase):
+    pass
+
+
+class TestPerimeter(unittest.TestCase):
+    def setUp(self):
+        self.sides = (1, 2)
+
+    def test_perimeter_square(self):
+        self.assertEqual(perimeter(2, 2), 8)
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''

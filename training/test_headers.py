@@ -3,7 +3,7 @@
 
 At inference the prompt shows the header of the test file the new test goes into: its imports,
 fixtures, and for a test in a class the class header, attributes and set-up. A mined test's prompt
-shows the same from its own test file, taken without its tests: what a header shows does not
+shows the same from its own test file, taken without its tests (`unitune.test_skeleton`): what a header shows does not
 depend on the tests, and the tests are the bulk of a test file.
 
 `header_source` goes one step further for Python, because every prompt re-parses this text and big
@@ -20,6 +20,7 @@ from tree_sitter import Node
 from unitune.languages import PYTHON
 from unitune.listing import TestFunction
 from unitune.source import SourceFile
+from unitune.test_skeleton import test_file_skeleton, without_tests
 
 # Top-level Python statements a test-file header may read from.
 _KEPT_STATEMENTS = frozenset({
@@ -28,18 +29,12 @@ _KEPT_STATEMENTS = frozenset({
 })
 
 
-def test_file_skeleton(file: SourceFile, tests: list[TestFunction]) -> str:
-    """The text of a test file with `tests` taken out (a Python test leaves `pass` behind, so a class
-    whose only members were tests keeps a body)."""
-    return _edited(file, tests, [])
-
-
 def header_source(file: SourceFile, tests: list[TestFunction], test_class: str | None) -> str:
     """What the prompts of the tests in `test_class` (None: module-level tests) of `file` are built
     from: the skeleton of the file, without the top-level statements no header reads."""
     if file.language != PYTHON or file.tree.root_node.has_error:
         return test_file_skeleton(file, tests)
-    return _edited(file, tests, _unread_statements(file, test_class))
+    return without_tests(file, tests, _unread_statements(file, test_class))
 
 
 def _unread_statements(file: SourceFile, test_class: str | None) -> list[tuple[int, int]]:
@@ -57,30 +52,9 @@ def _unread_statements(file: SourceFile, test_class: str | None) -> list[tuple[i
     return unread
 
 
-def _edited(file: SourceFile, tests: list[TestFunction], dropped: list[tuple[int, int]]) -> str:
-    """`file` without the rows in `dropped` and with each test outside them taken out."""
-    edits: dict[int, tuple[int, list[str]]] = {first: (last, []) for first, last in dropped}
-    lines = file.text.splitlines(keepends=True)
-    for test in tests:
-        first, last = test.start_line - 1, test.end_line - 1
-        if any(start <= first <= end for start, end in dropped):
-            continue
-        if file.language == PYTHON:
-            indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
-            edits[first] = (last, [indent + "pass\n"])
-        else:
-            edits[first] = (last, [])
-    for first in sorted(edits, reverse=True):
-        last, replacement = edits[first]
-        lines[first:last + 1] = replacement
-    return "".join(lines)
-
-
 def _class_name(file: SourceFile, node: Node) -> str | None:
     if node.type != "class_definition":
         return None
     name = node.child_by_field_name("name")
     return file.node_text(name) if name is not None else None
 
-
-test_file_skeleton.__test__ = False  # named after test files, not a test
