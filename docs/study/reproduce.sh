@@ -4,7 +4,8 @@
 # project's mined pairs, held out by focal file; then the bare model and the four compared on the
 # project's whole test split, judged in a copy of the project without the split's developer tests:
 # raw (one greedy test, as the study measured) and delivered (the assured pipeline), with CodeBLEU
-# against the developers' tests and the time each step took.
+# against the developers' tests and the time each step took; then on a sample of the project's untested
+# functions (docs/study/$name-untested.*).
 #
 #   bash docs/study/reproduce.sh deply              # writes docs/study/deply.{txt,json,png}
 #   bash docs/study/reproduce.sh uncalled-for
@@ -25,11 +26,13 @@
 #   STUDY_MINUTES     each method's training budget (default 20)
 #   STUDY_METHODS     the methods trained and compared (default: lora ia3 prompt-tuning full)
 #   STUDY_LIMIT       judge only the first N functions of the test split (default: all)
+#   STUDY_UNTESTED    judge every model on N of the project's untested functions too (default 30; 0: none)
 #   STUDY_GRAD_ACCUM  examples per optimizer step (default 8, the study's)
 #   STUDY_TRAIN_ARGS  more `unitune train` flags (a recipe experiment; give it its own STUDY_TAG)
 #   STUDY_PAIRS       the pairs file trained on, in the project's folder (default pairs.jsonl;
 #                     self_train.sh's pairs-self.jsonl, with the same test split)
 #   STUDY_TAG         a suffix for the adapters' and the results' names (default none)
+#   STUDY_UNITUNE_PYTHON  the Python unitune is installed in, for the helper scripts (default python3)
 #   STUDY_ENGINE      what runs the model when judging (default torch, for every method alike: llama.cpp
 #                     runs LoRA but not the other methods); another engine's results are named with it
 #
@@ -61,6 +64,10 @@ case "$name" in
 esac
 
 out=$(cd "$(dirname "$0")" && pwd)
+# the interpreter unitune is installed in, for the study's helper scripts
+unitune_python=${STUDY_UNITUNE_PYTHON:-python3}
+"$unitune_python" -c "import unitune" 2>/dev/null || {
+  echo "$(basename "$0"): $unitune_python cannot import unitune; set STUDY_UNITUNE_PYTHON to the Python it is installed in" >&2; exit 2; }
 # Run as root, the sandbox runs the tests as `nobody`, who must be able to read the project's copy and run
 # its interpreter: then the work folder is under /var/tmp and the environment is made from the system's
 # Python, not from one in root's home.
@@ -123,3 +130,16 @@ unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "
 unitune eval --compare "${compare[@]}" --dataset pairs.jsonl --repo . --engine "$engine" "${limit[@]}" \
   --chart "$out/$result.png" | tee "$out/$result.txt"
 stamp "judged ${compare[*]}"
+
+# The functions a user would point the tool at: N of those no developer test covers (study_sets.py),
+# judged in the project as it is. No reference test, so no CodeBLEU: served, coverage and mutants.
+untested=${STUDY_UNTESTED:-30}
+if [ "$untested" -gt 0 ]; then
+  "$unitune_python" "$out/study_sets.py" untested . --limit "$untested" > untested.txt
+  stamp "judging ${compare[*]} on $(wc -l < untested.txt) untested functions"
+  unitune eval --compare "${compare[@]}" --dataset untested.txt --repo . --engine "$engine" \
+    --chart "$out/$result-untested.png" --json > "$out/$result-untested.json"
+  unitune eval --compare "${compare[@]}" --dataset untested.txt --repo . --engine "$engine" \
+    --chart "$out/$result-untested.png" | tee "$out/$result-untested.txt"
+  stamp "judged ${compare[*]} on untested functions"
+fi

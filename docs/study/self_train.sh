@@ -7,10 +7,11 @@
 #   bash docs/study/self_train.sh deply        # judged as docs/study/deply-self*.{txt,json,png}
 #
 # Settings, from the environment (and reproduce.sh's, which it runs with STUDY_PAIRS=pairs-self.jsonl):
-#   STUDY_SELF_LIMIT  how many untested functions to generate tests for (default 40; spread over the project)
+#   STUDY_SELF_LIMIT  how many untested functions to generate tests for (default 40), after the
+#                     STUDY_UNTESTED ones reproduce.sh judges (default 30)
 #   STUDY_TAG         the adapter's suffix (default -self)
 # The tests are generated in a copy of the project without the test split's developer tests
-# (self_training.py prepare), so that nothing trained on has seen them; they are kept in
+# (study_sets.py copy), so that nothing trained on has seen them; they are kept in
 # STUDY_WORK/self-PROJECT/tests, and a generation that was stopped goes on from its last function.
 set -euo pipefail
 
@@ -28,12 +29,19 @@ project="$work/$folder" self="$work/self-$name"
 [ -f "$project/pairs.jsonl" ] || { echo "self_train.sh: run reproduce.sh $name first (no $project/pairs.jsonl)" >&2; exit 2; }
 export UNITUNE_HOME="$work/home" HF_HUB_OFFLINE=1
 
+# the interpreter unitune is installed in, for the study's helper scripts
+unitune_python=${STUDY_UNITUNE_PYTHON:-python3}
+"$unitune_python" -c "import unitune" 2>/dev/null || {
+  echo "$(basename "$0"): $unitune_python cannot import unitune; set STUDY_UNITUNE_PYTHON to the Python it is installed in" >&2; exit 2; }
 if [ ! -f "$project/pairs-self.jsonl" ]; then
-  python "$here/self_training.py" prepare "$project" "$self" --limit "${STUDY_SELF_LIMIT:-40}"
+  [ -d "$self/copy" ] || "$unitune_python" "$here/study_sets.py" copy "$project" "$self"
+  # untested functions after the ones reproduce.sh judges
+  "$unitune_python" "$here/study_sets.py" untested "$project" --skip "${STUDY_UNTESTED:-30}" \
+    --limit "${STUDY_SELF_LIMIT:-40}" > "$self/untested.txt"
   # the bare model's delivered tests: each passed three runs in the sandbox and added coverage
   unitune eval --base --dataset "$self/untested.txt" --repo "$self/copy" --python "$project/.venv/bin/python" \
     --engine "${STUDY_ENGINE:-torch}" --save-tests "$self/tests" | tee "$self/generated.txt"
-  python "$here/self_training.py" collect "$project" "$self"
+  "$unitune_python" "$here/study_sets.py" collect "$project" "$self"
 fi
 STUDY_PAIRS=pairs-self.jsonl STUDY_TAG=${STUDY_TAG:--self} STUDY_METHODS=${STUDY_METHODS:-lora} \
   bash "$here/reproduce.sh" "$name"

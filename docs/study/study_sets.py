@@ -1,15 +1,18 @@
-"""Self-training data for the study: tests the assured pipeline delivered for a project's untested
-functions, as pairs to train on beside the developers' own.
+"""The function sets of the study beyond a project's test split, and the self-training data.
 
-    python docs/study/self_training.py prepare PROJECT WORK [--limit N]
-    python docs/study/self_training.py collect PROJECT WORK
+    python docs/study/study_sets.py untested PROJECT [--skip K] [--limit N] > LISTING
+    python docs/study/study_sets.py copy PROJECT WORK
+    python docs/study/study_sets.py collect PROJECT WORK
 
-`prepare` makes WORK/copy, the project without the developer tests of its test split (as the split is
-judged, so that nothing generated has seen them), and WORK/untested.txt, a listing of the project's
-functions that no mined pair covers, outside the files of the valid and test splits (functions of four
-lines or more, not dunder methods), N of them taken in the order of a hash (spread over the project). `unitune eval --base --dataset
-WORK/untested.txt --repo WORK/copy --save-tests WORK/tests` then writes the tests the pipeline
-delivered: each passed three runs and added coverage or killed a mutant.
+`untested` lists the project's functions that no mined pair covers (four lines or more, not dunder
+methods) in the order of a hash, spread over the project: the functions a user would point the tool at.
+reproduce.sh judges every model on the first N of them (served, coverage, mutants: there is no
+developer test to compare with), beside the test split; self_train.sh generates tests for the next ones.
+
+`copy` makes WORK/copy, the project without the developer tests of its test split, where the
+self-training tests are generated (nothing trained on has then seen those tests). `unitune eval --base
+--dataset LISTING --repo WORK/copy --save-tests WORK/tests` writes the tests the pipeline delivered, each
+of which passed three runs and added coverage or killed a mutant.
 
 `collect` puts those tests into the copy's test folder, mines the copy, and writes PROJECT/pairs-self.jsonl:
 the project's pairs as they were (the same valid and test splits) and, in the train split, the pairs
@@ -38,20 +41,19 @@ def read_pairs(project: Path) -> list[dict]:
 
 
 def untested_functions(project: Path, pairs: list[dict]) -> list[str]:
-    """`path::Qualified.name` of the functions no pair covers, outside the valid and test splits' files."""
+    """`path::Qualified.name` of the functions no pair covers, in the order of a hash of that name."""
     covered = {(pair["focal_file"], pair["focal_qualified_name"]) for pair in pairs}
-    held_out_files = {pair["focal_file"] for pair in pairs if pair["split"] != "train"}
     source_files = {pair["focal_file"] for pair in pairs}
     packages = sorted({Path(name).parts[0] for name in source_files if len(Path(name).parts) > 1})
     found = []
     for package in packages:
         for path in sorted((project / package).rglob("*.py")):
             relative = path.relative_to(project).as_posix()
-            if relative in held_out_files or path.name == "__init__.py" or "/tests/" in f"/{relative}":
+            if path.name == "__init__.py" or "/tests/" in f"/{relative}":
                 continue
             found += [f"{relative}::{name}" for name in _functions(ast.parse(path.read_text("utf-8")))
                       if (relative, name) not in covered]
-    return found
+    return sorted(found, key=lambda name: hashlib.sha1(name.encode()).hexdigest())
 
 
 def _functions(tree: ast.AST, prefix: str = ""):
@@ -63,16 +65,10 @@ def _functions(tree: ast.AST, prefix: str = ""):
                 yield prefix + node.name
 
 
-def prepare(project: Path, work: Path, limit: int | None) -> None:
+def copy(project: Path, work: Path) -> None:
     pairs = read_pairs(project)
-    copy = work / "copy"
-    if not copy.exists():
-        held = held_out_copy(project, [pair for pair in pairs if pair["split"] == "test"], copy)
-        print(f"{copy}: {held.removed_tests} developer tests of the test split taken out", file=sys.stderr)
-    # a sample spread over the project (in the order of a hash), not its first files
-    listing = sorted(sorted(untested_functions(project, pairs), key=lambda name: hashlib.sha1(name.encode()).hexdigest())[:limit])
-    (work / "untested.txt").write_text("".join(f"{line}\n" for line in listing), "utf-8")
-    print(f"{work / 'untested.txt'}: {len(listing)} untested functions", file=sys.stderr)
+    held = held_out_copy(project, [pair for pair in pairs if pair["split"] == "test"], work / "copy")
+    print(f"{work / 'copy'}: {held.removed_tests} developer tests of the test split taken out", file=sys.stderr)
 
 
 def collect(project: Path, work: Path) -> None:
@@ -93,16 +89,21 @@ def collect(project: Path, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("prepare", "collect"))
+    parser.add_argument("step", choices=("untested", "copy", "collect"))
     parser.add_argument("project", type=Path)
-    parser.add_argument("work", type=Path)
-    parser.add_argument("--limit", type=int, default=None, help="prepare: only the first N untested functions")
+    parser.add_argument("work", type=Path, nargs="?", help="copy, collect: the self-training folder")
+    parser.add_argument("--skip", type=int, default=0, help="untested: leave out the first K")
+    parser.add_argument("--limit", type=int, default=None, help="untested: list N at most")
     args = parser.parse_args()
+    project = args.project.resolve()
+    if args.step == "untested":
+        listing = untested_functions(project, read_pairs(project))[args.skip:]
+        print("".join(f"{line}\n" for line in listing[:args.limit]), end="")
+        return
+    if args.work is None:
+        parser.error(f"{args.step} needs WORK")
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.step == "prepare":
-        prepare(args.project.resolve(), args.work.resolve(), args.limit)
-    else:
-        collect(args.project.resolve(), args.work.resolve())
+    (copy if args.step == "copy" else collect)(project, args.work.resolve())
 
 
 if __name__ == "__main__":
