@@ -80,7 +80,12 @@ def collect(project: Path, work: Path) -> None:
     subprocess.run(["unitune", "mine", str(copy), "--out", str(mined), "--split", "none"], check=True,
                    stdout=subprocess.DEVNULL)
     extra = [json.loads(line) for line in mined.read_text("utf-8").splitlines() if line.strip()]
-    extra = [dict(pair, split="train") for pair in extra if Path(pair["test_file"]).name.startswith(PREFIX)]
+    # a delivered file that went into an existing test file holds that file's developer tests too: only
+    # the tests the pipeline wrote are new
+    developers = "".join(path.read_text("utf-8", errors="replace") for path in project.rglob("test*.py")
+                         if ".venv" not in path.parts)
+    extra = [dict(pair, split="train") for pair in extra
+             if Path(pair["test_file"]).name.startswith(PREFIX) and pair["test_code"].strip() not in developers]
     pairs = read_pairs(project)
     (project / SELF_PAIRS).write_text("".join(json.dumps(pair) + "\n" for pair in pairs + extra), "utf-8")
     print(f"{project / SELF_PAIRS}: {len(pairs)} pairs and {len(extra)} from {len(delivered)} delivered test files",
