@@ -98,6 +98,76 @@ def test_each_fixture_repository_gives_exactly_the_expected_pairs(mined, name):
         assert fragment in unmatched[key]
 
 
+CHECKED_MODULE = """
+def depends(factory):
+    return ("dependency", factory)
+
+
+def resolve(handler):
+    if handler is None:
+        raise TypeError("no handler")
+    return {"x": handler()}
+
+
+def describe(value):
+    return str(value)
+"""
+CHECKED_TESTS = """
+import unittest
+
+import pytest
+
+from pkg.deps import depends, describe, resolve
+
+
+def test_resolution_sees_the_dependency():
+    marker = depends(int)
+    resolved = resolve(lambda: 2)
+    assert resolved["x"] == 2
+
+
+def test_a_missing_handler_is_refused():
+    depends(None)
+    with pytest.raises(TypeError):
+        resolve(None)
+
+
+def test_both_results_checked():
+    assert describe(resolve(lambda: 1)) == "{'x': 1}"
+
+
+class TestFlow(unittest.TestCase):
+    def test_flow(self):
+        depends(int)
+        self.assertEqual(resolve(lambda: 3), {"x": 3})
+
+    def test_by_reference(self):
+        depends(int)
+        self.assertRaises(TypeError, resolve, None)
+"""
+
+
+def test_a_test_calling_several_functions_pairs_with_the_one_whose_result_it_checks(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "deps.py").write_text(CHECKED_MODULE)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_flow.py").write_text(CHECKED_TESTS)
+
+    result = mine(tmp_path)
+
+    # the calls that build the input (`depends`) are set-up; the checked call is the focal function
+    assert {p.test_name: (p.focal_qualified_name, p.match) for p in result.pairs} == {
+        "test_resolution_sees_the_dependency": ("resolve", "checked"),
+        "test_a_missing_handler_is_refused": ("resolve", "checked"),
+        "TestFlow.test_flow": ("resolve", "checked"),
+        "TestFlow.test_by_reference": ("resolve", "checked"),
+    }
+    (unmatched,) = result.unmatched
+    assert unmatched.test_name == "test_both_results_checked"
+    assert "checking several (describe, resolve)" in unmatched.reason or "checking several (resolve, describe)" in unmatched.reason
+
+
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_fixtures_and_helpers_are_never_focal(mined, name):
     for pair in mined[name].pairs:

@@ -1,9 +1,11 @@
 """What the per-language pairing rules share: the outcome of matching one test, and a cache of parsed files.
 
-A test is matched to its focal function by one of two rules, tried in order:
+A test is matched to its focal function by one of three rules, tried in order:
 - `NAME`: the test is named after the function (the language module says how names compare);
 - `CALL`: the test calls exactly one candidate function (fixtures, helpers and other code of test
-  files never count as candidates).
+  files never count as candidates);
+- `CHECKED` (Python): the test calls several, and checks the result of exactly one of them (the others
+  build its input: `deps = resolve(Depends(f))` then `assert deps[...]`).
 When neither gives exactly one function the test stays unmatched, with a reason a person can act on.
 """
 
@@ -18,6 +20,7 @@ from unitune.source import SourceFile
 
 NAME = "name"
 CALL = "call"
+CHECKED = "checked"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class Match:
 
     focal_path: Path
     function: Function
-    rule: str  # NAME or CALL
+    rule: str  # NAME, CALL or CHECKED
 
 
 @dataclass(frozen=True)

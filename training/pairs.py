@@ -3,8 +3,8 @@ de-duplication.
 
 A pair is one JSON object per line with the keys DESIGN.md fixes (`language`, `test_file`,
 `test_name`, `focal_file`, `focal_name`, `focal_qualified_name`, `test_code`, `focal_code`, `prompt`,
-`completion`, `split`), then extras: `framework` (the one the prompt was built for), `match` (`name` or
-`call`: the rule that paired them), `test_class`, `repo_commit` and `prompt_format`
+`completion`, `split`), then extras: `framework` (the one the prompt was built for), `match` (`name`,
+`call` or `checked`: the rule that paired them, `training.matching`), `test_class`, `repo_commit` and `prompt_format`
 (`unitune.prompt.PROMPT_FORMAT_VERSION`). Paths are relative to the repository, with `/`.
 `test_name` is the test's qualified name (`TestAccount.test_deposit`, `CalcTest.testAdd`), which is
 unique within its file.

@@ -21,6 +21,10 @@ A test then maps to its focal function:
    (helpers, fixtures) never count. A test that uses its mapped module (calls one of its functions
    or classes) is judged by its calls into that module only: `os.path.join(...)` in a test of
    `subprocess` is set-up, not the focal function.
+3. else, when it calls several, by what it checks: the one of them whose call sits in a check (an
+   `assert`, the arguments of `self.assert...(...)`, the body of `with pytest.raises(...)` or
+   `with self.assertRaises(...)`) or binds a name that a check reads (`x = f(...)`, `with f(...) as x`);
+   the calls that build the input are set-up. Several checked: no pair.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from unitune.focal_candidates import focal_candidates_for_test
 from unitune.project_layout import TEST_DIR_NAMES, common_suffix, tested_name
 from unitune.source import SourceFile
 from unitune.test_names import snake_case
-from unitune.training.matching import CALL, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
+from unitune.training.matching import CALL, CHECKED, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
 from unitune.training.python_modules import (
     CLASS, MODULE, Binding, PythonModules, Target, import_bindings, is_dotted_name,
 )
@@ -151,7 +155,13 @@ class PythonMatcher:
             path, function = calls[0]
             return Match(path, function, CALL)
         if calls:
-            return NoMatch(f"named after no function and calls several ({describe([f for _, f in calls])})")
+            checked = self._checked(test_file, test, calls)
+            if len(checked) == 1:
+                path, function = checked[0]
+                return Match(path, function, CHECKED)
+            return NoMatch(f"named after no function and calls several ({describe([f for _, f in calls])})"
+                           + (f", checking several ({describe([f for _, f in checked])})" if checked else
+                              ", checking none of their results"))
         if test_file.module is None:
             return NoMatch("no module found for the test file, and the test calls no function of the repository")
         module = test_file.module.relative_to(self.root).as_posix()
@@ -200,6 +210,33 @@ class PythonMatcher:
             if module is not None:
                 touched.add(module)
         return list(found.values()), touched
+
+    def _checked(self, test_file: PythonTestFile, test: TestFunction,
+                 calls: list[tuple[Path, Function]]) -> list[tuple[Path, Function]]:
+        """Those of `calls` whose result the test checks (rule 3 of the module's docstring)."""
+        file, body = test_file.file, test.node.child_by_field_name("body")
+        if body is None:
+            return []
+        checks = _checks(file, body)
+        read = {file.node_text(node) for check in checks for node in _walk(check) if node.type == "identifier"}
+        checked_calls = [node for check in checks for node in _walk(check) if node.type == "call"]
+        checked_calls += [call for name, call in _bound_calls(file, body) if name in read]
+        found = {(path, function.qualified_name) for call in checked_calls for path, function in self._resolve_call(test_file, call)}
+        # a function passed to a check by reference: `self.assertRaises(ValueError, parse, "x")`
+        found |= {(path, function.qualified_name) for check in checks for node in check.named_children
+                  if node.type == "identifier" for path, function in self._bare_call(test_file, file.node_text(node))[0]}
+        return [(path, function) for path, function in calls if (path, function.qualified_name) in found]
+
+    def _resolve_call(self, test_file: PythonTestFile, call) -> list[tuple[Path, Function]]:
+        function = call.child_by_field_name("function")
+        if function is None:
+            return []
+        if function.type == "identifier":
+            return self._bare_call(test_file, test_file.file.node_text(function))[0]
+        if function.type == "attribute":
+            return self._attribute_call(test_file, function.child_by_field_name("object"),
+                                        test_file.file.node_text(function.child_by_field_name("attribute")))[0]
+        return []
 
     def _lookup(self, test_file: PythonTestFile, name: str) -> tuple[bool, Target | None]:
         """(whether `name` is imported, what it resolves to in the repository)."""
@@ -280,6 +317,61 @@ class PythonMatcher:
                     found.append((path, method))
             test_file._methods[name] = found
         return test_file._methods[name]
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+#: Calls whose arguments a test checks (unittest's assertion methods, pytest's old `raises(E, f, ...)`).
+_CHECK_CALL_PREFIXES = ("self.assert", "self.fail", "pytest.raises", "pytest.warns", "assert_")
+#: `with` items whose body is checked for what it raises or warns.
+_CHECK_CONTEXTS = ("raises(", "assertRaises", "assertWarns", "warns(")
+
+
+def _walk(node):
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(node.named_children)
+
+
+def _checks(file: SourceFile, body) -> list:
+    """The nodes of a test body whose values it checks: `assert` statements, the argument lists of
+    assertion calls, the bodies of `with pytest.raises(...)` and the like."""
+    found = []
+    for node in _walk(body):
+        if node.type == "assert_statement":
+            found.append(node)
+        elif node.type == "call":
+            function = node.child_by_field_name("function")
+            if function is not None and file.node_text(function).startswith(_CHECK_CALL_PREFIXES):
+                found.append(node.child_by_field_name("arguments"))
+        elif node.type == "with_statement":
+            clause = next((child for child in node.named_children if child.type == "with_clause"), None)
+            if clause is not None and any(marker in file.node_text(clause) for marker in _CHECK_CONTEXTS):
+                found.append(node.child_by_field_name("body"))
+    return [node for node in found if node is not None]
+
+
+def _bound_calls(file: SourceFile, body) -> list[tuple[str, object]]:
+    """(name, call) for each name a test binds to a call's result: `x = f(...)`, `x = await f(...)`,
+    `with f(...) as x` (and `async with`)."""
+    bound = []
+    for node in _walk(body):
+        if node.type == "assignment":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        elif node.type == "as_pattern":
+            left = node.child_by_field_name("alias")
+            right = node.named_children[0] if node.named_children else None
+        else:
+            continue
+        if right is not None and right.type == "await" and right.named_children:
+            right = right.named_children[0]
+        if left is None or right is None or right.type != "call":
+            continue
+        names = [left] if left.type == "identifier" else [n for n in _walk(left) if n.type == "identifier"]
+        bound += [(file.node_text(name), right) for name in names]
+    return bound
 
 
 # -- names ---------------------------------------------------------------------------------------
