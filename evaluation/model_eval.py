@@ -16,7 +16,7 @@ from pathlib import Path
 from unitune.cli_options import setting_overrides, settings_stamp
 from unitune.files import atomic_write
 from unitune.progress_line import ProgressLine
-from unitune.settings import COMMAND_LINE, data_home, load_settings, refuse_bad_flags
+from unitune.settings import COMMAND_LINE, Settings, data_home, load_settings, refuse_bad_flags
 
 BASE = "base"
 JAVA_DATASET = "humaneval-java"
@@ -59,7 +59,7 @@ def evaluate_model(name: str, request: EvalRequest, reuse: bool, progress_label:
     dataset_key = dataset_key_of(request.dataset, request.repo)
     runtime = runtime_for(ModelSpec.from_settings(settings))
     engine = for_adapter(runtime.served_by, adapter).engine  # llama.cpp's numbers are not torch's: other results
-    target = _results_path(adapter, settings.model, dataset_key, request.limit, settings.candidates, engine)
+    target = _results_path(adapter, settings, dataset_key, request.limit, engine)
     # results under other settings are other results
     stamp = results_stamp(settings, adapter.path if adapter else None, engine)
     if reuse and target.is_file():
@@ -206,14 +206,22 @@ def model_stamp(model: str, adapter_path: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-def _results_path(adapter, model: str, dataset: str, limit: int | None, candidates: int = 1,
-                  engine: str = "torch") -> Path:
-    # Results of another problem count, candidate count or engine are other results: never reused for these.
-    suffix = (f"-{limit}" if limit else "") + (f"-c{candidates}" if candidates != 1 else "") \
+def _results_path(adapter, settings, dataset: str, limit: int | None, engine: str = "torch") -> Path:
+    """Where the results of a model on `dataset` are saved. Results of another problem count, candidate
+    count, engine or other settings are other results, saved apart (so that comparing two settings, say
+    with and without the project block, does not judge the default's again): settings other than the
+    defaults add a digest of them to the name."""
+    import hashlib
+
+    suffix = (f"-{limit}" if limit else "") + (f"-c{settings.candidates}" if settings.candidates != 1 else "") \
         + (f"-{engine}" if engine != "torch" else "")
+    ignored = ("model", "adapter", "test_dir", "candidates")
+    chosen = settings_stamp(settings, ignored)
+    if chosen != settings_stamp(Settings(), ignored):
+        suffix += "-s" + hashlib.sha256(chosen.encode()).hexdigest()[:8]
     if adapter is not None:
         return Path(adapter.path) / f"eval-{dataset}{suffix}.json"
-    return data_home() / "evals" / f"base-{Path(model).name}-{dataset}{suffix}.json"
+    return data_home() / "evals" / f"base-{Path(settings.model).name}-{dataset}{suffix}.json"
 
 
 def _save(path: Path, record: dict) -> None:

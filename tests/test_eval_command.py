@@ -61,10 +61,13 @@ def test_compare_reuses_results_only_for_unchanged_model(tiny_base, home, tmp_pa
     assert main(args + ["--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["seconds"] == 12345.0
 
-    # Another setting is another measurement: run again, not the saved results.
+    # Another setting is another measurement: run again, not the saved results, and saved apart, so
+    # that the default's results are still there to compare with.
     assert main(args + ["--json", "--context", "fm"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["seconds"] != 12345.0
-    saved.write_text(json.dumps(record))
+    assert len(list((home / "evals").glob("base-model-humaneval-1-s*.json"))) == 1
+    assert main(args + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["seconds"] == 12345.0
 
     # Another candidate count is another measurement: run, and saved apart.
     assert main(args + ["--json", "--candidates", "2"]) == 0
