@@ -178,6 +178,30 @@ def test_train_ends_with_what_the_adapter_changed_on_held_out_code(trained_base,
     # The base's results are kept: a second adapter on the same pairs judges only itself.
     assert any((home / "evals").glob("base-*pairs-*.json"))
 
+    # As the editor runs it (JSON events): the judging is announced after the last step, and the message
+    # the editor shows at the end is built from the summary's figures.
+    from unitune.server.features.training import payoff_message
+
+    code = main(["train", "pairs.jsonl", "--method", "lora", "--name", "payoff-editor", "--model", str(trained_base),
+                 "--max-steps", "1", "--grad-accum", "1", "--lr", "1e-9", "--judge", "3", "--progress", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events[-2:]] == ["judging", "done"]
+    message = payoff_message(events[-1]["held_out"])
+    assert message.startswith("on 1 held-out function, base model → adapter: served 1 → 1 of 1, line coverage "), message
+
+
+def test_the_editor_says_what_the_adapter_changed_or_why_nothing_was_judged():
+    from unitune.server.features.training import payoff_message
+
+    held_out = {"functions": 8, "engine": "llama.cpp", "base": {"served": 6, "line_coverage": 0.31, "seconds": 40.0},
+                "adapter": {"served": 7, "line_coverage": 0.474, "seconds": 41.0}}
+    assert payoff_message(held_out) == ("on 8 held-out functions, base model → adapter: served 6 → 7 of 8, "
+                                        "line coverage 31% → 47%")
+    assert payoff_message("nothing held out to judge: no test split") == "nothing held out to judge: no test split"
+    assert payoff_message(None) == payoff_message({"functions": 1}) == ""  # an older unitune's summary: no sentence
+
 
 def test_judge_takes_a_count_or_zero(pairs_file, capsys):
     assert main(["train", str(pairs_file), "--name", "x", "--judge", "-1"]) == 2

@@ -94,6 +94,8 @@ def run_train_command(args: argparse.Namespace) -> int:
         return 0
     judge = summary["hyperparameters"].get("judge", config.judge)
     if judge:
+        if progress == "json":  # a long step after the last training step: say what it is (the editor shows it)
+            print(json.dumps({"event": "judging", "functions": judge}), flush=True)
         summary["held_out"] = _judge_held_out(args.source, summary, project.resolve(), judge)
     if progress == "json":
         print(json.dumps({"event": "done", **summary}), flush=True)

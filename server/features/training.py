@@ -96,9 +96,24 @@ async def train_adapter(ls: UnituneServer, *args):
         ls.notify_user(f"unitune: training failed: {message}")
         return {"ok": False, "error": message}
     progress.end("done")
-    ls.notify_user(f"unitune: adapter {options['name']} trained; select it with “unitune: Select adapter”",
-                   types.MessageType.Info)
+    held_out = payoff_message(last.get("held_out"))
+    ls.notify_user(f"unitune: adapter {options['name']} trained{'; ' + held_out if held_out else ''}; select it with "
+                   "“unitune: Select adapter”", types.MessageType.Info)
     return {"ok": True, "name": options["name"], "last": last}
+
+
+def payoff_message(held_out) -> str:
+    """What the adapter changed on the functions its training held out, as `unitune train` judged them
+    (its summary's `held_out`: figures, or a sentence saying why nothing was judged), in a sentence."""
+    if isinstance(held_out, str):
+        return held_out
+    try:
+        n, base, adapter = held_out["functions"], held_out["base"], held_out["adapter"]
+        served = f"served {base['served']} → {adapter['served']} of {n}"
+        lines = f"line coverage {100 * base['line_coverage']:.0f}% → {100 * adapter['line_coverage']:.0f}%"
+    except (TypeError, KeyError):
+        return ""
+    return f"on {n} held-out function{'s' if n != 1 else ''}, base model → adapter: {served}, {lines}"
 
 
 async def _relay(process, progress: Progress, last: dict) -> None:
@@ -110,6 +125,10 @@ async def _relay(process, progress: Progress, last: dict) -> None:
         if isinstance(event, dict):
             last.clear()
             last.update(event)
+            if event.get("event") == "judging":  # after the last step: base and adapter on held-out code
+                progress.report("judging", 1.0, f"base model and adapter on up to {event.get('functions')} held-out "
+                                                "functions")
+                continue
             fraction = event.get("fraction") or 0.0
             message = ", ".join(f"{k} {v}" for k, v in event.items() if k in ("step", "epoch", "loss", "eta"))
             progress.report("training", float(fraction), message)
