@@ -43,6 +43,7 @@ from unitune.project_layout import TEST_DIR_NAMES, common_suffix, tested_name
 from unitune.source import SourceFile
 from unitune.test_names import snake_case
 from unitune.training.matching import CALL, CHECKED, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
+from unitune.training.python_checks import bound_calls, checks, walk
 from unitune.training.python_modules import (
     CLASS, MODULE, Binding, PythonModules, Target, import_bindings, is_dotted_name,
 )
@@ -217,13 +218,13 @@ class PythonMatcher:
         file, body = test_file.file, test.node.child_by_field_name("body")
         if body is None:
             return []
-        checks = _checks(file, body)
-        read = {file.node_text(node) for check in checks for node in _walk(check) if node.type == "identifier"}
-        checked_calls = [node for check in checks for node in _walk(check) if node.type == "call"]
-        checked_calls += [call for name, call in _bound_calls(file, body) if name in read]
+        found_checks = checks(file, body)
+        read = {file.node_text(node) for check in found_checks for node in walk(check) if node.type == "identifier"}
+        checked_calls = [node for check in found_checks for node in walk(check) if node.type == "call"]
+        checked_calls += [call for name, call in bound_calls(file, body) if name in read]
         found = {(path, function.qualified_name) for call in checked_calls for path, function in self._resolve_call(test_file, call)}
         # a function passed to a check by reference: `self.assertRaises(ValueError, parse, "x")`
-        found |= {(path, function.qualified_name) for check in checks for node in check.named_children
+        found |= {(path, function.qualified_name) for check in found_checks for node in check.named_children
                   if node.type == "identifier" for path, function in self._bare_call(test_file, file.node_text(node))[0]}
         return [(path, function) for path, function in calls if (path, function.qualified_name) in found]
 
@@ -317,61 +318,6 @@ class PythonMatcher:
                     found.append((path, method))
             test_file._methods[name] = found
         return test_file._methods[name]
-
-
-# -- checks --------------------------------------------------------------------------------------
-
-#: Calls whose arguments a test checks (unittest's assertion methods, pytest's old `raises(E, f, ...)`).
-_CHECK_CALL_PREFIXES = ("self.assert", "self.fail", "pytest.raises", "pytest.warns", "assert_")
-#: `with` items whose body is checked for what it raises or warns.
-_CHECK_CONTEXTS = ("raises(", "assertRaises", "assertWarns", "warns(")
-
-
-def _walk(node):
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.named_children)
-
-
-def _checks(file: SourceFile, body) -> list:
-    """The nodes of a test body whose values it checks: `assert` statements, the argument lists of
-    assertion calls, the bodies of `with pytest.raises(...)` and the like."""
-    found = []
-    for node in _walk(body):
-        if node.type == "assert_statement":
-            found.append(node)
-        elif node.type == "call":
-            function = node.child_by_field_name("function")
-            if function is not None and file.node_text(function).startswith(_CHECK_CALL_PREFIXES):
-                found.append(node.child_by_field_name("arguments"))
-        elif node.type == "with_statement":
-            clause = next((child for child in node.named_children if child.type == "with_clause"), None)
-            if clause is not None and any(marker in file.node_text(clause) for marker in _CHECK_CONTEXTS):
-                found.append(node.child_by_field_name("body"))
-    return [node for node in found if node is not None]
-
-
-def _bound_calls(file: SourceFile, body) -> list[tuple[str, object]]:
-    """(name, call) for each name a test binds to a call's result: `x = f(...)`, `x = await f(...)`,
-    `with f(...) as x` (and `async with`)."""
-    bound = []
-    for node in _walk(body):
-        if node.type == "assignment":
-            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-        elif node.type == "as_pattern":
-            left = node.child_by_field_name("alias")
-            right = node.named_children[0] if node.named_children else None
-        else:
-            continue
-        if right is not None and right.type == "await" and right.named_children:
-            right = right.named_children[0]
-        if left is None or right is None or right.type != "call":
-            continue
-        names = [left] if left.type == "identifier" else [n for n in _walk(left) if n.type == "identifier"]
-        bound += [(file.node_text(name), right) for name in names]
-    return bound
 
 
 # -- names ---------------------------------------------------------------------------------------
