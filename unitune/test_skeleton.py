@@ -25,7 +25,7 @@ def without_tests(file: SourceFile, tests: list[TestFunction], dropped: list[tup
     lines = file.text.splitlines(keepends=True)
     gone = {row for first, last in dropped for row in range(first, last + 1)}
     removed = [(test.start_line - 1, test.end_line - 1) for test in tests if test.start_line - 1 not in gone]
-    inserted = _emptied_classes(file, tests, removed) if file.language == PYTHON else {}
+    inserted = _emptied_classes(lines, tests, removed) if file.language == PYTHON else {}
     for first, last in removed:
         gone.update(range(first, last + 1))
         # the blank lines that set a test apart go with it: those before it, or when there are none (the
@@ -42,7 +42,7 @@ def without_tests(file: SourceFile, tests: list[TestFunction], dropped: list[tup
     return "".join(inserted.get(row, "") + ("" if row in gone else line) for row, line in enumerate(lines))
 
 
-def _emptied_classes(file: SourceFile, tests: list[TestFunction], removed: list[tuple[int, int]]) -> dict[int, str]:
+def _emptied_classes(lines: list[str], tests: list[TestFunction], removed: list[tuple[int, int]]) -> dict[int, str]:
     """{first row of a class's first removed test: `pass` at its indentation} for each class whose body
     has no statement left once the tests are removed (comments are not statements)."""
     gone = set(removed)
@@ -56,8 +56,7 @@ def _emptied_classes(file: SourceFile, tests: list[TestFunction], removed: list[
         rows = [(child.start_point.row, child.end_point.row) for child in block.named_children if child.type != "comment"]
         if rows and all(any(first <= start and end <= last for first, last in gone) for start, end in rows):
             first = min(start for start, _ in rows)
-            line = file.text.splitlines()[first]
-            needs[first] = line[: len(line) - len(line.lstrip())] + "pass\n"
+            needs[first] = lines[first][: len(lines[first]) - len(lines[first].lstrip())] + "pass\n"
     return needs
 
 
