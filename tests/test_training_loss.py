@@ -75,3 +75,14 @@ def test_only_the_completions_positions_reach_the_vocabulary():
     # the positions before a labelled token in either example: 6 + 3 of them, in 9 distinct columns
     assert shapes == [(2, 9, model.get_base_model().config.vocab_size)]
     assert count_completion_tokens(batch) == 9
+
+
+@pytest.mark.parametrize("selective", [True, False])
+def test_a_pretraining_block_without_padding_needs_no_attention_mask(selective):
+    """Pretraining feeds raw blocks of tokens, every one a label, with no padding and so no mask."""
+    import torch
+
+    model = _model("full", "llama")
+    block = torch.arange(5, 37).reshape(2, 16)
+    batch = {"input_ids": block, "labels": block}
+    assert torch.allclose(completion_loss(model, batch, selective=selective), model(**batch).loss, atol=1e-5)

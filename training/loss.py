@@ -35,19 +35,20 @@ def completion_loss(forward, batch: dict, *, virtual_tokens: int = 0, selective:
     """Mean cross-entropy per completion token of a collated batch (`training.data.collate`), as the
     model's own loss with `labels` would give it. `forward` is the module to call (a DDP wrapper in a
     multi-process run, so that its gradient hooks fire). Position t predicts token t+1, so the logits
-    kept are those of positions whose next label is not ignored."""
+    kept are those of positions whose next label is not ignored. A pretraining block has no padding and
+    so no `attention_mask`."""
     import torch
     import torch.nn.functional as F
 
     labels = batch["labels"]
     targets = labels[:, 1:]
     if not selective:
-        logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = forward(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
         logits = logits[:, virtual_tokens:-1]
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                ignore_index=IGNORE_INDEX)
     columns = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-    logits = forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+    logits = forward(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
                      logits_to_keep=columns + virtual_tokens).logits
     kept = targets.index_select(1, columns)
     if not len(columns):  # nothing to predict (a completion cut to nothing): a zero that still has a graph
