@@ -58,7 +58,9 @@ case "$name" in
     version=1.9.9
     url=https://files.pythonhosted.org/packages/a7/8b/8ba2210506a25f82481d554833e475218d9d36e8bf1bb91649ba7d5ace32/python_discovery-1.9.9.tar.gz
     sha256=6dfa5a9d3bb478eaf4f4e6afe55dc8367ec4bcca61715c7f5542d3c5b2df51e8
-    needs=(filelock pytest-mock==3.15.1) ;;
+    # its package reads its own version from its installed metadata: the released wheel gives it, while the
+    # code judged is the sdist's src/, which the sandbox puts first on the path
+    needs=(filelock pytest-mock==3.15.1 python-discovery==1.9.9) ;;
   -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
   *) echo "reproduce.sh: unknown project '$name'; one of: deply, uncalled-for, python-discovery" >&2; exit 2 ;;
 esac
@@ -101,9 +103,12 @@ echo "$sha256  $sdist" | sha256sum -c --quiet
 # unitune pins them, and what the project and its tests import.
 if [ ! -x "$project/.venv/bin/python" ]; then
   "$python" -m venv "$project/.venv.part"
-  "$project/.venv.part/bin/pip" install -q pytest==9.0.3 coverage==7.17.3 "${needs[@]}"
+  "$project/.venv.part/bin/python" -m pip install -q pytest==9.0.3 coverage==7.17.3
   mv "$project/.venv.part" "$project/.venv"
 fi
+# what the project and its tests import, checked on every run so that an environment made before a need
+# was added gets it (pip returns at once when it is there)
+[ ${#needs[@]} -eq 0 ] || "$project/.venv/bin/python" -m pip install -q "${needs[@]}"
 
 export UNITUNE_HOME="$work/home" HF_HUB_OFFLINE=1
 cd "$project"
