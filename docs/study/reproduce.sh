@@ -60,7 +60,7 @@ case "$name" in
     sha256=6dfa5a9d3bb478eaf4f4e6afe55dc8367ec4bcca61715c7f5542d3c5b2df51e8
     # its package reads its own version from its installed metadata: the released wheel gives it, while the
     # code judged is the sdist's src/, which the sandbox puts first on the path
-    needs=(filelock pytest-mock==3.15.1 python-discovery==1.9.9) ;;
+    needs=(filelock pytest-mock==3.15.1 vermin python-discovery==1.9.9) ;;
   -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
   *) echo "reproduce.sh: unknown project '$name'; one of: deply, uncalled-for, python-discovery" >&2; exit 2 ;;
 esac
