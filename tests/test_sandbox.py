@@ -190,6 +190,22 @@ def test_each_round_says_how_long_it_ran_and_a_round_with_nothing_to_run_took_no
     assert not skipped.ran and skipped.seconds == 0
 
 
+def test_a_projects_own_pytest_cov_leaves_the_coverage_to_unitune(project):
+    # `--cov` in a project's addopts (with pytest-cov installed, as in its own environment) started a second
+    # coverage collector that stopped unitune's: every run ended in an internal error, nothing was delivered
+    pytest.importorskip("pytest_cov")
+    (project / "pyproject.toml").write_text('[project]\nname = "tiny"\nversion = "0.1"\n\n[tool.pytest.ini_options]\n'
+                                            'addopts = "--cov=tiny --cov-branch --cov-fail-under=100"\n')
+    source = "from tiny.calc import sign\n\n\ndef test_sign():\n    assert sign(1) == 'non-negative'\n"
+    result = run(project, source, plugins=True)
+    assert result.status == "passed", result.output
+    assert result.covered_lines == [5, 6]
+    rounds = sandbox.run_rounds(project, GENERATED, [sandbox.Round(coverage=True)], {GENERATED: source},
+                                focal_file="tiny/calc.py", focal_lines=SIGN_LINES, timeout=30)
+    assert rounds.rounds[0].outcomes[f"{GENERATED}::test_sign"][0] == "passed", rounds.output
+    assert rounds.rounds[0].covered[f"{GENERATED}::test_sign"] == ({5, 6}, {(5, 6)})
+
+
 def test_a_function_without_branches_has_no_branch_coverage(project):
     result = run_tests(project, GENERATED, {GENERATED: "from tiny.calc import twice\n\n\ndef test_t():\n    assert twice(1) == 2\n"},
                        focal_file=project / "tiny" / "calc.py", focal_lines=(10, 11), plugins=False)

@@ -53,7 +53,8 @@ case "$name" in
     version=0.6.2
     url=https://files.pythonhosted.org/packages/a3/60/993a9757dc4a41727351828dc784e66fd467ed81d46cbec25d44cae69657/uncalled_for-0.6.2.tar.gz
     sha256=58835db667a85408c7b6d6ad8dfdd74d7713d3be669b46396ba3d2c6a889242d
-    needs=() ;;
+    # its addopts name pytest-cov's and pytest-timeout's options, and its async tests need pytest-asyncio
+    needs=(pytest-asyncio==1.5.0 pytest-cov==7.1.0 pytest-timeout==2.4.0) ;;
   python-discovery)
     version=1.9.9
     url=https://files.pythonhosted.org/packages/a7/8b/8ba2210506a25f82481d554833e475218d9d36e8bf1bb91649ba7d5ace32/python_discovery-1.9.9.tar.gz

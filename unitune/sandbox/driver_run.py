@@ -77,6 +77,17 @@ def check(expected):
     return 0
 
 
+def project_coverage_off(args):
+    """The arguments with the project's own pytest-cov turned off where it is installed: its `--cov` (in
+    many projects' addopts) starts a second coverage.py collector, which stops unitune's and ends the
+    session with an internal error, and its `--cov-fail-under` fails a run of a few tests. `--no-cov` is
+    pytest-cov's own switch (an unknown option where the plugin is not loaded, hence the check)."""
+    from importlib.util import find_spec
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") or find_spec("pytest_cov") is None:
+        return list(args)
+    return [*args, "--no-cov"]
+
+
 class Measure:
     """pytest plugin: coverage on while the tests run only; plugin and collection imports are not
     traced (they cost seconds; the focal function's body runs in the tests)."""
@@ -110,7 +121,7 @@ def run(config):
             cov = coverage.Coverage(data_file=os.path.join(out, ".coverage"), branch=True,
                                     source=[config["coverage_source"]], config_file=False)
 
-    code = pytest.main(config["pytest_args"], plugins=[Measure(cov)])
+    code = pytest.main(project_coverage_off(config["pytest_args"]), plugins=[Measure(cov)])
     if cov is not None:
         try:
             cov.save()
@@ -288,7 +299,7 @@ def one_round(config, spec, index, targets, pytest, coverage):
                                 source=[config["coverage_source"]], config_file=False)
     plugin = Rounds(cov, config.get("per_test_timeout"), spec.get("reverse"))
 
-    args = [*config["pytest_base_args"], *targets]
+    args = project_coverage_off([*config["pytest_base_args"], *targets])
     code = int(pytest.main(args, plugins=[plugin, Measure(cov)]))
     record = {"outcomes": plugin.outcomes, "lines": plugin.lines, "code": code}
     if cov is not None:
