@@ -137,10 +137,11 @@ def evaluate_problem(runtime, settings, adapter, problem: Problem, work: Path, p
 
     def judge_python(test_rel, test_text, best) -> ProblemResult:
         return judge(problem, project, focal_rel, lines, test_rel, test_text, best.name, best.assertions > 0,
-                     best.source)
+                     best.source, python=settings.python)
 
     def judge_delivered(test_rel, test_text, tests) -> dict:
-        return judge_set(problem, project, focal_rel, lines, test_rel, test_text, [t.name for t in tests])
+        return judge_set(problem, project, focal_rel, lines, test_rel, test_text, [t.name for t in tests],
+                         python=settings.python)
 
     return generate_and_judge(runtime, settings, adapter, problem, project, focal_path, offset, judge_python,
                               judge_delivered)
@@ -211,9 +212,10 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
 
 
 def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int], test_rel: str,
-              test_text: str, names: list[str]) -> dict:
+              test_text: str, names: list[str], python: str | None = None) -> dict:
     """Judge delivered tests together, as another harness would: one sandbox session runs them with
-    coverage of the focal function, then against each mutant."""
+    coverage of the focal function, then against each mutant. `python` is the interpreter the tests run
+    with (default: the project's own environment, as the sandbox finds it in `project`)."""
     from unitune.adapters.assure import node_in_file
     from unitune.sandbox import Round, run_rounds
     from unitune.evaluation.mutants import mutants
@@ -222,7 +224,7 @@ def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int,
     found = mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM)
     rounds = [Round(select=ids, coverage=True)] + [Round(files={focal_rel: m.source}, select=ids) for m in found]
     session = run_rounds(project, test_rel, rounds, {test_rel: test_text}, focal_file=focal_rel, focal_lines=lines,
-                         timeout=60 + 20 * len(rounds))
+                         timeout=60 + 20 * len(rounds), python=python)
     figures = {"passed": False, "line_coverage": None, "branch_coverage": None, "mutants": 0, "mutants_killed": 0}
     if not session.rounds:
         return figures
@@ -242,7 +244,7 @@ def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int,
 
 
 def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int], test_rel: str, test_text: str,
-          test_name: str, asserts: bool, test_source: str = "") -> ProblemResult:
+          test_name: str, asserts: bool, test_source: str = "", python: str | None = None) -> ProblemResult:
     """Run one test (`test_name` in the file `test_rel` whose text is `test_text`) against the focal
     code and its mutants, in the sandbox; CodeBLEU against the developer's test when there is one."""
     from unitune.adapters.assure import node_in_file
@@ -252,14 +254,14 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
     result = ProblemResult(problem.id, valid_syntax=True, asserts=asserts, test=test_source)
     node = node_in_file(test_text, test_name)  # `Class::name` for a unittest method
     run = run_tests(project, test_rel, {test_rel: test_text}, focal_file=focal_rel, focal_lines=lines,
-                    select=[node], timeout=20)
+                    select=[node], timeout=20, python=python)
     result.status = run.status
     result.passed = run.status == "passed" and asserts
     result.line_coverage, result.branch_coverage = run.line_coverage, run.branch_coverage
     if result.passed:
         for mutant in mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM):
             mutated = run_tests(project, test_rel, {test_rel: test_text, focal_rel: mutant.source},
-                                select=[node], timeout=10)
+                                select=[node], timeout=10, python=python)
             result.mutants += 1
             result.mutants_killed += mutated.status != "passed"
     if problem.reference_tests and test_source:

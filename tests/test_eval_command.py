@@ -98,6 +98,34 @@ def test_training_table_shows_each_adapter():
 
 
 @pytest.mark.slow
+def test_a_held_out_split_is_judged_with_the_projects_own_environment(trained_base, example_project, home,
+                                                                      monkeypatch, capsys):
+    """The held-out copy leaves the project's `.venv` where it is; the raw test and the delivered ones are
+    still run with it, not with unitune's own interpreter (which lacks what the project's tests import)."""
+    import subprocess
+    import sys
+
+    project = example_project / "python"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(project / ".venv")],
+                   check=True)
+    site_packages = next((project / ".venv" / "lib").glob("python*/site-packages"))
+    (site_packages / "only_in_the_project_env.py").write_text("READY = True\n", "utf-8")
+    (project / "tests").mkdir()
+    (project / "tests" / "conftest.py").write_text("import only_in_the_project_env  # noqa: F401\n", "utf-8")
+    pair = {"language": "python", "test_file": "tests/test_account.py", "test_name": "test_deposit",
+            "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
+            "test_code": "def test_deposit():\n    assert Account('a').deposit(2) == 2\n",
+            "focal_code": "", "prompt": "", "completion": "", "split": "test"}
+    (project / "pairs.jsonl").write_text(json.dumps(pair) + "\n", "utf-8")
+    monkeypatch.chdir(project)
+    assert main(["eval", "--base", "--dataset", "pairs.jsonl", "--repo", ".", "--model", str(trained_base),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pass_at_1"] == 1.0, report["results"][0]["status"]
+    assert report["delivered"]["pass_rate"] == 1.0 and report["delivered"]["line_coverage"] > 0.5
+
+
+@pytest.mark.slow
 def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project, home, monkeypatch, capsys,
                                                    tmp_path):
     """`unitune eval --dataset pairs.jsonl --repo .` from inside the mined project, as a user types it:
