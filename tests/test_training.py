@@ -116,6 +116,20 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tiny_base, pairs_file,
 
 
 @pytest.mark.slow
+def test_by_default_each_example_is_an_update_within_a_twenty_minute_budget(tiny_base, pairs_file, home, capsys):
+    # the study's 8 examples per step leave a CPU's 20 minutes a dozen updates: too few to change the tests
+    assert main(["train", str(pairs_file), "--method", "lora", "--name", "defaults", "--model", str(tiny_base),
+                 "--epochs", "1", "--judge", "0"]) == 0
+    assert [h["step"] for h in _history(home, "defaults")] == list(range(1, 7))  # 6 train pairs, 6 updates
+    config = json.loads((home / "adapters" / "defaults" / "train-config.json").read_text())
+    assert (config["grad_accum"], config["minutes"]) == (1, 20.0)
+    assert main(["train", str(pairs_file), "--method", "lora", "--name", "no-budget", "--model", str(tiny_base),
+                 "--max-steps", "1", "--minutes", "0", "--judge", "0"]) == 0
+    assert json.loads((home / "adapters" / "no-budget" / "train-config.json").read_text())["minutes"] is None
+    capsys.readouterr()
+
+
+@pytest.mark.slow
 def test_adapter_card_plot_and_plain_peft_loading(tiny_base, pairs_file, home, capsys):
     code = main(["train", str(pairs_file), "--method", "lora", "--name", "card-check", "--model", str(tiny_base),
                  "--max-steps", "2", "--grad-accum", "1"])

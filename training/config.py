@@ -6,10 +6,13 @@ LoRA r=16, alpha=32, dropout 0.1 on the attention query/value projections; (IA)Â
 MLP down-projection; prompt tuning with 20 virtual tokens; learning rate 3e-4 (full fine-tuning 5e-5),
 3 epochs, linear schedule with 10% warm-up; loss on the completion only.
 
-Where unitune departs from the study, for real repositories on a CPU: an example longer than the block
-size is fitted into it rather than dropped (`over_length`); the block is 2048 tokens on a CPU and
-4096 on a GPU, within the model's context; a time budget (`minutes`) can bound a run; full fine-tuning
-uses an 8-bit AdamW where bitsandbytes is installed; bf16 compute where the hardware has it.
+Where unitune departs from the study, for real repositories on a CPU: an optimizer step per example
+(`grad_accum` 1; the study accumulated 8) within a time budget of 20 minutes (`minutes`), because a
+CPU trains 5 to 8 of a real project's examples a minute, and 20 minutes of 8-example steps are 13 to 20
+updates, too few to change what the model writes (docs/study.md measures both); an example longer than the block size is fitted
+into it rather than dropped (`over_length`); the block is 2048 tokens on a CPU and 4096 on a GPU, within
+the model's context; full fine-tuning uses an 8-bit AdamW where bitsandbytes is installed; bf16 compute
+where the hardware has it.
 """
 
 from __future__ import annotations
@@ -54,12 +57,13 @@ class TrainConfig:
     over_length: str = _f("truncate", "a longer example: truncate (drop the context farthest from the focal method, "
                                       "then the test's end) or drop")
     batch_size: int = _f(1, "examples per forward pass")
-    grad_accum: int = _f(8, "forward passes per optimizer step")
+    grad_accum: int = _f(1, "forward passes per optimizer step (the study's 8 makes a time budget's updates 8 times fewer)")
     warmup: float = _f(0.1, "fraction of the steps spent warming the learning rate up")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_steps: int | None = _f(None, "stop after this many optimizer steps (default: all epochs)")
-    minutes: float | None = _f(None, "time budget for the training steps: the schedule is fitted to it and the run "
-                                     "ends with its adapter when it is spent (the final validation comes on top)")
+    minutes: float | None = _f(20.0, "time budget for the training steps: the schedule is fitted to it and the run "
+                                     "ends with its adapter when it is spent (the final validation comes on top); "
+                                     "0: no budget, all the epochs")
     judge: int = _f(8, "after training, judge base and adapter on up to N held-out functions (the test split) as "
                        "`unitune eval` does, and say what the adapter changed; 0: skip (it takes about a minute "
                        "a function per model on a CPU; the base's results are kept for the next run)")
@@ -77,6 +81,10 @@ class TrainConfig:
     split: str = _f("auto", "when REPO is mined: how pairs are held out (auto, file, method, pair, none; see "
                             "`unitune mine --help`)")
     device: str | None = _f(None, "device (default: the `device` setting)")
+
+    def __post_init__(self) -> None:
+        if self.minutes == 0:
+            self.minutes = None  # `--minutes 0`: no budget
 
     def check(self) -> None:
         """Raise `ValueError` naming the flag when a choice-valued field holds something else."""
