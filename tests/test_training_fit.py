@@ -192,7 +192,7 @@ def test_a_4bit_model_built_for_training_still_learns_after_an_evaluation_pass(t
 
 @pytest.mark.parametrize(("extra", "fragment"), [
     (["--block-size", "100000"], "--block-size 100000 is longer than"),
-    (["--minutes", "0"], "--minutes must be positive"),
+    (["--minutes", "-5"], "--minutes must be positive (or 0: no time budget)"),
 ])
 def test_settings_the_model_cannot_use_are_refused(extra, fragment, tiny_base, pairs_file, capsys):
     assert main(["train", str(pairs_file), "--name", "x", "--model", str(tiny_base), *extra]) == 2

@@ -91,10 +91,12 @@ class TrainConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        for name in ("minutes", "max_steps", "block_size", "epochs"):
+        for name in ("max_steps", "block_size", "epochs"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        if self.minutes is not None and self.minutes < 0:
+            raise ValueError(f"--minutes must be positive (or 0: no time budget), not {self.minutes}")
         if self.judge < 0:
             raise ValueError(f"--judge must be 0 (skip) or a number of functions, not {self.judge}")
 
