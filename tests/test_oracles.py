@@ -75,6 +75,8 @@ TESTS = {
     "test_nothing_left": "def test_nothing_left():\n    assert box(1) == 3\n",
     "test_text": "def test_text():\n    assert tag('1.0') == '1.0'\n",
     "test_placeholder": "def test_placeholder():\n    assert strict(-1) == None\n    assert pair(1) == None\n",
+    "test_one_line_helper": ("def test_one_line_helper():\n    def helper(x: int = 2) -> None: ...\n\n"
+                             "    assert pair(helper.__defaults__[0]) == (0, 0)\n"),
     "test_repeats": ("def test_repeats():\n    assert pair(1) == (1, 1)\n    assert pair(1) == (1, 2)\n\n"
                      "    assert pair(1) == (1, 3)\n    b = Box([])\n    assert pair(1) == (2, 2)\n"),
 }
@@ -106,6 +108,13 @@ def test_observed_values_replace_wrong_expected_values(observed):
     assert "assert b.add(2) == 2" in fixed.source
     assert "assert b.items == [1, 2]" in fixed.source  # the state the earlier call left
     assert fixed.source.count("# expected value observed by running the code (regression oracle)") == 2
+
+
+def test_a_one_line_helper_defined_in_the_test_does_not_stop_the_repair(observed):
+    # `def helper(): ...` is two statements on one line; they are not the test's own steps
+    fixed = repaired(observed, "test_one_line_helper")
+    assert "assert pair(helper.__defaults__[0]) == (2, -2)" in fixed.source, fixed.notes
+    assert "def helper(x: int = 2) -> None: ..." in fixed.source
 
 
 def test_dicts_floats_tuples_sets_and_none(observed):

@@ -74,7 +74,7 @@ def repair(source: str, name: str, observations: list[dict], mode: str = OBSERVE
     for record in observations:
         if not record.get("begin"):
             records.setdefault(str(record.get("key")), []).append(record)
-    statements = [node for node in ast.walk(function) if isinstance(node, ast.stmt) and node is not function]
+    statements = _own_statements(function)
     if _shares_lines(statements):
         return Repair(None, ["failed when run; two statements share a line, so it was not repaired"])
     lines = body.lines
@@ -363,6 +363,21 @@ def _consistent(outcomes: list[dict]) -> dict:
 
 def _has_call(node: ast.AST) -> bool:
     return any(isinstance(inner, ast.Call) for inner in ast.walk(node))
+
+
+def _own_statements(function: ast.FunctionDef) -> list[ast.stmt]:
+    """The statements the test runs as its own steps: a function or class it defines is one statement,
+    its body is not (that runs when called, and a one-line helper such as `def f(): ...` would otherwise
+    count as two statements on one line)."""
+    found: list[ast.stmt] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.stmt):
+            found.append(node)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            pending.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _shares_lines(statements: list[ast.stmt]) -> bool:
