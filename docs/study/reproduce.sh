@@ -27,7 +27,7 @@
 #   STUDY_METHODS     the methods trained and compared (default: lora ia3 prompt-tuning full)
 #   STUDY_LIMIT       judge only the first N functions of the test split (default: all)
 #   STUDY_UNTESTED    judge every model on N of the project's untested functions too (default 30; 0: none)
-#   STUDY_GRAD_ACCUM  examples per optimizer step (default 8, the study's)
+#   STUDY_GRAD_ACCUM  examples per optimizer step (default 1, `unitune train`'s; 8 is the study's, give it a STUDY_TAG)
 #   STUDY_TRAIN_ARGS  more `unitune train` flags (a recipe experiment; give it its own STUDY_TAG)
 #   STUDY_PAIRS       the pairs file trained on, in the project's folder (default pairs.jsonl;
 #                     self_train.sh's pairs-self.jsonl, with the same test split)
@@ -122,7 +122,7 @@ for method in "${methods[@]}"; do
   # --resume continues a killed run of this name; without a checkpoint it starts afresh
   # --judge 0: the comparison below judges every method on the whole split
   unitune train "${STUDY_PAIRS:-pairs.jsonl}" --method "$method" --name "$adapter" --store project --minutes "$minutes" --resume \
-    --grad-accum "${STUDY_GRAD_ACCUM:-8}" --judge 0 "${train_args[@]}" --progress json > "$work/train-$adapter.jsonl"
+    --grad-accum "${STUDY_GRAD_ACCUM:-1}" --judge 0 "${train_args[@]}" --progress json > "$work/train-$adapter.jsonl"
   stamp "trained $adapter"
 done
 
