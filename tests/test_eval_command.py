@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -112,11 +113,7 @@ def test_a_held_out_split_is_judged_with_the_projects_own_environment(trained_ba
     (site_packages / "only_in_the_project_env.py").write_text("READY = True\n", "utf-8")
     (project / "tests").mkdir()
     (project / "tests" / "conftest.py").write_text("import only_in_the_project_env  # noqa: F401\n", "utf-8")
-    pair = {"language": "python", "test_file": "tests/test_account.py", "test_name": "test_deposit",
-            "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
-            "test_code": "def test_deposit():\n    assert Account('a').deposit(2) == 2\n",
-            "focal_code": "", "prompt": "", "completion": "", "split": "test"}
-    (project / "pairs.jsonl").write_text(json.dumps(pair) + "\n", "utf-8")
+    _write_deposit_pair(project)
     monkeypatch.chdir(project)
     assert main(["eval", "--base", "--dataset", "pairs.jsonl", "--repo", ".", "--model", str(trained_base),
                  "--json"]) == 0
@@ -125,17 +122,22 @@ def test_a_held_out_split_is_judged_with_the_projects_own_environment(trained_ba
     assert report["delivered"]["pass_rate"] == 1.0 and report["delivered"]["line_coverage"] > 0.5
 
 
+def _write_deposit_pair(project: Path) -> None:
+    """A pairs file whose test split is the examples' `Account.deposit`, with its developer's test."""
+    pair = {"language": "python", "test_file": "tests/test_account.py", "test_name": "test_deposit",
+            "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
+            "test_code": "def test_deposit():\n    assert Account('a').deposit(2) == 2\n",
+            "focal_code": "", "prompt": "", "completion": "", "split": "test"}
+    (project / "pairs.jsonl").write_text(json.dumps(pair) + "\n", "utf-8")
+
+
 @pytest.mark.slow
 def test_eval_on_a_pairs_file_with_a_relative_repo(trained_base, example_project, home, monkeypatch, capsys,
                                                    tmp_path):
     """`unitune eval --dataset pairs.jsonl --repo .` from inside the mined project, as a user types it:
     the model's test for `Account.deposit` is written into the project copy and run."""
     project = example_project / "python"
-    pair = {"language": "python", "test_file": "tests/test_account.py", "test_name": "test_deposit",
-            "focal_file": "bank/account.py", "focal_name": "deposit", "focal_qualified_name": "Account.deposit",
-            "test_code": "def test_deposit():\n    assert Account('a').deposit(2) == 2\n",
-            "focal_code": "", "prompt": "", "completion": "", "split": "test"}
-    (project / "pairs.jsonl").write_text(json.dumps(pair) + "\n", "utf-8")
+    _write_deposit_pair(project)
     monkeypatch.chdir(project)
     code = main(["eval", "--base", "--dataset", "pairs.jsonl", "--repo", ".", "--model", str(trained_base), "--json",
                  "--save-tests", str(tmp_path / "delivered")])
