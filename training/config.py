@@ -8,11 +8,11 @@ MLP down-projection; prompt tuning with 20 virtual tokens; learning rate 3e-4 (f
 
 Where unitune departs from the study, for real repositories on a CPU: an optimizer step per example
 (`grad_accum` 1; the study accumulated 8) within a time budget of 20 minutes (`minutes`), because a
-CPU trains 5 to 8 of a real project's examples a minute, and 20 minutes of 8-example steps are 13 to 20
-updates, too few to change what the model writes (docs/study.md measures both); an example longer than the block size is fitted
-into it rather than dropped (`over_length`); the block is 2048 tokens on a CPU and 4096 on a GPU, within
-the model's context; full fine-tuning uses an 8-bit AdamW where bitsandbytes is installed; bf16 compute
-where the hardware has it.
+CPU trains 5 to 8 of a real project's examples a minute, and 20 minutes of 8-example steps are 13 to
+20 updates, too few to change what the model writes (docs/study.md measures both); an example longer
+than the block size is fitted into it rather than dropped (`over_length`); the block is 2048 tokens on
+a CPU and 4096 on a GPU, within the model's context; full fine-tuning uses an 8-bit AdamW where
+bitsandbytes is installed; bf16 compute where the hardware has it.
 """
 
 from __future__ import annotations
