@@ -8,6 +8,7 @@ body's syntax tree.
 from __future__ import annotations
 
 from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 
 #: Calls whose arguments a test checks (unittest's assertion methods, pytest's old `raises(E, f, ...)`).
 _CHECK_CALL_PREFIXES = ("self.assert", "self.fail", "pytest.raises", "pytest.warns", "assert_")
@@ -15,19 +16,11 @@ _CHECK_CALL_PREFIXES = ("self.assert", "self.fail", "pytest.raises", "pytest.war
 _CHECK_CONTEXTS = ("raises(", "assertRaises", "assertWarns", "warns(")
 
 
-def walk(node):
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(node.named_children)
-
-
 def checks(file: SourceFile, body) -> list:
     """The nodes of a test body whose values it checks: `assert` statements, the argument lists of
     assertion calls, the bodies of `with pytest.raises(...)` and the like."""
     found = []
-    for node in walk(body):
+    for node in descendants(body, named_only=True):
         if node.type == "assert_statement":
             found.append(node)
         elif node.type == "call":
@@ -45,7 +38,7 @@ def bound_calls(file: SourceFile, body) -> list[tuple[str, object]]:
     """(name, call) for each name a test binds to a call's result: `x = f(...)`, `x = await f(...)`,
     `with f(...) as x` (and `async with`)."""
     bound = []
-    for node in walk(body):
+    for node in descendants(body, named_only=True):
         if node.type == "assignment":
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
         elif node.type == "as_pattern":
@@ -57,6 +50,6 @@ def bound_calls(file: SourceFile, body) -> list[tuple[str, object]]:
             right = right.named_children[0]
         if left is None or right is None or right.type != "call":
             continue
-        names = [left] if left.type == "identifier" else [n for n in walk(left) if n.type == "identifier"]
+        names = [left] if left.type == "identifier" else [n for n in descendants(left, named_only=True) if n.type == "identifier"]
         bound += [(file.node_text(name), right) for name in names]
     return bound

@@ -41,9 +41,10 @@ from unitune.listing import TestFunction
 from unitune.focal_candidates import focal_candidates_for_test
 from unitune.project_layout import TEST_DIR_NAMES, common_suffix, tested_name
 from unitune.source import SourceFile
+from unitune.syntax_walk import descendants
 from unitune.test_names import snake_case
 from unitune.training.matching import CALL, CHECKED, NAME, Match, NoMatch, ParsedFiles, best_scored, describe
-from unitune.training.python_checks import bound_calls, checks, walk
+from unitune.training.python_checks import bound_calls, checks
 from unitune.training.python_modules import (
     CLASS, MODULE, Binding, PythonModules, Target, import_bindings, is_dotted_name,
 )
@@ -219,8 +220,10 @@ class PythonMatcher:
         if body is None:
             return []
         found_checks = checks(file, body)
-        read = {file.node_text(node) for check in found_checks for node in walk(check) if node.type == "identifier"}
-        checked_calls = [node for check in found_checks for node in walk(check) if node.type == "call"]
+        read = {file.node_text(node) for check in found_checks for node in descendants(check, named_only=True)
+                if node.type == "identifier"}
+        checked_calls = [node for check in found_checks for node in descendants(check, named_only=True)
+                         if node.type == "call"]
         checked_calls += [call for name, call in bound_calls(file, body) if name in read]
         found = {(path, function.qualified_name) for call in checked_calls for path, function in self._resolve_call(test_file, call)}
         # a function passed to a check by reference: `self.assertRaises(ValueError, parse, "x")`

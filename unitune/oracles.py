@@ -375,7 +375,7 @@ def _own_statements(function: ast.FunctionDef) -> list[ast.stmt]:
         node = pending.pop()
         if isinstance(node, ast.stmt):
             found.append(node)
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             pending.extend(ast.iter_child_nodes(node))
     return found
 

@@ -206,6 +206,7 @@ def run_rounds(config):
         except Exception:
             pass
     warm_up(pytest, config["out"])
+    config["pytest_base_args"] = project_coverage_off(config["pytest_base_args"])  # once for every round
     signal.signal(signal.SIGALRM, too_slow)
     passed = {}
     for index, spec in enumerate(config["rounds"]):
@@ -299,7 +300,7 @@ def one_round(config, spec, index, targets, pytest, coverage):
                                 source=[config["coverage_source"]], config_file=False)
     plugin = Rounds(cov, config.get("per_test_timeout"), spec.get("reverse"))
 
-    args = project_coverage_off([*config["pytest_base_args"], *targets])
+    args = [*config["pytest_base_args"], *targets]
     code = int(pytest.main(args, plugins=[plugin, Measure(cov)]))
     record = {"outcomes": plugin.outcomes, "lines": plugin.lines, "code": code}
     if cov is not None:
