@@ -1,1 +1,2 @@
-"""The model runtime: base model loading, the adapter registry, switching and generation."""
+"""Adapters proper: the registry of named adapter folders in two stores, each adapter's card, archives,
+atomic writes and verification; file names, keys and method names in one place (`constants`)."""

@@ -8,7 +8,6 @@ writes in `staging`, the archive formats in `archives`.
 
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from unitune.adapters.staging import remove_stale_temps, staged_folder, temp_pat
 from unitune.adapters.verification import (  # noqa: F401  (check_safetensors: part of the registry's interface)
     check_safetensors, detect_method, refuse_pickles, verify_adapter,
 )
+from unitune.errors import UnituneError
 from unitune.settings import data_home, write_project_setting
 
 NAME_RULE = "1 to 64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -159,23 +159,6 @@ class AdapterRegistry:
             write_card(temp, card.stamped(name))
         return _entry(name, store_dir / name, store)
 
-    def save_peft_model(self, model: Any, name: str, card: AdapterCard, store: str = c.STORE_USER,
-                        overwrite: bool = False, tokenizer: Any = None) -> AdapterEntry:
-        """Save a PEFT model (or, for a full fine-tune, the model itself and its tokenizer) straight
-        into `store` as `name`, atomically, in safetensors."""
-        validate_name(name)
-        store_dir = self.store_dir(store)
-        with staged_folder(store_dir, name, store, overwrite) as temp:
-            options = {}
-            # PEFT takes the flag; transformers 5 dropped it (it only writes safetensors).
-            if "safe_serialization" in inspect.signature(model.save_pretrained).parameters:
-                options["safe_serialization"] = True
-            model.save_pretrained(str(temp), **options)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(str(temp))
-            write_card(temp, card.stamped(name))
-        return _entry(name, store_dir / name, store)
-
     def remove(self, name: str) -> AdapterEntry:
         """Delete the adapter `name` (the one `find` picks: project store first)."""
         validate_name(name)
@@ -264,3 +247,22 @@ def _adapter_folders(store_dir: Path) -> list[Path]:
     if not store_dir.is_dir():
         return []
     return sorted(p for p in store_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+#: The `adapter` value that asks for the bare base model.
+NO_ADAPTER = "none"
+
+
+def selected_adapter(name: str | None, project_root: str | Path, named_by: str | None = None) -> AdapterEntry | None:
+    """The adapter a request uses, as the command line and the language server choose it: None for the
+    bare base model (`adapter` unset or "none"), else the verified registry entry of that name (the
+    project's store first, then the user's) or folder. `named_by` (the settings file that asked for
+    it) is added to the error when it cannot be used, so the user knows where to change it."""
+    if not name or name == NO_ADAPTER:
+        return None
+    try:
+        return AdapterRegistry(project_root).find_verified(name)
+    except UnituneError as error:
+        if named_by:
+            raise type(error)(f"{error} (the adapter is named by {named_by})") from None
+        raise

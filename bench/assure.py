@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from unitune import sandbox
-    from unitune.adapters.delivery import deliver
-    from unitune.adapters.request import GenerationRequest, prepare
+    from unitune.assured import sandbox
+    from unitune.assured.delivery import deliver
+    from unitune.request import GenerationRequest, prepare
     from unitune.insertion import apply, plan_insertion
     from unitune.prompt import build_prompt
     from unitune.settings import Settings
@@ -48,7 +48,8 @@ def main() -> None:
     request = GenerationRequest(path, path.read_text().index("def deposit"), Settings(validate="run"),
                                 project_root=project)
     prepared = prepare(request)
-    file, function, location, framework, existing = prepared
+    file, function, location = prepared.file, prepared.function, prepared.location
+    framework = prepared.framework
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import)
     completions = [BODIES[i % len(BODIES)] for i in range(args.candidates)]
     header = "import pytest\n\nfrom bank.account import Account"

@@ -53,11 +53,11 @@ def prepare_inputs(work: Path) -> dict:
     import shutil
     import textwrap
 
-    from unitune.adapters.llama_cpp import base_gguf, lora_to_gguf
-    from unitune.adapters.loading import resolve_model_folder
+    from unitune.runtime.llama_cpp import base_gguf, lora_to_gguf
+    from unitune.runtime.loading import resolve_model_folder
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.request import GenerationRequest, fit_prompt, prepare
-    from unitune.adapters.served_models import load_tokenizer
+    from unitune.request import GenerationRequest, fit_prompt, prepare
+    from unitune.runtime.served_models import load_tokenizer
     from unitune.prompt import model_input
     from unitune.settings import Settings
     from unitune.source import SourceFile
@@ -74,8 +74,7 @@ def prepare_inputs(work: Path) -> dict:
     offset = source.text.index("def dedent(")
     tokenizer = load_tokenizer(settings.model)
     prepared = prepare(GenerationRequest(module, offset, settings, project_root=project))
-    file, function, location, framework, existing = prepared
-    prompt, _ = fit_prompt(file, function, location, framework, existing, tokenizer, 1800, settings.context)
+    prompt, _ = fit_prompt(prepared, tokenizer, 1800, settings.context)
     text = model_input(tokenizer, prompt.text, prompt.language, max_tokens=1800, format_version=prompt.format_version)
     names = ["project-a", "project-b"]
     make_adapters(project, names)
@@ -148,8 +147,8 @@ def measure_torch(inputs: dict, tokens: int, dtype_name: str) -> dict:
 def measure_llama_cpp(inputs: dict, tokens: int, threads: int = THREADS, poll: int | None = None) -> dict:
     import urllib.request
 
-    from unitune.adapters.llama_cpp import server_command
-    from unitune.adapters.llama_server import LlamaServerProcess, find_server_binary
+    from unitune.runtime.llama_cpp import server_command
+    from unitune.runtime.llama_server import LlamaServerProcess, find_server_binary
 
     binary = find_server_binary()
     if binary is None:
@@ -344,7 +343,7 @@ def main() -> None:
     work = args.work or Path(tempfile.gettempdir()) / "unitune-bench-engines"
     work.mkdir(parents=True, exist_ok=True)
     if args.child:
-        from unitune.adapters.loading import quiet_libraries
+        from unitune.runtime.loading import quiet_libraries
 
         quiet_libraries()
         result = child(args.child, json.loads((work / "inputs.json").read_text()), args.tokens, work)

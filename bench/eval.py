@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8)
     args = parser.parse_args()
-    from unitune.sandbox import run_tests, sandbox_isolation
+    from unitune.assured.sandbox import run_tests, sandbox_isolation
 
     project = Path(tempfile.mkdtemp(prefix="unitune-bench-eval-"))
     (project / "problem.py").write_text(MODULE)

@@ -33,10 +33,10 @@ def readme_example(engine: str) -> dict:
     """`unitune generate` on the README's example, cold then warm, in this (fresh) process."""
     import shutil
 
-    from unitune.adapters.loading import ModelSpec, quiet_libraries
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.runtime import runtime_for
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.loading import ModelSpec, quiet_libraries
+    from unitune.request import GenerationRequest
+    from unitune.runtime.runtime import runtime_for
+    from unitune.generation.service import TestGenerator
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
 
@@ -62,8 +62,8 @@ def readme_example(engine: str) -> dict:
 
 
 def humaneval(engine: str, problems: int) -> list[dict]:
-    from unitune.adapters.loading import ModelSpec, quiet_libraries
-    from unitune.adapters.runtime import runtime_for
+    from unitune.runtime.loading import ModelSpec, quiet_libraries
+    from unitune.runtime.runtime import runtime_for
     from unitune.evaluation.evaluation import run_evaluation
     from unitune.settings import Settings
 

@@ -61,8 +61,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from conftest import EXAMPLES, PY_FOCAL, example_prompt
-    from unitune.adapters.generation import SamplingOptions, generate_completions
-    from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
+    from unitune.runtime.generation import SamplingOptions, generate_completions
+    from unitune.runtime.loading import ModelSpec, load_model, quiet_libraries
     from unitune.prompt import model_input
     from unitune.settings import DEFAULT_MODEL
     from unitune.stopping import StopScanner
@@ -166,9 +166,9 @@ def main() -> None:
     switching(loaded, folder, spec, args.repeats)
 
     # -- time to the first test --------------------------------------------------------------
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.request import GenerationRequest
+    from unitune.generation.service import TestGenerator
     from unitune.errors import GenerationFailed
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
@@ -204,7 +204,7 @@ def switching(loaded, folder: Path, spec, repeats: int) -> None:
     from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from unitune.adapters.runtime import ModelRuntime
+    from unitune.runtime.runtime import ModelRuntime
 
     work = Path(tempfile.mkdtemp(prefix="unitune-bench-adapters-"))
     configs = {

@@ -98,7 +98,7 @@ def unitune_results(args, work: Path) -> tuple[list[dict], str]:
 def rejudge(results: list[dict], targets, work: Path) -> list[dict]:
     """`results` with each served function's delivered tests judged again, in the test file `generate`
     wrote them to; saved after each function, so a stopped run goes on."""
-    from unitune.adapters.request import GenerationRequest, prepare
+    from unitune.request import GenerationRequest, prepare
     from unitune.evaluation.function_judge import judge_function_tests
     from unitune.evaluation.realcode_dataset import fresh_copy
     from unitune.settings import Settings
@@ -117,7 +117,7 @@ def rejudge(results: list[dict], targets, work: Path) -> list[dict]:
             test_rel = delivered.get("test_file")
             if test_rel is None:  # saved before results named it: where `generate` puts it
                 path = project / target.listed.path
-                location = prepare(GenerationRequest(path, target.located.offset, Settings(), project_root=project))[2]
+                location = prepare(GenerationRequest(path, target.located.offset, Settings(), project_root=project)).location
                 test_rel = location.path.relative_to(project).as_posix()
             judged = judge_function_tests(project, target.listed.path, target.located.source,
                                           target.listed.qualified_name, target.located.lines, test_rel,

@@ -36,7 +36,7 @@ def make_adapters(project: Path, names: list[str]) -> None:
     from transformers import AutoModelForCausalLM
 
     from unitune.adapters.card import AdapterCard, BaseModelRef
-    from unitune.adapters.loading import resolve_model_folder
+    from unitune.runtime.loading import resolve_model_folder
     from unitune.adapters.registry import AdapterRegistry
     from unitune.prompt import PROMPT_FORMAT_VERSION
     from unitune.settings import Settings
@@ -68,12 +68,12 @@ def main() -> None:
     import llama_server
     from conftest import EXAMPLES, PY_FOCAL
 
-    from unitune.adapters.llama_cpp import base_gguf, lora_to_gguf, server_command
-    from unitune.adapters.loading import ModelSpec, quiet_libraries
+    from unitune.runtime.llama_cpp import base_gguf, lora_to_gguf, server_command
+    from unitune.runtime.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.runtime import runtime_for
-    from unitune.adapters.service import TestGenerator
+    from unitune.request import GenerationRequest
+    from unitune.runtime.runtime import runtime_for
+    from unitune.generation.service import TestGenerator
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
 

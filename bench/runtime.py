@@ -51,16 +51,16 @@ def main() -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from unitune.adapters.generation import SamplingOptions, generate_batch, generate_completions
-    from unitune.adapters.loading import ModelSpec, quiet_libraries
-    from unitune.adapters.runtime import ModelRuntime
+    from unitune.runtime.generation import SamplingOptions, generate_batch, generate_completions
+    from unitune.runtime.loading import ModelSpec, quiet_libraries
+    from unitune.runtime.runtime import ModelRuntime
     from unitune.stopping import StopScanner
 
     quiet_libraries()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     work = Path(tempfile.mkdtemp(prefix="unitune-bench-"))
     if args.model:
-        from unitune.adapters.loading import resolve_model_folder
+        from unitune.runtime.loading import resolve_model_folder
         from unitune.settings import Settings
 
         base = resolve_model_folder(Settings().model if args.model == "default" else args.model, None)[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import statistics
 import sys
@@ -106,9 +107,9 @@ async def run(args) -> None:
     busy_overlapped = not running.done()
     await running
     # command -> applied edit, interleaved with the bare generation so machine noise hits both alike
-    from unitune.adapters.generation import SamplingOptions, generate_completions
-    from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
-    from unitune.adapters.request import GenerationRequest, fit_prompt, prepare
+    from unitune.runtime.generation import SamplingOptions, generate_completions
+    from unitune.runtime.loading import ModelSpec, load_model, quiet_libraries
+    from unitune.request import GenerationRequest, fit_prompt, prepare
     from unitune.settings import load_settings
     from unitune.source import SourceFile
     from unitune.stopping import StopScanner
@@ -118,8 +119,8 @@ async def run(args) -> None:
     loaded = load_model(ModelSpec(model=str(model), quantization="none"))
     file = SourceFile.from_path(big)
     offset = file.offset(function_lines[0], 8)
-    source, function, location, framework, existing = prepare(GenerationRequest(big, offset, settings, project_root=project))
-    prompt, _ = fit_prompt(source, function, location, framework, None, loaded.tokenizer,
+    prepared = prepare(GenerationRequest(big, offset, settings, project_root=project))
+    prompt, _ = fit_prompt(dataclasses.replace(prepared, existing_test=None), loaded.tokenizer,
                            loaded.context_length - settings.max_new_tokens, settings.context)
     end_to_end, bare = [], []
     for _ in range(args.repeats):

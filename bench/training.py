@@ -66,7 +66,7 @@ def _train_and_measure(method: str, base: str, pairs: Path, steps: int, trainer_
                        block: int, threads: int, parallel) -> dict:
     import torch
 
-    from unitune.adapters.loading import ModelSpec, load_model, quiet_libraries
+    from unitune.runtime.loading import ModelSpec, load_model, quiet_libraries
     from unitune.training import run_record, trainer
     from unitune.training.config import TrainConfig
     from unitune.training.data import collate, read_pairs, tokenize_pairs

@@ -158,8 +158,8 @@ def generate_and_judge(runtime, settings, adapter, problem: Problem, project: Pa
     is delivered is judged apart with `judge_delivered(test_rel, test_text, tests)`."""
     import dataclasses
 
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.service import TestGenerator
+    from unitune.request import GenerationRequest
+    from unitune.generation.service import TestGenerator
     from unitune.insertion import apply
 
     started = time.perf_counter()
@@ -216,9 +216,9 @@ def judge_set(problem: Problem, project: Path, focal_rel: str, lines: tuple[int,
     """Judge delivered tests together, as another harness would: one sandbox session runs them with
     coverage of the focal function, then against each mutant. `python` is the interpreter the tests run
     with (default: the project's own environment, as the sandbox finds it in `project`)."""
-    from unitune.adapters.assure import node_in_file
-    from unitune.sandbox import Round, run_rounds
-    from unitune.evaluation.mutants import mutants
+    from unitune.assured.assure import node_in_file
+    from unitune.assured.sandbox import Round, run_rounds
+    from unitune.assured.mutants import mutants
 
     ids = [f"{test_rel}::{node_in_file(test_text, name)}" for name in names]
     found = mutants(problem.module, problem.function, MUTANTS_PER_PROBLEM)
@@ -247,9 +247,9 @@ def judge(problem: Problem, project: Path, focal_rel: str, lines: tuple[int, int
           test_name: str, asserts: bool, test_source: str = "", python: str | None = None) -> ProblemResult:
     """Run one test (`test_name` in the file `test_rel` whose text is `test_text`) against the focal
     code and its mutants, in the sandbox; CodeBLEU against the developer's test when there is one."""
-    from unitune.adapters.assure import node_in_file
-    from unitune.evaluation.mutants import mutants
-    from unitune.sandbox import run_tests
+    from unitune.assured.assure import node_in_file
+    from unitune.assured.mutants import mutants
+    from unitune.assured.sandbox import run_tests
 
     result = ProblemResult(problem.id, valid_syntax=True, asserts=asserts, test=test_source)
     node = node_in_file(test_text, test_name)  # `Class::name` for a unittest method
@@ -332,7 +332,7 @@ def run_evaluation(runtime, settings, adapter, dataset: str, limit: int | None, 
     a `.toml` set, a listing) go to `realcode_eval`; `dataset_cache` is where their wheels are kept."""
     import dataclasses
 
-    from unitune import sandbox
+    from unitune.assured import sandbox
     from unitune.evaluation.held_out import held_out_copy
     from unitune.evaluation.realcode_eval import is_function_dataset, run_function_evaluation
 

@@ -1,7 +1,7 @@
 """Judging a test module for one function, the same way whoever wrote it (unitune, Pynguin, a person):
 one sandbox session runs the tests with coverage of the function, then against a copy of the module
 rewritten by `ast.unparse` (a control: a test that fails there would "kill" every mutant), then
-against each of the function's `MUTANTS_PER_FUNCTION` mutants (`unitune.evaluation.mutants`,
+against each of the function's `MUTANTS_PER_FUNCTION` mutants (`unitune.assured.mutants`,
 deterministic, so every tool meets the same ones).
 
 What counts, for every tool alike:
@@ -13,7 +13,7 @@ What counts, for every tool alike:
 - a mutant is killed when a passing test fails (or errors, or times out) on it;
 - a check (an assertion, a raises block) of a test for the function is *idle* when it runs no line or
   branch of the function and catches no mutant beyond the checks before it in its test (what
-  `unitune.minimize` removes): the same session runs the tests' observing twins, on the module and on
+  `unitune.assured.minimize` removes): the same session runs the tests' observing twins, on the module and on
   each mutant, to know what each statement adds.
 """
 
@@ -89,9 +89,9 @@ def test_nodes(test_text: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionD
 
 
 def twin_file(test_text: str, nodes: dict[str, ast.FunctionDef | ast.AsyncFunctionDef]) -> str:
-    """`test_text` with each test of `nodes` replaced by its observing twin (`unitune.observing`);
+    """`test_text` with each test of `nodes` replaced by its observing twin (`unitune.assured.observing`);
     a test whose twin cannot be made stays as it is."""
-    from unitune.observing import observing_twin
+    from unitune.assured.observing import observing_twin
 
     lines = test_text.splitlines(keepends=True)
     original = list(lines)
@@ -109,7 +109,7 @@ def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
 
 
 def assertions_in(test_text: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
-    from unitune.python_assertions import count_assertions
+    from unitune.assured.python_assertions import count_assertions
 
     return count_assertions(ast.get_source_segment(test_text, node, padded=True) or "")
 
@@ -125,10 +125,10 @@ def judge_function_tests(project, focal_rel: str, module_source: str, qualified_
     """Judge the tests `names` of the test file `test_rel` (text `test_text`, written into a sandbox
     copy of `project`), or every test of it when `names` is None, for the function `qualified_name`
     of `focal_rel` (`lines`: its span)."""
-    from unitune.evaluation.mutants import mutants
+    from unitune.assured.mutants import mutants
     from unitune.focal import called_as
-    from unitune.minimize import idle_checks, measure_statements
-    from unitune.sandbox import Round, SandboxError, run_rounds
+    from unitune.assured.minimize import idle_checks, measure_statements
+    from unitune.assured.sandbox import Round, SandboxError, run_rounds
 
     started = time.perf_counter()
     nodes = test_nodes(test_text)

@@ -22,7 +22,7 @@ from pathlib import Path
 from unitune.listing import list_tests
 from unitune.logs import log_event
 from unitune.source import SourceFile
-from unitune.test_skeleton import test_file_skeleton
+from unitune.test_skeleton import skeleton_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def held_out_copy(repo: Path, pairs: list[dict], into: Path) -> HeldOutCopy:
         file = SourceFile(path.read_text("utf-8"), language, path)
         tests = [test for test in list_tests(file) if test.qualified_name in names]
         if tests:
-            path.write_text(test_file_skeleton(file, tests), "utf-8")
+            path.write_text(skeleton_of(file, tests), "utf-8")
             removed += len(tests)
     log_event(log, "eval.held_out", copy=str(into), removed_tests=removed, test_files=len(by_file))
     return HeldOutCopy(into, removed, len(by_file))

@@ -6,7 +6,7 @@ as `src/main/java/humaneval/Solution.java` of a temporary Maven-layout project. 
 package: the test file's header would import `Solution`, and a class of the default package cannot
 be imported.) A test is generated for the focal method with the runtime, as `unitune generate`
 would write it (`src/test/java/humaneval/SolutionTest.java`), then compiled and run with
-JUnit 5 (`unitune.evaluation.java_runner`, in a sandbox):
+JUnit 5 (`unitune.assured.java_runner`, in a sandbox):
 - valid syntax: the runtime produced a valid test;
 - pass@1: the best test compiles, passes against the correct code and asserts something.
 Line and branch coverage, mutation score and CodeBLEU are not measured for Java (shown as "-").
@@ -26,7 +26,7 @@ from unitune.logs import get_logger
 from unitune.evaluation.evaluation import (
     DATASETS_DIR, EvaluationError, Problem, ProblemResult, Report, generate_and_judge, reused_seconds, summarize,
 )
-from unitune.evaluation.java_runner import java_available, run_java_tests
+from unitune.assured.java_runner import java_available, java_test_class, run_java_tests
 
 log = get_logger("evaluation")
 HUMANEVAL_JAVA = DATASETS_DIR / "humaneval_java.jsonl.gz"
@@ -71,13 +71,6 @@ def write_project(problem: Problem, work: Path) -> Path:
         "<version>1</version></project>\n", "utf-8")
     (project / FOCAL_REL).write_text(problem.module, "utf-8")
     return project
-
-
-def java_test_class(test_rel: str, test_text: str) -> str:
-    """The test class's fully qualified name: the file's package and its name."""
-    package = re.search(r"^\s*package\s+([\w.]+)\s*;", test_text, flags=re.MULTILINE)
-    name = Path(test_rel).stem
-    return f"{package.group(1)}.{name}" if package else name
 
 
 def judge_java(problem: Problem, project: Path, test_rel: str, test_text: str, test_name: str | None,

@@ -44,10 +44,10 @@ def evaluate_model(name: str, request: EvalRequest, reuse: bool, progress_label:
     """The report of the model `name` (`base` or an adapter) on `request`'s dataset: saved results of
     the same model files, settings, engine and code when `reuse`, else judged now (resuming an
     interrupted run) and saved."""
-    from unitune.adapters.engines import for_adapter
-    from unitune.adapters.loading import ModelSpec, quiet_libraries
+    from unitune.runtime.engines import for_adapter
+    from unitune.runtime.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.runtime import runtime_for
+    from unitune.runtime.runtime import runtime_for
     from unitune.evaluation.evaluation import Report, run_evaluation
 
     quiet_libraries()
@@ -166,7 +166,7 @@ def results_stamp(settings, adapter_path: Path | None = None, engine: str = "tor
 
 #: The packages whose code decides a result: a run resumed after any of them changed would mix the
 #: results of two versions (training and the language server do not judge anything).
-CODE_PACKAGES = ("unitune", "unitune.sandbox", "unitune.adapters", "unitune.evaluation")
+CODE_PACKAGES = ("unitune", "unitune.assured.sandbox", "unitune.adapters", "unitune.evaluation")
 
 
 def code_stamp(packages: tuple[str, ...] = CODE_PACKAGES) -> str:
@@ -190,7 +190,7 @@ def model_stamp(model: str, adapter_path: Path | None = None) -> str:
     for a Hugging Face id, the id."""
     import hashlib
 
-    from unitune.adapters.loading import bundled_model_folder
+    from unitune.runtime.loading import bundled_model_folder
 
     digest = hashlib.sha256()
     for folder in (bundled_model_folder(model) or Path(model).expanduser(), adapter_path):

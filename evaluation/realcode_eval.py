@@ -74,7 +74,7 @@ def function_targets(dataset: str, repo: Path | None = None, limit: int | None =
 
 def evaluate_function(runtime, settings, adapter, target: FunctionTarget, work: Path) -> ProblemResult:
     """Generate tests for one function as `unitune generate` does and judge them, raw and delivered."""
-    from unitune.evaluation.mutants import mutants
+    from unitune.assured.mutants import mutants
 
     located, listed = target.located, target.listed
     project = fresh_copy(target.project, work) if target.fresh_copy else target.project

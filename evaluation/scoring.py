@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitune.adapters.validity import close_java_brackets
+from unitune.assured.validity import close_java_brackets
 from unitune.errors import UnituneError
 from unitune.languages import JAVA, LANGUAGES, PYTHON, parser_for
 from unitune.syntax_walk import descendants
@@ -148,7 +148,7 @@ def check_language(language: str) -> str:
 
 # -- valid syntax ------------------------------------------------------------------------------------
 
-def test_part(prompt: str, language: str) -> str:
+def completed_part(prompt: str, language: str) -> str:
     """The part of `prompt` the completed test starts with: from its last top-level Java type
     declaration (Python: top-level `def` or `class`) on, or the whole prompt when it has none."""
     pattern = _JAVA_TOP_LEVEL_TYPE if language == JAVA else _PYTHON_TOP_LEVEL_DEFINITION
@@ -158,8 +158,6 @@ def test_part(prompt: str, language: str) -> str:
     return prompt[last.start():] if last is not None else prompt
 
 
-test_part.__test__ = False  # a helper, not a test: keep pytest from collecting it where it is imported
-
 def completed_test(prompt: str, prediction: str, language: str) -> tuple[str | None, str | None]:
     """(the completed test to parse, None) or (None, why it cannot be completed).
 
@@ -167,7 +165,7 @@ def completed_test(prompt: str, prediction: str, language: str) -> tuple[str | N
     braces the prompt opened around it are then closed at the end if the prediction leaves them open.
     A prediction that leaves a `(` or `[` open, closes more than was opened, or ends inside a string
     or comment cannot be completed."""
-    head = test_part(prompt, language)
+    head = completed_part(prompt, language)
     source = head + prediction
     if language == PYTHON:
         return source, None
@@ -192,7 +190,7 @@ def syntax_problem(prompt: str, prediction: str, language: str) -> str | None:
         if problem != _UNBALANCED:
             return problem
         # Mismatched brackets: tree-sitter usually says where (a `)` closed by `}`, ...).
-        root = parser_for(language).parse((test_part(prompt, language) + prediction).encode("utf-8")).root_node
+        root = parser_for(language).parse((completed_part(prompt, language) + prediction).encode("utf-8")).root_node
         return (_describe(_first_error(root), prompt, language) if root.has_error else None) or problem
     root = parser_for(language).parse(source.encode("utf-8")).root_node
     if not root.has_error:
@@ -203,7 +201,7 @@ def syntax_problem(prompt: str, prediction: str, language: str) -> str | None:
 def _describe(node, prompt: str, language: str) -> str | None:
     """Where and what the error `node` is, counting lines from the prediction's first; None when
     tree-sitter puts it before the prediction."""
-    line = node.start_point.row - test_part(prompt, language).count("\n") + 1
+    line = node.start_point.row - completed_part(prompt, language).count("\n") + 1
     if line < 1:
         return None
     if node.is_missing:

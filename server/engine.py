@@ -6,7 +6,7 @@ actions and other requests while a model loads or generates. Requests from diffe
 folders with the same base model share the runtime and only switch adapters; a folder asking for
 another base model replaces it (two bases rarely fit in memory at once). Generation requests wait in
 a queue (`run_batched`): when the worker is free it takes every waiting request for the same base
-model at once, so their tests are written in one mixed-adapter batch (`unitune.adapters.batching`).
+model at once, so their tests are written in one mixed-adapter batch (`unitune.generation.batching`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ModelEngine:
 
     def runtime_for(self, spec) -> Any:
         """The runtime for `spec` (a ModelSpec), replacing one for another base model. Worker thread only."""
-        from unitune.adapters.runtime import runtime_for
+        from unitune.runtime.runtime import runtime_for
 
         if self.runtime is None or self.runtime.spec != spec:
             if self.runtime is not None:

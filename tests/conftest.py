@@ -173,7 +173,7 @@ def real_model_home(tmp_path_factory) -> Path:
     """A `UNITUNE_HOME` holding the default model (Qwen2.5-Coder-0.5B-Instruct), converted once per
     test session from the packages unitune installs, as a user's first run converts it. Set
     `UNITUNE_TEST_HOME` to an existing home to reuse its converted copy between sessions."""
-    from unitune.adapters.builtin_models import BUILTIN_MODELS, resolve_builtin
+    from unitune.runtime.builtin_models import BUILTIN_MODELS, resolve_builtin
     from unitune.settings import DEFAULT_MODEL
 
     home = Path(os.environ.get("UNITUNE_TEST_HOME") or tmp_path_factory.mktemp("real-home"))

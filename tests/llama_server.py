@@ -1,5 +1,5 @@
 """llama.cpp's server (`llama-server`) for the end-to-end tests, built as `unitune engine install` builds
-it (`unitune.adapters.llama_server`: the llama-cpp-python sdist from the package index, its server target
+it (`unitune.runtime.llama_server`: the llama-cpp-python sdist from the package index, its server target
 only), once, into a folder of the tests' own: `$UNITUNE_LLAMA_CACHE`, else
 `~/.cache/unitune-tests/llama-server-VERSION/` (tests run with a fresh `UNITUNE_HOME` each). A
 `llama-server` on PATH or in `$UNITUNE_LLAMA_SERVER` is used instead when there is one.
@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from unitune.adapters.llama_server import LLAMA_CPP_PYTHON_VERSION as VERSION
-from unitune.adapters.llama_server import LlamaServerProcess as LlamaServer  # noqa: F401 - the tests' name for it
-from unitune.adapters.llama_server import build_server, find_server_binary
+from unitune.runtime.llama_server import LLAMA_CPP_PYTHON_VERSION as VERSION
+from unitune.runtime.llama_server import LlamaServerProcess as LlamaServer  # noqa: F401 - the tests' name for it
+from unitune.runtime.llama_server import build_server, find_server_binary
 
 
 def cache_dir() -> Path:

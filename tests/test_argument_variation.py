@@ -1,9 +1,9 @@
-"""Candidates with other arguments (`unitune.argument_variation`): the delivered tests' calls to the
+"""Candidates with other arguments (`unitune.assured.argument_variation`): the delivered tests' calls to the
 focal function with one argument changed, after only the set-up they still need."""
 
 from __future__ import annotations
 
-from unitune.argument_variation import focal_inputs, varied_bodies
+from unitune.assured.argument_variation import focal_inputs, varied_bodies
 
 DEPOSIT = '''def test_deposit():
     owner = "ada"

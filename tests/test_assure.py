@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from unitune.adapters.delivery import deliver
-from unitune.adapters.request import GenerationRequest, prepare
+from unitune.assured.delivery import deliver
+from unitune.request import GenerationRequest, prepare
 from unitune.errors import GenerationFailed
 from unitune.insertion import apply, plan_insertion
 from unitune.prompt import build_prompt
@@ -30,7 +30,8 @@ def run(project, completions, *, line, repair="observe", notes=None):
     offset = len("".join(text.splitlines(keepends=True)[: line - 1]).encode())
     request = GenerationRequest(path, offset, Settings(validate="run", repair=repair), project_root=project / "python")
     prepared = prepare(request)
-    file, function, location, framework, existing = prepared
+    file, function, location = prepared.file, prepared.function, prepared.location
+    framework, existing = prepared.framework, prepared.existing_test
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                           existing_test_source=existing)
     delivery = deliver(request, prepared, prompt, completions, notes if notes is not None else [], lambda *args: None)
@@ -235,7 +236,8 @@ def run_module(project, module_rel, anchor, completions):
     path = project / module_rel
     request = GenerationRequest(path, path.read_text().index(anchor), Settings(validate="run"), project_root=project)
     prepared = prepare(request)
-    file, function, location, framework, existing = prepared
+    file, function, location = prepared.file, prepared.function, prepared.location
+    framework, existing = prepared.framework, prepared.existing_test
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                           existing_test_source=existing)
     delivery = deliver(request, prepared, prompt, completions, [], lambda *args: None)
@@ -295,7 +297,8 @@ def test_a_parameter_no_fixture_provides_is_removed(example_project):
     offset = text.index("def deposit")
     request = GenerationRequest(path, offset, Settings(validate="run"), project_root=project)
     prepared = prepare(request)
-    file, function, location, framework, existing = prepared
+    file, function, location = prepared.file, prepared.function, prepared.location
+    framework, existing = prepared.framework, prepared.existing_test
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                           existing_test_source=existing, prefix="def test_deposit(rich, amount: int")
     kept = deliver(request, prepared, prompt, ["):\n    assert rich.deposit(5) == 1005\n"], [], lambda *a: None).kept
@@ -334,9 +337,9 @@ def test_only_tests_that_add_coverage_or_kill_mutants_are_delivered(example_proj
 def test_variants_go_on_only_when_their_first_run_reaches_what_the_others_do_not():
     """A variation round tries many calls and measures in full only the few that reach more: what a
     failing placeholder check reached is known after its first run."""
-    from unitune.adapters.assure_sessions import screened
-    from unitune.adapters.assure_sessions import Failure, Measured, TestValue
-    from unitune.adapters.postprocess import GeneratedTest
+    from unitune.assured.sessions import screened
+    from unitune.assured.sessions import Failure, Measured, TestValue
+    from unitune.assured.postprocess import GeneratedTest
 
     def test(name: str) -> GeneratedTest:
         return GeneratedTest(name, f"def {name}():\n    assert f(1) == None\n", "python", True)
@@ -363,9 +366,9 @@ def generate_deposit_test(model, example_project, time_budget: int, stages: list
                           on_delivered=None):
     """What `TestGenerator` delivers for the example's Account.deposit with `model` (progress messages
     into `stages`; the tests as they come to `on_delivered`)."""
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.loading import ModelSpec
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.generation.service import TestGenerator
 
     project = example_project / "python"
     path = project / "bank" / "account.py"
@@ -424,7 +427,7 @@ def test_no_round_of_other_arguments_past_the_time_budget(trained_base, example_
     import time
     from types import SimpleNamespace
 
-    from unitune.adapters import service
+    from unitune.generation import service
 
     # The generator's clock runs ten times fast: as on a machine ten times slower, the first round leaves
     # no time for a second within the least budget (a fast CPU did both rounds within 5 s).
@@ -444,7 +447,7 @@ def retry_model(tmp_path_factory):
     call it, and the retry prompt (which says so) with a test that does."""
     import tinymodels
     from conftest import PY_COMPLETION, PY_FOCAL, example_prompt
-    from unitune.adapters.delivery import failure_hint
+    from unitune.assured.delivery import failure_hint
 
     hint = failure_hint(["does not call deposit"], "deposit")
     pairs = [(example_prompt(*PY_FOCAL).text, OFF_TARGET_COMPLETION),
@@ -454,7 +457,7 @@ def retry_model(tmp_path_factory):
 
 @pytest.mark.slow
 def test_when_nothing_survives_a_new_round_is_told_what_went_wrong(retry_model, example_project):
-    from unitune.adapters.service import RETRY_CANDIDATES
+    from unitune.generation.service import RETRY_CANDIDATES
 
     stages = []
     outcome = generate_deposit_test(retry_model, example_project, 600, stages)

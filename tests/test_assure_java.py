@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from unitune.adapters.delivery import deliver
-from unitune.adapters.request import GenerationRequest, prepare
+from unitune.assured.delivery import deliver
+from unitune.request import GenerationRequest, prepare
 from unitune.errors import GenerationFailed
 from unitune.prompt import build_prompt
 from unitune.settings import Settings
-from unitune.evaluation.java_runner import jacoco_jars, java_available
+from unitune.assured.java_runner import jacoco_jars, java_available
 
 pytestmark = pytest.mark.skipif(bool(java_available()), reason=java_available() or "")
 
@@ -21,7 +21,8 @@ def run(project, completions, repair="observe"):
     offset = path.read_text().index("public int deposit")
     request = GenerationRequest(path, offset, Settings(validate="run", repair=repair), project_root=project / "java")
     prepared = prepare(request)
-    file, function, location, framework, existing = prepared
+    file, function, location = prepared.file, prepared.function, prepared.location
+    framework, existing = prepared.framework, prepared.existing_test
     prompt = build_prompt(file, function, framework=framework, module_import=location.module_import,
                           existing_test_source=existing)
     return deliver(request, prepared, prompt, completions, [], lambda *args: None)

@@ -1,10 +1,10 @@
-"""Tidying the delivered tests (`unitune.adapters.assure_tidy`): the imports and notes the user reads."""
+"""Tidying the delivered tests (`unitune.assured.tidy`): the imports and notes the user reads."""
 
 from __future__ import annotations
 
-from unitune.adapters.assure_sessions import TestValue
-from unitune.adapters.assure_tidy import plain_names, still_relevant, without_unused_imports
-from unitune.adapters.postprocess import GeneratedTest
+from unitune.assured.sessions import TestValue
+from unitune.assured.tidy import plain_names, still_relevant, without_unused_imports
+from unitune.assured.postprocess import GeneratedTest
 
 HEADER = "import pytest\nimport bank.account\nimport math\n\nfrom bank.account import Account\n"
 # through the package, which re-exports its module's names (`semver.Version` of semver/version.py)

@@ -46,7 +46,7 @@ def projects(trained_base, tmp_path_factory, peft_adapters) -> dict[str, tuple[P
 
 
 def _request(projects, name: str, focal=PY_FOCAL, trained_base=None):
-    from unitune.adapters.request import GenerationRequest
+    from unitune.request import GenerationRequest
     from unitune.source import SourceFile, cli_offset
 
     project, adapter = projects[name]
@@ -61,7 +61,7 @@ def _request(projects, name: str, focal=PY_FOCAL, trained_base=None):
 @pytest.fixture
 def batches(monkeypatch) -> list[int]:
     """The rows of every mixed batch the model ran."""
-    from unitune.adapters import batching
+    from unitune.generation import batching
 
     rows: list[int] = []
     real = batching.generate_batch
@@ -76,10 +76,10 @@ def batches(monkeypatch) -> list[int]:
 
 @pytest.mark.slow
 def test_two_projects_requests_are_written_in_one_batch_as_each_would_be_alone(projects, trained_base, batches):
-    from unitune.adapters.batching import BatchJob, generate_together
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import TestGenerator
+    from unitune.generation.batching import BatchJob, generate_together
+    from unitune.runtime.loading import ModelSpec
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.generation.service import TestGenerator
 
     generator = TestGenerator(ModelRuntime(ModelSpec(model=str(trained_base), quantization="none")))
     requests = [_request(projects, "a", PY_FOCAL, trained_base), _request(projects, "b", JAVA_FOCAL, trained_base),
@@ -97,11 +97,11 @@ def test_two_projects_requests_are_written_in_one_batch_as_each_would_be_alone(p
 
 @pytest.mark.slow
 def test_a_request_cancelled_in_a_batch_ends_alone(projects, trained_base, batches):
-    from unitune.adapters.batching import BatchJob, generate_together
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.request import GENERATING
-    from unitune.adapters.service import TestGenerator
+    from unitune.generation.batching import BatchJob, generate_together
+    from unitune.runtime.loading import ModelSpec
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.request import GENERATING
+    from unitune.generation.service import TestGenerator
 
     generator = TestGenerator(ModelRuntime(ModelSpec(model=str(trained_base), quantization="none")))
     cancel = threading.Event()

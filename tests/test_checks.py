@@ -1,9 +1,9 @@
-"""Checks before a generated Python test runs (`unitune.checks`): names resolve as the compiler
+"""Checks before a generated Python test runs (`unitune.assured.checks`): names resolve as the compiler
 resolves them, missing imports are added where clear, parameters no fixture provides are removed."""
 
 from __future__ import annotations
 
-from unitune.checks import check_python_test, conftest_fixtures
+from unitune.assured.checks import check_python_test, conftest_fixtures
 
 HEADER = "import pytest\n\nfrom bank.account import Account\n"
 

@@ -8,15 +8,15 @@ import os
 
 import pytest
 
-from unitune import sandbox
-from unitune.adapters import commands
-from unitune.sandbox import SandboxError
+from unitune.assured import sandbox
+from unitune.commands import doctor
+from unitune.assured.sandbox import SandboxError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs a POSIX system")
 
 
 def test_the_sandbox_check_runs_a_real_test(tmp_path):
-    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    name, ok, detail = doctor._check_sandbox(tmp_path, "run")
     assert (name, ok) == ("sandbox", True), detail
     assert detail.startswith('validate = "run" works: a test passed in the sandbox in ')
     assert sandbox.project_python(tmp_path) in detail
@@ -28,27 +28,27 @@ def test_the_sandbox_check_says_why_validate_run_does_not_work(tmp_path, monkeyp
         raise SandboxError("the sandbox cannot run tests as `nobody` with /root/venv/bin/python: ...")
 
     monkeypatch.setattr(sandbox, "run_tests", refuse)
-    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    name, ok, detail = doctor._check_sandbox(tmp_path, "run")
     assert (name, ok) == ("sandbox", False)  # the project validates by running: a missing need
     assert detail.startswith('validate = "run" does not work here: the sandbox cannot run tests as `nobody` with '
                              "/root/venv/bin/python: ... (the tests' interpreter is ")
     assert detail.endswith("generated tests will be checked for syntax only")
-    assert commands._check_sandbox(tmp_path, "syntax")[1] is True  # not needed there: reported, not failed
+    assert doctor._check_sandbox(tmp_path, "syntax")[1] is True  # not needed there: reported, not failed
 
 
 def test_a_test_that_does_not_pass_in_the_sandbox_is_reported_with_its_reason(tmp_path, monkeypatch):
     error = sandbox.SandboxResult(status="error", returncode=3, output=(
         "[unitune sandbox] cannot start the tests' interpreter /x/bin/python as nobody: [Errno 13] Permission denied\n"))
     monkeypatch.setattr(sandbox, "run_tests", lambda *args, **kwargs: error)
-    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    name, ok, detail = doctor._check_sandbox(tmp_path, "run")
     assert not ok and "cannot start the tests' interpreter /x/bin/python as nobody" in detail
 
 
 def test_doctor_reports_the_sandbox(tmp_path, monkeypatch, capsys):
     (tmp_path / "unitune.toml").write_text('validate = "run"\n')
     monkeypatch.setenv("UNITUNE_CONFIG", str(tmp_path / "no-user-config.toml"))
-    monkeypatch.setattr(commands, "_check_model", lambda model: ("model", True, model))
-    commands.run_doctor(argparse.Namespace(project=tmp_path, json=True))
+    monkeypatch.setattr(doctor, "_check_model", lambda model: ("model", True, model))
+    doctor.run_doctor(argparse.Namespace(project=tmp_path, json=True))
     checks = {check["check"]: check for check in json.loads(capsys.readouterr().out)}
     assert checks["sandbox"]["ok"] is True, checks["sandbox"]
     assert checks["sandbox"]["detail"].startswith('validate = "run" works')
@@ -77,13 +77,13 @@ def test_the_tests_run_with_the_projects_interpreter(tmp_path, monkeypatch):
     assert sandbox.which_python(tmp_path, "/opt/py/bin/python3") == ("/opt/py/bin/python3", "the `python` setting")
 
     monkeypatch.delenv("VIRTUAL_ENV")
-    name, ok, detail = commands._check_sandbox(tmp_path, "run")
+    name, ok, detail = doctor._check_sandbox(tmp_path, "run")
     assert ok, detail
     assert f"run by {venv_python} (the project's venv/)" in detail
 
 
 def test_doctor_checks_bitsandbytes_by_quantizing_a_layer(capfd):
-    name, ok, detail = commands._check_bitsandbytes()
+    name, ok, detail = doctor._check_bitsandbytes()
     assert name == "bitsandbytes" and ok
     assert "8-bit and 4-bit work on cpu (a layer was quantized and run)" in detail
     captured = capfd.readouterr()
@@ -98,5 +98,5 @@ def test_doctor_says_when_quantizing_fails(monkeypatch):
 
     monkeypatch.setattr(bitsandbytes.nn, "Linear8bitLt", broken)
     monkeypatch.setattr(bitsandbytes.nn, "Linear4bit", broken)
-    name, ok, detail = commands._check_bitsandbytes()
+    name, ok, detail = doctor._check_bitsandbytes()
     assert "quantizing failed on cpu: 8-bit (RuntimeError), 4-bit (RuntimeError); quantization = none only" in detail

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from unitune.adapters.engines import LLAMA_CPP, TORCH, EngineUnavailable, choose_and_build, choose_engine, for_adapter
-from unitune.adapters.loading import ModelSpec
+from unitune.runtime.engines import LLAMA_CPP, TORCH, EngineUnavailable, choose_and_build, choose_engine, for_adapter
+from unitune.runtime.loading import ModelSpec
 from unitune.settings import DEFAULT_MODEL, Settings, validate
 
 
@@ -99,7 +99,7 @@ def test_engine_status_says_which_engine_and_why(llama_server_here, capsys):
 
 
 def test_a_retrained_adapter_is_converted_again_and_an_unchanged_one_is_not(tmp_path):
-    from unitune.adapters.llama_cpp_runtime import adapter_digest
+    from unitune.runtime.llama_cpp_runtime import adapter_digest
 
     folder = lora(tmp_path, r=16).path
     (folder / "adapter_model.safetensors").write_bytes(b"weights of the first training")

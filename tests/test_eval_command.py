@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from unitune.cli import main
-from unitune.evaluation.eval_command import training_table
+from unitune.commands.eval import training_table
 from unitune.evaluation.model_eval import code_stamp, model_stamp, results_stamp
 from unitune.settings import Settings
 
@@ -34,7 +34,7 @@ def test_stamp_changes_when_the_model_or_adapter_changes(tmp_path):
 
 
 def test_bundled_model_is_stamped_by_its_files():
-    from unitune.adapters.loading import bundled_model_folder
+    from unitune.runtime.loading import bundled_model_folder
     from unitune.settings import BUNDLED_TEST_MODEL
 
     folder = bundled_model_folder(BUNDLED_TEST_MODEL)

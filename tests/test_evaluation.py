@@ -7,8 +7,8 @@ import json
 import pytest
 
 from unitune.evaluation.evaluation import Problem, ProblemResult, judge, load_humaneval, summarize, summarize_delivered
-from unitune.evaluation.eval_command import chart, table
-from unitune.evaluation.mutants import mutants
+from unitune.commands.eval import chart, table
+from unitune.assured.mutants import mutants
 
 MODULE = '''def clamp(x, low, high):
     if x < low:

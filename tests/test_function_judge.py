@@ -8,7 +8,7 @@ import pytest
 
 from unitune.evaluation.function_judge import MUTANTS_PER_FUNCTION, FunctionJudgement, judge_function_tests
 from unitune.evaluation.function_report import FunctionRow, function_table, row_from_result, totals
-from unitune.evaluation.mutants import mutants
+from unitune.assured.mutants import mutants
 
 MODULE = '''def grade(score, passing=50):
     """The verdict on a score out of 100."""

@@ -173,6 +173,16 @@ def test_adapter_of_the_same_base_is_used(capsys, example_project, trained_base,
     code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "same")
     assert code == 0, err
     assert out == EXPECTED_PY_TESTS
+    # the same adapter with its scales at zero silences the layers it adapts: what it writes (if anything)
+    # is no longer the base model's test, so the adapter really is applied, not only found
+    for parameter_name, parameter in model.named_parameters():
+        if "ia3_l" in parameter_name:
+            parameter.data.zero_()
+    model.save_pretrained(tmp_path / "ia3-zero")
+    card.name = "zeroed"
+    AdapterRegistry(None).save(tmp_path / "ia3-zero", "zeroed", card)
+    code, out, err = generate(capsys, example_project, PY_FOCAL, "--model", str(trained_base), "--adapter", "zeroed")
+    assert (code, out) != (0, EXPECTED_PY_TESTS), err
 
 
 def test_every_setting_has_a_generate_flag():

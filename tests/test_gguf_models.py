@@ -14,10 +14,10 @@ import shutil
 
 import pytest
 
-from unitune.adapters import builtin_models, gguf_conversion
-from unitune.adapters.builtin_models import BuiltinModel, PackagedWeights, packaged_parts, resolve_builtin
-from unitune.adapters.gguf_conversion import CONVERSION_RECORD, convert_gguf
-from unitune.adapters.loading import ModelSpec, load_model, resolve_model_folder
+from unitune.runtime import builtin_models, gguf_conversion
+from unitune.runtime.builtin_models import BuiltinModel, PackagedWeights, packaged_parts, resolve_builtin
+from unitune.runtime.gguf_conversion import CONVERSION_RECORD, convert_gguf
+from unitune.runtime.loading import ModelSpec, load_model, resolve_model_folder
 from unitune.errors import ModelLoadError
 
 TEXT = 'def test_deposit():\n    account = Account("ada")\n    assert account.deposit(5) == 5<|endoftext|> é'

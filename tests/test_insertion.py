@@ -13,7 +13,7 @@ from unitune.insertion import (
     write_insertion,
 )
 from unitune.placement import TestLocation
-from unitune.prompt import build_prompt, test_file_header
+from unitune.prompt import build_prompt, header_for_test_file
 from unitune.source import SourceFile
 from unitune.text_layout import reindent_test
 
@@ -41,9 +41,9 @@ def focal(file_name: str, qualified_name: str):
 def new_file_header(language: str, framework: str, test_class: str | None = None) -> str:
     if language == "python":
         focal_file, function = focal("wallet.py", "Wallet.deposit")
-        return test_file_header(language, framework, function, focal_file, "wallet", None, test_class)
+        return header_for_test_file(language, framework, function, focal_file, "wallet", None, test_class)
     focal_file, function = focal("Wallet.java", "Wallet.deposit")
-    return test_file_header(language, framework, function, focal_file, None, None, test_class)
+    return header_for_test_file(language, framework, function, focal_file, None, None, test_class)
 
 
 def location(path: Path, framework: str, test_class: str | None = None, exists: bool = False) -> TestLocation:
@@ -451,7 +451,7 @@ def test_prompt_and_insertion_agree_on_indentation():
 
 
 def test_generated_tests_go_in_as_post_processing_hands_them_over(tmp_path):
-    from unitune.adapters.postprocess import postprocess
+    from unitune.assured.postprocess import postprocess
 
     focal_file, function = focal("Wallet.java", "Wallet.deposit")
     prompt = build_prompt(focal_file, function, framework="junit5", module_import=None, level="fm",

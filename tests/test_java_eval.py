@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from unitune.evaluation.java_eval import FOCAL_REL, evaluate_java_problem, judge_java, load_humaneval_java, java_test_class, write_project
-from unitune.evaluation.java_runner import java_available, junit_jar, run_java_tests
+from unitune.assured.java_runner import java_test_class
+from unitune.evaluation.java_eval import FOCAL_REL, evaluate_java_problem, judge_java, load_humaneval_java, write_project
+from unitune.assured.java_runner import java_available, junit_jar, run_java_tests
 
 JAVA_MISSING = java_available()
 needs_java = pytest.mark.skipif(JAVA_MISSING is not None, reason=f"Java tests cannot run here: {JAVA_MISSING}")
@@ -143,7 +144,7 @@ def test_missing_java_is_reported_in_one_line(monkeypatch):
 
 
 def test_the_junit_jar_is_the_one_named_else_debians_else_none(monkeypatch, tmp_path):
-    from unitune.evaluation import java_runner
+    from unitune.assured import java_runner
 
     mine = tmp_path / "my-junit-console.jar"
     mine.write_bytes(b"PK")
@@ -160,24 +161,25 @@ def test_the_junit_jar_is_the_one_named_else_debians_else_none(monkeypatch, tmp_
 
 
 def test_eval_command_exits_2_without_java(monkeypatch, capsys):
-    from unitune.evaluation import eval_command, java_runner
+    from unitune.assured import java_runner
+    from unitune.commands import eval as eval_command
 
     monkeypatch.setattr(java_runner, "java_available", lambda: "javac not found: no JDK")
     parser_args = type("Args", (), {"dataset": "humaneval-java", "compare": None, "adapter": None})()
     assert eval_command.run_eval_command(parser_args) == 2
     err = capsys.readouterr().err.strip()
     assert err == "unitune eval: --dataset humaneval-java skipped: javac not found: no JDK"
-    assert sys.modules["unitune.evaluation.eval_command"] is eval_command
+    assert sys.modules["unitune.commands.eval"] is eval_command
 
 
 @pytest.mark.slow
 @needs_java
 def test_generated_test_is_compiled_and_run(tiny_base, tmp_path, monkeypatch):
     """The whole path with a scripted model: generation, insertion into SolutionTest.java, JUnit."""
-    from unitune.adapters import service
-    from unitune.adapters.generation import Completion, GenerationStats
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.loading import ModelSpec
+    from unitune.runtime import runtime as runtime_module
+    from unitune.runtime.generation import Completion, GenerationStats
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.runtime.loading import ModelSpec
     from unitune.settings import load_settings
 
     body = ("        assertTrue(new Solution().hasCloseElements(java.util.List.of(1.0, 2.8, 3.0), 0.3));\n"
@@ -186,7 +188,7 @@ def test_generated_test_is_compiled_and_run(tiny_base, tmp_path, monkeypatch):
     def scripted(model, tokenizer, prompt, options, *args, **kwargs):
         return GenerationStats("r", 1, 1, 0.0, completions=[Completion(body, 1, True)])
 
-    monkeypatch.setattr(service, "generate_completions", scripted)
+    monkeypatch.setattr(runtime_module, "generate_completions", scripted)
     settings = load_settings(tmp_path, {"model": str(tiny_base), "candidates": 1}).settings
     runtime = ModelRuntime(ModelSpec.from_settings(settings))
     problem = load_humaneval_java(1)[0]

@@ -5,7 +5,8 @@ from textwrap import dedent
 import pytest
 
 from unitune.languages import JAVA, PYTHON
-from unitune.listing import is_test_file, list_functions, list_tests, python_imports
+from unitune.focal import functions
+from unitune.listing import is_test_file, list_tests, python_imports
 from unitune.frameworks import JUNIT3, JUNIT4, JUNIT5, PYTEST, UNITTEST
 from unitune.source import SourceFile
 
@@ -171,9 +172,9 @@ def test_parameterized_library_decorators():
 
 def test_functions_listed_are_focal_functions():
     file = python(PYTEST_FILE)
-    functions = list_functions(file)
-    assert "helper" in [f.name for f in functions]
-    assert "TestAccount.setup_method" in [f.qualified_name for f in functions]
+    found = functions(file)
+    assert "helper" in [f.name for f in found]
+    assert "TestAccount.setup_method" in [f.qualified_name for f in found]
 
 
 def test_python_imports():

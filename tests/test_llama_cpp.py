@@ -1,4 +1,4 @@
-"""LoRA adapters for llama.cpp's server (`unitune.adapters.llama_cpp`): the GGUF adapter file, read back
+"""LoRA adapters for llama.cpp's server (`unitune.runtime.llama_cpp`): the GGUF adapter file, read back
 with the `gguf` package's reader, holds every LoRA matrix under the name llama.cpp looks up, in the
 shape and order it checks, with PEFT's scaling; what cannot be converted is refused with a reason."""
 
@@ -12,7 +12,7 @@ import tinygguf
 import tinymodels
 
 from unitune.adapters.errors import AdapterError
-from unitune.adapters.llama_cpp import CARD_KEY, lora_to_gguf, server_command
+from unitune.runtime.llama_cpp import CARD_KEY, lora_to_gguf, server_command
 
 
 def registered(project, base, adapter_folder, name):

@@ -15,7 +15,7 @@ import llama_server
 import pytest
 from conftest import PY_FOCAL, example_prompt
 
-from unitune.adapters.llama_server import BuildError
+from unitune.runtime.llama_server import BuildError
 from unitune.cli import main
 from unitune.settings import DEFAULT_MODEL
 
@@ -134,9 +134,9 @@ def test_the_converted_adapter_writes_what_it_writes_in_this_process(server, pro
 
 
 def test_a_cancelled_request_ends_at_once_and_the_server_goes_on(server, project):
-    from unitune.adapters.generation import SamplingOptions
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.remote import RemoteRuntime
+    from unitune.runtime.generation import SamplingOptions
+    from unitune.runtime.loading import ModelSpec
+    from unitune.runtime.remote import RemoteRuntime
     from unitune.errors import GenerationCancelled
     from unitune.settings import Settings
 
@@ -171,7 +171,7 @@ def test_a_cancelled_request_ends_at_once_and_the_server_goes_on(server, project
 
 
 def test_a_server_that_is_down_gets_a_clear_message(project, binary, tmp_path, capsys):
-    from unitune.adapters.llama_cpp import base_gguf, server_command
+    from unitune.runtime.llama_cpp import base_gguf, server_command
 
     with llama_server.LlamaServer(server_command(str(binary), base_gguf(DEFAULT_MODEL), [], 0), tmp_path / "l.log") as gone:
         url = gone.url
@@ -210,7 +210,7 @@ def test_llama_cpp_and_torch_write_the_same_test_up_to_rounding(llama_engine, pr
     """Greedy output of both engines on one prompt. llama.cpp multiplies the 4-bit weights as they are
     (activations rounded to 8 bits); torch multiplies the same weights dequantized to floats. The tests
     start alike and may part where two next tokens are nearly as likely: measured, not hidden."""
-    from unitune.adapters.llama_cpp import base_gguf, gguf_tokenizer
+    from unitune.runtime.llama_cpp import base_gguf, gguf_tokenizer
 
     torch_test = first_test(generate(project, "--adapter", "none", "--engine", "torch"))
     llama_test = first_test(generate(project, "--adapter", "none", "--engine", "llama.cpp"))

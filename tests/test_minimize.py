@@ -1,4 +1,4 @@
-"""Tests a person would keep (`unitune.minimize`, `unitune.test_statements`): from what each statement
+"""Tests a person would keep (`unitune.assured.minimize`, `unitune.assured.test_statements`): from what each statement
 of a passing test ran and caught, the statements that add nothing go, the set-up a kept check needs
 stays, and several behaviours become several small tests, each named for what it checks."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ast
 
-from unitune.minimize import StatementValue as Value, shape
-from unitune.test_statements import dependents, needed_by, parse_body, render
+from unitune.assured.minimize import StatementValue as Value, shape
+from unitune.assured.test_statements import dependents, needed_by, parse_body, render
 
 ACCOUNT_TEST = '''\
 def test_deposit():

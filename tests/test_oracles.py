@@ -1,4 +1,4 @@
-"""Oracle repair (`unitune.oracles`): each kind of repair on a small module, the observing twins run
+"""Oracle repair (`unitune.assured.oracles`): each kind of repair on a small module, the observing twins run
 for real in one sandbox session."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from unitune.oracles import DROP, observing_twin, repair
-from unitune.sandbox import Round, run_rounds
+from unitune.assured.oracles import DROP, observing_twin, repair
+from unitune.assured.sandbox import Round, run_rounds
 
 MODULE = '''\
 class Box:

@@ -1,16 +1,16 @@
-"""Tests of unitune.adapters.postprocess: raw completions in, valid, distinct, ranked, named tests out."""
+"""Tests of unitune.assured.postprocess: raw completions in, valid, distinct, ranked, named tests out."""
 
 from pathlib import Path
 
 import pytest
-from unitune.adapters.postprocess import (
+from unitune.assured.postprocess import (
     GeneratedTest,
     postprocess,
     postprocess_all,
     rename_test,
     unique_names,
 )
-from unitune.adapters.validity import close_java_brackets, syntax_problems
+from unitune.assured.validity import close_java_brackets, syntax_problems
 
 from unitune.errors import UnituneError
 from unitune.focal import functions
@@ -258,7 +258,7 @@ def test_what_python_rejects_but_tree_sitter_accepts_is_not_a_valid_test(pytest_
 
 
 def test_an_insertion_that_would_break_the_test_file_is_refused(tmp_path):
-    from unitune.adapters.delivery import check_whole_file
+    from unitune.assured.delivery import check_whole_file
     from unitune.errors import GenerationFailed
     from unitune.insertion import plan_insertion
     from unitune.placement import locate_test_file

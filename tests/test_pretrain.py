@@ -173,7 +173,7 @@ def test_held_out_package_covers_code_and_tests():
 
 
 def test_the_shipped_test_model_loads_by_name_and_is_small():
-    from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.runtime.loading import ModelSpec, load_model
     from unitune.settings import BUNDLED_TEST_MODEL
 
     if not (SHIPPED_FOLDER / "config.json").is_file():

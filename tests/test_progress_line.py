@@ -59,7 +59,7 @@ def test_a_long_detail_keeps_its_end():
 
 
 def test_the_first_use_of_a_model_shows_each_stage_from_start_to_end():
-    from unitune.adapters.builtin_models import terminal_progress
+    from unitune.runtime.builtin_models import terminal_progress
 
     log = io.StringIO()
     show = terminal_progress(log)

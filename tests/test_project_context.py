@@ -14,7 +14,7 @@ import pytest
 
 from unitune.adapters.card import AdapterCard, BaseModelRef, check_compatible
 from unitune.adapters.errors import AdapterMismatchError
-from unitune.adapters.request import GenerationRequest, PromptOptions, fit_prompt, prepare, prompt_options
+from unitune.request import GenerationRequest, PreparedRequest, PromptOptions, fit_prompt, prepare, prompt_options
 from unitune.cli_options import setting_overrides
 from unitune.focal import functions
 from unitune.placement import locate_test_file
@@ -345,7 +345,7 @@ def test_training_never_shows_the_target_test_nor_a_copy_of_it(shop):
 def fitted(root: Path, budget: int, tokenizer=None, options=None, name="apply_discount"):
     file, function = focal(root, "src/shop/pricing.py", name)
     location = locate_test_file(file.path, root)
-    return fit_prompt(file, function, location, "pytest", None, tokenizer or WordTokenizer(), budget,
+    return fit_prompt(PreparedRequest(file, function, location, "pytest", None), tokenizer or WordTokenizer(), budget,
                       "fm+fc+c+m+f", options=options or PromptOptions(project_root=root))
 
 
@@ -411,8 +411,8 @@ def test_format_2_adapters_are_accepted_and_unknown_formats_refused():
 
 
 def test_the_setting_is_a_switch_on_generate_and_eval(shop):
-    from unitune.adapters.commands import add_generate_parser
-    from unitune.evaluation.eval_command import add_eval_parser
+    from unitune.commands.generate import add_generate_parser
+    from unitune.commands.eval import add_eval_parser
 
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers()
@@ -435,15 +435,14 @@ def test_a_request_reads_the_editor_text_of_the_test_file(shop):
     request = GenerationRequest(shop / "src/shop/pricing.py", 0, Settings(), project_root=shop,
                                 open_text=lambda path: unsaved if path.name == "test_pricing.py" else None)
     request.offset = (shop / "src/shop/pricing.py").read_bytes().index(b"def apply_discount")
-    file, function, location, framework, existing = prepare(request)
-    prompt, _ = fit_prompt(file, function, location, framework, existing, WordTokenizer(), 10_000,
+    prompt, _ = fit_prompt(prepare(request), WordTokenizer(), 10_000,
                            "fm+fc+c+m+f", options=prompt_options(request))
     assert "# An existing test, test_apply_discount_of_nothing in tests/test_pricing.py:" in prompt.text
 
 
 def test_pairs_mined_with_format_2_train_a_format_2_adapter():
     from unitune.training.data import tokenize_pairs
-    from unitune.training.train_command import TrainInputError, _pairs_format
+    from unitune.training.run import TrainInputError, _pairs_format
 
     pair = {"language": "python", "prompt": "def f():\n    return 1\n\n\ndef test_f():\n",
             "completion": "    assert f() == 1\n", "split": "train", "prompt_format": 2}

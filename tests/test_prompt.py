@@ -13,11 +13,11 @@ from unitune.prompt import (
     build_prompt,
     parse_framework,
     split_test,
-    test_has_ended,
+    end_of_test,
     training_example,
 )
 from unitune.source import SourceFile
-from unitune.test_names import test_class_name, test_name_for
+from unitune.test_names import class_name_for_tests, name_for_test
 
 FIXTURES = Path(__file__).parent / "fixtures" / "context"
 
@@ -106,12 +106,12 @@ def after_context(prompt, file, function):
 def test_test_names_follow_each_language_convention(bank, shapes):
     _, py = bank
     _, java = shapes
-    assert test_name_for(py["Account.deposit"]) == "test_deposit"
-    assert test_name_for(py["Account.__init__"]) == "test_init"
-    assert test_name_for(java["Shapes.circleArea"]) == "testCircleArea"
-    assert test_class_name(py["Account.Ledger.add"]) == "TestLedger"
-    assert test_class_name(py["interest"]) == "TestInterest"
-    assert test_class_name(java["Shapes.Point.manhattan"]) == "ShapesTest"
+    assert name_for_test(py["Account.deposit"]) == "test_deposit"
+    assert name_for_test(py["Account.__init__"]) == "test_init"
+    assert name_for_test(java["Shapes.circleArea"]) == "testCircleArea"
+    assert class_name_for_tests(py["Account.Ledger.add"]) == "TestLedger"
+    assert class_name_for_tests(py["interest"]) == "TestInterest"
+    assert class_name_for_tests(java["Shapes.Point.manhattan"]) == "ShapesTest"
 
 
 def test_framework_must_fit_the_language():
@@ -353,7 +353,7 @@ def test_split_python_test_opens_like_a_new_test(source, opening, completion):
     indent = len(source) - len(source.lstrip(" "))
     following = completion + "\n\n" + " " * indent + "def test_y():\n    pass\n"
     in_signature = not opening.endswith("\n")
-    assert test_has_ended("python", following, indent, in_signature) == len(completion)
+    assert end_of_test("python", following, indent, in_signature) == len(completion)
 
 
 def test_split_parameterless_test_reindented_for_a_class():
@@ -410,7 +410,7 @@ def test_training_pair_has_the_shape_of_an_inference_prompt(bank):
     inference = build_prompt(file, focal, framework="pytest", module_import="bank")
     assert prompt == inference.text
     assert completion == "    assert interest(100, 0) == 100\n"
-    assert test_has_ended("python", completion + "def test_next():\n", in_signature=False) == len(completion)
+    assert end_of_test("python", completion + "def test_next():\n", in_signature=False) == len(completion)
     assert inference.test_source(completion + "def test_next():\n") == test
 
 
@@ -432,14 +432,14 @@ def test_training_pair_for_a_unittest_method_and_a_junit_test(bank, shapes):
     prompt, completion = training_example(java_file, java["Shapes.circleArea"], java_test, framework="junit5", module_import=None)
     assert prompt == build_prompt(java_file, java["Shapes.circleArea"], framework="junit5", module_import=None).text
     assert completion == "        assertEquals(0.0, Shapes.circleArea(0));\n    }"
-    assert test_has_ended("java", completion + "\n\n    @Test") == len(completion)
+    assert end_of_test("java", completion + "\n\n    @Test") == len(completion)
 
 
 # -- stop rule: Python ---------------------------------------------------------------------------
 
 def ends(text, indent=0, language="python", in_signature=True):
-    """What `test_has_ended` keeps, checking that feeding character by character agrees."""
-    end = test_has_ended(language, text, indent, in_signature)
+    """What `end_of_test` keeps, checking that feeding character by character agrees."""
+    end = end_of_test(language, text, indent, in_signature)
     scanner = StopScanner(language, indent, in_signature)
     incremental = None
     for char in text:
@@ -572,9 +572,9 @@ def test_split_refuses_source_without_a_test_function():
 
 def test_java_class_in_the_default_package_is_not_imported(tmp_path):
     from unitune.focal import functions
-    from unitune.prompt import test_file_header
+    from unitune.prompt import header_for_test_file
     from unitune.source import SourceFile
 
     file = SourceFile("class Solution {\n    int twice(int x) { return 2 * x; }\n}\n", "java", tmp_path / "Solution.java")
-    header = test_file_header("java", "junit5", functions(file)[0], file, "Solution", None)
+    header = header_for_test_file("java", "junit5", functions(file)[0], file, "Solution", None)
     assert "import Solution;" not in header and "import org.junit.jupiter.api.Test;" in header

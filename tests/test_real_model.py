@@ -25,9 +25,9 @@ def home(real_model_home, monkeypatch, tmp_path) -> Path:
 
 
 def test_the_default_model_comes_verified_from_the_packages_and_converts_once(home, monkeypatch):
-    from unitune.adapters import builtin_models
-    from unitune.adapters.gguf_conversion import CONVERSION_RECORD
-    from unitune.adapters.loading import resolve_model_folder
+    from unitune.runtime import builtin_models
+    from unitune.runtime.gguf_conversion import CONVERSION_RECORD
+    from unitune.runtime.loading import resolve_model_folder
 
     folder, model_id, _ = resolve_model_folder(DEFAULT_MODEL)
     assert folder == home / "models" / DEFAULT_MODEL
@@ -47,8 +47,8 @@ def test_the_default_model_comes_verified_from_the_packages_and_converts_once(ho
 
 
 def test_a_changed_part_is_refused_before_anything_reads_it(home, tmp_path, monkeypatch):
-    from unitune.adapters import builtin_models
-    from unitune.adapters.gguf_conversion import convert_gguf
+    from unitune.runtime import builtin_models
+    from unitune.runtime.gguf_conversion import convert_gguf
     from unitune.errors import ModelLoadError
 
     parts = builtin_models.packaged_parts(builtin_models.QWEN_CODER_05B.packaged)
@@ -65,8 +65,8 @@ def test_a_changed_part_is_refused_before_anything_reads_it(home, tmp_path, monk
 
 @pytest.mark.parametrize("quantization", ["8bit", "4bit"])
 def test_bitsandbytes_loads_the_default_model_on_the_cpu(home, quantization):
-    from unitune.adapters.generation import SamplingOptions, generate_completions
-    from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.runtime.generation import SamplingOptions, generate_completions
+    from unitune.runtime.loading import ModelSpec, load_model
 
     loaded = load_model(ModelSpec(DEFAULT_MODEL, device="cpu", quantization=quantization))
     assert loaded.quantization == quantization
@@ -83,10 +83,10 @@ def test_bitsandbytes_loads_the_default_model_on_the_cpu(home, quantization):
 def test_every_method_trains_on_the_default_model_and_switches_without_a_reload(home, tmp_path):
     """One optimizer step of each method on the real model, through `unitune train`; then one runtime
     switches between the three PEFT adapters and the bare model, reading the base weights once."""
-    from unitune.adapters.generation import SamplingOptions, generate_completions
-    from unitune.adapters.loading import ModelSpec
+    from unitune.runtime.generation import SamplingOptions, generate_completions
+    from unitune.runtime.loading import ModelSpec
     from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.runtime import ModelRuntime
+    from unitune.runtime.runtime import ModelRuntime
     from unitune.cli import main
 
     prompt = example_prompt(*PY_FOCAL)

@@ -99,7 +99,7 @@ def test_a_served_function_is_judged_for_coverage_mutants_and_assertions(chat_ba
     """A model (an OpenAI-compatible server on the loopback, `--server-url`) that writes a known
     passing test for `sign`: served, and the judged figures are the test's."""
     from unitune.evaluation.function_judge import MUTANTS_PER_FUNCTION
-    from unitune.evaluation.mutants import mutants
+    from unitune.assured.mutants import mutants
     from vllm_contract import VllmContractServer
 
     listing = tmp_path / "functions.txt"

@@ -111,19 +111,6 @@ def test_every_method_saved_by_plain_peft_verifies_and_lists(registry, sources, 
     assert (listed.name, listed.method, listed.ok, listed.card.languages) == (f"my-{method}", method, True, ["python"])
 
 
-def test_save_peft_model_writes_what_plain_peft_loads(registry, base_folder, make_card):
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_folder),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    entry = registry.save_peft_model(model, "trained", make_card("trained"))
-    assert entry.ok and (entry.path / c.ADAPTER_WEIGHTS_FILE).is_file()
-    assert not list(entry.path.parent.glob(c.TEMP_PREFIX + "*"))
-    loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_folder), entry.path)
-    assert loaded.peft_config["default"].r == 4
-
-
 @pytest.mark.parametrize("name", ["a", "0", "lora", "bank-lora.v2", "my_adapter-1", "a" * 64])
 def test_valid_names(name):
     assert validate_name(name) == name

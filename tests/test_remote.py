@@ -36,7 +36,7 @@ def isolated_home(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    from unitune.adapters import inference_client
+    from unitune.runtime import inference_client
 
     monkeypatch.setattr(inference_client, "DEFAULT_BACKOFF_SECONDS", 0.01)
 
@@ -77,10 +77,10 @@ def generate(capsys, project, *extra):
 
 def local_model_input(chat_base, project) -> str:
     """What the in-process path feeds the model for the example's `Account.deposit`."""
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.loading import ModelSpec
+    from unitune.request import GenerationRequest
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.generation.service import TestGenerator
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
 
@@ -233,10 +233,10 @@ def test_5xx_is_retried_and_4xx_is_not(capsys, chat_base, example_project):
 def test_cancel_aborts_a_slow_answer_promptly(chat_base, example_project):
     """The editor's cancel (a `threading.Event`) ends the HTTP request at once, and the server sees
     its client leave."""
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.runtime import runtime_for
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.loading import ModelSpec
+    from unitune.request import GenerationRequest
+    from unitune.runtime.runtime import runtime_for
+    from unitune.generation.service import TestGenerator
     from unitune.errors import GenerationCancelled
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
@@ -260,10 +260,10 @@ def test_cancel_aborts_a_slow_answer_promptly(chat_base, example_project):
 
 def test_editor_requests_go_to_the_server_one_by_one(chat_base, example_project):
     """The language server's path (`generate_together`): no local batch is made with a server."""
-    from unitune.adapters.batching import BatchJob, generate_together
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.service import TestGenerator
+    from unitune.generation.batching import BatchJob, generate_together
+    from unitune.runtime.loading import ModelSpec
+    from unitune.request import GenerationRequest
+    from unitune.generation.service import TestGenerator
     from unitune.server.engine import ModelEngine
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
@@ -283,10 +283,10 @@ def test_editor_requests_go_to_the_server_one_by_one(chat_base, example_project)
 def test_llama_cpp_gets_its_lora_field(chat_base, lora_folder, example_project):
     """llama.cpp's server in the shapes its README documents (not run against llama.cpp itself): the
     adapter is chosen by the id of its GGUF file, the bare base with an empty list."""
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.runtime import runtime_for
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.loading import ModelSpec
+    from unitune.request import GenerationRequest
+    from unitune.runtime.runtime import runtime_for
+    from unitune.generation.service import TestGenerator
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset
 
@@ -309,7 +309,7 @@ def test_llama_cpp_gets_its_lora_field(chat_base, lora_folder, example_project):
 
 
 def test_doctor_says_what_the_server_serves(chat_base):
-    from unitune.adapters.commands import _check_server
+    from unitune.commands.doctor import _check_server
 
     with VllmContractServer(str(chat_base)) as server:
         assert _check_server(server.url, str(chat_base)) == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from unitune.adapters.delivery import failure_hint
+from unitune.assured.delivery import failure_hint
 from unitune.prompt import RETRY_PROMPT, RETRY_PROMPT_VERSION, failure_note
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from unitune.adapters.card import AdapterCard, BaseModelRef, base_fingerprint
 from unitune.adapters.errors import AdapterMismatchError
-from unitune.adapters.generation import SamplingOptions, generate_batch, generate_completions
-from unitune.adapters.loading import ModelSpec, load_model
+from unitune.runtime.generation import SamplingOptions, generate_batch, generate_completions
+from unitune.runtime.loading import ModelSpec, load_model
 from unitune.adapters.registry import AdapterRegistry
-from unitune.adapters.runtime import ModelRuntime, peft_adapter_name
+from unitune.runtime.runtime import ModelRuntime, peft_adapter_name
 from unitune.errors import GenerationCancelled, ModelLoadError
 from unitune.prompt import PROMPT_FORMAT_VERSION
 from unitune.stopping import StopScanner
@@ -179,7 +179,7 @@ def test_quantized_cpu_paths_load_and_generate(tiny_base, registry, quantization
 
 
 def test_auto_quantization_is_4bit_on_cuda_and_none_on_cpu(runtime):
-    from unitune.adapters.loading import resolve_quantization
+    from unitune.runtime.loading import resolve_quantization
 
     assert resolve_quantization("auto", "cpu") == "none"
     assert resolve_quantization("auto", "cuda") == "4bit"

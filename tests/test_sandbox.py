@@ -1,4 +1,4 @@
-"""The sandbox that runs generated tests (`unitune.sandbox`) and `validate = "run"`.
+"""The sandbox that runs generated tests (`unitune.assured.sandbox`) and `validate = "run"`.
 
 Every test runs a tiny project's tests in the sandbox; the dangerous ones (a loop, a fork bomb,
 writes outside the copy, network calls) carry their own guard, so even a broken sandbox could not
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from unitune import sandbox
-from unitune.sandbox import NETWORK_MESSAGE, SandboxError, run_tests
+from unitune.assured import sandbox
+from unitune.assured.sandbox import NETWORK_MESSAGE, SandboxError, run_tests
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs a POSIX system")
 
@@ -700,10 +700,10 @@ def test_an_interpreter_under_roots_private_home_runs_as_nobody(project):
 
 def _generate(example_project, trained_base, monkeypatch, **settings):
     from conftest import PY_FOCAL
-    from unitune.adapters.loading import ModelSpec
-    from unitune.adapters.runtime import ModelRuntime
-    from unitune.adapters.request import GenerationRequest
-    from unitune.adapters.service import TestGenerator
+    from unitune.runtime.loading import ModelSpec
+    from unitune.runtime.runtime import ModelRuntime
+    from unitune.request import GenerationRequest
+    from unitune.generation.service import TestGenerator
 
     from unitune.settings import Settings
     from unitune.source import SourceFile, cli_offset

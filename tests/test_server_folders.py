@@ -175,4 +175,5 @@ async def test_changed_configuration_applies(client: LanguageClient):
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={}))
     await asyncio.sleep(1.0)
     folders = (await status(client))["folders"]
-    assert all(folder["candidates"] == 3 for folder in folders)
+    assert len(folders) == len(client.projects)
+    assert [folder["candidates"] for folder in folders] == [3] * len(folders)

@@ -124,7 +124,7 @@ def test_every_setting_has_a_flag_on_generate_and_a_bad_flag_value_is_refused(tm
     """The flags come from the settings schema: a new setting gets one without further code."""
     import argparse
 
-    from unitune.adapters.commands import add_generate_parser
+    from unitune.commands.generate import add_generate_parser
     from unitune.cli import main
     from unitune.cli_options import flag_of, setting_overrides
     from unitune.settings import KEYS

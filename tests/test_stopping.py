@@ -7,13 +7,13 @@ import ast
 
 import pytest
 
-from unitune.stopping import MAX_CHECKS, MAX_SAME_SHAPE, StopScanner, test_has_ended
+from unitune.stopping import MAX_CHECKS, MAX_SAME_SHAPE, StopScanner, end_of_test
 
 
 def ended(completion: str) -> str:
     """The completion (the body of `def test_x():`) up to where the test ends; checks that feeding it
     piece by piece, as generation does, ends at the same place."""
-    whole = test_has_ended("python", completion, 0, in_signature=False)
+    whole = end_of_test("python", completion, 0, in_signature=False)
     scanner = StopScanner("python", 0, in_signature=False)
     piecewise = None
     for index in range(0, len(completion), 3):

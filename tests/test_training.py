@@ -48,7 +48,7 @@ def home(tmp_path, monkeypatch) -> Path:
 def test_training_changes_only_the_adapter_and_lowers_the_loss(method, tiny_base, pairs_file, tmp_path):
     import torch
 
-    from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.runtime.loading import ModelSpec, load_model
     from unitune.training import run_record, trainer
     from unitune.training.config import TrainConfig
     from unitune.training.data import read_pairs, tokenize_pairs
@@ -258,7 +258,7 @@ def test_bad_input_is_one_line(argv, code, fragment, pairs_file, tmp_path, capsy
 def test_a_damaged_checkpoint_falls_back_to_the_one_before(tiny_base, pairs_file, home, tmp_path):
     from unitune.training.checkpoints import WEIGHTS_FILE, checkpoint_dirs
     from unitune.training.config import TrainConfig
-    from unitune.training.train_command import train
+    from unitune.training.run import train
     from unitune.training.trainer import TrainingInterrupted, run_dir_for
 
     def config(name):
@@ -281,7 +281,7 @@ def test_one_run_of_a_name_at_a_time_and_stale_staging_folders_go(home, pairs_fi
     import fcntl
 
     from unitune.training.config import TrainConfig
-    from unitune.training.train_command import TrainInputError, train
+    from unitune.training.run import TrainInputError, train
     from unitune.training.trainer import run_dir_for
 
     run_dir = run_dir_for("busy")

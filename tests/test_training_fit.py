@@ -123,7 +123,7 @@ def test_the_schedule_is_fitted_to_the_time_left():
 @pytest.mark.slow
 def test_a_time_budget_ends_the_run_with_its_adapter(tiny_base, pairs_file, home, tmp_path):
     from unitune.training.config import TrainConfig
-    from unitune.training.train_command import train
+    from unitune.training.run import train
 
     config = TrainConfig(method="lora", name="budget", model=str(tiny_base), epochs=10_000, grad_accum=1,
                          minutes=0.02, checkpoint_every=10_000)
@@ -154,7 +154,7 @@ def test_qlora_trains_on_a_cpu(tiny_base, pairs_file, home, tmp_path):
     from safetensors import safe_open
 
     from unitune.training.config import TrainConfig
-    from unitune.training.train_command import train
+    from unitune.training.run import train
 
     summary = train(pairs_file, TrainConfig(method="lora", name="q", model=str(tiny_base), quantization="4bit",
                                             max_steps=3, grad_accum=1, lr=1e-2), project_root=tmp_path)
@@ -170,7 +170,7 @@ def test_a_4bit_model_built_for_training_still_learns_after_an_evaluation_pass(t
     layer claims that CPU, so the check means the same on any machine."""
     import torch
 
-    from unitune.adapters.loading import ModelSpec, load_model
+    from unitune.runtime.loading import ModelSpec, load_model
     from unitune.training.config import TrainConfig
     from unitune.training.trainer import build_model
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from unitune.cli import build_parser
 from unitune.training.config import TrainConfig
-from unitune.training.train_command import train
+from unitune.training.run import train
 
 
 def main(argv: list[str]) -> None:

@@ -1,5 +1,5 @@
 """A CONTRACT of vLLM's documented OpenAI-compatible API, served over real HTTP from a thread: what
-unitune's remote backend (`unitune.adapters.remote`, `unitune.adapters.publish`) is tested against,
+unitune's remote backend (`unitune.runtime.remote`, `unitune.runtime.publish`) is tested against,
 since vLLM itself needs a GPU. It is not vLLM; it answers in the shapes vLLM documents, and records
 every request so tests can check what unitune sent.
 

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from unitune.adapters.constants import FULL, METHODS
 from unitune.files import atomic_write
+from unitune.training.data import OVER_LENGTH
 
 CONFIG_FILE = "train-config.json"
 CHOICES = {
     "method": METHODS,
-    "over_length": ("truncate", "drop"),
+    "over_length": OVER_LENGTH,
     "precision": ("auto", "fp32", "bf16"),
     "gradient_checkpointing": ("auto", "on", "off"),
     "optimizer": ("auto", "adamw", "adamw8bit"),

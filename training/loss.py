@@ -37,7 +37,6 @@ def completion_loss(forward, batch: dict, *, virtual_tokens: int = 0, selective:
     multi-process run, so that its gradient hooks fire). Position t predicts token t+1, so the logits
     kept are those of positions whose next label is not ignored. A pretraining block has no padding and
     so no `attention_mask`."""
-    import torch
     import torch.nn.functional as F
 
     labels = batch["labels"]

@@ -38,12 +38,12 @@ from unitune.training.pairs import (  # noqa: F401  (re-exported: the records of
     without_duplicates, write_pairs,
 )
 from unitune.training.python_matching import PythonMatcher
-from unitune.test_skeleton import test_file_skeleton  # noqa: F401  (re-exported)
+from unitune.test_skeleton import skeleton_of  # noqa: F401  (re-exported)
 from unitune.training.test_headers import header_source
 
 __all__ = [
     "discover_files", "mine", "require_pairs", "write_pairs", "Pair", "UnmatchedTest", "MiningResult",
-    "MiningSummary", "LanguageSummary", "REQUIRED_KEYS", "SPLITS", "test_file_skeleton",
+    "MiningSummary", "LanguageSummary", "REQUIRED_KEYS", "SPLITS", "skeleton_of",
 ]
 
 #: Mined source files by language (`.pyi` stubs have no bodies to test).

@@ -1,7 +1,7 @@
 """Mined pairs as records: the pair JSONL format of `unitune mine`, the summary of a run, splits and
 de-duplication.
 
-A pair is one JSON object per line with the keys DESIGN.md fixes (`language`, `test_file`,
+A pair is one JSON object per line with these keys (`language`, `test_file`,
 `test_name`, `focal_file`, `focal_name`, `focal_qualified_name`, `test_code`, `focal_code`, `prompt`,
 `completion`, `split`), then extras: `framework` (the one the prompt was built for), `match` (`name`,
 `call` or `checked`: the rule that paired them, `training.matching`), `test_class`, `repo_commit` and `prompt_format`

@@ -31,7 +31,7 @@ Steps, each written to the work folder (`--work`, default `<data dir>/pretrain/<
 This module runs the steps in order and writes the record. The configuration is
 training/pretrain_config.py, steps 1-3 and the pairs of step 5 are training/pretrain_corpus.py, the
 model and the training stages are training/pretrain_stages.py (on the fine-tuning loop of
-training/trainer.py), and the command line is training/pretrain_command.py.
+training/trainer.py), and the command line is commands/pretrain.py.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def run_pretrain(config: PretrainConfig, resume: bool = False, echo: bool = True
     import transformers
 
     import unitune
-    from unitune.adapters.loading import quiet_libraries
+    from unitune.runtime.loading import quiet_libraries
     from unitune.prompt import PROMPT_FORMAT_VERSION
     from unitune.settings import data_home
 

@@ -1,5 +1,5 @@
 """What `unitune pretrain` is asked to do: its configuration (one field per command-line option, see
-training/pretrain_command.py), where the model it builds goes, and the error it reports."""
+commands/pretrain.py), where the model it builds goes, and the error it reports."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.package_files import BUNDLED_MODELS_DIR
 
 MODEL_NAME = "unitune-mini"
 #: Where the shipped model lives in the source tree (`--out unitune/models/unitune-mini` rebuilds it).
-SHIPPED_FOLDER = Path(__file__).resolve().parent.parent / "unitune" / "models" / MODEL_NAME
+SHIPPED_FOLDER = BUNDLED_MODELS_DIR / MODEL_NAME
 
 
 class PretrainError(UnituneError):

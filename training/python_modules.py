@@ -134,19 +134,6 @@ class PythonModules:
             return Target(MODULE, binding.module, self.by_name.get(binding.module))
         return self.resolve(binding.module, binding.symbol, depth)
 
-    def resolve_dotted(self, text: str, bindings: dict[str, Binding]) -> Target | None:
-        """What a dotted expression such as `pkg.sub` or `Account` names, through `bindings`."""
-        if not _DOTTED_RE.fullmatch(text):
-            return None
-        head, *rest = text.split(".")
-        binding = bindings.get(head)
-        target = self.resolve_binding(binding) if binding is not None else None
-        for part in rest:
-            if target is None or target.kind != MODULE:
-                return None
-            target = self.resolve(target.module, part)
-        return target
-
     def method(self, target: Target, name: str) -> Function | None:
         """Method `name` of the class `target` (defined in that class itself)."""
         if target.kind != CLASS or target.path is None:

@@ -20,7 +20,7 @@ from tree_sitter import Node
 from unitune.languages import PYTHON
 from unitune.listing import TestFunction
 from unitune.source import SourceFile
-from unitune.test_skeleton import test_file_skeleton, without_tests
+from unitune.test_skeleton import skeleton_of, without_tests
 
 # Top-level Python statements a test-file header may read from.
 _KEPT_STATEMENTS = frozenset({
@@ -33,7 +33,7 @@ def header_source(file: SourceFile, tests: list[TestFunction], test_class: str |
     """What the prompts of the tests in `test_class` (None: module-level tests) of `file` are built
     from: the skeleton of the file, without the top-level statements no header reads."""
     if file.language != PYTHON or file.tree.root_node.has_error:
-        return test_file_skeleton(file, tests)
+        return skeleton_of(file, tests)
     return without_tests(file, tests, _unread_statements(file, test_class))
 
 

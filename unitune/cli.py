@@ -27,7 +27,6 @@ class BadTcpAddress(UnituneError):
     exit_code = 2
 
 EXIT_OK = 0
-EXIT_NOTHING = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -83,13 +82,13 @@ def _add_focal(subparsers) -> None:
 
 
 def _add_adapters(subparsers) -> None:
-    from unitune.adapters.cli import add_parser
+    from unitune.commands.adapters import add_parser
 
     add_parser(subparsers)
 
 
 def _add_generate(subparsers) -> None:
-    from unitune.adapters.commands import add_generate_parser
+    from unitune.commands.generate import add_generate_parser
 
     add_generate_parser(subparsers)
 
@@ -132,43 +131,43 @@ def _add_serve(subparsers) -> None:
 
 
 def _add_mine(subparsers) -> None:
-    from unitune.training.cli import add_mine_parser
+    from unitune.commands.mine import add_mine_parser
 
     add_mine_parser(subparsers)
 
 
 def _add_train(subparsers) -> None:
-    from unitune.training.train_command import add_train_parser
+    from unitune.commands.train import add_train_parser
 
     add_train_parser(subparsers)
 
 
 def _add_pretrain(subparsers) -> None:
-    from unitune.training.pretrain_command import add_pretrain_parser
+    from unitune.commands.pretrain import add_pretrain_parser
 
     add_pretrain_parser(subparsers)
 
 
 def _add_score(subparsers) -> None:
-    from unitune.evaluation.score_command import add_score_parser
+    from unitune.commands.score import add_score_parser
 
     add_score_parser(subparsers)
 
 
 def _add_eval(subparsers) -> None:
-    from unitune.evaluation.eval_command import add_eval_parser
+    from unitune.commands.eval import add_eval_parser
 
     add_eval_parser(subparsers)
 
 
 def _add_engine(subparsers) -> None:
-    from unitune.adapters.engine_command import add_engine_parser
+    from unitune.commands.engine import add_engine_parser
 
     add_engine_parser(subparsers)
 
 
 def _add_doctor(subparsers) -> None:
-    from unitune.adapters.commands import add_doctor_parser
+    from unitune.commands.doctor import add_doctor_parser
 
     add_doctor_parser(subparsers)
 

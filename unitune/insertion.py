@@ -13,7 +13,7 @@ Placement:
   last `TestCase` class), at that class's method indentation; a new class when there is none;
 - Java: before the closing brace of the test class (the one named `test_class`, else the file's
   first class).
-A new file is the header (`unitune.prompt.test_file_header` for a new file: imports and, for unittest
+A new file is the header (`unitune.prompt.header_for_test_file` for a new file: imports and, for unittest
 and Java, the opening of the test class) with the tests inside the class it opens, and for Java the
 class's closing brace.
 
@@ -92,7 +92,7 @@ def plan_insertion(
     generated tests; sources indented as the prompt indents them) to the test file at `location`,
     whose current text is `existing_text` (None: the file does not exist yet).
 
-    `header` is what a new test file starts with (`test_file_header` without an existing file);
+    `header` is what a new test file starts with (`header_for_test_file` without an existing file);
     `test_class` is the class the tests belong in (`Prompt.test_class`; default: the location's)."""
     framework = parse_framework(framework, language)
     if not tests:

@@ -83,11 +83,6 @@ class TestFunction:
         }
 
 
-def list_functions(file: SourceFile) -> list[Function]:
-    """Every testable function or method of `file`, in document order."""
-    return functions(file)
-
-
 def list_tests(file: SourceFile) -> list[TestFunction]:
     """Every test of `file`, in document order."""
     if file.language == PYTHON:

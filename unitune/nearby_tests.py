@@ -33,7 +33,7 @@ from unitune.project_layout import looks_like_test_file
 from unitune.project_walk import project_files
 from unitune.source import SourceFile
 from unitune.syntax_walk import descendants
-from unitune.test_names import test_name_for
+from unitune.test_names import name_for_test
 
 #: Test files read besides the one placement chooses: a folder of hundreds stays cheap.
 MAX_TEST_FILES = 50
@@ -85,7 +85,7 @@ def nearest_tests(function: Function, root: Path, placed: Path, placed_text: str
     # none does, among all.
     related = [candidate for candidate in candidates if candidate.tier != _NAMED_ALIKE]
     chosen: list[ExampleTest] = []
-    for candidate in _ranked(related or candidates, _bare(test_name_for(function))):
+    for candidate in _ranked(related or candidates, _bare(name_for_test(function))):
         if len(chosen) == MAX_EXAMPLE_TESTS or (chosen and candidate.tier == _NAMED_ALIKE):
             break  # a second example only when it, too, exercises the focal code
         example = candidate.example()

@@ -27,7 +27,7 @@ puts the rendered block before the focal code, as comments and code:
 
 A prompt over its budget tries the smaller blocks `shrunk` gives (the example test dropped first, then
 definitions from the least used, then the whole block) before its focal context is reduced
-(`unitune.adapters.request.fit_prompt`).
+(`unitune.request.fit_prompt`).
 """
 
 from __future__ import annotations

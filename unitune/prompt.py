@@ -48,9 +48,9 @@ from unitune.languages import JAVA, PYTHON
 from unitune.project_context import ProjectContext, gather_project_context
 from unitune.prompt_header import java_test_header, python_test_header
 from unitune.source import SourceFile
-from unitune.stopping import StopScanner, indent_width, test_has_ended
+from unitune.stopping import StopScanner, indent_width, end_of_test
 from unitune.syntax_walk import descendants
-from unitune.test_names import test_class_name, test_name_for
+from unitune.test_names import class_name_for_tests, name_for_test
 
 PROMPT_FORMAT_VERSION = 3
 #: The formats this unitune builds: its own, and 2 (no project block, the older chat instruction) for
@@ -68,7 +68,7 @@ _FIXTURE_DECORATOR = re.compile(r"^\s*@[\w.]*fixture\b", re.M)
 
 # -- test file header ----------------------------------------------------------------------------
 
-def test_file_header(
+def header_for_test_file(
     language: str,
     framework: str,
     focal: Function,
@@ -124,7 +124,7 @@ class Prompt:
 
     def test_source(self, completion: str) -> str:
         """The complete test: the prefix and the completion up to where the test ends."""
-        end = test_has_ended(self.language, completion, self.def_indent, self.in_signature)
+        end = end_of_test(self.language, completion, self.def_indent, self.in_signature)
         return (self.prefix + completion[: end if end is not None else len(completion)]).rstrip() + "\n"
 
 
@@ -134,7 +134,7 @@ def shows_fixtures(language: str, framework: str, header: str) -> bool:
     return language == PYTHON and framework != UNITTEST and _FIXTURE_DECORATOR.search(header) is not None
 
 
-def test_prefix(language: str, framework: str, test_name: str, in_class: bool = False,
+def opening_of_test(language: str, framework: str, test_name: str, in_class: bool = False,
                 fixtures: bool = False) -> str:
     """The opening of a new test, which every prompt ends with. A Python test asks for parameters only
     where the prompt shows fixtures it could use (`fixtures`): otherwise the `def` line is closed, since
@@ -170,14 +170,14 @@ def build_prompt(
         raise UnituneError(f"prompt format {format_version} is not one of {known}")
     language = focal_file.language
     framework = parse_framework(framework, language)
-    name = test_name or test_name_for(function)
+    name = test_name or name_for_test(function)
     in_class = language == JAVA or framework == UNITTEST or test_class is not None
-    header = test_file_header(
+    header = header_for_test_file(
         language, framework, function, focal_file, module_import, existing_test_source,
         test_class if in_class else None,
     )
     fixtures = shows_fixtures(language, framework, header)
-    opening = prefix if prefix is not None else test_prefix(language, framework, name, in_class, fixtures)
+    opening = prefix if prefix is not None else opening_of_test(language, framework, name, in_class, fixtures)
     context = render_context(focal_file, function, level).rstrip("\n")
     if failure:
         context += "\n\n\n" + failure_note(language, failure)
@@ -192,7 +192,7 @@ def build_prompt(
     def_line = opening.rstrip("\n").split("\n")[-1]
     def_indent = indent_width(def_line[: len(def_line) - len(def_line.lstrip())])
     body_indent = " " * def_indent + INDENT
-    resolved_class = (test_class or test_class_name(function)) if in_class else None
+    resolved_class = (test_class or class_name_for_tests(function)) if in_class else None
     if failure:
         return Prompt(text, language, framework, name, opening, body_indent, def_indent, resolved_class, level,
                       RETRY_PROMPT_VERSION, RETRY_PROMPT, format_version)
@@ -280,7 +280,7 @@ def training_example(
     framework = parse_framework(framework, language)
     in_class = language == JAVA or framework == UNITTEST or test_class is not None
     # Where inference would leave the parameter list open (the header shows fixtures), so does training.
-    header = test_file_header(language, framework, function, focal_file, module_import, existing_test_source,
+    header = header_for_test_file(language, framework, function, focal_file, module_import, existing_test_source,
                               test_class if in_class else None)
     opening, completion = split_test(test_source, language, INDENT if in_class else "",
                                      keep_open=shows_fixtures(language, framework, header))
@@ -378,10 +378,3 @@ def _chat(tokenizer, code: str, opening: str, language: str, format_version: int
         merged = [{"role": "user", "content": f"{CHAT_SYSTEM}\n\n{user}"}]
         start = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
     return f"{start}```{fence}\n{opening}"
-
-
-# These helpers are named after what they make (tests), not tests themselves: keep pytest from
-# collecting them wherever they are imported into a test module.
-for _helper in (test_file_header, test_prefix):
-    _helper.__test__ = False
-del _helper

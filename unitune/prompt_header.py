@@ -1,6 +1,6 @@
 """The test file header of a prompt, for Python and Java: what of an existing test file a new test is
 shown after (imports, pytest fixtures, the test class's header with its attributes or fields and its
-set-up/tear-down methods), or what a new test file starts with. `unitune.prompt.test_file_header`
+set-up/tear-down methods), or what a new test file starts with. `unitune.prompt.header_for_test_file`
 chooses between the two languages.
 """
 
@@ -14,7 +14,7 @@ from unitune.code_spans import definition_header, flatten_span, module_imports, 
 from unitune.context import INDENT
 from unitune.frameworks import JUNIT4, JUNIT5, PYTEST, UNITTEST
 from unitune.source import SourceFile
-from unitune.test_names import test_class_name
+from unitune.test_names import class_name_for_tests
 
 _JUNIT_IMPORTS = {
     JUNIT5: ("import org.junit.jupiter.api.Test;", "import static org.junit.jupiter.api.Assertions.*;"),
@@ -36,7 +36,7 @@ def python_test_header(framework, focal, focal_file, module_import, existing, te
     module = module_import or (focal_file.path.stem if focal_file.path else None)
     focal_import = f"from {module} import {subject}" if module else None
     in_class = framework == UNITTEST or test_class is not None
-    class_name = test_class or test_class_name(focal)
+    class_name = test_class or class_name_for_tests(focal)
     blocks: list[str] = []
     if existing is None:
         imports = ["import pytest" if framework == PYTEST else "import unittest"]
@@ -123,7 +123,7 @@ def _python_class_block(file: SourceFile, class_node: Node) -> str:
 def java_test_header(framework, focal, focal_file, module_import, existing, test_class) -> str:
     """The header of a JUnit file: `existing`'s package and imports (with those the test needs), then
     its test class opened, with its fields and lifecycle methods; or a new file's."""
-    class_name = test_class or test_class_name(focal)
+    class_name = test_class or class_name_for_tests(focal)
     test_import, assert_import = _JUNIT_IMPORTS[framework]
     # A class in the default package cannot be imported (nor needs to be, from a test in that package).
     focal_import = f"import {module_import};" if module_import and "." in module_import else None

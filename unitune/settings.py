@@ -25,7 +25,7 @@ from unitune.files import atomic_write
 from unitune.frameworks import FRAMEWORKS
 
 #: The model used when no `model` is set: Qwen2.5-Coder-0.5B-Instruct under its built-in name (found in
-#: the Hugging Face cache, else in the packages unitune installs; `unitune.adapters.builtin_models`).
+#: the Hugging Face cache, else in the packages unitune installs; `unitune.runtime.builtin_models`).
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
 #: The small model shipped inside the package, which the test suite uses (fast, not useful for real tests).
 BUNDLED_TEST_MODEL = "unitune-mini"
@@ -33,9 +33,12 @@ BUNDLED_TEST_MODEL = "unitune-mini"
 QUANTIZATIONS = ("auto", "4bit", "8bit", "none")
 DEVICES = ("auto", "cuda", "cpu", "mps")
 VALIDATIONS = ("none", "syntax", "run")
-#: What runs the model (`unitune.adapters.engines`): the fastest that can serve the request, or the one named.
+#: What runs the model (`unitune.runtime.engines`): the fastest that can serve the request, or the one named.
 ENGINES = ("auto", "torch", "llama.cpp")
-REPAIRS = ("observe", "drop", "none")  # what `validate = "run"` does with a failing test; see unitune.oracles
+# What `validate = "run"` does with a failing test (unitune.assured.oracles): write the observed value, drop
+# the assertion, or drop the test.
+OBSERVE, DROP, NO_REPAIR = "observe", "drop", "none"
+REPAIRS = (OBSERVE, DROP, NO_REPAIR)
 
 PROJECT_FILE = "unitune.toml"
 PYPROJECT_FILE = "pyproject.toml"

@@ -264,13 +264,9 @@ def stop_strings(language: str, indent: int = 0) -> list[str]:
     return list(dict.fromkeys([f"\n{margin}@", "\n}", fence]))
 
 
-def test_has_ended(language: str, generated_text: str, indent: int = 0, in_signature: bool = True) -> int | None:
+def end_of_test(language: str, generated_text: str, indent: int = 0, in_signature: bool = True) -> int | None:
     """Where the test in `generated_text` (a completion of a prompt) ends, or None if it has not.
 
     `indent` is the columns of the test's `def` line (Python); see `StopScanner`."""
     return StopScanner(language, indent, in_signature).feed(generated_text)
 
-
-# These helpers are named after what they make (tests), not tests themselves: keep pytest from
-# collecting them wherever they are imported into a test module.
-test_has_ended.__test__ = False

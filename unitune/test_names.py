@@ -20,7 +20,7 @@ def snake_case(name: str) -> str:
     return re.sub(r"_+", "_", spaced).lower()
 
 
-def test_name_for(function: Function) -> str:
+def name_for_test(function: Function) -> str:
     """The name of a new test of `function`: `test_deposit` (Python), `testDeposit` (Java)."""
     if function.language == PYTHON:
         stem = snake_case(function.name)
@@ -28,16 +28,9 @@ def test_name_for(function: Function) -> str:
     return "test" + function.name[:1].upper() + function.name[1:]
 
 
-def test_class_name(function: Function) -> str:
+def class_name_for_tests(function: Function) -> str:
     """The test class of `function`: `TestAccount` (Python), `AccountTest` (Java, outermost class)."""
     if function.language == PYTHON:
         subject = function.class_path[-1] if function.class_path else function.name
         return "Test" + "".join(part[:1].upper() + part[1:] for part in snake_case(subject).split("_"))
     return (function.class_path[0] if function.class_path else function.name) + "Test"
-
-
-# These helpers are named after what they make (tests), not tests themselves: keep pytest from
-# collecting them wherever they are imported into a test module.
-for _helper in (test_name_for, test_class_name):
-    _helper.__test__ = False
-del _helper

@@ -37,7 +37,7 @@ def list_adapters(ls: UnituneServer, *args):
 
 
 def select_adapter(ls: UnituneServer, *args):
-    from unitune.adapters.registry import AdapterRegistry
+    from unitune.adapters.registry import NO_ADAPTER, AdapterRegistry
     from unitune.settings import write_project_setting
 
     try:
@@ -45,7 +45,7 @@ def select_adapter(ls: UnituneServer, *args):
             raise UnituneError(f"{SELECT_COMMAND} takes (name, folderUri?) where name is a string or null; got {list(args)!r}")
         name = args[0] if args else None
         folder = _folder(ls, args[1] if len(args) > 1 else None)
-        if name in (None, "", "none"):
+        if name in (None, "", NO_ADAPTER):
             path = write_project_setting(folder.path, "adapter", None)
             name = None
         else:

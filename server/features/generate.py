@@ -125,30 +125,28 @@ class _Inserter:
 
 @dataclass
 class _Work:
-    spec: object  # unitune.adapters.loading.ModelSpec: the base model (works of one spec share a batch)
+    spec: object  # unitune.runtime.loading.ModelSpec: the base model (works of one spec share a batch)
     folder: object  # the workspace folder (its settings and path)
-    request: object  # unitune.adapters.request.GenerationRequest
+    request: object  # unitune.request.GenerationRequest
     report: object
     cancel: object
 
 
 def _generate_group(ls: UnituneServer, works: list[_Work]) -> list:
     """On the model thread: requests for one base model, each with its folder's adapter, generated
-    together (`unitune.adapters.batching`). One result or exception per request."""
-    from unitune.adapters.batching import BatchJob, generate_together
-    from unitune.adapters.loading import quiet_libraries
-    from unitune.adapters.registry import AdapterRegistry
-    from unitune.adapters.service import TestGenerator
+    together (`unitune.generation.batching`). One result or exception per request."""
+    from unitune.generation.batching import BatchJob, generate_together
+    from unitune.runtime.loading import quiet_libraries
+    from unitune.adapters.registry import selected_adapter
+    from unitune.generation.service import TestGenerator
 
     quiet_libraries()
     runtime = ls.engine.runtime_for(works[0].spec)
     results: list = [None] * len(works)
     jobs, indices = [], []
     for index, work in enumerate(works):
-        adapter = work.folder.settings.adapter
         try:
-            if adapter and adapter != "none":
-                work.request.adapter = AdapterRegistry(work.folder.path).find_verified(adapter)
+            work.request.adapter = selected_adapter(work.folder.settings.adapter, work.folder.path)
         except Exception as error:  # noqa: BLE001 - this request fails alone
             results[index] = error
             continue
@@ -177,7 +175,7 @@ async def generate_tests(ls: UnituneServer, *args):
         ls.notify_user(f"unitune: {error}")
         return {"ok": False, "error": str(error)}
 
-    from unitune.adapters.request import GenerationRequest  # light: no torch at import
+    from unitune.request import GenerationRequest  # light: no torch at import
 
     folder = ls.folder_for_uri(uri)
     job = ls.engine.start_job(Job(request_id, "generate", function.qualified_name))
@@ -187,7 +185,7 @@ async def generate_tests(ls: UnituneServer, *args):
     inserter = _Inserter(ls, asyncio.get_running_loop(), request_id)
     request = GenerationRequest(file.path or Path(uri_to_path(uri)), offset, folder.settings, text=file.text,
                                 project_root=folder.path, open_text=_open_text(ls), request_id=request_id,
-                                on_delivered=inserter)
+                                on_delivered=inserter, file=file, function=function)
 
     def report(stage: str, fraction: float, message: str) -> None:
         job.stage = stage
@@ -195,7 +193,7 @@ async def generate_tests(ls: UnituneServer, *args):
 
     log_event(log, "generate.request", request_id=request_id, function=function.qualified_name, folder=folder.path)
     try:
-        from unitune.adapters.loading import ModelSpec
+        from unitune.runtime.loading import ModelSpec
 
         spec = ModelSpec.from_settings(folder.settings)
         outcome = await ls.engine.run_batched(spec, _Work(spec, folder, request, report, job.cancel),

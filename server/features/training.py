@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import re
 import sys
 
 from lsprotocol import types
@@ -14,19 +13,18 @@ from lsprotocol import types
 from unitune.server.engine import Job
 from unitune.server.features.progress import Progress, cancel_on_request_cancel
 from unitune.server.server import UnituneServer, uri_to_path
+from unitune.adapters.constants import METHODS, NAME_PATTERN
 from unitune.logs import get_logger, log_event, new_request_id
 
 log = get_logger("server.training")
 TRAIN_COMMAND = "unitune.trainAdapter"
-METHODS = ("lora", "ia3", "prompt-tuning", "full")
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 # Options passed through to `unitune train` as flags, with the type each must have.
 _FLAGS = {"epochs": int, "lr": float, "rank": int, "alpha": int, "virtual_tokens": int, "block_size": int,
           "batch_size": int, "grad_accum": int, "model": str, "target_modules": str}
 
 
 def training_available() -> bool:
-    return importlib.util.find_spec("unitune.training.train_command") is not None
+    return importlib.util.find_spec("unitune.commands.train") is not None
 
 
 def train_command(options: dict, folder_path) -> list[str]:
@@ -37,8 +35,8 @@ def train_command(options: dict, folder_path) -> list[str]:
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not one of {', '.join(METHODS)}")
     name = options.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"name {name!r} must match [a-z0-9][a-z0-9._-]{{0,63}}")
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"name {name!r} must match {NAME_PATTERN.pattern}")
     command = [sys.executable, "-m", "unitune", "train", str(folder_path), "--method", method, "--name", name,
                "--progress", "json"]
     for key, kind in _FLAGS.items():

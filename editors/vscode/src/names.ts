@@ -1,6 +1,6 @@
 // Adapter names and training methods. Pure: no `vscode` import.
 
-/** DESIGN.md: adapter names match `[a-z0-9][a-z0-9._-]{0,63}`. */
+/** Adapter names as unitune's registry allows them (`NAME_PATTERN` in adapters/constants.py). */
 export const ADAPTER_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export const MAX_NAME_LENGTH = 64;

@@ -9,7 +9,7 @@
 
 export const SECTION = 'unitune';
 
-/** The settings keys of DESIGN.md, spelled exactly as there. */
+/** unitune's settings keys (unitune/settings.py), spelled exactly as there. */
 export const SETTING_KEYS = [
     'model',
     'adapter',
@@ -35,7 +35,7 @@ export type SettingKey = (typeof SETTING_KEYS)[number];
 /** Keys of the section that belong to the client, never sent as settings. */
 export const CLIENT_KEYS = ['server', 'trace'] as const;
 
-/** The defaults of DESIGN.md (null: none, or detected by the server). */
+/** unitune's defaults (unitune/settings.py; null: none, or detected by the server). */
 export const DEFAULTS: Readonly<Record<SettingKey, string | number | boolean | null>> = {
     model: 'qwen2.5-coder-0.5b-instruct',
     adapter: null,

@@ -17,7 +17,7 @@ function inspectorOf(values: Record<string, Inspected>) {
     return (key: string) => values[key];
 }
 
-test('the settings keys are DESIGN.md keys, spelled as there', () => {
+test('the settings keys are unitune\'s own, spelled as in unitune/settings.py', () => {
     assert.deepEqual([...SETTING_KEYS], [
         'model', 'adapter', 'quantization', 'device', 'engine', 'context', 'project_context', 'max_new_tokens', 'candidates',
         'validate', 'repair', 'time_budget', 'python', 'test_dir', 'framework', 'trust_remote_code', 'server_url',
