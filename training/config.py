@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitune.adapters.constants import FULL, METHODS
+from unitune.adapters.constants import FULL, METHODS, NAME_PATTERN
 from unitune.files import atomic_write
 from unitune.training.data import OVER_LENGTH
 
@@ -44,7 +44,7 @@ def _f(default, help: str, **kwargs):
 @dataclass
 class TrainConfig:
     method: str = _f("lora", f"training method: {', '.join(METHODS)}")
-    name: str = _f("", "adapter name in the registry ([a-z0-9][a-z0-9._-]{0,63})")
+    name: str = _f("", f"adapter name in the registry ({NAME_PATTERN.pattern})")
     model: str | None = _f(None, "base model (default: the `model` setting)")
     epochs: float = _f(3, "passes over the training pairs")
     lr: float | None = _f(None, "learning rate (default 3e-4; 5e-5 for full fine-tuning)")
