@@ -17,6 +17,7 @@ from typing import Any
 
 from unitune.adapters import constants as c
 from unitune.adapters.errors import AdapterError, AdapterMismatchError
+from unitune.files import UnreadableFileError, read_regular, require_regular
 
 _REQUIRED = (c.CARD_NAME, c.CARD_METHOD, c.CARD_BASE_MODEL, c.CARD_PROMPT_FORMAT)
 
@@ -161,11 +162,11 @@ def read_card(folder: Path) -> AdapterCard:
     """The card of the adapter in `folder` (AdapterError when it is missing or unreadable)."""
     path = Path(folder) / c.CARD_FILE
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         raise AdapterError(f"{path} is missing; this folder is not a unitune adapter") from None
-    except OSError as error:
-        raise AdapterError(f"cannot read {path} ({error.strerror}); check its permissions") from None
+    except UnreadableFileError as error:
+        raise AdapterError(str(error)) from None
     return AdapterCard.from_json(data, str(path))
 
 
@@ -183,13 +184,13 @@ def base_fingerprint(model_folder: str | Path) -> str:
     if not config.is_file():
         raise AdapterError(f"{folder} has no {c.MODEL_CONFIG_FILE}; give the folder of a saved model")
     digest = hashlib.sha256()
-    digest.update(config.read_bytes())
+    digest.update(read_regular(config))
     chunk = c.FINGERPRINT_CHUNK_BYTES
     for weights in sorted(folder.glob(f"*{c.MODEL_WEIGHTS_SUFFIX}"), key=lambda p: p.name):
         size = weights.stat().st_size
         # Name and size delimit each file's bytes so different splits cannot hash the same.
         digest.update(b"\0" + weights.name.encode("utf-8") + b"\0" + str(size).encode() + b"\0")
-        with weights.open("rb") as handle:
+        with require_regular(weights).open("rb") as handle:
             digest.update(handle.read(chunk))
             if size > chunk:  # the tail, without reading any byte twice in a small file
                 handle.seek(max(chunk, size - chunk))

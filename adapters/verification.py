@@ -10,6 +10,7 @@ from pathlib import Path
 from unitune.adapters import constants as c
 from unitune.adapters.card import AdapterCard, read_card
 from unitune.adapters.errors import AdapterError, AdapterNotFoundError, CorruptAdapterError
+from unitune.files import UnreadableFileError, read_regular_text, require_regular
 
 
 def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard | None:
@@ -22,8 +23,9 @@ def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard |
     if not folder.is_dir():
         raise AdapterNotFoundError(f"{folder} is not a folder; give an adapter name or folder")
     refuse_pickles(folder)
-    if not require_card and not (folder / c.CARD_FILE).is_file():
-        missing = [n for n in (c.ADAPTER_CONFIG_FILE, c.ADAPTER_WEIGHTS_FILE) if not (folder / n).is_file()]
+    # present is enough here: what is not a regular file is refused, naming it, when it is read
+    if not require_card and not (folder / c.CARD_FILE).exists():
+        missing = [n for n in (c.ADAPTER_CONFIG_FILE, c.ADAPTER_WEIGHTS_FILE) if not (folder / n).exists()]
         if missing:
             raise CorruptAdapterError(f"{folder} is missing {', '.join(missing)}; it is not a PEFT adapter folder")
         method = detect_method(folder)
@@ -32,7 +34,7 @@ def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard |
                                       "LoRA, (IA)³ and prompt tuning adapters")
         check_safetensors(folder / c.ADAPTER_WEIGHTS_FILE)
         return None
-    if not (folder / c.CARD_FILE).is_file():
+    if not (folder / c.CARD_FILE).exists():
         raise CorruptAdapterError(
             f"{folder} is missing {c.CARD_FILE}, so it is not a unitune adapter; save it through unitune to add one"
         )
@@ -48,13 +50,13 @@ def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard |
     if card.method == c.FULL:
         required = [c.MODEL_CONFIG_FILE]
         weights = sorted(folder.glob(f"*{c.MODEL_WEIGHTS_SUFFIX}"))
-        missing = [name for name in required if not (folder / name).is_file()]
+        missing = [name for name in required if not (folder / name).exists()]
         if not weights:
             missing.append(f"*{c.MODEL_WEIGHTS_SUFFIX}")
     else:
         required = [c.ADAPTER_CONFIG_FILE, c.ADAPTER_WEIGHTS_FILE]
         weights = [folder / c.ADAPTER_WEIGHTS_FILE]
-        missing = [name for name in required if not (folder / name).is_file()]
+        missing = [name for name in required if not (folder / name).exists()]
     if missing:
         raise CorruptAdapterError(f"{folder} is missing {', '.join(missing)}; re-save or re-import the adapter")
     if card.method != c.FULL:
@@ -70,17 +72,21 @@ def check_safetensors(path: Path) -> None:
     from safetensors import SafetensorError, safe_open
 
     try:
-        if path.stat().st_size < 8:
+        if require_regular(path).stat().st_size < 8:
             raise CorruptAdapterError(f"{path} is truncated or not a safetensors file; re-save or re-import the adapter")
         with safe_open(str(path), framework="numpy") as opened:
             opened.keys()
+    except UnreadableFileError as error:
+        raise CorruptAdapterError(f"{error}; re-save or re-import the adapter") from None
     except (SafetensorError, OSError) as error:
         raise CorruptAdapterError(f"{path} is truncated or damaged ({error}); re-save or re-import the adapter") from None
 
 
 def _check_peft_config(path: Path, method: str) -> None:
     try:
-        config = json.loads(path.read_text("utf-8"))
+        config = json.loads(read_regular_text(path))
+    except UnreadableFileError as error:
+        raise CorruptAdapterError(f"{error}; re-save or re-import the adapter") from None
     except (OSError, ValueError, RecursionError) as error:
         raise CorruptAdapterError(f"{path} is not valid JSON ({type(error).__name__}); re-save or re-import the adapter") from None
     peft_type = config.get("peft_type") if isinstance(config, dict) else None
@@ -102,7 +108,7 @@ def refuse_pickles(folder: Path) -> None:
 def detect_method(folder: Path) -> str | None:
     """The method a card-less folder's files show, for listing damaged adapters."""
     try:
-        config = json.loads((folder / c.ADAPTER_CONFIG_FILE).read_text("utf-8"))
+        config = json.loads(read_regular_text(folder / c.ADAPTER_CONFIG_FILE))
         return c.PEFT_TYPE_TO_METHOD.get(str(config.get("peft_type")).upper())
-    except (OSError, ValueError, AttributeError, RecursionError):
+    except (OSError, ValueError, AttributeError, RecursionError, UnreadableFileError):
         return c.FULL if (folder / c.MODEL_CONFIG_FILE).is_file() else None

@@ -117,11 +117,12 @@ def _lora_problem(adapter) -> str | None:
     import json
 
     from unitune.adapters.constants import ADAPTER_CONFIG_FILE
+    from unitune.files import UnreadableFileError, read_regular_text
     from unitune.runtime.llama_cpp import unsupported_lora_parts
 
     try:
-        config = json.loads((Path(adapter.path) / ADAPTER_CONFIG_FILE).read_text("utf-8"))
-    except (OSError, ValueError):
+        config = json.loads(read_regular_text(Path(adapter.path) / ADAPTER_CONFIG_FILE))
+    except (OSError, ValueError, UnreadableFileError):
         return f"adapter {adapter.name!r} has no readable {ADAPTER_CONFIG_FILE}"
     unsupported = unsupported_lora_parts(config)
     return f"adapter {adapter.name!r} uses {', '.join(unsupported)}, which llama.cpp cannot hold" if unsupported else None

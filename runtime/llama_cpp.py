@@ -28,6 +28,7 @@ from pathlib import Path
 
 from unitune.adapters.constants import ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, LORA
 from unitune.adapters.errors import AdapterError
+from unitune.files import read_regular_text, require_regular
 from unitune.runtime.served_models import local_model_id, same_model
 from unitune.errors import ModelLoadError
 from unitune.logs import get_logger, log_event
@@ -138,7 +139,7 @@ def lora_to_gguf(entry, out: Path, model: str | None = None) -> Path:
         raise AdapterError(f"adapter {entry.name!r} is {entry.method}; llama.cpp's server takes LoRA adapters only "
                            f"(train one with `--method lora`)")
     folder = Path(entry.path)
-    config = json.loads((folder / ADAPTER_CONFIG_FILE).read_text("utf-8"))
+    config = json.loads(read_regular_text(folder / ADAPTER_CONFIG_FILE))
     card = entry.card
     base_id = card.base_model.id if card else config.get("base_model_name_or_path")
     base = base_config(model if model and same_model(local_model_id(model), base_id) else base_id)
@@ -147,7 +148,7 @@ def lora_to_gguf(entry, out: Path, model: str | None = None) -> Path:
     rank = int(config["r"])
     alpha = float(config["lora_alpha"]) * (math.sqrt(rank) if config.get("use_rslora") else 1.0)
     names = gguf.get_tensor_name_map(_arch_enum(gguf, architecture), base.num_hidden_layers)
-    weights = load_file(str(folder / ADAPTER_WEIGHTS_FILE))
+    weights = load_file(str(require_regular(folder / ADAPTER_WEIGHTS_FILE)))
     tensors: dict[str, np.ndarray] = {}
     for key, value in sorted(weights.items()):
         module, part = _split_key(key, entry.name)

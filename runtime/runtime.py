@@ -29,6 +29,7 @@ from unitune.runtime.engines import TORCH as TORCH_ENGINE, EngineChoice
 from unitune.runtime.generation import GenerationStats, SamplingOptions, generate_completions
 from unitune.runtime.loading import LoadedModel, ModelSpec, load_model
 from unitune.errors import ModelLoadError, UnituneError
+from unitune.files import require_regular
 from unitune.logs import get_logger, log_event
 from unitune.prompt import SUPPORTED_PROMPT_FORMATS
 
@@ -224,7 +225,7 @@ class ModelRuntime:
 
         config = PeftConfig.from_pretrained(str(path))
         config.inference_mode = True
-        weights = load_file(str(path / ADAPTER_WEIGHTS_FILE), device="cpu")
+        weights = load_file(str(require_regular(path / ADAPTER_WEIGHTS_FILE)), device="cpu")
         return ResidentAdapter(adapter.name, adapter.method, path, adapter.card, config=config, weights=weights)
 
     def _evict(self) -> None:

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.files import read_regular_text, require_regular
 
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "trainable.safetensors"
@@ -83,10 +84,11 @@ def read(checkpoint: Path) -> tuple[dict, dict, dict]:
     import torch
     from safetensors.torch import load_file
 
-    weights = load_file(str(checkpoint / WEIGHTS_FILE))
+    # Each is checked to be a regular file first: a pipe in its place would hang the load.
+    weights = load_file(str(require_regular(checkpoint / WEIGHTS_FILE)))
     # Our own file, written above; weights_only keeps loading to tensors and plain containers.
-    optimizer_state = torch.load(checkpoint / OPTIMIZER_FILE, weights_only=True)
-    state = json.loads((checkpoint / STATE_FILE).read_text("utf-8"))
+    optimizer_state = torch.load(require_regular(checkpoint / OPTIMIZER_FILE), weights_only=True)
+    state = json.loads(read_regular_text(checkpoint / STATE_FILE))
     return weights, optimizer_state, state
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from unitune.adapters.constants import FULL, METHODS, NAME_PATTERN
 from unitune.files import atomic_write
+from unitune.files import read_regular_text
 from unitune.training.data import OVER_LENGTH
 
 CONFIG_FILE = "train-config.json"
@@ -115,7 +116,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        record = json.loads(Path(path).read_text("utf-8"))
+        record = json.loads(read_regular_text(path))
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in names})
 

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitune.errors import UnituneError
+from unitune.files import UnreadableFileError, read_regular
 from unitune.fitting import fit_code
 from unitune.prompt import PROMPT_FORMAT_VERSION, model_input
 
 IGNORE_INDEX = -100
 TRUNCATE, DROP = "truncate", "drop"
 OVER_LENGTH = (TRUNCATE, DROP)
+#: Most bytes a pairs file may have (a million pairs of a large repository take well under this).
+PAIRS_FILE_LIMIT = 4 * 1024 * 1024 * 1024
 REQUIRED_KEYS = ("language", "prompt", "completion", "split", "focal_file", "test_file")
 
 
@@ -46,9 +49,15 @@ def read_pairs(path: Path, language: str | None = None) -> list[dict]:
     """The pairs of a JSONL file written by `unitune mine` (one JSON object per line)."""
     pairs = []
     try:
-        lines = Path(path).read_text("utf-8").splitlines()
+        data = read_regular(path, PAIRS_FILE_LIMIT)
+    except UnreadableFileError as error:
+        raise DataError(f"{error}; give a pairs file written by `unitune mine`") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read pairs ({error.strerror or error})") from None
+    try:
+        # JSON lines end at "\n" only: U+2028 and the like may stand inside a string (str.splitlines
+        # would split there)
+        lines = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 JSONL file of pairs; write one with `unitune mine`") from None
     for number, line in enumerate(lines, 1):

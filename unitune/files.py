@@ -1,12 +1,85 @@
-"""Writing a file all or nothing: the one way unitune replaces a file (test files, settings, pairs,
-results), so a crash or Ctrl-C leaves the old file or the new one, never half of either."""
+"""Reading and writing files safely: the one way unitune reads a file it did not write itself (a card, a
+pairs file, a checkpoint, settings), so a pipe, a device or a huge file never hangs it or fills its
+memory; and the one way it replaces a file (test files, settings, pairs, results), so a crash or Ctrl-C
+leaves the old file or the new one, never half of either."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
+
+from unitune.errors import UnituneError
+
+#: Most bytes a metadata file (a card, a config, a checkpoint's state) may have: far above any real one.
+METADATA_LIMIT = 16 * 1024 * 1024
+
+
+class UnreadableFileError(UnituneError):
+    """A file unitune must read is not a regular file, is too large, or cannot be read."""
+
+    exit_code = 2
+
+
+def read_regular(path: str | os.PathLike, limit: int = METADATA_LIMIT) -> bytes:
+    """The bytes of `path` when it is a regular file of at most `limit` bytes. It is opened without
+    blocking (a FIFO would wait for a writer forever) and checked on the open descriptor, and at most
+    `limit` + 1 bytes are read (a device reports size 0). Anything else raises `UnreadableFileError`
+    saying what the path is; a missing file raises `FileNotFoundError`, for callers that allow it."""
+    path = Path(path)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise UnreadableFileError(f"{path}: cannot read it ({error.strerror or error})") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFileError(f"{path}: {_kind(info.st_mode)}, not a regular file; replace it with the file it should be")
+        if info.st_size > limit:
+            raise UnreadableFileError(f"{path}: {info.st_size:,} bytes, more than the {limit:,} such a file may have")
+        try:
+            data = handle.read(limit + 1)
+        except OSError as error:
+            raise UnreadableFileError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if len(data) > limit:
+        raise UnreadableFileError(f"{path}: more than the {limit:,} bytes such a file may have")
+    return data
+
+
+def read_regular_text(path: str | os.PathLike, limit: int = METADATA_LIMIT) -> str:
+    """`read_regular` decoded as UTF-8 (`UnreadableFileError` when it is not)."""
+    data = read_regular(path, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFileError(f"{path}: not UTF-8 text") from None
+
+
+def require_regular(path: str | os.PathLike) -> Path:
+    """`path` itself when it is a regular file, for a library that opens it on its own (safetensors,
+    `torch.load`): a pipe or a device is refused before it is opened (`stat` does not block)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise UnreadableFileError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if not stat.S_ISREG(mode):
+        raise UnreadableFileError(f"{path}: {_kind(mode)}, not a regular file; replace it with the file it should be")
+    return path
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from unitune.context import CONTEXT_LEVELS, DEFAULT_CONTEXT
-from unitune.files import atomic_write
+from unitune.errors import UnituneError
+from unitune.files import UnreadableFileError, atomic_write, read_regular_text
 from unitune.frameworks import FRAMEWORKS
 
 #: The model used when no `model` is set: Qwen2.5-Coder-0.5B-Instruct under its built-in name (found in
@@ -166,11 +167,10 @@ def data_home() -> Path:
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return tomllib.loads(read_regular_text(path))
     except FileNotFoundError:
         return None
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, tomllib.TOMLDecodeError, UnreadableFileError) as error:
         problems.append(f"{path}: cannot read settings ({error}); ignoring this file")
         return None
 
@@ -180,9 +180,9 @@ def project_settings_file(project_root: Path) -> Path:
     pyproject = project_root / PYPROJECT_FILE
     if pyproject.is_file():
         try:
-            if "unitune" in tomllib.loads(pyproject.read_text("utf-8")).get("tool", {}):
+            if "unitune" in tomllib.loads(read_regular_text(pyproject)).get("tool", {}):
                 return pyproject
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, UnituneError):
             pass
     return project_root / PROJECT_FILE
 
