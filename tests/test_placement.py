@@ -7,7 +7,8 @@ import pytest
 
 from unitune.focal_candidates import focal_candidates_for_test
 from unitune.frameworks import FRAMEWORKS, JUNIT4, JUNIT5, PYTEST, UNITTEST, detect_framework
-from unitune.placement import TestLocation, locate_test_file
+from unitune.errors import BadFileError
+from unitune.placement import TestLocation, locate_test_file, locate_test_path
 from unitune.project_layout import find_project_root, python_module_name
 from unitune.project_walk import project_files, project_folders
 
@@ -396,3 +397,26 @@ def test_focal_for_java_prefers_same_module(tmp_path):
     files = list(project_files(tmp_path, suffixes=(".java",)))
     found = focal_candidates_for_test(tmp_path / "b/src/test/java/com/x/FooTest.java", tmp_path, files=files)
     assert found == [tmp_path / "b/src/main/java/com/x/Foo.java", tmp_path / "a/src/main/java/com/x/Foo.java"]
+
+
+def test_a_test_file_that_links_to_itself_is_refused_with_a_message(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "mod.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_mod.py").symlink_to("test_mod.py")
+    with pytest.raises(BadFileError, match="a symbolic link that loops or leads nowhere"):
+        locate_test_file(tmp_path / "mod.py", tmp_path)
+
+
+def test_a_test_file_that_links_out_of_the_project_is_never_written_through(tmp_path):
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere.py"
+    (project / ".git").mkdir(parents=True)
+    (project / "mod.py").write_text("def add(a, b):\n    return a + b\n")
+    (project / "tests").mkdir()
+    elsewhere.write_text("x = 1\n")
+    (project / "tests" / "test_mod.py").symlink_to(elsewhere)
+    with pytest.raises(BadFileError, match=r"links to .*elsewhere\.py, outside the project"):
+        locate_test_file(project / "mod.py", project)
+    with pytest.raises(BadFileError, match="outside the project"):
+        locate_test_path(project / "mod.py", project)
+    assert elsewhere.read_text() == "x = 1\n"

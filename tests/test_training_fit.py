@@ -197,3 +197,17 @@ def test_a_4bit_model_built_for_training_still_learns_after_an_evaluation_pass(t
 def test_settings_the_model_cannot_use_are_refused(extra, fragment, tiny_base, pairs_file, capsys):
     assert main(["train", str(pairs_file), "--name", "x", "--model", str(tiny_base), *extra]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_pairs_with_nothing_in_the_train_split_say_so(tmp_path):
+    """A pairs file whose every pair is held out is not a block-size problem: the message names the split."""
+    from unitune.training.config import TrainConfig
+    from unitune.training.data import TokenizedSplit
+    from unitune.training.trainer import TrainingError, train_loop
+
+    with pytest.raises(TrainingError, match=r"nothing in the train split \(3 in valid; the rest in test\)"):
+        train_loop(TrainConfig(name="x"), None, TokenizedSplit(pairs=0), TokenizedSplit(pairs=3), 0, tmp_path, False,
+                   lambda event: None)
+    with pytest.raises(TrainingError, match="none of the 4 training pairs fits the block size"):
+        train_loop(TrainConfig(name="x"), None, TokenizedSplit(pairs=4, dropped=4), TokenizedSplit(pairs=3), 0,
+                   tmp_path, False, lambda event: None)

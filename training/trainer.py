@@ -241,8 +241,13 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
     `config.batch_size` examples of every micro-batch."""
     import torch
 
+    if not train.pairs:
+        raise TrainingError(f"the pairs hold nothing in the train split ({valid.pairs} in valid; the rest in test): "
+                            "mine them again with a split that keeps pairs to train on (`unitune mine --split`), or "
+                            "train on the repository itself")
     if not train.examples:
-        raise TrainingError("no training example fits the block size; raise --block-size or use shorter tests")
+        raise TrainingError(f"none of the {train.pairs} training pairs fits the block size; raise --block-size or "
+                            "use shorter tests")
     if parallel is not None:  # DDP or FSDP wraps the model before the optimizer sees its parameters
         parallel.prepare(model, batch_size=config.batch_size, pad_id=pad_id, grad_accum=config.grad_accum, bf16=bf16)
     trainable = [p for p in model.parameters() if p.requires_grad]

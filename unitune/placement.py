@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitune.errors import UnituneError
+from unitune.errors import BadFileError, UnituneError
 from unitune.frameworks import UNITTEST, detect_framework
 from unitune.languages import JAVA, PYTHON, language_for_path
 from unitune.listing import list_tests
@@ -63,7 +63,7 @@ def locate_test_path(focal_path: str | Path, project_root: str | Path | None = N
         path, existing, _ = _java_test_path(focal, root, test_dir)
     else:
         path, existing, _ = _python_test_path(focal, root, test_dir)
-    return path, existing
+    return usable_test_file(path, root), existing
 
 
 def _normalized(focal_path, project_root, test_dir) -> tuple[Path, Path, Path | None]:
@@ -76,8 +76,25 @@ def _normalized(focal_path, project_root, test_dir) -> tuple[Path, Path, Path | 
 
 # -- Python --------------------------------------------------------------------------------------
 
+def usable_test_file(path: Path, root: Path) -> Path:
+    """`path` when unitune may read and write the test file there. A symbolic link is followed only to a
+    file inside the project: one that loops or leads nowhere cannot be read, and writing through one that
+    leads out of the project would edit a file elsewhere."""
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (RuntimeError, OSError):  # a loop (RuntimeError before Python 3.13), or a link to nothing
+            raise BadFileError(f"{path} is a symbolic link that loops or leads nowhere; replace it with the test "
+                               "file itself, or remove it") from None
+        if not target.is_relative_to(root):
+            raise BadFileError(f"{path} links to {target}, outside the project {root}; unitune writes tests only "
+                               "inside the project: replace the link with the file, or set test_dir")
+    return path
+
+
 def _locate_python(focal: Path, root: Path, test_dir: Path | None) -> TestLocation:
     path, existing, module = _python_test_path(focal, root, test_dir)
+    usable_test_file(path, root)
     stem = module.split(".")[-1]
     framework = detect_framework(path, root, PYTHON)
     class_name = None
@@ -170,6 +187,7 @@ def _unittest_class(test_path: Path) -> str | None:
 
 def _locate_java(focal: Path, root: Path, test_dir: Path | None) -> TestLocation:
     path, existing, qualified = _java_test_path(focal, root, test_dir)
+    usable_test_file(path, root)
     framework = detect_framework(path, root, JAVA)
     return TestLocation(path, existing, framework, qualified, path.stem)
 
