@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,10 @@ def temp_path(store_dir: Path, name: str) -> Path:
     return store_dir / f"{c.TEMP_PREFIX}{name}-{secrets.token_hex(4)}"
 
 
+#: The names `temp_path` gives: the prefix, an adapter name, a dash and 8 hexadecimal digits.
+_OUR_TEMP = re.compile(re.escape(c.TEMP_PREFIX) + c.NAME_PATTERN.pattern + r"-[0-9a-f]{8}")
+
+
 def make_temp(store_dir: Path, name: str) -> Path:
     store_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(store_dir)
@@ -45,15 +51,21 @@ def make_temp(store_dir: Path, name: str) -> Path:
 
 
 def remove_stale_temps(store_dir: Path) -> None:
-    """Delete what crashed saves left behind; a recent one may be a save still running elsewhere."""
+    """Delete what crashed saves left behind, and nothing else: only folders named as `temp_path` names
+    them (a user's own `.tmp-work` in a store that is a link to a folder of theirs stays), never through
+    a link, and none changed within the hour (it may be a save still running elsewhere). A leftover that
+    cannot be deleted (too deep, no permission) stays, and the store is listed all the same."""
     if not store_dir.is_dir():
         return
     cutoff = time.time() - c.STALE_TEMP_SECONDS
     for path in store_dir.iterdir():
         try:
-            if path.name.startswith(c.TEMP_PREFIX) and path.stat().st_mtime < cutoff:
+            if not _OUR_TEMP.fullmatch(path.name):
+                continue
+            info = path.lstat()
+            if stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:  # a link is not a folder to lstat
                 shutil.rmtree(path, ignore_errors=True)
-        except OSError:
+        except (OSError, RecursionError):
             continue
 
 

@@ -250,12 +250,49 @@ def test_overwrite_replaces_and_refuses_without_it(registry, install, sources, m
 def test_leftover_temporary_folders_are_ignored_then_cleaned(registry, install):
     entry = install("real")
     store = entry.path.parent
-    fresh = shutil.copytree(entry.path, store / f"{c.TEMP_PREFIX}crashed-0001")
-    stale = shutil.copytree(entry.path, store / f"{c.TEMP_PREFIX}crashed-0002")
+    fresh = shutil.copytree(entry.path, store / f"{c.TEMP_PREFIX}crashed-0000a001")
+    stale = shutil.copytree(entry.path, store / f"{c.TEMP_PREFIX}crashed-0000a002")
     old = time.time() - c.STALE_TEMP_SECONDS - 60
     os.utime(stale, (old, old))
     assert [e.name for e in registry.list()] == ["real"]
     assert fresh.exists() and not stale.exists()  # a recent one may be a save still running
+
+
+def test_cleaning_a_store_that_links_to_a_users_folder_deletes_only_what_a_save_left(registry, install, tmp_path):
+    """A project store that is a link to a folder of the user's: their own `.tmp-*` folders are theirs."""
+    entry = install("real")
+    home = tmp_path / "home"
+    work = home / ".tmp-important-work"
+    work.mkdir(parents=True)
+    (work / "data.txt").write_text("mine")
+    leftover = shutil.copytree(entry.path, home / f"{c.TEMP_PREFIX}real-0badcafe")
+    old = time.time() - c.STALE_TEMP_SECONDS - 60
+    for path in (work, leftover):
+        os.utime(path, (old, old))
+    store = registry.store_dir(c.STORE_PROJECT)
+    shutil.rmtree(store, ignore_errors=True)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.symlink_to(home, target_is_directory=True)
+    registry.list()
+    assert (work / "data.txt").read_text() == "mine"
+    assert not leftover.exists()
+
+
+def test_a_leftover_too_deep_to_delete_does_not_hide_the_adapters(registry, install):
+    entry = install("real")
+    deep = entry.path.parent / f"{c.TEMP_PREFIX}deep-0000dead"
+    deep.mkdir()
+    here = os.getcwd()
+    try:
+        os.chdir(deep)
+        for _ in range(1200):  # deeper than Python's recursion limit, relative steps under PATH_MAX
+            os.mkdir("d")
+            os.chdir("d")
+    finally:
+        os.chdir(here)
+    old = time.time() - c.STALE_TEMP_SECONDS - 60
+    os.utime(deep, (old, old))
+    assert [e.name for e in registry.list()] == ["real"]
 
 
 # -- settings ------------------------------------------------------------------------------------
