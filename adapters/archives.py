@@ -15,6 +15,7 @@ from pathlib import Path
 
 from unitune.adapters import constants as c
 from unitune.adapters.errors import AdapterError, CorruptAdapterError
+from unitune.adapters.verification import adapter_files
 
 
 def write_archive(folder: Path, name: str, target: Path) -> Path:
@@ -23,7 +24,7 @@ def write_archive(folder: Path, name: str, target: Path) -> Path:
     try:
         with tarfile.open(partial, "w:gz") as archive:
             archive.add(folder, arcname=name, recursive=False, filter=_anonymous)
-            for path in sorted(folder.rglob("*")):
+            for path in adapter_files(folder):
                 if path.is_symlink() or not (path.is_file() or path.is_dir()):
                     raise AdapterError(f"{path} is not a regular file or folder; remove it before exporting")
                 arcname = f"{name}/{path.relative_to(folder).as_posix()}"

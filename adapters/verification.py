@@ -5,6 +5,7 @@ ones)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from unitune.adapters import constants as c
@@ -22,12 +23,12 @@ def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard |
     folder = Path(path)
     if not folder.is_dir():
         raise AdapterNotFoundError(f"{folder} is not a folder; give an adapter name or folder")
-    refuse_pickles(folder)
     # present is enough here: what is not a regular file is refused, naming it, when it is read
     if not require_card and not (folder / c.CARD_FILE).exists():
         missing = [n for n in (c.ADAPTER_CONFIG_FILE, c.ADAPTER_WEIGHTS_FILE) if not (folder / n).exists()]
         if missing:
             raise CorruptAdapterError(f"{folder} is missing {', '.join(missing)}; it is not a PEFT adapter folder")
+        refuse_pickles(folder)
         method = detect_method(folder)
         if method is None:
             raise CorruptAdapterError(f"{folder / c.ADAPTER_CONFIG_FILE}: unknown adapter type; unitune loads "
@@ -38,6 +39,7 @@ def verify_adapter(path: str | Path, require_card: bool = True) -> AdapterCard |
         raise CorruptAdapterError(
             f"{folder} is missing {c.CARD_FILE}, so it is not a unitune adapter; save it through unitune to add one"
         )
+    refuse_pickles(folder)
     try:
         card = read_card(folder)
     except AdapterError as error:
@@ -97,8 +99,39 @@ def _check_peft_config(path: Path, method: str) -> None:
         )
 
 
+#: An adapter folder is a handful of files (a full fine-tune a few dozen); past these it is not one.
+MAX_ADAPTER_ENTRIES = 10_000
+MAX_ADAPTER_DEPTH = 8
+
+
+def adapter_files(folder: Path) -> list[Path]:
+    """Every file and folder under `folder`, sorted, without following links: refused with a message
+    past `MAX_ADAPTER_ENTRIES` or `MAX_ADAPTER_DEPTH` (a store or an `adapter` setting pointing at `/`
+    would otherwise be walked in full)."""
+    found: list[Path] = []
+    pending = [(Path(folder), 0)]
+    while pending:
+        current, depth = pending.pop()
+        try:
+            children = list(os.scandir(current))
+        except OSError:
+            continue
+        for child in children:
+            path = Path(child.path)
+            found.append(path)
+            if len(found) > MAX_ADAPTER_ENTRIES:
+                raise CorruptAdapterError(f"{folder} holds more than {MAX_ADAPTER_ENTRIES:,} files: it is not an adapter "
+                                          "folder; give the folder the adapter was saved to")
+            if child.is_dir(follow_symlinks=False):
+                if depth + 1 >= MAX_ADAPTER_DEPTH:
+                    raise CorruptAdapterError(f"{folder} has folders more than {MAX_ADAPTER_DEPTH} levels deep: it is not "
+                                              "an adapter folder; give the folder the adapter was saved to")
+                pending.append((path, depth + 1))
+    return sorted(found)
+
+
 def refuse_pickles(folder: Path) -> None:
-    for path in sorted(folder.rglob("*")):
+    for path in adapter_files(folder):
         if path.suffix.lower() in c.PICKLE_SUFFIXES and not path.is_dir():
             raise CorruptAdapterError(
                 f"{path}: pickle weights are never loaded; re-save with safetensors and delete this file"

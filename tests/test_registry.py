@@ -653,3 +653,29 @@ def test_header_bombs_many_members_and_compression_bombs_are_refused_before_unpa
             registry.import_archive(archive)
     store = registry.store_dir(c.STORE_USER)
     assert not store.exists() or list(store.iterdir()) == []
+
+
+@pytest.mark.parametrize("folder", ["/", "/usr"])
+def test_an_adapter_setting_pointing_at_a_system_folder_is_refused_at_once(registry, folder, monkeypatch):
+    """`adapter = "/"` (or a store linked there) once walked the whole disk looking for pickles."""
+    import pathlib
+
+    listed = []
+    real_scandir, real_iterdir = os.scandir, pathlib.Path.iterdir
+    monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(path) or real_scandir(path))
+    monkeypatch.setattr(pathlib.Path, "iterdir", lambda self: listed.append(self) or real_iterdir(self))
+    with pytest.raises(CorruptAdapterError, match="is missing unitune-adapter.json"):
+        registry.find_verified(folder)
+    assert len(listed) <= 2, listed[:10]  # a look at the folder itself, not a walk of the disk
+
+
+def test_a_folder_with_a_card_but_thousands_of_files_is_not_walked_in_full(tmp_path):
+    from unitune.adapters.verification import MAX_ADAPTER_DEPTH, adapter_files
+
+    deep = tmp_path / "adapter"
+    path = deep
+    for _ in range(MAX_ADAPTER_DEPTH + 2):
+        path = path / "d"
+    path.mkdir(parents=True)
+    with pytest.raises(CorruptAdapterError, match="levels deep: it is not an adapter folder"):
+        adapter_files(deep)
