@@ -482,3 +482,15 @@ def test_descendants_are_in_document_order_and_not_entered_where_refused():
     ]
     assignment = root.named_children[1]
     assert [node.type for node in descendants(assignment)] == ["assignment", "identifier", "=", "list", "[", "integer", "]"]
+
+
+def test_lines_are_counted_as_editors_count_them_in_a_file_with_mixed_line_ends():
+    """"\\r\\n", "\\n" and a lone "\\r" each end a line (as in editors and the LSP): line 5 is `def c`, and the
+    parser sees the lone "\\r" as the line end it is (it had swallowed `def c` into `b`)."""
+    file = SourceFile("def a():\r    return 1\r\ndef b():\n    return 2\rdef c():\r\n    return 3\n", "python")
+    assert file.line_count == 7
+    assert [focal_at(file, cli_offset(file, line, None)).name for line in range(1, 7)] == ["a", "a", "b", "b", "c", "c"]
+    assert [function.name for function in functions(file)] == ["a", "b", "c"]
+    edited = file.edited((4, 0), (4, 0), "# moved\r")
+    assert [focal_at(edited, cli_offset(edited, line, None)) is None for line in (5, 6)] == [True, False]
+    assert focal_at(edited, cli_offset(edited, 6, None)).name == "c"

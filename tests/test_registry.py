@@ -292,7 +292,20 @@ def test_a_leftover_too_deep_to_delete_does_not_hide_the_adapters(registry, inst
         os.chdir(here)
     old = time.time() - c.STALE_TEMP_SECONDS - 60
     os.utime(deep, (old, old))
-    assert [e.name for e in registry.list()] == ["real"]
+    try:
+        assert [e.name for e in registry.list()] == ["real"]
+    finally:  # bottom up, one level at a time: pytest's own clean-up of tmp_path recurses too
+        if deep.exists():
+            os.chdir(deep)
+            levels = 0
+            while os.path.isdir("d"):
+                os.chdir("d")
+                levels += 1
+            for _ in range(levels):
+                os.chdir("..")
+                os.rmdir("d")
+            os.chdir(here)
+            deep.rmdir()
 
 
 # -- settings ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Three coordinate systems meet here, and are converted only here:
 from __future__ import annotations
 
 import os
+import re
 
 import bisect
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ class SourceFile:
     def __post_init__(self) -> None:
         self.data = self.text.encode("utf-8")
         self._line_starts = _line_starts(self.data)
-        self.tree = parser_for(self.language).parse(self.data)
+        self.tree = parser_for(self.language).parse(_for_parser(self.data))
 
     def edited(self, start: tuple[int, int], end: tuple[int, int], new_text: str, unit: str = UTF32) -> "SourceFile":
         """A new SourceFile with the text between 0-based positions `start` and `end` (columns in
@@ -122,7 +123,7 @@ class SourceFile:
         edited.path = self.path
         edited.data = data
         edited._line_starts = _line_starts(data)
-        edited.tree = parser_for(self.language).parse(data, tree)
+        edited.tree = parser_for(self.language).parse(_for_parser(data), tree)
         return edited
 
     def _point(self, offset: int) -> tuple[int, int]:
@@ -205,13 +206,27 @@ class SourceFile:
         return self.data[start:end].decode("utf-8", errors="replace")
 
 
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _for_parser(data: bytes) -> bytes:
+    """The bytes tree-sitter parses: a lone "\r" ends a line for editors, Python and Java, but not for
+    tree-sitter's grammars, so it is given a "\n" in its place (one byte for one: every offset holds)."""
+    return _LONE_CR.sub(b"\n", data) if b"\r" in data else data
+
+
 def _line_starts(data: bytes) -> list[int]:
-    starts = [0]
-    index = data.find(b"\n")
-    while index != -1:
-        starts.append(index + 1)
-        index = data.find(b"\n", index + 1)
-    return starts
+    """Where each line starts, as editors and the LSP count lines: a line ends at "\r\n", "\n" or a lone
+    "\r" (a file with mixed line ends has all three)."""
+    if b"\r" not in data:
+        starts = [0]
+        index = data.find(b"\n")
+        while index != -1:
+            starts.append(index + 1)
+            index = data.find(b"\n", index + 1)
+        return starts
+    return [0] + [match.end() for match in _LINE_END.finditer(data)]
 
 
 def cli_offset(source: SourceFile, line: int, column: int | None) -> int:
