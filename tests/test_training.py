@@ -277,6 +277,57 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tiny_base, pairs_file
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("damage", [{"step": "ten"}, {"epoch": -3}, {"seconds": float("nan")}])
+def test_a_checkpoint_whose_state_was_damaged_is_passed_over_saying_so(tiny_base, pairs_file, home, tmp_path, capsys,
+                                                                        damage):
+    """A state edited or damaged into values a run never writes once crashed the resume (`"step": "ten"`) or
+    trained a different adapter without a word (`"epoch": -3`): now the checkpoint before it is used, and
+    stderr says so without -v."""
+    import json
+
+    from unitune.training.checkpoints import STATE_FILE, checkpoint_dirs
+    from unitune.training.config import TrainConfig
+    from unitune.training.run import train
+    from unitune.training.trainer import TrainingInterrupted, run_dir_for
+
+    def config(name):
+        return TrainConfig(method="lora", name=name, model=str(tiny_base), max_steps=6, grad_accum=1,
+                           checkpoint_every=2, epochs=2)
+
+    train(pairs_file, config("straight"), project_root=tmp_path)
+    with pytest.raises(TrainingInterrupted):
+        train(pairs_file, config("cut"), project_root=tmp_path, stop_after_step=lambda step: step == 5)
+    newest = checkpoint_dirs(run_dir_for("cut"))[-1]
+    state = json.loads((newest / STATE_FILE).read_text())
+    (newest / STATE_FILE).write_text(json.dumps({**state, **damage}))
+    capsys.readouterr()
+    train(pairs_file, config("cut"), project_root=tmp_path, resume=True)
+    assert "step-4 cannot be resumed from" in capsys.readouterr().err
+    a, b = _history(home, "straight"), _history(home, "cut")
+    assert [h["loss"] for h in a] == pytest.approx([h["loss"] for h in b], rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_past_the_end_of_its_run_is_refused_with_a_message(tiny_base, pairs_file, home, tmp_path):
+    import json
+
+    from unitune.training.checkpoints import STATE_FILE, CheckpointError, checkpoint_dirs
+    from unitune.training.config import TrainConfig
+    from unitune.training.run import train
+    from unitune.training.trainer import TrainingInterrupted, run_dir_for
+
+    config = TrainConfig(method="lora", name="far", model=str(tiny_base), max_steps=6, grad_accum=1,
+                         checkpoint_every=2, epochs=2)
+    with pytest.raises(TrainingInterrupted):
+        train(pairs_file, config, project_root=tmp_path, stop_after_step=lambda step: step == 3)
+    [checkpoint] = checkpoint_dirs(run_dir_for("far"))
+    state = json.loads((checkpoint / STATE_FILE).read_text())
+    (checkpoint / STATE_FILE).write_text(json.dumps({**state, "batch": 1000000}))
+    with pytest.raises(CheckpointError, match="micro-batch 1000000, which this run's"):
+        train(pairs_file, config, project_root=tmp_path, resume=True)
+
+
+@pytest.mark.slow
 def test_one_run_of_a_name_at_a_time_and_stale_staging_folders_go(home, pairs_file, tiny_base, tmp_path):
     import fcntl
 

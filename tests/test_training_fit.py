@@ -6,6 +6,7 @@ LoRA) trains on a CPU; a block longer than the model's context is refused."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,22 @@ def test_pairs_with_nothing_in_the_train_split_say_so(tmp_path):
     with pytest.raises(TrainingError, match="none of the 4 training pairs fits the block size"):
         train_loop(TrainConfig(name="x"), None, TokenizedSplit(pairs=4, dropped=4), TokenizedSplit(pairs=3), 0,
                    tmp_path, False, lambda event: None)
+
+
+@pytest.mark.parametrize("saved, problem", [
+    ('{"rank": "sixteen"}', "rank is 'sixteen', not a value it can have"),
+    ("not json", "is damaged (JSONDecodeError)"),
+    ("[" * 200_000, "is damaged (RecursionError)"),
+    ('{"epochs": -3}', "--epochs must be positive, not -3"),
+    ('["lora"]', "does not hold a configuration"),
+])
+def test_a_damaged_run_configuration_is_refused_naming_what_is_wrong(tmp_path, saved, problem):
+    """The configuration a run resumes with is checked as the command line checks flags (a rank of
+    "sixteen" once reached the model as a string)."""
+    from unitune.training.config import CONFIG_FILE, TrainConfig, TrainConfigError
+
+    (tmp_path / CONFIG_FILE).write_text(saved)
+    with pytest.raises(TrainConfigError, match=re.escape(problem)):
+        TrainConfig.load(tmp_path / CONFIG_FILE)
+    TrainConfig(name="x", rank=8, minutes=None).save(tmp_path)
+    assert TrainConfig.load(tmp_path / CONFIG_FILE).rank == 8

@@ -88,8 +88,27 @@ def read(checkpoint: Path) -> tuple[dict, dict, dict]:
     weights = load_file(str(require_regular(checkpoint / WEIGHTS_FILE)))
     # Our own file, written above; weights_only keeps loading to tensors and plain containers.
     optimizer_state = torch.load(require_regular(checkpoint / OPTIMIZER_FILE), weights_only=True)
-    state = json.loads(read_regular_text(checkpoint / STATE_FILE))
+    state = checked_state(json.loads(read_regular_text(checkpoint / STATE_FILE)), checkpoint)
     return weights, optimizer_state, state
+
+
+def checked_state(state, checkpoint: Path) -> dict:
+    """A checkpoint's state when its counters are whole numbers from 0 and its times finite and from 0;
+    else `CheckpointError`, so that the checkpoint before it is tried (a state edited or damaged into
+    `"step": "ten"` or `"epoch": -3` once crashed the resume or trained a different adapter silently)."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{checkpoint / STATE_FILE} does not hold a training state")
+    for key in ("step", "epoch", "batch"):
+        value = state.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"{checkpoint / STATE_FILE}: {key} is {value!r}, not a count")
+    for key in ("seconds", "eval_seconds"):
+        value = state.get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+            raise CheckpointError(f"{checkpoint / STATE_FILE}: {key} is {value!r}, not a time")
+    if not isinstance(state.get("history", []), list):
+        raise CheckpointError(f"{checkpoint / STATE_FILE}: history is not a list")
+    return state
 
 
 def apply(saved: tuple[dict, dict, dict], model, optimizer, scheduler) -> dict:

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitune.adapters.constants import FULL, METHODS, NAME_PATTERN
+from unitune.errors import UnituneError
 from unitune.files import atomic_write
 from unitune.files import read_regular_text
 from unitune.training.data import OVER_LENGTH
@@ -116,9 +119,51 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> "TrainConfig":
-        record = json.loads(read_regular_text(path))
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in names})
+        """The configuration a run saved (`save`), checked as the command line checks its flags: a file
+        that is damaged or holds a value of the wrong kind raises `TrainConfigError` saying so."""
+        try:
+            record = json.loads(read_regular_text(path))
+        except (ValueError, RecursionError, UnituneError) as error:
+            raise TrainConfigError(f"{path} is damaged ({type(error).__name__}); start the run over with --fresh") from None
+        if not isinstance(record, dict):
+            raise TrainConfigError(f"{path} does not hold a configuration; start the run over with --fresh")
+        kinds = typing.get_type_hints(cls)
+        values = {}
+        for item in dataclasses.fields(cls):
+            if item.name not in record:
+                continue
+            value = record[item.name]
+            if not _is_a(value, kinds[item.name]):
+                raise TrainConfigError(f"{path}: {item.name} is {value!r}, not a value it can have; start the run "
+                                       "over with --fresh")
+            values[item.name] = value
+        config = cls(**values)
+        try:
+            config.check()
+        except ValueError as error:
+            raise TrainConfigError(f"{path}: {error}; start the run over with --fresh") from None
+        return config
+
+
+class TrainConfigError(UnituneError):
+    exit_code = 2
+
+
+def _is_a(value, kind) -> bool:
+    """Whether a JSON value fits a field's annotation (`int`, `float`, `str`, `bool`, or one of them or None)."""
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    for option in options:
+        if option is type(None) and value is None:
+            return True
+        if option is bool and isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if option is str and isinstance(value, str):
+            return True
+    return False
 
 
 def help_of(name: str) -> str:

@@ -64,6 +64,16 @@ class RunState:
     stopped_by: str = "epochs"  # epochs, max_steps or minutes
 
 
+def _say_damaged(path: Path, error: Exception) -> None:
+    """A checkpoint that does not load is passed over for the one before it: said on stderr, not only in
+    the log, since the run then repeats the steps since that one."""
+    import sys
+
+    log_event(log, "train.checkpoint_damaged", checkpoint=path, error=f"{type(error).__name__}: {error}")
+    print(f"unitune train: {path.name} cannot be resumed from ({type(error).__name__}: {str(error)[:200]}); "
+          "trying the checkpoint before it", file=sys.stderr)
+
+
 def run_dir_for(name: str) -> Path:
     return data_home() / "runs" / name
 
@@ -264,11 +274,14 @@ def train_loop(config: TrainConfig, model, train: TokenizedSplit, valid: Tokeniz
     schedule = LinearSchedule(config.warmup, planned)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     state = RunState()
-    loaded = load_latest(run_dir, model, optimizer, scheduler, on_damaged=lambda path, error: log_event(
-        log, "train.checkpoint_damaged", checkpoint=path, error=f"{type(error).__name__}: {error}")) if resume else None
+    loaded = load_latest(run_dir, model, optimizer, scheduler, on_damaged=_say_damaged) if resume else None
     if loaded is not None:
         found, saved = loaded
         state = RunState(**{k: saved[k] for k in RunState.__dataclass_fields__ if k in saved})
+        if state.batch > micro_per_epoch or state.epoch > math.ceil(config.epochs):
+            raise checkpoints.CheckpointError(
+                f"{found.name} is at epoch {state.epoch}, micro-batch {state.batch}, which this run's "
+                f"{config.epochs} epochs of {micro_per_epoch} micro-batches do not have; start over with --fresh")
         log_event(log, "train.resumed", step=state.step, checkpoint=found)
     else:
         rank = parallel.rank if parallel is not None else 0  # each process draws its own dropout
