@@ -97,6 +97,34 @@ def _check_peft_config(path: Path, method: str) -> None:
         raise CorruptAdapterError(
             f"{path} holds a {peft_type} adapter but {c.CARD_FILE} says {method!r}; re-save the adapter"
         )
+    if method == c.LORA:
+        _check_lora_config(path, config)
+
+
+#: Largest LoRA rank an adapter may have (the study's is 16; the widest layer of a 70B model is 28,672).
+MAX_LORA_RANK = 4096
+#: How LoRA's matrices may have been initialised for its saved weights to be all there is to load: other
+#: schemes (LoftQ, PiSSA, EVA, CorDA, OLoRA) change the base model's own weights or need data to start.
+PLAIN_LORA_INITS = (True, False, "gaussian")
+
+
+def _check_lora_config(path: Path, config: dict) -> None:
+    """The parts of a LoRA config that make loading it fail or run away, refused before anything loads:
+    a rank that is not a positive whole number up to `MAX_LORA_RANK`, a scaling that is not a number,
+    an initialisation that needs more than the saved weights."""
+    ranks = {"r": config.get("r"), **{f"rank_pattern[{k!r}]": v for k, v in (config.get("rank_pattern") or {}).items()}}
+    for where, rank in ranks.items():
+        if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_LORA_RANK:
+            raise CorruptAdapterError(f"{path}: {where} is {rank!r}; a LoRA rank is a whole number from 1 to "
+                                      f"{MAX_LORA_RANK}; re-save the adapter")
+    alpha = config.get("lora_alpha", 8)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not abs(alpha) < float("inf"):
+        raise CorruptAdapterError(f"{path}: lora_alpha is {alpha!r}, not a number; re-save the adapter")
+    init = config.get("init_lora_weights", True)
+    if init not in PLAIN_LORA_INITS:
+        raise CorruptAdapterError(f"{path}: init_lora_weights is {init!r}, which changes the base model's weights or "
+                                  "needs data to start; save the adapter converted to plain LoRA (PEFT's "
+                                  "path_initial_model_for_weight_conversion) and import that")
 
 
 #: An adapter folder is a handful of files (a full fine-tune a few dozen); past these it is not one.

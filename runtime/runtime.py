@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Iterator, Protocol
 
 from unitune.adapters.constants import ADAPTER_WEIGHTS_FILE, FULL, IA3, LORA
+from unitune.runtime.adapter_fit import check_lora_fits
 from unitune.runtime.engines import TORCH as TORCH_ENGINE, EngineChoice
 from unitune.runtime.generation import GenerationStats, SamplingOptions, generate_completions
 from unitune.runtime.loading import LoadedModel, ModelSpec, load_model
@@ -226,6 +227,8 @@ class ModelRuntime:
         config = PeftConfig.from_pretrained(str(path))
         config.inference_mode = True
         weights = load_file(str(require_regular(path / ADAPTER_WEIGHTS_FILE)), device="cpu")
+        if adapter.method == LORA:
+            check_lora_fits(path, config, weights, self._base.model)
         return ResidentAdapter(adapter.name, adapter.method, path, adapter.card, config=config, weights=weights)
 
     def _evict(self) -> None:
