@@ -123,8 +123,15 @@ def prescan(archive: Path) -> None:
                     if not chunk:
                         raise AdapterError(f"{archive} is truncated; export the adapter again")
                     remaining -= len(chunk)
-            while stream.read(1 << 20):  # to the end: gzip checks its CRC and length there
-                pass
+            # After the end, tar allows only the zeros that fill its last record; reading to the end also
+            # lets gzip check its CRC and length. Anything else there (incompressible bytes padding the
+            # archive so its unpacked-to-compressed ratio passes) refuses it.
+            trailing = 0
+            while chunk := stream.read(1 << 16):
+                trailing += len(chunk)
+                if chunk.strip(b"\0") or trailing > c.MAX_ARCHIVE_TRAILER_BYTES:
+                    raise AdapterError(f"{archive} holds data after the end of its tar archive; refusing to import "
+                                       "it (make one with `unitune adapters export`)")
     except AdapterError:
         raise
     except (OSError, EOFError, zlib.error) as error:

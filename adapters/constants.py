@@ -64,6 +64,7 @@ STALE_TEMP_SECONDS = 3600
 MAX_ARCHIVE_BYTES = 20 << 30
 MAX_ARCHIVE_MEMBERS = 1_000  # an adapter is a handful of files; a full model a few dozen
 MAX_ARCHIVE_HEADER_BYTES = 1 << 20  # a pax or long-name header: a name and a few attributes
+MAX_ARCHIVE_TRAILER_BYTES = 1 << 20  # zeros after a tar's end: the rest of its last 10 KiB record, and more
 # Weights hardly compress: an archive unpacking to more than this many times its size (past a floor)
 # is a decompression bomb.
 MAX_ARCHIVE_RATIO = 200

@@ -664,6 +664,15 @@ def test_header_bombs_many_members_and_compression_bombs_are_refused_before_unpa
         archive.write_bytes(_archive_bytes(members))
         with pytest.raises(AdapterError, match=message):
             registry.import_archive(archive)
+    # the ratio bomb again, with 2 MiB of random bytes after the tar's end: the archive grows past the
+    # size at which 200 MiB unpacked is within the ratio, so only what follows the end can give it away
+    import gzip
+
+    padded = tmp_path / "padded.tar.gz"
+    padded.write_bytes(gzip.compress(_archive_bytes(bombs["ratio"][0], compress=False) + os.urandom(2 << 20)))
+    assert zeros.size < c.MAX_ARCHIVE_RATIO * padded.stat().st_size
+    with pytest.raises(AdapterError, match="holds data after the end of its tar archive"):
+        registry.import_archive(padded)
     store = registry.store_dir(c.STORE_USER)
     assert not store.exists() or list(store.iterdir()) == []
 
