@@ -21,7 +21,15 @@ import json
 from pathlib import Path
 
 from unitune.adapters import constants as c
+from unitune.terminal import printable
 
+
+
+def _say(text: object = "", *, layout: bool = False) -> None:
+    """Print a line of what the registry holds. Names, card fields and paths come from files anyone may
+    have written: their control characters are shown as escapes (a card's fields once retitled and
+    cleared the terminal). `layout`: the text's line breaks are unitune's own (indented JSON)."""
+    print(printable(str(text), keep_newlines=layout))
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -158,29 +166,29 @@ def _disk_errors(function):
 def _cmd_list(args: argparse.Namespace) -> int:
     entries = _registry(args).list()
     if args.json:
-        print(json.dumps([entry.to_dict() for entry in entries], indent=2, ensure_ascii=False))
+        _say(json.dumps([entry.to_dict() for entry in entries], indent=2, ensure_ascii=False), layout=True)
         return 0
     if not entries:
-        print("no adapters yet; train one with `unitune train REPO --method lora --name NAME`")
+        _say("no adapters yet; train one with `unitune train REPO --method lora --name NAME`")
         return 0
     rows = [("NAME", "METHOD", "STORE", "BASE MODEL", "LANGUAGES", "CREATED")]
     for entry in entries:
         card = entry.card
         store = entry.store + (" (shadowed)" if entry.shadowed else "")
-        rows.append((
+        rows.append(tuple(printable(cell) for cell in (  # escaped before the widths are measured
             entry.name + ("  [broken]" if entry.problems else ""),
             entry.method or "?",
             store,
             card.base_model.id if card else "?",
             ", ".join(card.languages) if card and card.languages else "-",
             card.created if card and card.created else "-",
-        ))
+        )))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     for entry in entries:
         for problem in entry.problems:
-            print(f"! {entry.name}: {problem}")
+            _say(f"! {entry.name}: {problem}")
     return 0
 
 
@@ -188,28 +196,28 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     entry = _registry(args).find(args.name)
     if args.json:
-        print(json.dumps(entry.to_dict(), indent=2, ensure_ascii=False))
+        _say(json.dumps(entry.to_dict(), indent=2, ensure_ascii=False), layout=True)
         return 0
-    print(f"{entry.name}  ({entry.store}: {entry.path})")
+    _say(f"{entry.name}  ({entry.store}: {entry.path})")
     if entry.card is not None:
         card = entry.card
-        print(f"method:         {card.method}")
-        print(f"base model:     {card.base_model.id}")
+        _say(f"method:         {card.method}")
+        _say(f"base model:     {card.base_model.id}")
         if card.base_model.revision:
-            print(f"  revision:     {card.base_model.revision}")
+            _say(f"  revision:     {card.base_model.revision}")
         if card.base_model.weights_hash:
-            print(f"  weights hash: {card.base_model.weights_hash}")
-        print(f"prompt format:  {card.prompt_format_version}")
-        print(f"languages:      {', '.join(card.languages) or '-'}")
-        print(f"created:        {card.created or '-'} (unitune {card.unitune_version or '?'})")
+            _say(f"  weights hash: {card.base_model.weights_hash}")
+        _say(f"prompt format:  {card.prompt_format_version}")
+        _say(f"languages:      {', '.join(card.languages) or '-'}")
+        _say(f"created:        {card.created or '-'} (unitune {card.unitune_version or '?'})")
         if card.library_versions:
-            print("libraries:      " + ", ".join(f"{k} {v}" for k, v in sorted(card.library_versions.items())))
+            _say("libraries:      " + ", ".join(f"{k} {v}" for k, v in sorted(card.library_versions.items())))
         for title, table in (("training", card.training), ("metrics", card.metrics)):
             if table:
-                print(f"{title}:")
+                _say(f"{title}:")
                 for key, value in table.items():
                     shown = json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
-                    print(f"  {key}: {shown}")
+                    _say(f"  {key}: {shown}")
     if entry.problems:  # shown above as far as readable; the damage is the error
         from unitune.adapters.errors import CorruptAdapterError
 
@@ -221,14 +229,14 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_use(args: argparse.Namespace) -> int:
     registry = _registry(args)
     written = registry.use(args.name, registry.project_root)
-    print(f"{registry.project_root} now uses adapter {args.name!r} (recorded in {written})")
+    _say(f"{registry.project_root} now uses adapter {args.name!r} (recorded in {written})")
     return 0
 
 
 @_disk_errors
 def _cmd_remove(args: argparse.Namespace) -> int:
     entry = _registry(args).remove(args.name)
-    print(f"removed adapter {entry.name!r} from the {entry.store} store ({entry.path})")
+    _say(f"removed adapter {entry.name!r} from the {entry.store} store ({entry.path})")
     return 0
 
 
@@ -237,10 +245,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if str(args.file).lower().endswith(".gguf"):
         from unitune.runtime.llama_cpp import lora_to_gguf
 
-        print(lora_to_gguf(_registry(args).find_verified(args.name), Path(args.file), _project_model(args)))
+        _say(lora_to_gguf(_registry(args).find_verified(args.name), Path(args.file), _project_model(args)))
         return 0
     written = _registry(args).export(args.name, args.file)
-    print(written)
+    _say(written)
     return 0
 
 
@@ -252,7 +260,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     registry = AdapterRegistry(_project_root(args.project) if into_project else None)
     store = c.STORE_PROJECT if into_project else c.STORE_USER
     entry = registry.import_archive(args.file, store=store, name=args.name, overwrite=args.overwrite)
-    print(f"imported adapter {entry.name!r} into the {entry.store} store ({entry.path})")
+    _say(f"imported adapter {entry.name!r} into the {entry.store} store ({entry.path})")
     return 0
 
 
@@ -273,18 +281,18 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if published.restart_command:
         import shlex
 
-        print(f"wrote adapter {published.name!r} for llama.cpp to {published.lora_path}. llama.cpp's server loads "
+        _say(f"wrote adapter {published.name!r} for llama.cpp to {published.lora_path}. llama.cpp's server loads "
               f"adapters only when it starts: restart the server at {published.server_url} with it (its other "
               f"adapters kept):\n  {shlex.join(published.restart_command)}\nthen generate with server_url = "
               f"\"{published.server_url}\" and adapter = \"{published.name}\"")
         return 0
     if published.kind == LLAMA_CPP:
-        print(f"adapter {published.name!r} is on the llama.cpp server at {published.server_url} (its file "
+        _say(f"adapter {published.name!r} is on the llama.cpp server at {published.server_url} (its file "
               f"{published.lora_path}, written again; a server started before the adapter was last trained holds the "
               f"old one until it restarts); generate with it: server_url = \"{published.server_url}\" and adapter = "
               f"\"{published.name}\"")
         return 0
-    print(f"{'replaced' if published.replaced else 'published'} adapter {published.name!r} on {published.server_url} "
+    _say(f"{'replaced' if published.replaced else 'published'} adapter {published.name!r} on {published.server_url} "
           f"(read by the server from {published.lora_path}); generate with it: server_url = "
           f"\"{published.server_url}\" and adapter = \"{published.name}\"")
     return 0
@@ -303,5 +311,5 @@ def _cmd_llama_server(args: argparse.Namespace) -> int:
     adapters = [lora_to_gguf(registry.find_verified(name), folder / f"{Path(name).name}.gguf", model)
                 for name in args.names]
     base = base_gguf(model, terminal_progress())
-    print(shlex.join(server_command("llama-server", base, adapters, args.port, args.host)))
+    _say(shlex.join(server_command("llama-server", base, adapters, args.port, args.host)))
     return 0

@@ -701,3 +701,26 @@ def test_a_folder_with_a_card_but_thousands_of_files_is_not_walked_in_full(tmp_p
     path.mkdir(parents=True)
     with pytest.raises(CorruptAdapterError, match="levels deep: it is not an adapter folder"):
         adapter_files(deep)
+
+
+def test_control_characters_in_a_card_are_printed_as_escapes(registry, install, project, capsys, monkeypatch):
+    """A card's fields and an adapter's folder name come from files anyone may write: an escape sequence
+    that retitles and clears the terminal, or a newline that fakes a line of output, is shown escaped."""
+    monkeypatch.chdir(project)
+    entry = install("plain")
+    card = json.loads((entry.path / c.CARD_FILE).read_text())
+    card["base_model"]["id"] = "tiny\x1b]0;owned\x07\x1b[2J\nfake line"
+    (entry.path / c.CARD_FILE).write_text(json.dumps(card))
+    for command in (["adapters", "list"], ["adapters", "show", "plain"]):
+        code, out, err = run(capsys, *command)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out
+        assert "tiny\\x1b]0;owned\\x07\\x1b[2J\\nfake line" in out
+        assert not any(line.startswith("fake line") for line in out.splitlines())
+
+
+def test_an_error_quoting_a_hostile_name_prints_it_escaped(project, capsys, monkeypatch):
+    monkeypatch.chdir(project)
+    code, out, err = run(capsys, "adapters", "show", "evil\x1b[2J\x1b]0;owned\x07")
+    assert code == 2 and "\x1b" not in err and "\x07" not in err
+    assert "evil\\x1b[2J" in err

@@ -220,7 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UnituneError as error:
-        print(f"unitune: {error}", file=sys.stderr)
+        from unitune.terminal import printable
+
+        # a message may quote a name read from a file (an archive member, a card field): escaped
+        print(f"unitune: {printable(str(error), keep_newlines=True)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("unitune: interrupted", file=sys.stderr)
