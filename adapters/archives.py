@@ -15,7 +15,7 @@ from pathlib import Path
 
 from unitune.adapters import constants as c
 from unitune.adapters.errors import AdapterError, CorruptAdapterError
-from unitune.adapters.verification import adapter_files
+from unitune.adapters.verification import MAX_ADAPTER_DEPTH, adapter_files
 
 
 def write_archive(folder: Path, name: str, target: Path) -> Path:
@@ -57,6 +57,9 @@ def _member_parts(member_name: str, archive: Path) -> list[str]:
         raise AdapterError(f"{archive} holds a path leading outside its folder ({member_name}); refusing to import it")
     if not parts:
         raise AdapterError(f"{archive} holds an entry without a name; refusing to import it")
+    if len(parts) > MAX_ADAPTER_DEPTH + 1:  # the archive's own top folder, then the adapter's files
+        raise AdapterError(f"{archive} holds a path {len(parts)} folders deep; an adapter's files are at most "
+                           f"{MAX_ADAPTER_DEPTH} deep; refusing to import it")
     return parts
 
 

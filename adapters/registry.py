@@ -23,6 +23,7 @@ from unitune.adapters.verification import (  # noqa: F401  (check_safetensors: p
     check_safetensors, detect_method, refuse_pickles, verify_adapter,
 )
 from unitune.errors import UnituneError
+from unitune.files import remove_tree
 from unitune.settings import data_home, write_project_setting
 
 NAME_RULE = "1 to 64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -168,7 +169,7 @@ class AdapterRegistry:
         # Renamed aside first so the name disappears at once even if deleting takes a while or fails.
         aside = temp_path(entry.path.parent, name)
         os.rename(entry.path, aside)
-        shutil.rmtree(aside, ignore_errors=True)
+        remove_tree(aside)
         return entry
 
     def use(self, name: str, project_root: str | Path | None = None) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from unitune.adapters import constants as c
 from unitune.adapters.errors import AdapterError
 from unitune.adapters.verification import verify_adapter
+from unitune.files import remove_tree
 
 
 @contextlib.contextmanager
@@ -54,7 +55,7 @@ def remove_stale_temps(store_dir: Path) -> None:
     """Delete what crashed saves left behind, and nothing else: only folders named as `temp_path` names
     them (a user's own `.tmp-work` in a store that is a link to a folder of theirs stays), never through
     a link, and none changed within the hour (it may be a save still running elsewhere). A leftover that
-    cannot be deleted (too deep, no permission) stays, and the store is listed all the same."""
+    cannot be deleted (no permission) stays, and the store is listed all the same."""
     if not store_dir.is_dir():
         return
     cutoff = time.time() - c.STALE_TEMP_SECONDS
@@ -64,7 +65,7 @@ def remove_stale_temps(store_dir: Path) -> None:
                 continue
             info = path.lstat()
             if stat.S_ISDIR(info.st_mode) and info.st_mtime < cutoff:  # a link is not a folder to lstat
-                shutil.rmtree(path, ignore_errors=True)
+                remove_tree(path)
         except (OSError, RecursionError):
             continue
 

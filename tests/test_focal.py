@@ -494,3 +494,16 @@ def test_lines_are_counted_as_editors_count_them_in_a_file_with_mixed_line_ends(
     edited = file.edited((4, 0), (4, 0), "# moved\r")
     assert [focal_at(edited, cli_offset(edited, line, None)) is None for line in (5, 6)] == [True, False]
     assert focal_at(edited, cli_offset(edited, 6, None)).name == "c"
+
+
+def test_blocks_nested_hundreds_deep_do_not_stop_the_lookup_of_any_function(tmp_path, capsys):
+    """600 `if` levels inside one statement once crashed `focal` and `generate` (a RecursionError) for
+    every function of the file."""
+    from unitune.cli import main
+
+    nested = "".join("    " * depth + "if x:\n" for depth in range(600)) + "    " * 600 + "pass\n"
+    path = tmp_path / "deep.py"
+    path.write_text("def first(x):\n    return x\n\n" + nested + "\ndef last(y):\n    return y\n")
+    assert [function.name for function in functions(SourceFile.from_path(path))] == ["first", "last"]
+    assert main(["focal", str(path), "--line", "1", "--json"]) == 0
+    assert '"qualified_name": "first"' in capsys.readouterr().out

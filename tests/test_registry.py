@@ -294,6 +294,7 @@ def test_a_leftover_too_deep_to_delete_does_not_hide_the_adapters(registry, inst
     os.utime(deep, (old, old))
     try:
         assert [e.name for e in registry.list()] == ["real"]
+        assert not deep.exists()  # deleted one level at a time
     finally:  # bottom up, one level at a time: pytest's own clean-up of tmp_path recurses too
         if deep.exists():
             os.chdir(deep)
@@ -724,3 +725,27 @@ def test_an_error_quoting_a_hostile_name_prints_it_escaped(project, capsys, monk
     code, out, err = run(capsys, "adapters", "show", "evil\x1b[2J\x1b]0;owned\x07")
     assert code == 2 and "\x1b" not in err and "\x07" not in err
     assert "evil\\x1b[2J" in err
+
+
+def test_an_archive_member_thousands_of_folders_deep_is_refused(registry, tmp_path):
+    deep = tarfile.TarInfo("x/" + "d/" * 2000 + "adapter_config.json")
+    deep.size = 2
+    archive = tmp_path / "deep.tar.gz"
+    archive.write_bytes(_archive_bytes([(deep, b"{}")]))
+    with pytest.raises(AdapterError, match="2002 folders deep"):
+        registry.import_archive(archive)
+
+
+def test_an_adapter_holding_a_folder_too_deep_for_rmtree_is_removed(registry, install):
+    entry = install("deep-inside")
+    here = os.getcwd()
+    try:
+        os.chdir(entry.path)
+        for _ in range(1200):
+            os.mkdir("d")
+            os.chdir("d")
+    finally:
+        os.chdir(here)
+    registry.remove("deep-inside")
+    assert not entry.path.exists()
+    assert list(entry.path.parent.iterdir()) == []

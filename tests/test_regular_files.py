@@ -117,3 +117,11 @@ def test_a_pipe_as_the_projects_settings_file_is_reported_and_the_defaults_used(
     loaded = within_deadline(lambda: load_settings(tmp_path))
     assert loaded.settings == Settings()
     assert any("a named pipe, not a regular file" in problem for problem in loaded.problems), loaded.problems
+
+
+def test_a_pair_nested_too_deeply_is_refused_naming_its_line(tmp_path):
+    from unitune.training.data import DataError, read_pairs
+
+    (tmp_path / "pairs.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"pairs.jsonl:1: nested too deeply to be a pair"):
+        read_pairs(tmp_path / "pairs.jsonl")

@@ -67,6 +67,8 @@ def read_pairs(path: Path, language: str | None = None) -> list[dict]:
             pair = json.loads(line)
         except ValueError:
             raise DataError(f"{path}:{number}: not JSON; a pairs file has one JSON object per line") from None
+        except RecursionError:
+            raise DataError(f"{path}:{number}: nested too deeply to be a pair; write pairs with `unitune mine`") from None
         missing = [key for key in REQUIRED_KEYS if not isinstance(pair, dict) or key not in pair]
         if missing:
             raise DataError(f"{path}:{number}: a pair needs {', '.join(missing)}; write pairs with `unitune mine`")

@@ -5,6 +5,7 @@ leaves the old file or the new one, never half of either."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -115,3 +116,27 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_tree(top: str | os.PathLike) -> None:
+    """Delete the folder `top` and what it holds, however deep (a work stack, where `shutil.rmtree`
+    recurses and fails past Python's recursion limit), without following links; what cannot be deleted
+    stays."""
+    top = Path(top)
+    pending, folders = [top], []
+    while pending:
+        folder = pending.pop()
+        folders.append(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+    for folder in reversed(folders):  # the deepest first
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)

@@ -112,7 +112,12 @@ def functions(file: SourceFile) -> list[Function]:
 
 
 def _python_scope(file, node: Node, path, class_nodes, found: list[Function]) -> None:
-    for child in node.named_children:
+    """The functions under `node`, appended to `found` in document order. A work stack, not recursion:
+    a file may nest blocks hundreds deep (`if` in `if` ...), which once crashed the lookup of any of its
+    functions."""
+    pending = [(child, path, class_nodes) for child in reversed(node.named_children)]
+    while pending:
+        child, path, class_nodes = pending.pop()
         kind = child.type
         definition = child.child_by_field_name("definition") if kind == "decorated_definition" else child
         if definition is None:
@@ -123,13 +128,14 @@ def _python_scope(file, node: Node, path, class_nodes, found: list[Function]) ->
             name = _field_text(file, definition, "name")
             body = definition.child_by_field_name("body")
             if body is not None:
-                _python_scope(file, body, path + (name,), class_nodes + (definition,), found)
+                pending.extend((inner, path + (name,), class_nodes + (definition,))
+                               for inner in reversed(body.named_children))
         elif kind == "expression_statement":
             lam = _python_named_lambda(child)
             if lam is not None:
                 found.append(_describe_python(file, lam, child, path, class_nodes))
         elif kind in _PY_TRANSPARENT:
-            _python_scope(file, child, path, class_nodes, found)
+            pending.extend((inner, path, class_nodes) for inner in reversed(child.named_children))
 
 
 def _python_named_lambda(statement: Node) -> Node | None:
