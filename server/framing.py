@@ -74,6 +74,47 @@ class MessageReader:
                     log_event(log, "framing.skipped", text=stripped[:80].decode("latin-1"))
 
 
+#: JSON-RPC's "invalid request": a message that is JSON but not a request or notification the server takes.
+INVALID_REQUEST = -32600
+_ID = re.compile(rb'"id"\s*:\s*(-?\d{1,15}|"(?:[^"\\]|\\.){0,200}")')
+
+
+def error_response(request_id, message: str, code: int = INVALID_REQUEST) -> bytes:
+    """A framed JSON-RPC error answer to the request `request_id` (None when it could not be read)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def _id_in(body: bytes):
+    """The id of a request too deep to parse, read off its text, so that its answer can name it."""
+    match = _ID.search(body[:4096])
+    if match is None:
+        return None
+    try:
+        return json.loads(match.group(1))
+    except ValueError:
+        return None
+
+
+def refused(raw) -> list[bytes]:
+    """The error answers for JSON that is not one LSP message (so every request gets an answer): a
+    batch (JSON-RPC allows one; the LSP does not), a version other than 2.0, a method that is not a
+    string, something that is not an object. Empty when `raw` is a message to handle."""
+    if isinstance(raw, list):
+        log_event(log, "framing.batch", size=len(raw))
+        return [error_response(item["id"], "batches are not part of the language server protocol; send each "
+                               "request on its own") for item in raw if isinstance(item, dict) and "id" in item] or \
+            [error_response(None, "batches are not part of the language server protocol")]
+    if not isinstance(raw, dict):
+        return [error_response(None, "a message is a JSON object")]
+    request_id = raw.get("id")
+    if raw.get("jsonrpc") != "2.0":
+        return [error_response(request_id, f"jsonrpc {raw.get('jsonrpc')!r}: the server speaks JSON-RPC 2.0")]
+    if "method" in raw and not isinstance(raw["method"], str):
+        return [error_response(request_id, f"method {raw['method']!r} is not a string")]
+    return []
+
+
 def parse_error_response() -> bytes:
     """The JSON-RPC answer to a body that is not JSON (-32700, id null), framed."""
     body = json.dumps({"jsonrpc": "2.0", "id": None,
@@ -94,13 +135,26 @@ async def serve_messages(stop_event, stdin, executor, protocol, writer) -> None:
         if body is None:
             break
         try:
-            message = json.loads(body, object_hook=protocol.structure_message)
+            raw = json.loads(body)
         except ValueError:  # JSONDecodeError, and a body that is not UTF-8
             log_event(log, "framing.not_json", size=len(body))
             writer.write(parse_error_response())
             continue
+        except RecursionError:
+            log_event(log, "framing.too_deep", size=len(body))
+            writer.write(error_response(_id_in(body), "the message is nested too deeply to be read"))
+            continue
+        refusals = refused(raw)
+        if refusals:
+            for answer in refusals:
+                writer.write(answer)
+            continue
+        try:
+            message = json.loads(body, object_hook=protocol.structure_message)
         except Exception:
             log.exception("a message could not be read")
+            if isinstance(raw, dict) and "id" in raw:
+                writer.write(error_response(raw["id"], "the message could not be read"))
             continue
         try:
             protocol.handle_message(message)

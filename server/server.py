@@ -37,6 +37,7 @@ class UnituneServer(LanguageServer):
         self.folders = FolderSettings()
         self.engine = ModelEngine()
         self._loose_folders: dict[Path, FolderConfig] = {}
+        self.exit_code = 0  # the process's, set by `exit` (1 when no `shutdown` came first)
 
     def _start_io_async(self, stdin=None, stdout=None):
         """pygls's stdio server with unitune's reading loop (`unitune.server.framing`): bad framing
@@ -57,8 +58,10 @@ class UnituneServer(LanguageServer):
                                        writer))
         except BrokenPipeError:
             log.error("the connection to the client is lost; shutting down")
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             pass
+        except SystemExit as stop:  # `exit`: 0 after `shutdown`, 1 without it, as the protocol asks
+            self.exit_code = stop.code if isinstance(stop.code, int) else 0
         finally:
             self.shutdown()
 

@@ -118,3 +118,35 @@ def test_the_stdio_flag_language_clients_add_is_accepted(tmp_path):
     out, err = server.communicate(timeout=60)
     assert server.returncode == 0, err.decode()
     assert "result" in responses(out)[1]
+
+
+@pytest.mark.slow
+def test_every_request_is_answered_however_odd_and_exit_without_shutdown_is_1(tmp_path):
+    """JSON that is not one LSP message once got no answer at all (the client waited for ever): a request
+    nested 5,000 deep, a JSON-RPC batch, JSON-RPC 1.0, a numeric method (that one got a traceback)."""
+    status = {"command": "unitune.status", "arguments": []}
+    stream = [
+        raw({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}),
+        raw({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        raw('{"jsonrpc": "2.0", "id": 2, "method": "workspace/executeCommand", "params": ' + "[" * 5000 + "]" * 5000 + "}"),
+        raw(json.dumps([{"jsonrpc": "2.0", "id": 3, "method": "workspace/executeCommand", "params": status}])),
+        raw({"jsonrpc": "1.0", "id": 4, "method": "workspace/executeCommand", "params": status}),
+        raw({"jsonrpc": "2.0", "id": 5, "method": 42, "params": {}}),
+        raw({"jsonrpc": "2.0", "id": 6, "method": "workspace/executeCommand", "params": status}),
+        raw({"jsonrpc": "2.0", "method": "exit"}),
+    ]
+    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
+    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    for chunk in stream:
+        server.stdin.write(chunk)
+        server.stdin.flush()
+        time.sleep(1.0 if b'"initialize"' in chunk else 0.3)
+    out, _ = server.communicate(timeout=60)
+    answers = responses(out)
+    expected = {2: "nested too deeply", 3: "batches are not part of the language server protocol",
+                4: "the server speaks JSON-RPC 2.0", 5: "method 42 is not a string"}
+    for request_id, message in expected.items():
+        assert answers[request_id]["error"]["code"] == -32600 and message in answers[request_id]["error"]["message"]
+    assert answers[6]["result"]["version"]  # still serving
+    assert server.returncode == 1  # exit without shutdown

@@ -109,7 +109,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server.start_tcp(host, int(port))
     else:
         server.start_io()
-    return EXIT_OK
+    return server.exit_code
 
 
 def _add_serve(subparsers) -> None:
