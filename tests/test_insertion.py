@@ -534,3 +534,13 @@ def test_a_file_with_cr_line_ends_is_read_as_lines_and_written_back_with_them(tm
     written = path.read_bytes()
     assert b"\n" not in written and written.startswith(EXISTING_PYTEST.replace("\n", "\r").encode()[:40])
     assert b"def test_deposit" in written or len(written) > len(EXISTING_PYTEST)
+
+
+def test_a_new_class_never_shadows_one_of_the_same_name_inside_a_block():
+    """A `TestWallet` defined inside `if True:` is not a top-level class to add to; a second, top-level
+    `TestWallet` would replace it when the module runs, and pytest would silently stop collecting its tests."""
+    existing = ("import unittest\n\n\nif True:\n    class TestWallet(unittest.TestCase):\n"
+                "        def test_existing(self):\n            self.assertTrue(True)\n")
+    _, text = plan("tests/test_wallet.py", existing, [UNITTEST_TEST], "python", "unittest", "TestWallet")
+    assert text.count("class TestWallet(") == 1 and "\nclass TestWallet2(unittest.TestCase):\n" in text
+    assert "        def test_existing(self):" in text

@@ -39,6 +39,7 @@ from unitune.focal import functions
 from unitune.frameworks import JUNIT4, UNITTEST, parse_framework
 from unitune.languages import JAVA, PYTHON
 from unitune.placement import TestLocation
+from unitune.syntax_walk import descendants
 from unitune.source import UTF8_BOM, UTF32, SourceFile, decode_source, read_source_bytes, uses_cr_line_ends
 from unitune.needed_imports import import_insertion
 from unitune.text_layout import (
@@ -205,6 +206,7 @@ def _python_spot(source: SourceFile, text: str, framework, class_name, unit, loc
     node = _python_test_class(source, class_name, framework)
     if node is None:
         base = "(unittest.TestCase)" if framework == UNITTEST else ""
+        class_name = _unshadowing_name(source, class_name)
         return _python_module_end(source, text, f"class {class_name}{base}:\n", "\n\n", indent=unit)
     body = node.child_by_field_name("body")
     if body is None or body.start_point.row == node.start_point.row:
@@ -213,6 +215,18 @@ def _python_spot(source: SourceFile, text: str, framework, class_name, unit, loc
     member_indent = leading_whitespace(source.line_text(first.start_point.row))
     offset, ended = line_after(text, body.end_point.row)
     return _Spot(offset, member_indent, ("" if ended else "\n") + "\n", "\n\n", "\n")
+
+
+def _unshadowing_name(source: SourceFile, class_name: str) -> str:
+    """`class_name` for a new module-level class, unless the file defines that name already somewhere not
+    at its top level (inside `if`, `try`, ...): a second class of the name would shadow the first, and
+    pytest would silently stop collecting its tests. Then the first of `class_name`2, 3, ... that is free."""
+    defined = {source.node_text(node.child_by_field_name("name"))
+               for node in descendants(source.tree.root_node, named_only=True)
+               if node.type in ("class_definition", "function_definition") and node.child_by_field_name("name")}
+    if class_name not in defined:
+        return class_name
+    return next(f"{class_name}{number}" for number in range(2, len(defined) + 3) if f"{class_name}{number}" not in defined)
 
 
 def _python_test_class(source: SourceFile, class_name: str, framework: str) -> Node | None:
