@@ -14,7 +14,14 @@ from lsprotocol import types
 
 from unitune.errors import UnsupportedLanguageError
 from unitune.languages import LSP_LANGUAGE_IDS, language_for_path
-from unitune.source import MAX_FILE_BYTES, UTF8, UTF16, UTF32, SourceFile
+from unitune.logs import get_logger, log_event
+from unitune.source import UTF8, UTF16, UTF32, SourceFile
+
+log = get_logger("server.documents")
+#: Largest document the server parses and keeps. Parsing takes about a second per megabyte on the event
+#: loop, and source files worth testing are far smaller: a bigger one (generated code, a data dump) is not
+#: tracked, and gets no code action, instead of making the server deaf for as long as it parses.
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 #: LSP position encodings -> the column units of `unitune.source`.
 ENCODING_UNITS = {
@@ -58,8 +65,8 @@ class DocumentIndex:
                 language = None
         if language is None:
             return None
-        if len(text) > MAX_FILE_BYTES:  # parsing it would block the server for seconds: not a source file to test
-            self._documents.pop(uri, None)
+        if len(text) > MAX_DOCUMENT_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+            self._drop(uri, len(text))
             return None
         document = OpenDocument(uri, path, version, SourceFile(text, language, path))
         self.full_parses += 1
@@ -73,6 +80,9 @@ class DocumentIndex:
         unit = ENCODING_UNITS.get(encoding, UTF16)
         file = document.file
         for change in changes:
+            if len(change.text) > MAX_DOCUMENT_BYTES:  # checked before any parse: parsing it is the stall
+                self._drop(uri, len(change.text))
+                return
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start, end = change.range.start, change.range.end
                 file = file.edited((start.line, start.character), (end.line, end.character), change.text, unit)
@@ -80,7 +90,14 @@ class DocumentIndex:
             else:
                 file = SourceFile(change.text, file.language, file.path)
                 self.full_parses += 1
+            if len(file.data) > MAX_DOCUMENT_BYTES:  # grown past the cap edit by edit
+                self._drop(uri, len(file.data))
+                return
         document.file, document.version = file, version
 
     def close(self, uri: str) -> None:
         self._documents.pop(uri, None)
+
+    def _drop(self, uri: str, size: int) -> None:
+        self._documents.pop(uri, None)
+        log_event(log, "document.too_large", uri=uri, size=size, limit=MAX_DOCUMENT_BYTES)
