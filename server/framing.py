@@ -6,6 +6,10 @@ bad framing instead of going deaf.
   is logged and skipped: the reader looks for the next `Content-Length:` line and goes on from there;
 - a body that is not JSON (a wrong length cut it, or moved into the next message) is answered with
   a parse error (-32700, id null), as JSON-RPC asks, and reading goes on at the next header;
+- a header of the next message inside a body (its `Content-Length` promised more than came, or a
+  second header gave another length) ends that body where the header starts: what came before it is
+  the body, and reading goes on at the header; a raw `Content-Length:` line cannot be part of a JSON
+  body, so a body cut short, or one that never comes, no longer swallows the requests after it;
 - the end of the stream ends the loop (the server then exits, and the editor may restart it).
 """
 
@@ -26,11 +30,18 @@ MAX_HEADER_LINE = 8192
 _LENGTH = re.compile(rb"content-length[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
-class MessageReader:
-    """Pulls message bodies out of `read(n)` / `readline()` coroutines (pygls's stdin reader)."""
+#: The start of a message's header block: what a body cannot hold raw (JSON escapes its line ends).
+_NEXT_HEADER = re.compile(rb"content-length[ \t]*:[ \t]*\d+[ \t]*\r?\n", re.IGNORECASE)
 
-    def __init__(self, readline: Callable[[], Awaitable[bytes]], readexactly: Callable[[int], Awaitable[bytes]]):
-        self.readline, self.readexactly = readline, readexactly
+
+class MessageReader:
+    """Pulls message bodies out of a `read_some()` coroutine: the bytes the stream has now (at least
+    one; none at its end), as pygls's stdin reader gives them through `read1`."""
+
+    def __init__(self, read_some: Callable[[], Awaitable[bytes]]):
+        self.read_some = read_some
+        self.buffer = bytearray()
+        self.ended = False
 
     async def next_body(self) -> bytes | None:
         """The next message's body, or None at the end of the stream."""
@@ -40,9 +51,52 @@ class MessageReader:
                 return None
             if length is None:
                 continue  # a bad header block: already logged; look for the next one
-            try:
-                return await self.readexactly(length)
-            except Exception:  # the stream ended inside a body
+            body = await self._body(length)
+            if body is None:  # the stream ended inside a body
+                return None
+            if body:
+                return body
+
+    async def _fill(self) -> bool:
+        if self.ended:
+            return False
+        chunk = await self.read_some()
+        if not chunk:
+            self.ended = True
+            return False
+        self.buffer += chunk
+        return True
+
+    async def readline(self) -> bytes:
+        """A line with its end, at most `MAX_HEADER_LINE` bytes of it; b"" at the end of the stream."""
+        while True:
+            end = self.buffer.find(b"\n", 0, MAX_HEADER_LINE)
+            if end != -1 or len(self.buffer) >= MAX_HEADER_LINE:
+                end = end + 1 if end != -1 else MAX_HEADER_LINE
+                line = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                return line
+            if not await self._fill():
+                line = bytes(self.buffer)
+                self.buffer.clear()
+                return line
+
+    async def _body(self, length: int) -> bytes | None:
+        """`length` bytes, or fewer when the next message's header turns up inside them (see the module)."""
+        searched = 0
+        while True:
+            cut = _NEXT_HEADER.search(self.buffer, max(0, searched - 64), min(len(self.buffer), length))
+            if cut is not None:
+                body = bytes(self.buffer[:cut.start()])
+                del self.buffer[:cut.start()]
+                log_event(log, "framing.body_cut_short", promised=length, received=len(body))
+                return body
+            if len(self.buffer) >= length:
+                body = bytes(self.buffer[:length])
+                del self.buffer[:length]
+                return body
+            searched = len(self.buffer)
+            if not await self._fill():
                 return None
 
     async def _headers(self) -> tuple[int | None, bool]:
@@ -128,8 +182,8 @@ async def serve_messages(stop_event, stdin, executor, protocol, writer) -> None:
     import asyncio
 
     loop = asyncio.get_running_loop()
-    reader = MessageReader(lambda: loop.run_in_executor(executor, stdin.readline, MAX_HEADER_LINE),
-                           lambda n: loop.run_in_executor(executor, stdin.read, n))
+    read_some = getattr(stdin, "read1", stdin.read)
+    reader = MessageReader(lambda: loop.run_in_executor(executor, read_some, 1 << 16))
     while not stop_event.is_set():
         body = await reader.next_body()
         if body is None:

@@ -150,3 +150,36 @@ def test_every_request_is_answered_however_odd_and_exit_without_shutdown_is_1(tm
         assert answers[request_id]["error"]["code"] == -32600 and message in answers[request_id]["error"]["message"]
     assert answers[6]["result"]["version"]  # still serving
     assert server.returncode == 1  # exit without shutdown
+
+
+@pytest.mark.slow
+def test_a_body_cut_short_or_never_sent_does_not_swallow_the_requests_after_it(tmp_path):
+    """A Content-Length that promised 60 MB and sent nothing once left the server deaf for good; two
+    headers (12, then 5000) deaf for 34 s; a body cut short swallowed the next request."""
+    status = lambda n: {"jsonrpc": "2.0", "id": n, "method": "workspace/executeCommand",
+                        "params": {"command": "unitune.status", "arguments": []}}
+    small = json.dumps({"jsonrpc": "2.0", "method": "$/noop"}).encode()
+    stream = [
+        raw({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}),
+        raw({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        b"Content-Length: 60000000\r\n\r\n",  # a body that never comes
+        raw(status(2)),
+        b"Content-Length: %d\r\nContent-Length: 5000\r\n\r\n" % len(small) + small,  # two lengths
+        raw(status(3)),
+        raw(json.dumps(status(90)), length=400)[:-10],  # cut short: 10 bytes of 400 missing, and more
+        raw(status(4)),
+        raw({"jsonrpc": "2.0", "id": 5, "method": "shutdown"}),
+        raw({"jsonrpc": "2.0", "method": "exit"}),
+    ]
+    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
+    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    for chunk in stream:
+        server.stdin.write(chunk)
+        server.stdin.flush()
+        time.sleep(1.0 if b'"initialize"' in chunk else 0.3)
+    out, _ = server.communicate(timeout=60)
+    answers = responses(out)
+    for request_id in (2, 3, 4):
+        assert answers[request_id]["result"]["version"], (request_id, answers)
+    assert "result" in answers[5] and server.returncode == 0
