@@ -781,3 +781,71 @@ def test_the_run_has_its_own_tmp_and_shm_and_no_host_socket(tmp_path):
         pytest.skip("no mount namespace here: /tmp stays shared (documented limit)")
     assert result.status == "passed", result.output
     assert not os.path.exists(f"/tmp/{marker}") and not os.path.exists(f"/dev/shm/{marker}")
+
+
+@pytest.mark.slow
+def test_every_world_writable_place_is_the_runs_own_and_no_host_unix_socket_is_reachable(tmp_path):
+    """/var/tmp and /run/lock too: writes there once outlived the run, and a test exchanged bytes with a
+    host socket at /var/tmp/x.sock (stream and datagram); an abstract socket is refused as well."""
+    import socket
+    import uuid
+
+    marker = f"unitune-leak-{uuid.uuid4().hex}"
+    places = [place for place in ("/var/tmp", "/run/lock") if os.path.isdir(place) and os.access(place, os.W_OK)]
+    servers, paths = [], []
+    for place in places:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            path = f"{place}/{marker}-{kind}.sock"
+            server = socket.socket(socket.AF_UNIX, kind)
+            server.bind(path)
+            os.chmod(path, 0o777)
+            if kind == socket.SOCK_STREAM:
+                server.listen(1)
+            servers.append(server)
+            paths.append((path, kind))
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    writes = "".join(f"    open('{place}/{marker}', 'w').write('x')\n" for place in places)
+    reaches = "".join(
+        f"    s = socket.socket(socket.AF_UNIX, {int(kind)})\n"
+        "    try:\n"
+        + (f"        s.connect('{path}')\n        s.send(b'x')\n" if kind == socket.SOCK_STREAM
+           else f"        s.sendto(b'x', '{path}')\n")
+        + "    except OSError:\n        pass\n    else:\n"
+        f"        raise AssertionError('reached {path}')\n"
+        for path, kind in paths)
+    (project / "tests" / "test_leak.py").write_text(
+        "import socket\n\n\ndef test_leak():\n" + writes + reaches +
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n        s.connect('\\0unitune-abstract')\n    except PermissionError:\n        pass\n"
+        "    else:\n        raise AssertionError('reached an abstract socket')\n")
+    try:
+        result = run_tests(project, "tests/test_leak.py", timeout=60)
+    finally:
+        for server in servers:
+            server.close()
+        for path, _ in paths:
+            os.unlink(path)
+    assert result.status == "passed", result.output
+    if result.isolation.get("private_tmp"):
+        assert not any(os.path.exists(f"{place}/{marker}") for place in places)
+    else:
+        for place in places:
+            if os.path.exists(f"{place}/{marker}"):
+                os.unlink(f"{place}/{marker}")
+
+
+@pytest.mark.slow
+def test_the_run_sees_only_its_own_processes_in_proc(tmp_path):
+    """The host's /proc once showed the tests every process of the machine and its command line."""
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_peek.py").write_text(
+        "import os\n\n\ndef test_peek():\n"
+        f"    assert not os.path.exists('/proc/{os.getpid()}/cmdline') or os.getpid() == {os.getpid()}\n"
+        "    assert len([name for name in os.listdir('/proc') if name.isdigit()]) < 50\n")
+    result = run_tests(project, "tests/test_peek.py", timeout=60)
+    if not (result.isolation.get("pid_namespace") and result.isolation.get("private_tmp")):
+        pytest.skip("no PID and mount namespaces here: /proc stays the host's (documented limit)")
+    assert result.isolation.get("own_proc")
+    assert result.status == "passed", result.output

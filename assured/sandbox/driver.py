@@ -108,19 +108,42 @@ def expose(operations):
     return sorted(originals)
 
 
+#: The places every user may write to, each given to the run as an empty tmpfs of this size.
+WORLD_WRITABLE = (("/tmp", "512m"), ("/var/tmp", "512m"), ("/dev/shm", "64m"), ("/run/lock", "1m"),
+                  ("/var/lock", "1m"))
+
+
+def world_writable_places():
+    """(folder, size) of `WORLD_WRITABLE` that exist here as world-writable folders, once each (links
+    such as /var/lock -> /run/lock resolved)."""
+    found = {}
+    for point, size in WORLD_WRITABLE:
+        real = os.path.realpath(point)
+        try:
+            mode = os.stat(real).st_mode
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode) and mode & stat.S_IWOTH and real not in found:
+            found[real] = size
+    return list(found.items())
+
+
 def private_tmp(keep):
-    """Give the run its own /tmp and /dev/shm: empty tmpfs mounts, size-capped, gone with the run
-    (nothing written there outlives it, and no host socket under /tmp is reachable). `keep` (the
-    temporary folder, the interpreter's folders) are bound back where they were, opened first."""
+    """Give the run its own /tmp, /var/tmp, /dev/shm and /run/lock (every world-writable place): empty
+    tmpfs mounts, size-capped, gone with the run (nothing written there outlives it, and no host socket
+    there is reachable). `keep` (the temporary folder, the interpreter's folders) are bound back where
+    they were, opened first."""
     mount(None, "/", MS_REC | MS_PRIVATE)  # nothing of this reaches the caller's namespace
-    under = [path for path in keep if path.startswith(("/tmp/", "/dev/shm/")) and os.path.exists(path)]
+    places = world_writable_places()
+    covered = tuple(point.rstrip("/") + "/" for point, _ in places)
+    keep = [os.path.realpath(path) for path in keep]
+    under = [path for path in keep if path.startswith(covered) and os.path.exists(path)]
     under = [path for path in sorted(set(under)) if not any(path != other and path.startswith(other.rstrip("/") + "/")
                                                              for other in under)]
     originals = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in under}
     os.umask(0o022)
-    for point, size in (("/tmp", "512m"), ("/dev/shm", "64m")):
-        if os.path.isdir(point):
-            mount("tmpfs", point, MS_NOSUID | MS_NODEV, "tmpfs", f"mode=1777,size={size}")
+    for point, size in places:
+        mount("tmpfs", point, MS_NOSUID | MS_NODEV, "tmpfs", f"mode=1777,size={size}")
     for path, original in originals.items():
         bind_back(original, path)
         os.close(original)
@@ -137,6 +160,18 @@ def bind_back(original, path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             open(path, "x").close()
     mount(f"/proc/self/fd/{original}", path, MS_BIND | MS_REC)
+
+
+def own_proc():
+    """Mount a /proc of the run's own PID namespace over the host's: other processes (their command
+    lines, their environments) are no longer visible to the tests. True when it worked."""
+    try:
+        mount(None, "/", MS_REC | MS_PRIVATE)  # nothing of this reaches the caller's namespace
+        mount("proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "proc")
+        return True
+    except OSError as error:
+        driver_run.say(f"no /proc of the run's own: {error}")
+        return False
 
 
 def try_private_tmp(keep):
@@ -198,8 +233,11 @@ def main():
         config = json.load(handle)
     if sys.argv[2:3] == ["--run"]:
         driver_run.child(config, json.loads(sys.argv[3]))
-    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False, "exposed": [], "private_tmp": False}
+    seen = {"pid_namespace": os.getpid() == 1, "read_only_outside_copy": False, "exposed": [], "private_tmp": False,
+            "own_proc": False}
     own_namespace = mount_namespace() not in (None, config.get("outer_mount_namespace"))
+    if seen["pid_namespace"] and own_namespace and os.getuid() == 0:
+        seen["own_proc"] = own_proc()
     keep = [*config.get("keep_in_tmp", []), sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
             # the interpreter's folder and the one above (a virtual environment's root, with its pyvenv.cfg:
             # under -S, sys.prefix is the base installation's)

@@ -11,6 +11,9 @@ from pathlib import Path
 DRIVER_FILE = Path(__file__).with_name("driver.py")
 DRIVER_RUN_FILE = Path(__file__).with_name("driver_run.py")
 NETWORK_GUARD_FILE = Path(__file__).with_name("network_guard.py")
+#: The run's own folder, where the network guard lets tests reach filesystem sockets (network_guard.py reads
+#: the same name)
+RUN_FOLDER_ENV = "UNITUNE_SANDBOX_RUN_FOLDER"
 #: The names a run writes the driver's files under: their folder may be first on the run's `sys.path`,
 #: where a plain `driver` would shadow a project's module. The driver imports its run's half by its
 #: name (`RUN_MODULE` in driver.py).

@@ -19,7 +19,7 @@ from unitune.assured.sandbox.isolation import (
     ENV_MARKER, Plan, absolute_program, apply_in_child, current_user, exposure, mount_namespace, passed_through,
     plan_for, prlimit_prefix, project_python, run_limits, task_count,
 )
-from unitune.assured.sandbox.programs import driver_command, network_guard_source, write_driver
+from unitune.assured.sandbox.programs import RUN_FOLDER_ENV, driver_command, network_guard_source, write_driver
 from unitune.assured.sandbox.results import (
     ERROR, FAILED, PASSED, TIMEOUT, Round, RoundResult, SandboxError, SandboxResult, focal_coverage,
     function_body_start, read_json, read_junit, read_output, truncate,
@@ -253,6 +253,7 @@ def _run_in(work: Path, spec: RunSpec) -> SandboxResult:
         "MALLOC_ARENA_MAX": "2",  # threads' malloc arenas would eat the address-space limit
         "NO_COLOR": "1",
         ENV_MARKER: token,
+        RUN_FOLDER_ENV: str(work),  # the network guard's one place for filesystem sockets
         **passed_through(),
     }
     if not spec.plugins:
