@@ -53,10 +53,15 @@ result's `isolation` says what the tests themselves saw):
 Limits of the containment: without user namespaces (a kernel or a policy that forbids them to
 users other than root), the tests of a non-root user run as that user, so files the user can write
 (outside the copy; `HOME` and `TMPDIR` point into it) are writable by an absolute path; the limits,
-the process-group kill and the `sitecustomize` guard still hold. World-writable places (`/tmp`,
-`/dev/shm`) stay writable to `nobody`. Nothing here is a defence against code written to escape (a
-kernel exploit); it keeps the mistakes of generated tests (a loop, a fork, a write to a hard-coded
-path, a download) away from the user's machine.
+the process-group kill and the `sitecustomize` guard still hold. Where the run has its own mount
+namespace, every world-writable place (`/tmp`, `/var/tmp`, `/dev/shm`, `/run/lock`) is an empty tmpfs of
+its own and /proc is its PID namespace's; without one they are the host's. The guard refuses Unix
+sockets outside the run's folder (and abstract ones) to Python's `socket` module, not to code that
+calls the kernel itself. What remains possible: a test may create a user namespace of its own
+(`unshare -r`), where it has every capability over what that namespace owns and nothing more of the
+host's. Nothing here is a defence against code written to escape (a kernel exploit); it keeps the
+mistakes of generated tests (a loop, a fork, a write to a hard-coded path, a download, a local
+service) away from the user's machine.
 
 The package, one concern per module: `running` (`run_tests`, `run_rounds`, the wall-clock kill),
 `isolation` (the plan per interpreter, limits, the project's interpreter), `workspace` (the copy),
