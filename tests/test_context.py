@@ -340,3 +340,22 @@ def test_java_signature_collapses_lines_and_drops_comments(shapes):
     assert module_imports(file) == [
         "package com.example.shapes;", "import java.util.List;", "import static java.lang.Math.PI;",
     ]
+
+
+def test_a_huge_module_renders_only_the_neighbours_a_prompt_can_show(monkeypatch):
+    """A module of thousands of functions once had every one rendered as a signature (minutes and GBs for
+    a 19 MB file) before all but the nearest few were thrown away."""
+    from unitune import context
+    from unitune.focal import require_focal_at
+
+    source = SourceFile("".join(f"LIMIT_{i} = {i}\n\ndef f{i}(x):\n    return x + {i}\n\n" for i in range(3000)), "python")
+    rendered = {"signatures": 0, "assignments": 0}
+    real_signature, real_assignment = context.signature, context._python_assignment
+    monkeypatch.setattr(context, "signature", lambda *a: rendered.__setitem__("signatures", rendered["signatures"] + 1)
+                        or real_signature(*a))
+    monkeypatch.setattr(context, "_python_assignment",
+                        lambda *a: rendered.__setitem__("assignments", rendered["assignments"] + 1) or real_assignment(*a))
+    focal = require_focal_at(source, source.text.index("def f1500("))
+    text = render_context(source, focal, "fm+fc+c+m+f")
+    assert "def f1499(x)" in text and "def f1501(x)" in text and "def f10(x)" not in text
+    assert rendered["signatures"] <= context.MAX_MEMBERS and rendered["assignments"] <= context.MAX_MEMBERS

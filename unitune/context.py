@@ -24,6 +24,7 @@ number of signatures is capped, so a huge class cannot blow up a prompt. The pie
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from tree_sitter import Node
 
@@ -70,8 +71,8 @@ def _indent_lines(text: str, indent: str) -> str:
     return "\n".join(indent + line if line else line for line in text.split("\n"))
 
 
-def _nearest(items: list[tuple[int, str]], anchor: int, limit: int = MAX_MEMBERS) -> list[tuple[int, str]]:
-    """At most `limit` of (position, text) items, those nearest `anchor`, in source order."""
+def _nearest(items: list[tuple[int, Any]], anchor: int, limit: int = MAX_MEMBERS) -> list[tuple[int, Any]]:
+    """At most `limit` of (position, item) pairs, those nearest `anchor`, in source order."""
     if len(items) <= limit:
         return items
     kept = sorted(items, key=lambda item: abs(item[0] - anchor))[:limit]
@@ -137,20 +138,19 @@ def render_context(file: SourceFile, function: Function, level: str = DEFAULT_CO
 def _python_module_context(file: SourceFile, function: Function, parts) -> list[str]:
     blocks = []
     if "f" in parts:
-        constants = []
-        for statement in file.tree.root_node.named_children:
-            if _simple_assignment(statement) is not None:
-                constants.append((statement.start_byte, _python_assignment(file, statement)))
-        constants = [(at, text) for at, text in _nearest(constants, function.start_byte) if text]
+        # the nearest are chosen by position before any is rendered: a module of a million lines renders
+        # only what the prompt can show
+        statements = [(statement.start_byte, statement) for statement in file.tree.root_node.named_children
+                      if _simple_assignment(statement) is not None]
+        constants = [(at, _python_assignment(file, statement)) for at, statement in _nearest(statements, function.start_byte)]
+        constants = [(at, text) for at, text in constants if text]
         if constants:
             blocks.append("\n".join(text for _, text in constants))
     others = []
     if "m" in parts:
-        others = [
-            (other.start_byte, signature(file, other))
-            for other in functions(file)
-            if other.kind == FUNCTION and other.start_byte != function.start_byte
-        ]
+        neighbours = [(other.start_byte, other) for other in functions(file)
+                      if other.kind == FUNCTION and other.start_byte != function.start_byte]
+        others = [(at, signature(file, other)) for at, other in _nearest(neighbours, function.start_byte)]
     focal = (function.start_byte, reindent_span(file, function.node, function.start_byte, function.end_byte, ""))
     blocks.extend(text for _, text in sorted(_nearest(others, function.start_byte) + [focal]))
     return blocks
