@@ -326,6 +326,16 @@ async def test_bad_generate_arguments_get_a_message(client: LanguageClient, argu
     assert fragment in client.messages[-1].message and client.messages[-1].type == types.MessageType.Error
 
 
+async def test_generating_for_an_unsaved_untitled_buffer_says_to_save_it(client: LanguageClient):
+    """An `untitled:` document the editor opened once got a Python traceback (-32603 TypeError)."""
+    uri = "untitled:Untitled-1"
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text="def add(a, b):\n    return a + b\n")))
+    result = await command(client, "unitune.generateTests", uri, {"line": 1, "character": 4})
+    assert result["ok"] is False and "is not a file on disk; save it first" in result["error"]
+    assert (await command(client, "unitune.status"))["version"]  # still serving
+
+
 async def test_no_function_at_position(client: LanguageClient):
     path = client.workspace_root / PY_FOCAL[0]
     uri = open_file(client, path, "python")

@@ -167,6 +167,8 @@ async def generate_tests(ls: UnituneServer, *args):
             file, _version = _source_for(ls, uri)
         else:  # read from disk off the event loop (regular files only, size-capped: never a hang)
             file, _version = await asyncio.get_running_loop().run_in_executor(None, _source_for, ls, uri)
+        if file.path is None and uri_to_path(uri) is None:  # an editor's unsaved buffer (untitled:)
+            raise BadArguments(f"{uri} is not a file on disk; save it first, so its tests have a place to go")
         offset = file.offset(line, character, ENCODING_UNITS.get(ls.position_encoding))
         function = focal_at(file, offset)
         if function is None:
