@@ -37,6 +37,17 @@ def add_generate_parser(subparsers) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    """`_generate`, and with `--json` a JSON answer on stdout for every failure too (a missing file, a line
+    past the end, a model that cannot load), so a script reading stdout always gets one."""
+    try:
+        return _generate(args)
+    except UnituneError as error:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(error), "exit_code": error.exit_code}, indent=2))
+        raise
+
+
+def _generate(args: argparse.Namespace) -> int:
     from unitune.runtime.loading import ModelSpec, quiet_libraries
     from unitune.adapters.registry import selected_adapter
     from unitune.runtime.runtime import runtime_for
@@ -69,10 +80,8 @@ def run_generate(args: argparse.Namespace) -> int:
     request.on_delivered = streamed
     try:
         outcome = TestGenerator(runtime).generate(request, on_progress=progress)
-    except UnituneError as error:
+    except UnituneError:
         progress.done()
-        if args.json:  # a script reading stdout gets an answer too
-            print(json.dumps({"ok": False, "error": str(error), "exit_code": error.exit_code}, indent=2))
         raise
     except KeyboardInterrupt:
         progress.done()

@@ -201,3 +201,16 @@ def test_a_missing_configured_adapter_names_the_file_that_asked_for_it(capsys, e
     code, out, err = generate(capsys, example_project, PY_FOCAL)
     assert code == 2 and out == ""
     assert "no adapter named 'gone'" in err and f"(the adapter is named by {settings_file})" in err
+
+
+@pytest.mark.parametrize("where, message", [
+    (("python/bank/missing.py", 1), "no such file"),
+    (("python/bank/account.py", 999), "past the end"),
+])
+def test_json_answers_every_failure_that_exits_2(capsys, example_project, where, message):
+    """A missing file or a line past the end exited 2 with nothing on stdout, though `--json` promises an
+    answer for every failure."""
+    code, out, err = generate(capsys, example_project, where, "--json")
+    assert code == 2 and message in err
+    record = json.loads(out)
+    assert record == {"ok": False, "error": record["error"], "exit_code": 2} and message in record["error"]
