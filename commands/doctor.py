@@ -188,12 +188,21 @@ def _check_sandbox(root: Path, validate: str, configured_python: str | None = No
     if reason is not None:
         return ("sandbox", validate != "run", f'validate = "run" does not work here: {reason} (the tests\' '
                 f"interpreter is {python}, {why}); generated tests will be checked for syntax only")
-    seen = result.isolation
     detail = (f'validate = "run" works: a test passed in the sandbox in {result.duration:.1f}s, '
-              f"run by {python} ({why}) as {seen.get('user', 'this user')}")
+              f"run by {python} ({why}) as {_tests_user(result.isolation)}")
     if result.line_coverage is None:
         detail += "; coverage is not measured (install coverage.py for that interpreter)"
     return ("sandbox", True, detail)
+
+
+def _tests_user(seen: dict) -> str:
+    """Whom the sandbox's tests run as, as the user would say it: a run of a user other than root is
+    root only inside a user namespace of its own (every capability dropped), which is that user outside."""
+    import getpass
+
+    if seen.get("uid") == 0 and os.getuid() != 0:
+        return f"{getpass.getuser()} (root only inside the run's own user namespace, without capabilities)"
+    return seen.get("user", "this user")
 
 
 def _check_adapters(root: Path, selected: str | None) -> list[tuple[str, bool, str]]:

@@ -100,3 +100,13 @@ def test_doctor_says_when_quantizing_fails(monkeypatch):
     monkeypatch.setattr(bitsandbytes.nn, "Linear4bit", broken)
     name, ok, detail = doctor._check_bitsandbytes()
     assert "quantizing failed on cpu: 8-bit (RuntimeError), 4-bit (RuntimeError); quantization = none only" in detail
+
+
+def test_doctor_names_the_user_the_tests_run_as_not_the_namespaces_root(monkeypatch):
+    """For a user other than root the run is root only inside its own user namespace: doctor once said the
+    tests ran "as root"."""
+    import getpass
+
+    monkeypatch.setattr(doctor.os, "getuid", lambda: 1000)
+    assert doctor._tests_user({"uid": 0, "user": "root"}).startswith(f"{getpass.getuser()} (root only inside")
+    assert doctor._tests_user({"uid": 65534, "user": "nobody"}) == "nobody"
