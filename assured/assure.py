@@ -41,7 +41,7 @@ from unitune.assured.sessions import (  # noqa: F401  (node_in_file: part of thi
 )
 from unitune.assured.tidy import plain_names, still_relevant, with_import, without_unused_imports
 from unitune.assured.postprocess import GeneratedTest, rate, unique_names
-from unitune.assured.checks import check_python_test, conftest_fixtures
+from unitune.assured.checks import check_python_test, conftest_fixtures, top_level_names
 from unitune.errors import GenerationCancelled
 from unitune.insertion import existing_test_names
 from unitune.logs import get_logger, log_event
@@ -150,13 +150,9 @@ def assure(job: Job, tests: list[GeneratedTest], stage: str) -> Assured:
 
 def _check(job: Job, tests: list[GeneratedTest], rejected: list[GeneratedTest]) -> list[GeneratedTest]:
     """Stage 1: names, fixtures, tables, focal call, an assertion."""
-    from unitune.focal import functions
-    from unitune.source import SourceFile
-
     context = job.existing if job.existing and job.existing.strip() else job.header
     fixtures = conftest_fixtures(job.root / job.test_rel, job.root)
-    focal_file = SourceFile(job.focal_source, "python")
-    focal_names = {f.class_path[0] if f.class_path else f.name for f in functions(focal_file)}
+    focal_names = top_level_names(job.focal_source)
     module = job.module_import or Path(job.focal_rel).stem
     passing = []
     for test in tests:

@@ -467,3 +467,17 @@ def test_when_nothing_survives_a_new_round_is_told_what_went_wrong(retry_model, 
     assert any(note.startswith("round 2 delivered; before it, 1 candidate (greedy), dropped: does not call deposit")
                for note in outcome.notes), outcome.notes
     assert "retry_round_1" in outcome.timings
+
+
+@pytest.mark.slow
+def test_a_name_the_focal_module_defines_is_imported_not_removed(example_project, home):
+    """`InsufficientFunds`, an exception class of the focal module with no method of its own, was taken
+    for an undefined name: the statement using it was removed instead of the import added."""
+    line = next(number for number, text in enumerate(
+        (example_project / "python" / "bank" / "account.py").read_text().splitlines(), 1) if "def withdraw" in text) + 1
+    completion = ("    account = Account('a', 5)\n    with pytest.raises(InsufficientFunds):\n"
+                  "        account.withdraw(10)\n")
+    kept, rejected, text = run(example_project, [completion], line=line)
+    assert kept, [test.problems for test in rejected]
+    assert "from bank.account import InsufficientFunds" in text or "InsufficientFunds" in text.split("def test")[0]
+    assert "with pytest.raises(InsufficientFunds):" in text
