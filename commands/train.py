@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 from unitune.adapters.constants import METHODS
@@ -57,7 +56,8 @@ def add_train_parser(subparsers) -> None:
                         help="replace an adapter NAME that is already in the registry (without it, train refuses)")
     parser.add_argument("--project", type=Path, help="project whose settings and store to use (default: REPO or the cwd)")
     parser.add_argument("--progress", choices=("bar", "json", "none"), default=None,
-                        help="progress display: a bar on a terminal (default), one JSON object per step, or nothing")
+                        help="progress display: a bar on a terminal, whole lines when stderr is a file (the default, "
+                             "both), one JSON object per step, or nothing")
     parser.set_defaults(handler=run_train_command)
 
 
@@ -68,7 +68,7 @@ def run_train_command(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     config = TrainConfig(**overrides)
-    progress = args.progress or ("bar" if sys.stderr.isatty() else "none")
+    progress = args.progress or "bar"  # off a terminal the bar writes whole lines (unitune.progress_line)
     project = args.project or (args.source if args.source.is_dir() else Path.cwd())
     main_process = launched_rank() == 0
     try:

@@ -69,3 +69,22 @@ def test_the_first_use_of_a_model_shows_each_stage_from_start_to_end():
         show("converting", done, 6)
     assert log.getvalue().splitlines() == ["checking the model's weights: 0%", "checking the model's weights: 100%",
                                            "converting the model (once): 0%", "converting the model (once): 100%"]
+
+
+def test_a_long_stage_in_a_log_file_gets_a_line_every_few_seconds(monkeypatch):
+    """`unitune train` with stderr in a file once printed nothing for 8.5 minutes: now a line every 10 s."""
+    import io
+
+    from unitune import progress_line
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress_line.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    line = ProgressLine(stream, unit="step", timing=False, log_every_seconds=10.0)
+    for step in range(1, 61):  # a step every 2 s
+        clock[0] += 2.0
+        line.update(step, 60, "training", f"loss {1 / step:.3f}")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("training: 1/60") and lines[-1].startswith("training: 60/60")
+    assert 12 <= len(lines) <= 14  # the first, one per 10 s of 120 s, the last
+

@@ -346,3 +346,22 @@ def test_one_run_of_a_name_at_a_time_and_stale_staging_folders_go(home, pairs_fi
     assert (run_dir / ".adapter-abc123").exists()  # not touched while another run holds the lock
     train(pairs_file, TrainConfig(method="lora", name="busy", model=str(tiny_base), max_steps=1), project_root=tmp_path)
     assert not (run_dir / ".adapter-abc123").exists()
+
+
+@pytest.mark.slow
+def test_train_off_a_terminal_writes_progress_lines(tiny_base, pairs_file, home, tmp_path):
+    """With stderr in a file `unitune train` once printed nothing until it ended (8.5 minutes in a real run)."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "train.log"
+    with log.open("w") as stderr:
+        run = subprocess.run([sys.executable, "-m", "unitune", "train", str(pairs_file), "--model", str(tiny_base),
+                              "--name", "quiet", "--max-steps", "3", "--judge", "0"],
+                             stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=600,
+                             env={**os.environ, "UNITUNE_HOME": str(home)})
+    assert run.returncode == 0, log.read_text()
+    lines = log.read_text().splitlines()
+    assert any(line.startswith("training: 1/") for line in lines), lines
+    assert any(line.startswith("training: 3/3") for line in lines), lines

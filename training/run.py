@@ -273,10 +273,12 @@ class _JsonProgress:
 
 
 class _BarProgress:
-    """Steps, epoch, loss and the trainer's own time left (it knows a `--minutes` budget) on stderr."""
+    """Steps, epoch, loss and the trainer's own time left (it knows a `--minutes` budget) on stderr: a bar
+    on a terminal, whole lines when stderr is a file."""
 
     def __init__(self) -> None:
-        self._line = ProgressLine(unit="step", timing=False)
+        # off a terminal: a line every 10 s besides the first and the last, so a log shows the run is alive
+        self._line = ProgressLine(unit="step", timing=False, log_every_seconds=10.0)
 
     def __call__(self, event: dict) -> None:
         evaluation = f" eval {event['eval_loss']:.4f}" if event.get("eval_loss") is not None else ""

@@ -5,12 +5,14 @@ On a terminal it is a tqdm bar rewritten in place (stage, count or percentage, r
 and a short detail such as the current file or the loss). Written to a log file, a bar's carriage
 returns would pile up into one unreadable line, so there it writes whole lines instead: one per
 update when each is worth keeping (`log_every_update`, e.g. one per judged problem), else one when a
-stage starts and one when it ends.
+stage starts, one every `log_every_seconds` while it runs (a training run: minutes of silence would look
+like a hang), and one when it ends.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
 from tqdm import tqdm
@@ -24,8 +26,10 @@ class ProgressLine:
     it clears the bar)."""
 
     def __init__(self, stream: TextIO | None = None, unit: str = "it", log_every_update: bool = False,
-                 percent: bool = False, timing: bool = True) -> None:
+                 percent: bool = False, timing: bool = True, log_every_seconds: float | None = None) -> None:
         self._stream = stream or sys.stderr
+        self._log_every_seconds = log_every_seconds
+        self._last_logged = 0.0
         self._unit = unit
         self._log_every_update = log_every_update
         self._percent = percent  # a fraction of a whole (bytes, a model's layers): show 0-100 %, not counts
@@ -72,9 +76,11 @@ class ProgressLine:
         if new_stage:
             self._logged_end = False
         finished = total is not None and done >= total
-        if not (self._log_every_update or new_stage or (finished and not self._logged_end)):
+        due = self._log_every_seconds is not None and time.monotonic() - self._last_logged >= self._log_every_seconds
+        if not (self._log_every_update or new_stage or due or (finished and not self._logged_end)):
             return
         self._logged_end = self._logged_end or finished
+        self._last_logged = time.monotonic()
         count = f"{done:.0f}%" if self._percent else (f"{done:.0f}/{total:.0f}" if total else f"{done:.0f}")
         print(f"{stage}: {count}" + (f" {detail}" if detail else ""), file=self._stream, flush=True)
 
