@@ -87,6 +87,32 @@ def test_a_long_pair_is_fitted_not_dropped(style):
     assert (dropped.truncated, dropped.dropped, dropped.examples) == (0, 1, [])
 
 
+@pytest.mark.parametrize("style", ["completion", "chat"])
+def test_a_pair_whose_focal_method_alone_outgrows_the_block_is_fitted_too(style):
+    """At --block-size 1024 half of a real repository's pairs were dropped: their focal method did not fit
+    what the test left. Such a prompt now loses its far beginning, as inference cuts a prompt, and keeps
+    its end: the focal method's last lines and the test's opening."""
+    import tinymodels
+
+    from unitune.prompt import model_input
+    from unitune.training.data import IGNORE_INDEX, tokenize_pairs
+
+    tokenizer = tinymodels.make_tokenizer()
+    if style == "chat":
+        tokenizer.chat_template = CHAT_TEMPLATE
+    focal = "def focal(a, b):\n" + "".join(f"    a = a + {i}  # step {i} of many\n" for i in range(300)) + "    return a\n"
+    pair = _pair(focal + "\n\n\ndef test_focal():\n", "    assert focal(1, 2) == 3\n")
+    # room for the chat's instruction, the test, and about a tenth of the focal method
+    block = len(tokenizer(model_input(tokenizer, "\n\n\ndef test_focal():\n", "python"))["input_ids"]) + 200
+    split = tokenize_pairs([pair], tokenizer, block)
+    assert (split.truncated, split.dropped, len(split.examples)) == (1, 0, 1)
+    example = split.examples[0]
+    assert len(example.input_ids) <= block
+    shown = tokenizer.decode([t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX])
+    assert "return a" in shown and "def test_focal():" in shown
+    assert tokenizer.decode([label for label in example.labels if label != IGNORE_INDEX]).startswith("    assert focal(1, 2)")
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("UNITUNE_HOME", str(tmp_path / "home"))

@@ -131,7 +131,8 @@ def _ids(tokenizer, text: str) -> list[int]:
 def _fit(pair: dict, tokenizer, limit: int, prompt: list[int], body: list[int]) -> tuple[list[int], list[int]] | None:
     """(prompt, completion) ids of a too-long pair within `limit` tokens: the test keeps the room the
     prompt leaves, at least half the block (its end cut at a line, without end-of-text); the prompt
-    then loses context lines. None when even the focal method does not fit."""
+    then loses context lines, and when even the focal method does not fit, its far beginning (as
+    inference cuts a prompt). None only for a prompt without the test's opening."""
     room = max(limit - len(prompt), limit // 2)
     completion = body + [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else list(body)
     if len(completion) > room:
@@ -149,7 +150,11 @@ def _fit(pair: dict, tokenizer, limit: int, prompt: list[int], body: list[int]) 
                                                                               format_version=prompt_format(pair)))),
                       line_cost=lambda line: len(_ids(tokenizer, line)))
     if fitted is None:
-        return None
+        # even the focal method does not fit what the test leaves: as at inference, the prompt loses its far
+        # beginning and keeps its end (the focal method's last lines and the test's opening)
+        budget = limit - len(completion)
+        ids = _ids(tokenizer, model_input(tokenizer, text, language, max_tokens=budget, format_version=prompt_format(pair)))
+        return ids[-budget:], completion
     return _ids(tokenizer, model_input(tokenizer, fitted + opening, language, format_version=prompt_format(pair))), completion
 
 
