@@ -5,7 +5,7 @@
 # waits for the progress and for the test in tests/test_account.py, checks it and takes a screenshot
 # (editors/vscode/screenshot-code-action.png unless --screenshot says otherwise).
 #
-#   scripts/in-vscode.sh [--install-only] [--vsix FILE] [--model DIR] [--python PYTHON]
+#   scripts/in-vscode.sh [--install-only | --installed] [--vsix FILE] [--model DIR] [--python PYTHON]
 #                        [--work DIR] [--screenshot FILE] [--timeout SECONDS]
 #
 # Installs what is missing first: Debian's chromium (and, for code-server's native modules, ripgrep,
@@ -33,10 +33,11 @@ CODE_SERVER_VERSION=${UNITUNE_CODE_SERVER_VERSION:-4.100.3}
 CODE_SERVER_NODE=20
 PLAYWRIGHT_VERSION=1.65.1
 
-install_only=0 vsix='' model='' python=python3 work='' screenshot='' timeout=600
+install_only=0 check_only=0 vsix='' model='' python=python3 work='' screenshot='' timeout=600
 while [ $# -gt 0 ]; do
   case "$1" in
     --install-only) install_only=1; shift ;;
+    --installed) check_only=1; shift ;;
     --vsix|--model|--python|--work|--screenshot|--timeout)
       [ $# -ge 2 ] || { echo "in-vscode.sh: $1 needs a value" >&2; exit 2; }
       declare "${1#--}=$2"; shift 2 ;;
@@ -50,6 +51,15 @@ missing() {
   exit 77
 }
 say() { echo "in-vscode.sh: $*" >&2; }
+
+# --installed: whether what the check needs is here, installing nothing (exit 0, or 77 saying what is not)
+if [ $check_only = 1 ]; then
+  { command -v chromium || command -v chromium-browser || [ -n "${UNITUNE_CHROMIUM:-}" ]; } >/dev/null 2>&1 &&
+    [ -f "$CACHE/code-server-$CODE_SERVER_VERSION/.installed" ] &&
+    [ -f "$CACHE/playwright-core-$PLAYWRIGHT_VERSION/node_modules/playwright-core/package.json" ] ||
+    missing "code-server, playwright-core or Chromium is not installed for the VS Code test: \`bash editors/vscode/scripts/in-vscode.sh --install-only\` installs them once (code-server from the npm registry into $CACHE, Chromium with apt-get as root)"
+  exit 0
+fi
 
 updated=0
 apt_install() {  # Debian packages, as root; fails quietly when that is not possible
