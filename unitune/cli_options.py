@@ -32,7 +32,7 @@ SETTING_HELP: dict[str, str] = {
                  "syntax: tests that parse, not run; none: as written"),
     "repair": ("with validate run, a failing assertion gets the observed value (observe), is removed (drop), or "
                "fails its test (none)"),
-    "time_budget": "seconds a request may take; more rounds for uncovered lines while it allows",
+    "time_budget": "seconds after which no new round starts (retries, other arguments, mutants); the first test is always written and checked",
     "python": "the interpreter the project's tests run with",
     "test_dir": "where new test files go",
     "framework": "test framework",
