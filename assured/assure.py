@@ -41,7 +41,8 @@ from unitune.assured.sessions import (  # noqa: F401  (node_in_file: part of thi
 )
 from unitune.assured.tidy import plain_names, still_relevant, with_import, without_unused_imports
 from unitune.assured.postprocess import GeneratedTest, rate, unique_names
-from unitune.assured.checks import check_python_test, conftest_fixtures, top_level_names
+from unitune.assured.checks import check_python_test, conftest_fixtures
+from unitune.assured.module_names import top_level_names
 from unitune.errors import GenerationCancelled
 from unitune.insertion import existing_test_names
 from unitune.logs import get_logger, log_event

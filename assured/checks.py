@@ -31,6 +31,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unitune.assured.module_names import module_names
 from unitune.assured.python_assertions import self_comparisons_as_placeholders
 
 #: Fixtures pytest itself provides (its own plugins), which a test may ask for by parameter.
@@ -66,7 +67,7 @@ def check_python_test(source: str, name: str, context: str, *, focal_module: str
     # one note per check, quoting what it checks: a test split in parts keeps each note with its check
     checked.repaired.extend(f"`{value}` was compared with itself; its check now expects the value observed when run"
                             for value in compared)
-    defined, star = _module_names(context)
+    defined, star = module_names(context)
     if star:
         return checked  # `from x import *`: what it binds is unknown here
     missing = sorted(_free_names(checked.source, name) - defined - _BUILTINS)
@@ -284,58 +285,6 @@ def _free_names(source: str, name: str) -> set[str]:
                 found.add(symbol.get_name())
         stack.extend(scope.get_children())
     return found
-
-
-def top_level_names(module_source: str) -> set[str]:
-    """The names a module binds at its top level, that a test may import from it: its functions and
-    classes (an exception class with no method too), its assignments (private constants such as
-    `_COOKIE_LENGTH` too), and what it imports (`import datetime as dt` binds `dt`)."""
-    try:
-        tree = ast.parse(module_source)
-    except (SyntaxError, ValueError, RecursionError):
-        return set()
-    names: set[str] = set()
-    pending = list(tree.body)
-    while pending:  # top level, and the blocks a module's top level runs (`if`, `try`, `with`)
-        node = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.Import):
-            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            names.update(alias.asname or alias.name for alias in node.names if alias.name != "*")
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(inner.id for target in targets for inner in ast.walk(target)
-                         if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store))
-        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.ExceptHandler)):
-            pending.extend(ast.iter_child_nodes(node))
-    return names
-
-
-def _module_names(context: str) -> tuple[set[str], bool]:
-    """(names the module `context` binds at top level, whether it has a star import)."""
-    try:
-        tree = ast.parse(context)
-    except (SyntaxError, ValueError):
-        return set(), True  # cannot tell: assume everything resolves
-    names: set[str] = set()
-    star = False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            for alias in node.names:
-                star = star or alias.name == "*"
-                names.add(alias.asname or alias.name)
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With, ast.If, ast.Try)):
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store):
-                    names.add(inner.id)
-    return names, star
 
 
 def _defined_fixtures(text: str) -> set[str]:
