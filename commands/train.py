@@ -96,7 +96,7 @@ def judge_held_out(source: Path, summary: dict, project_root: Path, judge: int) 
     """`evaluation/payoff.py` on the pairs this run trained from (the mined ones are in the run folder)."""
     import gc
 
-    from unitune.training.payoff import judge_payoff
+    from unitune.evaluation.payoff import judge_payoff
     from unitune.training.run import PAIRS_FILE
     from unitune.training.trainer import run_dir_for
 

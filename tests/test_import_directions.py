@@ -155,3 +155,11 @@ def test_the_parts_the_editor_waits_on_start_without_torch(module):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+def test_every_imported_unitune_module_exists():
+    """An import inside a function runs only when the function does: one of a module that was moved away
+    would fail in front of a user, not at start-up."""
+    missing = [f"{where}: {module} imports {imported}, which does not exist" for module, imported, _, where in EDGES
+               if imported not in MODULES]
+    assert not missing, "\n".join(missing)
