@@ -284,7 +284,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         _say(f"wrote adapter {published.name!r} for llama.cpp to {published.lora_path}. llama.cpp's server loads "
               f"adapters only when it starts: restart the server at {published.server_url} with it (its other "
               f"adapters kept):\n  {shlex.join(published.restart_command)}\nthen generate with server_url = "
-              f"\"{published.server_url}\" and adapter = \"{published.name}\"")
+              f"\"{published.server_url}\" and adapter = \"{published.name}\"", layout=True)  # its lines are ours
         return 0
     if published.kind == LLAMA_CPP:
         _say(f"adapter {published.name!r} is on the llama.cpp server at {published.server_url} (its file "
