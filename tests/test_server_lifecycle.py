@@ -71,6 +71,20 @@ def raw(body: dict | str, length=None, eol=b"\r\n") -> bytes:
     return b"Content-Length: " + str(len(data) if length is None else length).encode() + eol + eol + data
 
 
+def serve_stream(tmp_path, stream: list[bytes]) -> tuple[dict, int]:
+    """The server fed `stream` chunk by chunk (a pause after each, a longer one after initialize): its
+    answers by request id, and its exit code."""
+    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
+    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    for chunk in stream:
+        server.stdin.write(chunk)
+        server.stdin.flush()
+        time.sleep(1.0 if b'"initialize"' in chunk else 0.3)
+    out, _ = server.communicate(timeout=60)
+    return responses(out), server.returncode
+
+
 @pytest.mark.slow
 def test_bad_framing_is_survived_and_the_next_messages_answered(tmp_path):
     """A strict reading of the base protocol would leave the server deaf after any of these."""
@@ -135,21 +149,13 @@ def test_every_request_is_answered_however_odd_and_exit_without_shutdown_is_1(tm
         raw({"jsonrpc": "2.0", "id": 6, "method": "workspace/executeCommand", "params": status}),
         raw({"jsonrpc": "2.0", "method": "exit"}),
     ]
-    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
-    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-    for chunk in stream:
-        server.stdin.write(chunk)
-        server.stdin.flush()
-        time.sleep(1.0 if b'"initialize"' in chunk else 0.3)
-    out, _ = server.communicate(timeout=60)
-    answers = responses(out)
+    answers, returncode = serve_stream(tmp_path, stream)
     expected = {2: "nested too deeply", 3: "batches are not part of the language server protocol",
                 4: "the server speaks JSON-RPC 2.0", 5: "method 42 is not a string"}
     for request_id, message in expected.items():
         assert answers[request_id]["error"]["code"] == -32600 and message in answers[request_id]["error"]["message"]
     assert answers[6]["result"]["version"]  # still serving
-    assert server.returncode == 1  # exit without shutdown
+    assert returncode == 1  # exit without shutdown
 
 
 @pytest.mark.slow
@@ -171,15 +177,7 @@ def test_a_body_cut_short_or_never_sent_does_not_swallow_the_requests_after_it(t
         raw({"jsonrpc": "2.0", "id": 5, "method": "shutdown"}),
         raw({"jsonrpc": "2.0", "method": "exit"}),
     ]
-    env = dict(os.environ, UNITUNE_HOME=str(tmp_path / "home"), UNITUNE_CONFIG=str(tmp_path / "config.toml"))
-    server = subprocess.Popen([sys.executable, "-m", "unitune.server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-    for chunk in stream:
-        server.stdin.write(chunk)
-        server.stdin.flush()
-        time.sleep(1.0 if b'"initialize"' in chunk else 0.3)
-    out, _ = server.communicate(timeout=60)
-    answers = responses(out)
+    answers, returncode = serve_stream(tmp_path, stream)
     for request_id in (2, 3, 4):
         assert answers[request_id]["result"]["version"], (request_id, answers)
-    assert "result" in answers[5] and server.returncode == 0
+    assert "result" in answers[5] and returncode == 0

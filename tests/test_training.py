@@ -254,9 +254,10 @@ def test_bad_input_is_one_line(argv, code, fragment, pairs_file, tmp_path, capsy
     assert not run_dir_for("x").exists()  # bad input leaves no run folder (no stray train-config.json)
 
 
-@pytest.mark.slow
-def test_a_damaged_checkpoint_falls_back_to_the_one_before(tiny_base, pairs_file, home, tmp_path):
-    from unitune.training.checkpoints import WEIGHTS_FILE, checkpoint_dirs
+def _straight_and_cut(tiny_base, pairs_file, tmp_path):
+    """A run "straight" trained to its end, and the same run "cut" stopped after step 5: the configuration
+    of a run by name, and the cut run's newest checkpoint (step 4)."""
+    from unitune.training.checkpoints import checkpoint_dirs
     from unitune.training.config import TrainConfig
     from unitune.training.run import train
     from unitune.training.trainer import TrainingInterrupted, run_dir_for
@@ -268,7 +269,15 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tiny_base, pairs_file
     train(pairs_file, config("straight"), project_root=tmp_path)
     with pytest.raises(TrainingInterrupted):
         train(pairs_file, config("cut"), project_root=tmp_path, stop_after_step=lambda step: step == 5)
-    newest = checkpoint_dirs(run_dir_for("cut"))[-1]
+    return config, checkpoint_dirs(run_dir_for("cut"))[-1]
+
+
+@pytest.mark.slow
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tiny_base, pairs_file, home, tmp_path):
+    from unitune.training.checkpoints import WEIGHTS_FILE
+    from unitune.training.run import train
+
+    config, newest = _straight_and_cut(tiny_base, pairs_file, tmp_path)
     assert newest.name == "step-4"
     (newest / WEIGHTS_FILE).write_bytes(b"\0" * 100)  # damaged on disk
     train(pairs_file, config("cut"), project_root=tmp_path, resume=True)  # resumed from step 2
@@ -285,19 +294,10 @@ def test_a_checkpoint_whose_state_was_damaged_is_passed_over_saying_so(tiny_base
     stderr says so without -v."""
     import json
 
-    from unitune.training.checkpoints import STATE_FILE, checkpoint_dirs
-    from unitune.training.config import TrainConfig
+    from unitune.training.checkpoints import STATE_FILE
     from unitune.training.run import train
-    from unitune.training.trainer import TrainingInterrupted, run_dir_for
 
-    def config(name):
-        return TrainConfig(method="lora", name=name, model=str(tiny_base), max_steps=6, grad_accum=1,
-                           checkpoint_every=2, epochs=2)
-
-    train(pairs_file, config("straight"), project_root=tmp_path)
-    with pytest.raises(TrainingInterrupted):
-        train(pairs_file, config("cut"), project_root=tmp_path, stop_after_step=lambda step: step == 5)
-    newest = checkpoint_dirs(run_dir_for("cut"))[-1]
+    config, newest = _straight_and_cut(tiny_base, pairs_file, tmp_path)
     state = json.loads((newest / STATE_FILE).read_text())
     (newest / STATE_FILE).write_text(json.dumps({**state, **damage}))
     capsys.readouterr()

@@ -9,7 +9,6 @@ Three coordinate systems meet here, and are converted only here:
 
 from __future__ import annotations
 
-import os
 import re
 
 import bisect
@@ -33,8 +32,9 @@ UTF32 = "utf-32"
 
 
 def read_source_bytes(path: str | Path) -> bytes:
-    """The bytes of a source file, or `BadFileError` with a message a user can act on."""
-    import stat
+    """The bytes of a source file, or `BadFileError` with a message a user can act on: read as every file
+    unitune did not write is (`unitune.files.read_regular`: regular files only, never blocking, capped)."""
+    from unitune.files import UnreadableFileError, read_regular
 
     path = Path(path)
     if not path.exists():
@@ -42,22 +42,11 @@ def read_source_bytes(path: str | Path) -> bytes:
     if path.is_dir():
         raise BadFileError(f"{path}: is a directory, not a source file")
     try:
-        # Opened without blocking (a FIFO would wait for a writer), then checked on the open file:
-        # only a regular file is read, and never more than the cap (a device reports size 0).
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-        with os.fdopen(descriptor, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise BadFileError(f"{path}: not a regular file (a pipe, a device or a socket); give a source file")
-            if info.st_size > MAX_FILE_BYTES:
-                raise BadFileError(f"{path}: {info.st_size // (1024 * 1024)} MiB is too large to parse "
-                                   f"(limit {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise BadFileError(f"{path}: cannot read ({error.strerror or error})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise BadFileError(f"{path}: too large to parse (limit {MAX_FILE_BYTES // (1024 * 1024)} MiB)")
-    return data
+        return read_regular(path, MAX_FILE_BYTES)
+    except FileNotFoundError:
+        raise BadFileError(f"{path}: no such file") from None
+    except UnreadableFileError as error:
+        raise BadFileError(str(error)) from None
 
 
 def decode_source(data: bytes, name: str = "<source>") -> str:
